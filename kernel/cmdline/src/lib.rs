@@ -1,0 +1,280 @@
+//! The kernel command line: `key=value` options separated by spaces.
+//!
+//! Owns the option names, their values and their defaults. It parses without allocating
+//! (the heap does not exist yet when the command line is read) and never fails: a bad or
+//! unknown option becomes a [`Problem`] the kernel logs, and the default stays in force,
+//! as Linux does. It must not act on the options; the kernel does that.
+//!
+//! | option | values | default |
+//! |---|---|---|
+//! | `log` | `error`, `warn`, `info`, `debug`, `trace` | `info` |
+//! | `selftest` | comma-separated [`SelfTests`] names | none |
+#![no_std]
+
+use bitflags::bitflags;
+use heapless::Vec;
+
+/// Longest command line the kernel looks at; the rest is ignored with a [`Problem`].
+pub const MAX_LEN: usize = 4096;
+/// How many problems are kept; later ones are counted in [`Parsed::dropped_problems`].
+pub const MAX_PROBLEMS: usize = 8;
+
+/// Verbosity of the serial log, most severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    const NAMES: [(&'static str, LogLevel); 5] = [
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Trace),
+    ];
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, l)| *l)
+    }
+}
+
+bitflags! {
+    /// Self-tests selected with `selftest=a,b,c`. The fault ones end the run on purpose.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct SelfTests: u16 {
+        /// Allocate, fill, verify and free physical frames.
+        const FRAMES = 1 << 0;
+        /// Allocate, verify and free kernel heap objects of many sizes.
+        const HEAP = 1 << 1;
+        /// Print clock marks every 250 ms for 2 s so the host can compare rates.
+        const CLOCK = 1 << 2;
+        /// Read an unmapped address: page fault.
+        const PAGE_FAULT = 1 << 3;
+        /// Load a non-canonical address: general protection fault.
+        const GP_FAULT = 1 << 4;
+        /// Execute `ud2`: invalid opcode.
+        const INVALID_OPCODE = 1 << 5;
+        /// Recurse until the stack hits its guard page: double fault on the IST stack.
+        const STACK_OVERFLOW = 1 << 6;
+        /// `panic!` with a known message.
+        const PANIC = 1 << 7;
+        /// Allocate from the heap until it is exhausted.
+        const OOM = 1 << 8;
+        /// Write to the kernel's own code: page fault (text is mapped read-only).
+        const WRITE_TEXT = 1 << 9;
+    }
+}
+
+impl SelfTests {
+    /// Command-line names, in the order the kernel runs them.
+    pub const NAMES: [(&'static str, SelfTests); 10] = [
+        ("frames", SelfTests::FRAMES),
+        ("heap", SelfTests::HEAP),
+        ("clock", SelfTests::CLOCK),
+        ("pagefault", SelfTests::PAGE_FAULT),
+        ("gpfault", SelfTests::GP_FAULT),
+        ("ud", SelfTests::INVALID_OPCODE),
+        ("stackoverflow", SelfTests::STACK_OVERFLOW),
+        ("panic", SelfTests::PANIC),
+        ("oom", SelfTests::OOM),
+        ("writetext", SelfTests::WRITE_TEXT),
+    ];
+
+    fn from_cmdline_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+    }
+}
+
+/// The options in force after parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub log_level: LogLevel,
+    pub selftests: SelfTests,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            log_level: LogLevel::Info,
+            selftests: SelfTests::empty(),
+        }
+    }
+}
+
+/// What was wrong with one piece of the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The key is not an option plinth knows.
+    UnknownOption,
+    /// The option needs `=value`.
+    MissingValue,
+    /// The value is not one the option accepts.
+    BadValue,
+    /// The command line was longer than [`MAX_LEN`]; the rest was ignored.
+    TooLong,
+}
+
+/// A piece of the command line that was ignored, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Problem<'a> {
+    pub kind: ProblemKind,
+    /// The offending token (for `BadValue`, the single bad list item).
+    pub token: &'a str,
+}
+
+/// Result of [`parse`].
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub options: Options,
+    pub problems: Vec<Problem<'a>, MAX_PROBLEMS>,
+    /// Problems beyond [`MAX_PROBLEMS`] that were not kept.
+    pub dropped_problems: usize,
+}
+
+impl<'a> Parsed<'a> {
+    fn problem(&mut self, kind: ProblemKind, token: &'a str) {
+        if self.problems.push(Problem { kind, token }).is_err() {
+            self.dropped_problems += 1;
+        }
+    }
+}
+
+/// Parses a command line. Never fails: see [`Problem`].
+pub fn parse(cmdline: &str) -> Parsed<'_> {
+    let mut parsed = Parsed {
+        options: Options::default(),
+        problems: Vec::new(),
+        dropped_problems: 0,
+    };
+    let mut line = cmdline;
+    if line.len() > MAX_LEN {
+        let mut cut = MAX_LEN;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        parsed.problem(ProblemKind::TooLong, &line[cut..]);
+        line = &line[..cut];
+    }
+    for token in line.split_ascii_whitespace() {
+        let (key, value) = match token.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (token, None),
+        };
+        match key {
+            "log" => match value.map(LogLevel::from_name) {
+                Some(Some(level)) => parsed.options.log_level = level,
+                Some(None) => parsed.problem(ProblemKind::BadValue, token),
+                None => parsed.problem(ProblemKind::MissingValue, token),
+            },
+            "selftest" => match value {
+                Some(list) => {
+                    for name in list.split(',').filter(|n| !n.is_empty()) {
+                        match SelfTests::from_cmdline_name(name) {
+                            Some(t) => parsed.options.selftests |= t,
+                            None => parsed.problem(ProblemKind::BadValue, name),
+                        }
+                    }
+                }
+                None => parsed.problem(ProblemKind::MissingValue, token),
+            },
+            _ => parsed.problem(ProblemKind::UnknownOption, token),
+        }
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn empty_line_gives_defaults() {
+        let p = parse("");
+        assert_eq!(p.options, Options::default());
+        assert!(p.problems.is_empty());
+    }
+
+    #[test]
+    fn log_level_and_selftests() {
+        let p = parse("  log=debug selftest=frames,heap   selftest=panic ");
+        assert_eq!(p.options.log_level, LogLevel::Debug);
+        assert_eq!(
+            p.options.selftests,
+            SelfTests::FRAMES | SelfTests::HEAP | SelfTests::PANIC
+        );
+        assert!(p.problems.is_empty());
+    }
+
+    #[test]
+    fn every_selftest_name_parses() {
+        for (name, t) in SelfTests::NAMES {
+            let line = std::format!("selftest={name}");
+            assert_eq!(parse(&line).options.selftests, t, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_values_keep_defaults_and_are_reported() {
+        let p = parse("log=loud selftest=heap,bogus log quiet=1");
+        assert_eq!(p.options.log_level, LogLevel::Info);
+        assert_eq!(p.options.selftests, SelfTests::HEAP);
+        let kinds: std::vec::Vec<_> = p.problems.iter().map(|x| (x.kind, x.token)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (ProblemKind::BadValue, "log=loud"),
+                (ProblemKind::BadValue, "bogus"),
+                (ProblemKind::MissingValue, "log"),
+                (ProblemKind::UnknownOption, "quiet=1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_beyond_capacity_are_counted() {
+        let p = parse("a b c d e f g h i j");
+        assert_eq!(p.problems.len(), MAX_PROBLEMS);
+        assert_eq!(p.dropped_problems, 2);
+    }
+
+    #[test]
+    fn overlong_line_is_cut_on_a_char_boundary() {
+        let mut s = std::string::String::from("log=warn ");
+        while s.len() < MAX_LEN + 10 {
+            s.push('é');
+        }
+        let p = parse(&s);
+        assert_eq!(p.options.log_level, LogLevel::Warn);
+        assert!(p.problems.iter().any(|x| x.kind == ProblemKind::TooLong));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // Deterministic xorshift so the case list is the same on every run.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"log=selftest,heapframs \t\n=,=\xc3\xa9x";
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 64) as usize;
+            let bytes: std::vec::Vec<u8> = (0..len)
+                .map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()])
+                .collect();
+            let s = std::string::String::from_utf8_lossy(&bytes);
+            let _ = parse(&s);
+        }
+    }
+}

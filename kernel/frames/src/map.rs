@@ -1,0 +1,218 @@
+//! The firmware memory map (PVH `hvm_memmap_table_entry` / E820), sanitized.
+
+use crate::PhysRange;
+use heapless::Vec;
+
+/// Most regions kept from the firmware map; more are counted and ignored.
+pub const MAX_REGIONS: usize = 128;
+
+/// E820 region types, as PVH reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    Usable,
+    Reserved,
+    AcpiReclaimable,
+    AcpiNvs,
+    Unusable,
+    Unknown(u32),
+}
+
+impl RegionKind {
+    /// Maps an E820 type number.
+    pub const fn from_e820(kind: u32) -> Self {
+        match kind {
+            1 => RegionKind::Usable,
+            2 => RegionKind::Reserved,
+            3 => RegionKind::AcpiReclaimable,
+            4 => RegionKind::AcpiNvs,
+            5 => RegionKind::Unusable,
+            other => RegionKind::Unknown(other),
+        }
+    }
+}
+
+/// One firmware region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub range: PhysRange,
+    pub kind: RegionKind,
+}
+
+/// The memory map as the firmware gave it, bounded in size.
+///
+/// Firmware maps may be unsorted, overlap, or have unaligned edges. [`MemoryMap::usable`]
+/// turns them into sorted, disjoint, frame-aligned ranges that no other region touches:
+/// when a usable and a reserved region overlap, the reserved one wins.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryMap {
+    regions: Vec<Region, MAX_REGIONS>,
+    dropped: usize,
+}
+
+impl MemoryMap {
+    pub const fn new() -> Self {
+        MemoryMap {
+            regions: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Records a region; empty ones are ignored, ones past [`MAX_REGIONS`] counted.
+    pub fn push(&mut self, start: u64, len: u64, kind: RegionKind) {
+        let range = PhysRange::new(start, len);
+        if range.is_empty() {
+            return;
+        }
+        if self.regions.push(Region { range, kind }).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// Regions that did not fit in the table.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+
+    /// Sorted, disjoint, frame-aligned usable RAM not overlapped by any other region.
+    pub fn usable(&self) -> Vec<PhysRange, MAX_REGIONS> {
+        let mut out: Vec<PhysRange, MAX_REGIONS> = Vec::new();
+        for r in self.regions.iter().filter(|r| r.kind == RegionKind::Usable) {
+            let mut pieces: Vec<PhysRange, MAX_REGIONS> = Vec::new();
+            let _ = pieces.push(r.range);
+            for hole in self.regions.iter().filter(|h| h.kind != RegionKind::Usable) {
+                pieces = subtract(&pieces, hole.range.frames_covering());
+            }
+            for p in pieces
+                .iter()
+                .map(|p| p.frames_inside())
+                .filter(|p| !p.is_empty())
+            {
+                if out.push(p).is_err() {
+                    break;
+                }
+            }
+        }
+        out.sort_unstable();
+        // Merge overlapping or touching usable ranges (firmware may repeat an entry).
+        let mut merged: Vec<PhysRange, MAX_REGIONS> = Vec::new();
+        for r in out {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => {
+                    let _ = merged.push(r);
+                }
+            }
+        }
+        merged
+    }
+
+    /// Bytes of usable RAM, as [`MemoryMap::usable`] counts it.
+    pub fn usable_bytes(&self) -> u64 {
+        self.usable().iter().map(PhysRange::len).sum()
+    }
+}
+
+fn subtract(pieces: &[PhysRange], hole: PhysRange) -> Vec<PhysRange, MAX_REGIONS> {
+    let mut out = Vec::new();
+    for p in pieces {
+        if !p.overlaps(&hole) {
+            let _ = out.push(*p);
+            continue;
+        }
+        if p.start < hole.start {
+            let _ = out.push(PhysRange {
+                start: p.start,
+                end: hole.start,
+            });
+        }
+        if hole.end < p.end {
+            let _ = out.push(PhysRange {
+                start: hole.end,
+                end: p.end,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn qemu_128m() -> MemoryMap {
+        let mut m = MemoryMap::new();
+        m.push(0, 0x9fc00, RegionKind::Usable);
+        m.push(0x9fc00, 0x400, RegionKind::Reserved);
+        m.push(0xf0000, 0x10000, RegionKind::Reserved);
+        m.push(0x100000, 127 * MIB, RegionKind::Usable);
+        m.push(0xfeffc000, 0x4000, RegionKind::Reserved);
+        m
+    }
+
+    #[test]
+    fn qemu_map_is_aligned_and_counted() {
+        let u = qemu_128m().usable();
+        assert_eq!(
+            u.as_slice(),
+            [
+                PhysRange {
+                    start: 0,
+                    end: 0x9f000
+                },
+                PhysRange::new(0x100000, 127 * MIB)
+            ]
+        );
+        assert_eq!(qemu_128m().usable_bytes(), 0x9f000 + 127 * MIB);
+    }
+
+    #[test]
+    fn reserved_overlap_wins_and_unsorted_input_is_sorted() {
+        let mut m = MemoryMap::new();
+        m.push(64 * MIB, 64 * MIB, RegionKind::Usable);
+        m.push(0, 32 * MIB, RegionKind::Usable);
+        m.push(10 * MIB + 5, 100, RegionKind::AcpiNvs);
+        m.push(0, 32 * MIB, RegionKind::Usable); // duplicate
+        let u = m.usable();
+        assert_eq!(
+            u.as_slice(),
+            [
+                PhysRange {
+                    start: 0,
+                    end: 10 * MIB
+                },
+                PhysRange {
+                    start: 10 * MIB + 4096,
+                    end: 32 * MIB
+                },
+                PhysRange {
+                    start: 64 * MIB,
+                    end: 128 * MIB
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_entries_are_contained() {
+        let mut m = MemoryMap::new();
+        m.push(u64::MAX - 10, u64::MAX, RegionKind::Usable); // wraps
+        m.push(5, 0, RegionKind::Usable); // empty
+        m.push(100, 200, RegionKind::Usable); // smaller than a frame
+        m.push(0, 16 * MIB, RegionKind::Unknown(77));
+        for i in 0..200u64 {
+            m.push(i * MIB, MIB, RegionKind::Usable);
+        }
+        assert!(m.dropped() > 0);
+        for r in m.usable() {
+            assert_eq!(r.start % 4096, 0);
+            assert_eq!(r.end % 4096, 0);
+            assert!(r.start >= 16 * MIB);
+        }
+    }
+}
