@@ -136,7 +136,7 @@ extern "C" fn plinth_kernel_main(start_info: u64, entry_tsc: u64) -> ! {
 /// Measures the TSC and local APIC timer rates against the PIT. Returns (TSC Hz, APIC Hz).
 fn calibrate() -> (u64, u64) {
     let (mut t0, mut t1, mut apic_counts) = (0, 0, 0);
-    pit::wait_ticks(
+    let ticks = pit::measure(
         CALIBRATION_PIT_TICKS,
         || {
             apic::start_calibration_count();
@@ -146,8 +146,8 @@ fn calibrate() -> (u64, u64) {
             t1 = cpu::rdtsc();
             apic_counts = apic::calibration_elapsed();
         },
-    );
-    let ticks = u64::from(CALIBRATION_PIT_TICKS);
+    )
+    .max(1);
     let tsc_hz = (t1 - t0) * pit::PIT_HZ / ticks;
     let apic_hz = u64::from(apic_counts) * pit::PIT_HZ / ticks;
     (tsc_hz, apic_hz)
