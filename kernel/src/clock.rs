@@ -8,7 +8,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::cpu::rdtsc;
 
 static ENTRY_TSC: AtomicU64 = AtomicU64::new(0);
-static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC count, scaled by 2^32.
 static NS_PER_TSC_2_32: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
@@ -17,14 +16,8 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 pub fn init(entry_tsc: u64, tsc_hz: u64) {
     let hz = tsc_hz.max(1);
     ENTRY_TSC.store(entry_tsc, Ordering::Relaxed);
-    TSC_HZ.store(hz, Ordering::Relaxed);
     // 1e9 * 2^32 fits in u64 (about 4.3e18 < 1.8e19); dividing by hz >= 1 keeps it in range.
     NS_PER_TSC_2_32.store((1_000_000_000u64 << 32) / hz, Ordering::Relaxed);
-}
-
-/// Calibrated TSC rate, Hz (0 before `init`).
-pub fn tsc_hz() -> u64 {
-    TSC_HZ.load(Ordering::Relaxed)
 }
 
 /// Nanoseconds between kernel entry and TSC value `tsc` (0 before `init`).

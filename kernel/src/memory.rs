@@ -21,7 +21,6 @@ static FRAMES: Mutex<FrameAllocator<[u64; BITMAP_WORDS]>> =
 /// What `init` set up.
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryLayout {
-    pub usable_bytes: u64,
     pub usable_regions: usize,
     /// RAM the bitmap cannot describe (beyond 16 GiB), ignored.
     pub ignored_bytes: u64,
@@ -32,6 +31,10 @@ pub struct MemoryLayout {
 
 /// Why memory setup failed; each is fatal at boot.
 #[derive(Clone, Copy, Debug)]
+#[allow(
+    dead_code,
+    reason = "fields are read through Debug in the boot error log"
+)]
 pub enum MemoryError {
     NoHeap { wanted: usize },
     Paging(arch::paging::PagingError),
@@ -76,7 +79,6 @@ pub fn init(boot: &BootInfo) -> Result<MemoryLayout, MemoryError> {
     arch::heap::init(heap_start, heap_size);
 
     Ok(MemoryLayout {
-        usable_bytes,
         usable_regions: usable.len(),
         ignored_bytes,
         heap_start,

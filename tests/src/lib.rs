@@ -1,1 +1,130 @@
+//! End-to-end harness: build the kernel once per test binary, boot it in QEMU under a
+//! timeout that always kills it, and talk to it through its serial console.
+//!
+//! Every helper panics with the whole serial transcript when an expectation fails, so a
+//! failing test shows what the runtime printed. Machines come from the same profiles in
+//! `qemu/` that `plinth run` uses.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use plinth::machine::{Line, Machine, Outcome};
+use plinth::profile::{Accel, LaunchOptions, Profile};
+pub use plinth_exit::ExitCode;
+
+/// Longest a test waits for one expected line. Generous: CI has 2 cores under TCG.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The kernel ELF, built on first use (and QEMU installed if missing).
+pub fn kernel() -> &'static PathBuf {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        plinth::setup::ensure_target().unwrap_or_else(|e| panic!("{e}"));
+        plinth::build::build_kernel(true).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// How to boot.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub profile: &'static str,
+    pub memory_mib: u32,
+    pub append: String,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot {
+            profile: "q35",
+            memory_mib: 128,
+            append: String::new(),
+        }
+    }
+}
+
+impl Boot {
+    /// Default machine with this kernel command line.
+    pub fn with_args(append: &str) -> Boot {
+        Boot {
+            append: append.to_owned(),
+            ..Boot::default()
+        }
+    }
+
+    /// Starts QEMU.
+    pub fn start(self) -> Runtime {
+        let profile = Profile::load(self.profile).unwrap_or_else(|e| panic!("{e}"));
+        plinth::setup::ensure_qemu(&profile).unwrap_or_else(|e| panic!("{e}"));
+        let opts = LaunchOptions {
+            accel: Accel::Tcg,
+            memory_mib: self.memory_mib,
+            kernel: kernel().clone(),
+            append: self.append.clone(),
+        };
+        let machine = Machine::launch(&profile, &opts, false).unwrap_or_else(|e| panic!("{e}"));
+        Runtime {
+            machine,
+            boot: self,
+        }
+    }
+}
+
+/// A booted runtime under test.
+pub struct Runtime {
+    pub machine: Machine,
+    boot: Boot,
+}
+
+impl Runtime {
+    fn fail(&mut self, what: &str) -> ! {
+        let t = self.machine.transcript();
+        panic!(
+            "{what}\nboot: {:?}\n--- serial transcript ---\n{t}",
+            self.boot
+        )
+    }
+
+    /// Waits for the next line containing `needle` and returns it.
+    pub fn expect_line(&mut self, needle: &str) -> Line {
+        match self.machine.wait_for(LINE_TIMEOUT, |l| l.contains(needle)) {
+            Ok(l) => l,
+            Err(e) => self.fail(&format!("expected a line containing {needle:?}: {e}")),
+        }
+    }
+
+    /// Waits for `plinth: ready` and returns the line.
+    pub fn expect_ready(&mut self) -> Line {
+        match self.machine.wait_ready(LINE_TIMEOUT) {
+            Ok(l) => l,
+            Err(e) => self.fail(&format!("expected the ready line: {e}")),
+        }
+    }
+
+    /// Waits for QEMU to end and checks the runtime's exit code.
+    pub fn expect_exit(&mut self, code: ExitCode) {
+        let outcome = self.machine.wait_exit(LINE_TIMEOUT);
+        if outcome != Outcome::Runtime(code) {
+            self.fail(&format!("expected exit `{}`, got {outcome}", code.name()));
+        }
+    }
+
+    /// Types a console command.
+    pub fn send(&mut self, line: &str) {
+        if let Err(e) = self.machine.send_line(line) {
+            self.fail(&format!("cannot type {line:?}: {e}"));
+        }
+    }
+
+    /// `shutdown` on the console, then expects a clean exit.
+    pub fn shutdown(&mut self) {
+        self.send("shutdown");
+        self.expect_line("plinth: shutting down");
+        self.expect_exit(ExitCode::Success);
+    }
+
+    /// All serial lines so far.
+    pub fn transcript(&mut self) -> String {
+        self.machine.transcript()
+    }
+}

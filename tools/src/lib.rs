@@ -1,1 +1,21 @@
+//! The `plinth` host tool as a library: machine profiles, the kernel build, QEMU sessions
+//! with captured serial, machine set-up and benchmarks. The CLI (`main.rs`) and the
+//! end-to-end test harness (`plinth-tests`) are both built on it, so a QEMU command line
+//! exists in exactly one place: a profile in `qemu/`.
 
+pub mod bench;
+pub mod build;
+pub mod machine;
+pub mod profile;
+pub mod setup;
+
+use std::path::PathBuf;
+
+/// The repository root (where `Cargo.toml`, `qemu/` and `kernel/` are). `PLINTH_ROOT`
+/// overrides the location recorded at build time.
+pub fn repo_root() -> PathBuf {
+    match std::env::var_os("PLINTH_ROOT") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
+    }
+}

@@ -25,7 +25,6 @@ unsafe extern "C" {
     static __text_end: u8;
     static __rodata_start: u8;
     static __rodata_end: u8;
-    static __data_start: u8;
     static __kernel_end: u8;
 }
 
@@ -35,19 +34,17 @@ pub struct KernelImage {
     pub whole: PhysRange,
     pub text: PhysRange,
     pub rodata: PhysRange,
-    pub data: PhysRange,
 }
 
 /// The running kernel's layout.
 pub fn kernel_image() -> KernelImage {
     // Only the symbols' addresses are taken (safe for extern statics); nothing is read.
-    let (ks, ts, te, rs, re, ds, ke) = (
+    let (ks, ts, te, rs, re, ke) = (
         &raw const __kernel_start as u64,
         &raw const __text_start as u64,
         &raw const __text_end as u64,
         &raw const __rodata_start as u64,
         &raw const __rodata_end as u64,
-        &raw const __data_start as u64,
         &raw const __kernel_end as u64,
     );
     let r = |s: u64, e: u64| PhysRange { start: s, end: e };
@@ -55,7 +52,6 @@ pub fn kernel_image() -> KernelImage {
         whole: r(ks, ke),
         text: r(ts, te),
         rodata: r(rs, re),
-        data: r(ds, ke),
     }
 }
 
@@ -83,6 +79,10 @@ impl PhysMemory for BootIdentityMap {
 
 /// Why the page tables could not be built.
 #[derive(Clone, Copy, Debug)]
+#[allow(
+    dead_code,
+    reason = "fields are read through Debug in the boot error log"
+)]
 pub enum PagingError {
     /// No frame was left for a page table.
     OutOfFrames,

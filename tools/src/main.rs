@@ -1,0 +1,198 @@
+//! `plinth`: build, boot and benchmark the plinth runtime.
+
+use std::io::BufRead;
+use std::process::ExitCode as ProcessExit;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use plinth::machine::{Machine, Outcome};
+use plinth::profile::{Accel, LaunchOptions, Profile};
+use plinth_exit::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "plinth",
+    version,
+    about = "Build, boot and benchmark the plinth runtime in QEMU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the kernel and boot it with its serial console on this terminal.
+    ///
+    /// Type `help`, `status` or `shutdown` at the console. Exit status: 0 after a clean
+    /// shutdown, 1 if the runtime stopped with a fault, panic or failed self-test,
+    /// 2 on a tool error, 124 when --timeout expired.
+    Run(RunArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
+}
+
+#[derive(Args, Clone)]
+struct MachineArgs {
+    /// Machine profile: a name from qemu/ (q35, microvm) or a path to a profile .toml.
+    #[arg(long, default_value = "q35")]
+    profile: String,
+    /// Guest memory, MiB.
+    #[arg(long, short = 'm', default_value_t = 128)]
+    memory: u32,
+    /// Accelerator (tcg is the reference; kvm needs a real /dev/kvm).
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+    /// Extra kernel command-line arguments, e.g. `--append "log=debug selftest=heap"`.
+    #[arg(long, default_value = "")]
+    append: String,
+    /// Boot this kernel ELF instead of building one.
+    #[arg(long)]
+    kernel: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Stop QEMU after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Boot, wait for `plinth: ready`, shut down cleanly and exit 0.
+    #[arg(long)]
+    exit_on_ready: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Boot N times; report launch->first line, launch->ready and kernel init time.
+    Boot {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Number of boots.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        runs: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ProcessExit {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("plinth: error: {e:#}");
+            ProcessExit::from(2)
+        }
+    }
+}
+
+fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
+    let profile = Profile::load(&m.profile)?;
+    plinth::setup::ensure_qemu(&profile)?;
+    let kernel = match &m.kernel {
+        Some(k) => k.clone(),
+        None => {
+            plinth::setup::ensure_target()?;
+            plinth::build::build_kernel(true)?
+        }
+    };
+    let opts = LaunchOptions {
+        accel: m.accel,
+        memory_mib: m.memory,
+        kernel,
+        append: m.append.clone(),
+    };
+    Ok((profile, opts))
+}
+
+fn run(cli: Cli) -> Result<ProcessExit> {
+    match cli.command {
+        Cmd::Run(args) => run_machine(args),
+        Cmd::Bench {
+            which:
+                BenchCmd::Boot {
+                    machine,
+                    runs,
+                    json,
+                },
+        } => {
+            if runs == 0 {
+                bail!("--runs must be at least 1");
+            }
+            let (profile, opts) = prepare(&machine)?;
+            let report = plinth::bench::boot(&profile, &opts, runs, |run, s| {
+                if !json {
+                    eprintln!(
+                        "run {run:>3}: first line {:7.2} ms, ready {:7.2} ms, kernel init {:6.3} ms",
+                        s.launch_to_first_line_ms, s.launch_to_ready_ms, s.kernel_init_ms
+                    );
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(ProcessExit::SUCCESS)
+        }
+    }
+}
+
+fn run_machine(args: RunArgs) -> Result<ProcessExit> {
+    let (profile, opts) = prepare(&args.machine)?;
+    let limit = args
+        .timeout
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::MAX);
+    let mut m = Machine::launch(&profile, &opts, true).context("starting QEMU")?;
+
+    if args.exit_on_ready {
+        m.wait_ready(limit.min(Duration::from_secs(120)))
+            .map_err(|e| anyhow::anyhow!("{e}\n{}", m.transcript()))?;
+        m.send_line("shutdown")?;
+        return Ok(match m.wait_exit(Duration::from_secs(20)) {
+            Outcome::Runtime(ExitCode::Success) => ProcessExit::SUCCESS,
+            other => {
+                eprintln!("plinth: shutdown ended in {other}");
+                ProcessExit::from(1)
+            }
+        });
+    }
+
+    // Forward this terminal's lines to the console until QEMU ends.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now().checked_add(limit);
+    let outcome = loop {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
+            let _ = m.send_line(&line);
+        }
+        if let Some(o) = m.try_outcome() {
+            break o;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            m.kill();
+            eprintln!("plinth: timeout after {} s; QEMU stopped", limit.as_secs());
+            return Ok(ProcessExit::from(124));
+        }
+    };
+    Ok(match outcome {
+        Outcome::Runtime(ExitCode::Success) => ProcessExit::SUCCESS,
+        other => {
+            eprintln!("plinth: runtime stopped: {other}");
+            ProcessExit::from(1)
+        }
+    })
+}

@@ -1,0 +1,204 @@
+//! Machine profiles: the QEMU command lines in `qemu/*.toml`.
+//!
+//! The built-in profiles are compiled in from `qemu/`, so the tool works from any
+//! directory; `--profile PATH.toml` loads another file of the same shape.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+/// Accelerator QEMU runs the guest with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Software emulation: the reference on machines without hardware virtualization.
+    Tcg,
+    /// Hardware virtualization through /dev/kvm.
+    Kvm,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+/// A machine profile as written in `qemu/NAME.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(skip)]
+    pub name: String,
+    pub description: String,
+    /// QEMU executable, looked up in PATH.
+    pub binary: String,
+    /// Debian package that provides `binary` and `files`.
+    pub package: String,
+    /// Firmware and data files the profile needs.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// Arguments, with `{accel}`, `{memory}`, `{kernel}`, `{append}` placeholders.
+    pub args: Vec<String>,
+}
+
+/// Errors loading or using a profile.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("unknown machine profile `{0}` (built in: {builtin}; or give a path to a .toml file)", builtin = BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+    Unknown(String),
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("profile {name} is not valid: {source}")]
+    Parse {
+        name: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("profile {name}: argument `{arg}` has an unknown placeholder")]
+    Placeholder { name: String, arg: String },
+}
+
+/// Profiles shipped in `qemu/`.
+pub const BUILTIN: [(&str, &str); 2] = [
+    ("q35", include_str!("../../qemu/q35.toml")),
+    ("microvm", include_str!("../../qemu/microvm.toml")),
+];
+
+/// What a launch substitutes into the profile.
+#[derive(Clone, Debug)]
+pub struct LaunchOptions {
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub kernel: PathBuf,
+    pub append: String,
+}
+
+impl Profile {
+    /// A built-in profile by name, or a profile file by path.
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+        if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::parse(name, text);
+        }
+        let path = Path::new(name_or_path);
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let name = path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            return Self::parse(&name, &text);
+        }
+        Err(ProfileError::Unknown(name_or_path.to_owned()))
+    }
+
+    fn parse(name: &str, text: &str) -> Result<Profile, ProfileError> {
+        let mut p: Profile = toml::from_str(text).map_err(|e| ProfileError::Parse {
+            name: name.to_owned(),
+            source: Box::new(e),
+        })?;
+        p.name = name.to_owned();
+        for arg in &p.args {
+            let mut rest = arg.as_str();
+            while let Some(open) = rest.find('{') {
+                let close = rest[open..].find('}').map(|c| open + c);
+                let key = close.map(|c| &rest[open + 1..c]);
+                if !matches!(key, Some("accel" | "memory" | "kernel" | "append")) {
+                    return Err(ProfileError::Placeholder {
+                        name: name.to_owned(),
+                        arg: arg.clone(),
+                    });
+                }
+                rest = &rest[close.map_or(rest.len(), |c| c + 1)..];
+            }
+        }
+        Ok(p)
+    }
+
+    /// The arguments with placeholders filled in.
+    pub fn args(&self, o: &LaunchOptions) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| {
+                a.replace("{accel}", o.accel.as_str())
+                    .replace("{memory}", &o.memory_mib.to_string())
+                    .replace("{kernel}", &o.kernel.to_string_lossy())
+                    .replace("{append}", &o.append)
+            })
+            .collect()
+    }
+
+    /// The full QEMU command.
+    pub fn command(&self, o: &LaunchOptions) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.args(self.args(o));
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> LaunchOptions {
+        LaunchOptions {
+            accel: Accel::Tcg,
+            memory_mib: 256,
+            kernel: "/k.elf".into(),
+            append: "log=debug".into(),
+        }
+    }
+
+    #[test]
+    fn builtin_profiles_parse_and_fill_placeholders() {
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).unwrap();
+            let args = p.args(&opts());
+            assert!(args.iter().all(|a| !a.contains('{')), "{name}: {args:?}");
+            assert!(args.windows(2).any(|w| w == ["-m", "256M"]), "{name}");
+            assert!(
+                args.windows(2).any(|w| w == ["-kernel", "/k.elf"]),
+                "{name}"
+            );
+            assert!(
+                args.windows(2).any(|w| w == ["-append", "log=debug"]),
+                "{name}"
+            );
+            assert!(args.windows(2).any(|w| w == ["-accel", "tcg"]), "{name}");
+            assert!(
+                args.iter()
+                    .any(|a| a.contains("isa-debug-exit,iobase=0xf4")),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_profiles_are_reported() {
+        assert!(matches!(
+            Profile::load("nosuch"),
+            Err(ProfileError::Unknown(_))
+        ));
+        assert!(matches!(
+            Profile::load("/nonexistent/x.toml"),
+            Err(ProfileError::Read { .. })
+        ));
+        let bad = "description='x'\nbinary='q'\npackage='p'\nargs=['-m','{mem}']\n";
+        assert!(matches!(
+            Profile::parse("t", bad),
+            Err(ProfileError::Placeholder { .. })
+        ));
+        let unknown = "description='x'\nbinary='q'\npackage='p'\nargs=[]\nextra=1\n";
+        assert!(matches!(
+            Profile::parse("t", unknown),
+            Err(ProfileError::Parse { .. })
+        ));
+    }
+}
