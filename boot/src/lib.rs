@@ -11,8 +11,13 @@
 //! records the TSC, builds the early tables, enables PAE, long mode, NX and paging, loads a
 //! 64-bit GDT and calls `plinth_kernel_main(start_info, entry_tsc)` on the boot stack.
 #![no_std]
+#![deny(unsafe_code)]
 
 #[cfg(target_os = "none")]
+#[allow(
+    unsafe_code,
+    reason = "the PVH entry stub and boot stack are the crate's unsafe boundary"
+)]
 mod entry;
 pub mod pvh;
 

@@ -6,9 +6,14 @@
 //! code lives in `arch`; everything here is safe Rust.
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
+#[allow(
+    unsafe_code,
+    reason = "arch is the unsafe boundary: CPU tables, MMIO, port I/O, DMA"
+)]
 mod arch;
 mod clock;
 mod console;
@@ -33,8 +38,8 @@ const TICK_HZ: u64 = 100;
 /// TCG, and the clock self-test holds the result to 5% against the host's wall clock.
 const CALIBRATION_PIT_TICKS: u16 = (pit::PIT_HZ * 2 / 1000) as u16;
 
-#[unsafe(no_mangle)]
-extern "C" fn plinth_kernel_main(start_info: u64, entry_tsc: u64) -> ! {
+/// Brings the machine up and idles; called by `arch::entry` on the boot stack.
+fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     if !console::init() {
         // Without a console nobody can be told anything; stop with a distinct code.
         exit::exit(ExitCode::BootFailed);

@@ -10,6 +10,7 @@
 //! | `log` | `error`, `warn`, `info`, `debug`, `trace` | `info` |
 //! | `selftest` | comma-separated [`SelfTests`] names | none |
 #![no_std]
+#![forbid(unsafe_code)]
 
 use bitflags::bitflags;
 use heapless::Vec;

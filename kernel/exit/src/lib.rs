@@ -9,6 +9,7 @@
 //! Values start at 0x10 to stay clear of the small statuses QEMU itself uses
 //! (0 = guest powered off by other means, 1 = QEMU error).
 #![no_std]
+#![forbid(unsafe_code)]
 
 /// I/O port of the `isa-debug-exit` device in every machine profile.
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;

@@ -4,6 +4,7 @@
 //! bitmap, so it runs (and is tested) on the host; it must not touch physical memory or
 //! page tables itself — the kernel maps frames and places the bitmap.
 #![no_std]
+#![forbid(unsafe_code)]
 
 mod allocator;
 mod map;

@@ -8,6 +8,7 @@
 
 pub mod apic;
 pub mod cpu;
+pub mod entry;
 pub mod exit;
 pub mod gdt;
 pub mod heap;
