@@ -1,35 +1,66 @@
 //! Monotonic time since kernel entry, from the TSC calibrated against the PIT.
 //!
-//! Owns the TSC rate and the tick counter. It must not program hardware; `main` does the
-//! calibration and hands the result here.
+//! Owns the TSC rate, its refinement and the tick counter. Boot calibration uses windows
+//! of a fraction of a millisecond (boot time is a target); [`Refiner`] then measures the
+//! rate against the PIT over a full second after `ready` and rebases the clock, keeping it
+//! continuous and monotonic — as Linux refines its TSC calibration after boot. It must
+//! not program hardware other than reading the PIT through `arch::pit`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::cpu::rdtsc;
+use x86_64::instructions::interrupts::without_interrupts;
 
-static ENTRY_TSC: AtomicU64 = AtomicU64::new(0);
+use crate::arch::cpu::rdtsc;
+use crate::arch::pit;
+
+static BASE_TSC: AtomicU64 = AtomicU64::new(0);
+static BASE_NS: AtomicU64 = AtomicU64::new(0);
+static TSC_HZ: AtomicU64 = AtomicU64::new(1);
 /// Nanoseconds per TSC count, scaled by 2^32.
 static NS_PER_TSC_2_32: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
-/// Starts the clock: time 0 is `entry_tsc`; `tsc_hz` is the calibrated TSC rate.
-pub fn init(entry_tsc: u64, tsc_hz: u64) {
-    let hz = tsc_hz.max(1);
-    ENTRY_TSC.store(entry_tsc, Ordering::Relaxed);
-    // 1e9 * 2^32 fits in u64 (about 4.3e18 < 1.8e19); dividing by hz >= 1 keeps it in range.
-    NS_PER_TSC_2_32.store((1_000_000_000u64 << 32) / hz, Ordering::Relaxed);
+fn ns_per_tsc_2_32(hz: u64) -> u64 {
+    // 1e9 * 2^32 fits in u64 (about 4.3e18 < 1.8e19); hz >= 1.
+    (1_000_000_000u64 << 32) / hz.max(1)
 }
 
-/// Nanoseconds between kernel entry and TSC value `tsc` (0 before `init`).
+/// Starts the clock: time 0 is `entry_tsc`; `tsc_hz` is the calibrated TSC rate.
+pub fn init(entry_tsc: u64, tsc_hz: u64) {
+    BASE_TSC.store(entry_tsc, Ordering::Relaxed);
+    BASE_NS.store(0, Ordering::Relaxed);
+    TSC_HZ.store(tsc_hz.max(1), Ordering::Relaxed);
+    NS_PER_TSC_2_32.store(ns_per_tsc_2_32(tsc_hz), Ordering::Relaxed);
+}
+
+/// Current TSC rate estimate, Hz.
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Nanoseconds between kernel entry and TSC value `tsc`.
 pub fn tsc_to_ns_since_entry(tsc: u64) -> u64 {
-    let delta = tsc.saturating_sub(ENTRY_TSC.load(Ordering::Relaxed));
+    let delta = tsc.saturating_sub(BASE_TSC.load(Ordering::Relaxed));
     // delta < 2^64 and the factor < 2^63, so the product fits in u128.
-    ((u128::from(delta) * u128::from(NS_PER_TSC_2_32.load(Ordering::Relaxed))) >> 32) as u64
+    let ns = (u128::from(delta) * u128::from(NS_PER_TSC_2_32.load(Ordering::Relaxed))) >> 32;
+    BASE_NS.load(Ordering::Relaxed) + ns as u64
 }
 
 /// Nanoseconds since kernel entry.
 pub fn now_ns() -> u64 {
     tsc_to_ns_since_entry(rdtsc())
+}
+
+/// Switches to rate `hz` from now on without a jump in time.
+fn rebase(hz: u64) {
+    without_interrupts(|| {
+        let tsc = rdtsc();
+        let now = tsc_to_ns_since_entry(tsc);
+        BASE_NS.store(now, Ordering::Relaxed);
+        BASE_TSC.store(tsc, Ordering::Relaxed);
+        TSC_HZ.store(hz, Ordering::Relaxed);
+        NS_PER_TSC_2_32.store(ns_per_tsc_2_32(hz), Ordering::Relaxed);
+    });
 }
 
 /// Called from the timer interrupt.
@@ -40,6 +71,61 @@ pub fn tick() {
 /// Timer interrupts taken since the timer started.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
+}
+
+/// Measures the TSC rate against the free-running PIT over one second, from the idle
+/// loop (which wakes every tick, well inside the PIT's 54.9 ms wrap).
+pub struct Refiner {
+    start_tsc: u64,
+    last_count: u16,
+    last_tsc: u64,
+    pit_ticks: u64,
+    done: bool,
+}
+
+impl Refiner {
+    /// PIT ticks measured before the rate is replaced (one second).
+    const WINDOW: u64 = pit::PIT_HZ;
+
+    pub fn start() -> Refiner {
+        pit::start_free_running();
+        let tsc = rdtsc();
+        Refiner {
+            start_tsc: tsc,
+            last_count: pit::read_count(),
+            last_tsc: tsc,
+            pit_ticks: 0,
+            done: false,
+        }
+    }
+
+    /// Accumulates elapsed PIT ticks; after a second, rebases the clock once and returns
+    /// the (old, new) rates in Hz.
+    pub fn poll(&mut self) -> Option<(u64, u64)> {
+        if self.done {
+            return None;
+        }
+        let count = pit::read_count();
+        let tsc = rdtsc();
+        // More than ~45 ms since the last read (by the TSC) means the PIT may have
+        // wrapped unseen: start over rather than guess.
+        if (tsc - self.last_tsc) > tsc_hz() / 22 {
+            *self = Refiner::start();
+            return None;
+        }
+        self.pit_ticks += u64::from(self.last_count.wrapping_sub(count));
+        self.last_count = count;
+        self.last_tsc = tsc;
+        if self.pit_ticks < Self::WINDOW {
+            return None;
+        }
+        self.done = true;
+        let old = tsc_hz();
+        let new = ((u128::from(tsc - self.start_tsc) * u128::from(pit::PIT_HZ))
+            / u128::from(self.pit_ticks)) as u64;
+        rebase(new.max(1));
+        Some((old, new))
+    }
 }
 
 /// Displays nanoseconds as milliseconds with three decimals (`12.345`), without floats.

@@ -122,12 +122,23 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         usable.div_ceil(1 << 20)
     );
 
-    let mut clock_marks = cmdline
-        .options
-        .selftests
-        .contains(SelfTests::CLOCK)
-        .then(selftest::ClockMarks::new);
+    // The clock self-test measures the steady clock, after the TSC rate is refined.
+    let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);
+    let mut clock_marks: Option<selftest::ClockMarks> = None;
+    let mut refiner = clock::Refiner::start();
     loop {
+        if let Some((old, new)) = refiner.poll() {
+            let ppm = (i128::from(new) - i128::from(old)) * 1_000_000 / i128::from(old.max(1));
+            info!(
+                "clock: TSC rate refined over 1 s: {}.{:03} MHz (boot estimate off by {ppm} ppm)",
+                new / 1_000_000,
+                (new / 1_000) % 1_000
+            );
+            if clock_selftest {
+                clock_marks = Some(selftest::ClockMarks::new());
+                clock_selftest = false;
+            }
+        }
         if let Some(marks) = clock_marks.as_mut() {
             if !marks.poll() {
                 clock_marks = None;

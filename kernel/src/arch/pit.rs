@@ -8,40 +8,59 @@ use x86_64::instructions::port::Port;
 
 /// PIT input clock, Hz.
 pub const PIT_HZ: u64 = 1_193_182;
+/// A boundary whose two bracketing PIT reads are further apart than this (about 3 µs)
+/// was interrupted (the host descheduled the vCPU) and is taken again.
+const MAX_BRACKET_TICKS: u16 = 4;
 
-/// Calls `start`, waits until at least `ticks` PIT ticks have passed, calls `end`, and
-/// returns the ticks that actually passed between the two calls.
-pub fn measure(ticks: u16, mut start: impl FnMut(), mut end: impl FnMut()) -> u64 {
-    let read = || {
-        let mut cmd: Port<u8> = Port::new(0x43);
-        let mut ch0: Port<u8> = Port::new(0x40);
-        // SAFETY: ports 0x40/0x43 are PIT channel 0 and the mode register on every machine
-        // profile; the latch command freezes the count so the two reads are consistent.
-        unsafe {
-            cmd.write(0b0000_0000); // latch channel 0
-            let lo = ch0.read();
-            let hi = ch0.read();
-            u16::from_le_bytes([lo, hi])
-        }
-    };
-    // SAFETY: as above; mode 0 with the largest count gives a 55 ms one-shot countdown, and
-    // IRQ0 at its end goes nowhere (the PICs are masked, microvm has none).
+/// Latches and reads channel 0's current count.
+pub fn read_count() -> u16 {
+    let mut cmd: Port<u8> = Port::new(0x43);
+    let mut ch0: Port<u8> = Port::new(0x40);
+    // SAFETY: ports 0x40/0x43 are PIT channel 0 and the mode register on every machine
+    // profile; the latch command freezes the count so the two reads are consistent.
+    unsafe {
+        cmd.write(0b0000_0000); // latch channel 0
+        let lo = ch0.read();
+        let hi = ch0.read();
+        u16::from_le_bytes([lo, hi])
+    }
+}
+
+/// Programs channel 0 to count down from 65536 over and over (mode 2), so that reading
+/// it at least every 54 ms measures elapsed time. IRQ0 goes nowhere (PICs masked).
+pub fn start_free_running() {
+    // SAFETY: as in `read_count`; a count of 0 means 65536.
     unsafe {
         let mut cmd: Port<u8> = Port::new(0x43);
         let mut ch0: Port<u8> = Port::new(0x40);
-        cmd.write(0b0011_0000); // channel 0, lobyte/hibyte, mode 0, binary
-        ch0.write(0xff);
-        ch0.write(0xff);
+        cmd.write(0b0011_0100); // channel 0, lobyte/hibyte, mode 2, binary
+        ch0.write(0);
+        ch0.write(0);
     }
-    let first = read();
-    start();
+}
+
+/// Runs `f` between two PIT reads that are at most [`MAX_BRACKET_TICKS`] apart, and
+/// returns the PIT count at `f` (the later read).
+fn bracketed(f: &mut impl FnMut()) -> u16 {
     loop {
-        let now = read();
-        let passed = first.wrapping_sub(now);
-        if passed >= ticks {
-            end();
-            return u64::from(passed);
+        let before = read_count();
+        f();
+        let after = read_count();
+        if before.wrapping_sub(after) <= MAX_BRACKET_TICKS {
+            return after;
         }
+    }
+}
+
+/// Calls `start`, waits until at least `ticks` PIT ticks have passed, calls `end`, and
+/// returns the ticks that passed between the two calls. Each call is bracketed by PIT
+/// reads and repeated if the bracket shows it was interrupted.
+pub fn measure(ticks: u16, mut start: impl FnMut(), mut end: impl FnMut()) -> u64 {
+    start_free_running();
+    let first = bracketed(&mut start);
+    while first.wrapping_sub(read_count()) < ticks {
         core::hint::spin_loop();
     }
+    let last = bracketed(&mut end);
+    u64::from(first.wrapping_sub(last))
 }
