@@ -69,7 +69,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
             let mut pieces: heapless::Vec<PhysRange, 64> = heapless::Vec::new();
             let _ = pieces.push(r.frames_inside());
             for x in reserved {
-                pieces = cut(&pieces, x.frames_covering());
+                pieces = crate::cut(&pieces, x.frames_covering());
             }
             for p in pieces.iter().map(PhysRange::frames_inside) {
                 let first = (p.start / FRAME_SIZE) as usize;
@@ -204,30 +204,6 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
             *word &= !(1 << (f % 64));
         }
     }
-}
-
-/// `pieces` minus `hole`.
-fn cut(pieces: &[PhysRange], hole: PhysRange) -> heapless::Vec<PhysRange, 64> {
-    let mut out = heapless::Vec::new();
-    for p in pieces {
-        if !p.overlaps(&hole) {
-            let _ = out.push(*p);
-            continue;
-        }
-        if p.start < hole.start {
-            let _ = out.push(PhysRange {
-                start: p.start,
-                end: hole.start,
-            });
-        }
-        if hole.end < p.end {
-            let _ = out.push(PhysRange {
-                start: hole.end,
-                end: p.end,
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl MemoryMap {
             let mut pieces: Vec<PhysRange, MAX_REGIONS> = Vec::new();
             let _ = pieces.push(r.range);
             for hole in self.regions.iter().filter(|h| h.kind != RegionKind::Usable) {
-                pieces = subtract(&pieces, hole.range.frames_covering());
+                pieces = crate::cut(&pieces, hole.range.frames_covering());
             }
             for p in pieces
                 .iter()
@@ -114,29 +114,6 @@ impl MemoryMap {
     pub fn usable_bytes(&self) -> u64 {
         self.usable().iter().map(PhysRange::len).sum()
     }
-}
-
-fn subtract(pieces: &[PhysRange], hole: PhysRange) -> Vec<PhysRange, MAX_REGIONS> {
-    let mut out = Vec::new();
-    for p in pieces {
-        if !p.overlaps(&hole) {
-            let _ = out.push(*p);
-            continue;
-        }
-        if p.start < hole.start {
-            let _ = out.push(PhysRange {
-                start: p.start,
-                end: hole.start,
-            });
-        }
-        if hole.end < p.end {
-            let _ = out.push(PhysRange {
-                start: hole.end,
-                end: p.end,
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]
