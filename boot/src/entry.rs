@@ -17,19 +17,36 @@ pub struct GuardedStack<const N: usize> {
     body: UnsafeCell<[u8; N]>,
 }
 
-// SAFETY: the stack is only ever used as raw memory by the CPU of the boot path; Rust
-// code never forms references into it.
+// SAFETY: a stack is only ever used as raw memory by the CPU; Rust code never forms
+// references into it, only takes its addresses.
 unsafe impl<const N: usize> Sync for GuardedStack<N> {}
 
+impl<const N: usize> GuardedStack<N> {
+    /// A zeroed stack (placed in .bss when used as a static).
+    pub const fn new() -> Self {
+        GuardedStack {
+            guard: UnsafeCell::new([0; 4096]),
+            body: UnsafeCell::new([0; N]),
+        }
+    }
+
+    /// Address of the guard page.
+    pub fn guard_page(&self) -> u64 {
+        self.guard.get() as u64
+    }
+
+    /// Top of the stack (highest address, exclusive).
+    pub fn top(&self) -> u64 {
+        self.body.get() as u64 + N as u64
+    }
+}
+
 #[unsafe(no_mangle)]
-static PLINTH_BOOT_STACK: GuardedStack<BOOT_STACK_SIZE> = GuardedStack {
-    guard: UnsafeCell::new([0; 4096]),
-    body: UnsafeCell::new([0; BOOT_STACK_SIZE]),
-};
+static PLINTH_BOOT_STACK: GuardedStack<BOOT_STACK_SIZE> = GuardedStack::new();
 
 /// Physical (= virtual at boot) address of the boot stack's guard page.
 pub fn boot_stack_guard_page() -> u64 {
-    PLINTH_BOOT_STACK.guard.get() as u64
+    PLINTH_BOOT_STACK.guard_page()
 }
 
 unsafe extern "C" {

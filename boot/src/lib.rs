@@ -22,5 +22,5 @@ mod entry;
 pub mod pvh;
 
 #[cfg(target_os = "none")]
-pub use entry::{BOOT_STACK_SIZE, boot_stack_guard_page};
+pub use entry::{BOOT_STACK_SIZE, GuardedStack, boot_stack_guard_page};
 pub use pvh::{BootError, BootInfo, PhysMemory};
