@@ -1,17 +1,22 @@
 //! Monotonic time since kernel entry, from the TSC calibrated against the PIT.
 //!
-//! Owns the TSC rate, its refinement and the tick counter. Boot calibration uses windows
-//! of a fraction of a millisecond (boot time is a target); [`Refiner`] then measures the
-//! rate against the PIT over a full second after `ready` and rebases the clock, keeping it
+//! Owns the TSC rate, its calibration and refinement, and the tick counter. Boot
+//! calibration runs *alongside* initialisation rather than before it: the PIT is read
+//! when the kernel starts and again when init is done, so the window costs no boot time
+//! and is as long as init itself (log lines from that window carry raw TSC stamps and are
+//! formatted once the rate is known, see `console`). [`Refiner`] then measures the rate
+//! against the PIT over a full second after `ready` and rebases the clock, keeping it
 //! continuous and monotonic — as Linux refines its TSC calibration after boot. It must
-//! not program hardware other than reading the PIT through `arch::pit`.
+//! not program hardware other than the PIT and the APIC timer's calibration count.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::instructions::interrupts::without_interrupts;
 
+use spin::Mutex;
+
 use crate::arch::cpu::rdtsc;
-use crate::arch::pit;
+use crate::arch::{apic, pit};
 
 static BASE_TSC: AtomicU64 = AtomicU64::new(0);
 static BASE_NS: AtomicU64 = AtomicU64::new(0);
@@ -25,12 +30,91 @@ fn ns_per_tsc_2_32(hz: u64) -> u64 {
     (1_000_000_000u64 << 32) / hz.max(1)
 }
 
-/// Starts the clock: time 0 is `entry_tsc`; `tsc_hz` is the calibrated TSC rate.
-pub fn init(entry_tsc: u64, tsc_hz: u64) {
+/// The boot calibration in progress, if any.
+static BOOT_CALIBRATION: Mutex<Option<BootCalibration>> = Mutex::new(None);
+
+/// Shortest boot calibration window: 0.5 ms of PIT ticks (0.2% resolution even if the
+/// end reads are a tick off). Init normally takes longer, so this costs nothing.
+const MIN_CALIBRATION_TICKS: u64 = pit::PIT_HZ / 2_000;
+
+/// Measured rates, Hz.
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    pub tsc_hz: u64,
+    pub apic_hz: u64,
+    /// Length of the calibration window, nanoseconds (by the PIT).
+    pub window_ns: u64,
+}
+
+struct BootCalibration {
+    start_tsc: u64,
+    last_count: u16,
+    pit_ticks: u64,
+}
+
+/// Starts the clock (time 0 is `entry_tsc`) and the boot calibration: the PIT counts
+/// freely and the APIC timer counts down, both read again by [`finish_boot_calibration`].
+/// Needs `apic::init` first.
+pub fn start(entry_tsc: u64) {
     BASE_TSC.store(entry_tsc, Ordering::Relaxed);
     BASE_NS.store(0, Ordering::Relaxed);
-    TSC_HZ.store(tsc_hz.max(1), Ordering::Relaxed);
-    NS_PER_TSC_2_32.store(ns_per_tsc_2_32(tsc_hz), Ordering::Relaxed);
+    pit::start_free_running();
+    let mut tsc = 0;
+    let count = pit::bracketed(&mut || {
+        apic::start_calibration_count();
+        tsc = rdtsc();
+    });
+    without_interrupts(|| {
+        *BOOT_CALIBRATION.lock() = Some(BootCalibration {
+            start_tsc: tsc,
+            last_count: count,
+            pit_ticks: 0,
+        });
+    });
+}
+
+/// Accounts the PIT ticks since the last call. Init calls this between its steps, each
+/// far shorter than the PIT's 54.9 ms wrap, so no wrap goes unseen.
+pub fn calibration_checkpoint() {
+    without_interrupts(|| {
+        if let Some(c) = BOOT_CALIBRATION.lock().as_mut() {
+            let count = pit::read_count();
+            c.pit_ticks += u64::from(c.last_count.wrapping_sub(count));
+            c.last_count = count;
+        }
+    });
+}
+
+/// Ends the boot calibration (waiting if the window is still under 0.5 ms) and sets the
+/// clock's rate. Returns `None` if it was already finished (or never started). Uses
+/// `try_lock` so the fault and panic paths may call it too.
+pub fn finish_boot_calibration() -> Option<Rates> {
+    let cal = without_interrupts(|| BOOT_CALIBRATION.try_lock()?.take())?;
+    let mut c = cal;
+    loop {
+        let count = pit::read_count();
+        let ticks = c.pit_ticks + u64::from(c.last_count.wrapping_sub(count));
+        if ticks >= MIN_CALIBRATION_TICKS {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let (mut end_tsc, mut apic_counts) = (0, 0);
+    let end_count = pit::bracketed(&mut || {
+        end_tsc = rdtsc();
+        apic_counts = apic::calibration_elapsed();
+    });
+    c.pit_ticks += u64::from(c.last_count.wrapping_sub(end_count));
+    let ticks = u128::from(c.pit_ticks.max(1));
+    let per_second = |counts: u64| (u128::from(counts) * u128::from(pit::PIT_HZ) / ticks) as u64;
+    let rates = Rates {
+        tsc_hz: per_second(end_tsc.wrapping_sub(c.start_tsc)).max(1),
+        apic_hz: per_second(u64::from(apic_counts)),
+        window_ns: (ticks * 1_000_000_000 / u128::from(pit::PIT_HZ)) as u64,
+    };
+    TSC_HZ.store(rates.tsc_hz, Ordering::Relaxed);
+    NS_PER_TSC_2_32.store(ns_per_tsc_2_32(rates.tsc_hz), Ordering::Relaxed);
+    Some(rates)
 }
 
 /// Current TSC rate estimate, Hz.

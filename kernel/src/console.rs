@@ -3,6 +3,13 @@
 //! Owns COM1 after boot. Log lines read `[   0.001234] INFO  message`, time since kernel
 //! entry. Lines the host tools match on (`plinth: ready`) are printed raw. Commands are
 //! read by polling from the idle loop, so the console costs nothing while idle.
+//!
+//! During boot, lines go to an in-memory boot log instead of the UART (each byte written
+//! to the emulated UART costs microseconds, and the clock's rate is not known until init
+//! ends). Log lines keep their raw TSC stamp and are formatted when [`flush_boot_log`]
+//! writes them out, in order, right after `ready` — the printk way: output is deferred,
+//! never lost. The fault and panic paths flush it first, so a crash report always follows
+//! the lines logged before it.
 
 use core::fmt::{self, Write};
 use heapless::String;
@@ -13,31 +20,153 @@ use x86_64::instructions::interrupts::without_interrupts;
 use crate::arch::serial::Serial;
 use crate::clock;
 
-static SERIAL: Mutex<Option<Serial>> = Mutex::new(None);
+/// Text held by the boot log; boot writes about a kilobyte, a hostile command line a few.
+const BOOT_LOG_BYTES: usize = 16 * 1024;
+/// Lines held by the boot log.
+const BOOT_LOG_LINES: usize = 128;
+
+struct Console {
+    serial: Serial,
+    /// Lines are held here while `buffering`; written out and cleared by `flush`. Never
+    /// moved: it is larger than the double-fault stack the flush may run on.
+    boot_log: BootLog,
+    buffering: bool,
+}
+
+/// Lines written before `ready`, not yet on the UART.
+struct BootLog {
+    text: String<BOOT_LOG_BYTES>,
+    lines: heapless::Vec<BootLine, BOOT_LOG_LINES>,
+    dropped: usize,
+}
+
+struct BootLine {
+    /// TSC when a log line was written; `None` for a raw line.
+    tsc: Option<u64>,
+    end: usize,
+}
+
+impl BootLog {
+    const fn new() -> BootLog {
+        BootLog {
+            text: String::new(),
+            lines: heapless::Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Appends one line (the text ends in `\n`); a line that does not fit is dropped whole
+    /// and counted.
+    fn push(&mut self, tsc: Option<u64>, args: fmt::Arguments) {
+        let start = self.text.len();
+        if self.lines.is_full() || self.text.write_fmt(args).is_err() {
+            self.text.truncate(start);
+            self.dropped += 1;
+            return;
+        }
+        let end = self.text.len();
+        let _ = self.lines.push(BootLine { tsc, end });
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+        self.dropped = 0;
+    }
+
+    fn write_out(&self, serial: &mut Serial) {
+        let mut start = 0;
+        for line in &self.lines {
+            if let Some(tsc) = line.tsc {
+                let _ = stamp(serial, clock::tsc_to_ns_since_entry(tsc));
+            }
+            let _ = serial.write_str(&self.text[start..line.end]);
+            start = line.end;
+        }
+        if self.dropped > 0 {
+            let _ = stamp(serial, clock::now_ns());
+            let _ = writeln!(
+                serial,
+                "WARN  console: {} boot log lines dropped (boot log full)",
+                self.dropped
+            );
+        }
+    }
+}
+
+static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 static LOGGER: Logger = Logger;
 
 /// Longest command line accepted; longer input is discarded with a message.
 pub const MAX_COMMAND: usize = 80;
 
-/// Takes COM1 and installs the logger at `Info`. Returns false without a serial port.
+/// Takes COM1, starts the boot log and installs the logger at `Info`. Returns false
+/// without a serial port.
 pub fn init() -> bool {
     let Ok(serial) = Serial::com1() else {
         return false;
     };
-    without_interrupts(|| *SERIAL.lock() = Some(serial));
+    without_interrupts(|| {
+        *CONSOLE.lock() = Some(Console {
+            serial,
+            boot_log: BootLog::new(),
+            buffering: true,
+        })
+    });
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(LevelFilter::Info);
     true
 }
 
-/// Writes formatted text to the console (no timestamp, no newline added).
-pub fn write_fmt(args: fmt::Arguments) {
-    // Interrupts off while the lock is held, so a handler never spins on it.
+/// Writes the boot log out and sends every later line straight to the UART.
+pub fn flush_boot_log() {
     without_interrupts(|| {
-        if let Some(s) = SERIAL.lock().as_mut() {
-            let _ = s.write_fmt(args);
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            flush(c);
         }
     });
+}
+
+fn flush(c: &mut Console) {
+    if c.buffering {
+        c.buffering = false;
+        // Lines were stamped with the raw TSC; they need the rate to be read as time.
+        clock::finish_boot_calibration();
+        c.boot_log.write_out(&mut c.serial);
+        c.boot_log.clear();
+    }
+}
+
+fn write_line(tsc: Option<u64>, args: fmt::Arguments) {
+    // Interrupts off while the lock is held, so a handler never spins on it.
+    without_interrupts(|| {
+        let mut console = CONSOLE.lock();
+        let Some(c) = console.as_mut() else { return };
+        if c.buffering {
+            c.boot_log.push(tsc, args);
+            return;
+        }
+        if let Some(tsc) = tsc {
+            let _ = stamp(&mut c.serial, clock::tsc_to_ns_since_entry(tsc));
+        }
+        let _ = c.serial.write_fmt(args);
+    });
+}
+
+/// Writes `[   s.micros] `.
+fn stamp(out: &mut impl Write, ns: u64) -> fmt::Result {
+    write!(
+        out,
+        "[{:>4}.{:06}] ",
+        ns / 1_000_000_000,
+        (ns / 1_000) % 1_000_000
+    )
+}
+
+/// Writes formatted text to the console as one raw line (no timestamp); the text should
+/// end in a newline.
+pub fn write_fmt(args: fmt::Arguments) {
+    write_line(None, args);
 }
 
 /// Prints a raw line, e.g. `plinth: ready ...`.
@@ -46,8 +175,15 @@ macro_rules! println {
     ($($arg:tt)*) => { $crate::console::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-/// Prints from a fault or panic handler without taking the console lock.
+/// Prints from a fault or panic handler without waiting for the console lock. The boot
+/// log is written out first if the lock is free (it is not only when the fault hit
+/// inside the console itself; then those lines are lost, the report is not).
 pub fn emergency(args: fmt::Arguments) {
+    if let Some(mut c) = CONSOLE.try_lock() {
+        if let Some(c) = c.as_mut() {
+            flush(c);
+        }
+    }
     if let Some(mut s) = Serial::emergency() {
         let _ = s.write_fmt(args);
     }
@@ -64,7 +200,7 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let ns = clock::now_ns();
+        let tsc = crate::arch::cpu::rdtsc();
         let level = match record.level() {
             Level::Error => "ERROR",
             Level::Warn => "WARN ",
@@ -72,13 +208,7 @@ impl Log for Logger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        write_fmt(format_args!(
-            "[{:>4}.{:06}] {} {}\n",
-            ns / 1_000_000_000,
-            (ns / 1_000) % 1_000_000,
-            level,
-            record.args()
-        ));
+        write_line(Some(tsc), format_args!("{} {}\n", level, record.args()));
     }
 
     fn flush(&self) {}
@@ -134,8 +264,8 @@ static INPUT: Mutex<LineBuffer> = Mutex::new(LineBuffer {
 /// Reads whatever bytes are waiting and returns a command once a line is complete.
 pub fn poll_command() -> Option<Command> {
     without_interrupts(|| {
-        let mut serial = SERIAL.lock();
-        let serial = serial.as_mut()?;
+        let mut console = CONSOLE.lock();
+        let serial = &mut console.as_mut()?.serial;
         let mut input = INPUT.lock();
         while let Some(byte) = serial.try_read() {
             match byte {

@@ -28,17 +28,12 @@ use plinth_boot::BootInfo;
 use plinth_cmdline::{LogLevel, SelfTests};
 use plinth_exit::ExitCode;
 
-use crate::arch::{apic, cpu, exit, pit};
+use crate::arch::{apic, cpu, exit};
 use crate::clock::Millis;
 use crate::console::Command;
 
 /// Timer interrupts per second.
 const TICK_HZ: u64 = 100;
-/// PIT calibration: three 0.4 ms windows, median taken. Short windows keep boot fast (TSC
-/// and PIT both follow host time under TCG, so 480 PIT ticks resolve the rate to 0.2%);
-/// the median discards a window stretched by the host descheduling the vCPU.
-const CALIBRATION_PIT_TICKS: u16 = (pit::PIT_HZ * 4 / 10_000) as u16;
-const CALIBRATION_WINDOWS: usize = 3;
 
 /// Brings the machine up and idles; called by `arch::entry` on the boot stack.
 fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
@@ -46,29 +41,28 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         // Without a console nobody can be told anything; stop with a distinct code.
         exit::exit(ExitCode::BootFailed);
     }
+    apic::init();
+    // The TSC and APIC timer are calibrated against the PIT over the whole of init.
+    clock::start(entry_tsc);
     arch::gdt::init();
     arch::interrupts::init();
-    apic::init();
-    let (tsc_hz, apic_hz) = calibrate();
-    clock::init(entry_tsc, tsc_hz);
+    clock::calibration_checkpoint();
 
     let boot = match BootInfo::read(&arch::paging::BootIdentityMap, start_info) {
         Ok(b) => b,
         Err(e) => {
             error!("boot: PVH start_info at {start_info:#x} unusable: {e:?}");
-            exit::exit(ExitCode::BootFailed);
+            stop(ExitCode::BootFailed);
         }
     };
     let cmdline = plinth_cmdline::parse(boot.cmdline());
     log::set_max_level(level_filter(cmdline.options.log_level));
     let usable = boot.memory_map.usable_bytes();
     info!(
-        "plinth {} booting: memory: {} MiB ({} KiB usable), tsc {}.{:03} MHz, cmdline \"{}\"",
+        "plinth {} booting: memory: {} MiB ({} KiB usable), cmdline \"{}\"",
         env!("CARGO_PKG_VERSION"),
         usable.div_ceil(1 << 20),
         usable / 1024,
-        tsc_hz / 1_000_000,
-        (tsc_hz / 1_000) % 1_000,
         boot.cmdline()
     );
     for p in &cmdline.problems {
@@ -90,11 +84,12 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         );
     }
 
+    clock::calibration_checkpoint();
     let layout = match memory::init(&boot) {
         Ok(l) => l,
         Err(e) => {
             error!("memory: setup failed: {e:?}");
-            exit::exit(ExitCode::OutOfMemory);
+            stop(ExitCode::OutOfMemory);
         }
     };
     if layout.ignored_bytes > 0 {
@@ -112,7 +107,20 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         memory::frame_counts().0
     );
 
-    apic::start_periodic((apic_hz / TICK_HZ) as u32);
+    clock::calibration_checkpoint();
+    let rates = clock::finish_boot_calibration();
+    let apic_hz = rates.map_or(0, |r| r.apic_hz);
+    if let Some(r) = rates {
+        info!(
+            "clock: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (calibrated against the PIT over {} ms of boot)",
+            r.tsc_hz / 1_000_000,
+            (r.tsc_hz / 1_000) % 1_000,
+            r.apic_hz / 1_000_000,
+            (r.apic_hz / 1_000) % 1_000,
+            Millis(r.window_ns)
+        );
+    }
+    apic::start_periodic((apic_hz / TICK_HZ).max(1) as u32);
     selftest::run_boot_tests(cmdline.options.selftests);
 
     let init_ns = clock::now_ns();
@@ -121,6 +129,8 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         Millis(init_ns),
         usable.div_ceil(1 << 20)
     );
+    // Boot log lines reach the UART only now; `init` above does not include writing them.
+    console::flush_boot_log();
 
     // The clock self-test measures the steady clock, after the TSC rate is refined.
     let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);
@@ -151,31 +161,10 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     }
 }
 
-/// Measures the TSC and local APIC timer rates against the PIT. Returns (TSC Hz, APIC Hz),
-/// each the median of [`CALIBRATION_WINDOWS`] measurements.
-fn calibrate() -> (u64, u64) {
-    let mut tsc = [0u64; CALIBRATION_WINDOWS];
-    let mut lapic = [0u64; CALIBRATION_WINDOWS];
-    for (tsc_hz, apic_hz) in tsc.iter_mut().zip(lapic.iter_mut()) {
-        let (mut t0, mut t1, mut apic_counts) = (0, 0, 0);
-        let ticks = pit::measure(
-            CALIBRATION_PIT_TICKS,
-            || {
-                apic::start_calibration_count();
-                t0 = cpu::rdtsc();
-            },
-            || {
-                t1 = cpu::rdtsc();
-                apic_counts = apic::calibration_elapsed();
-            },
-        )
-        .max(1);
-        *tsc_hz = t1.wrapping_sub(t0) * pit::PIT_HZ / ticks;
-        *apic_hz = u64::from(apic_counts) * pit::PIT_HZ / ticks;
-    }
-    tsc.sort_unstable();
-    lapic.sort_unstable();
-    (tsc[CALIBRATION_WINDOWS / 2], lapic[CALIBRATION_WINDOWS / 2])
+/// Writes out the boot log and stops the machine with `code`.
+pub fn stop(code: ExitCode) -> ! {
+    console::flush_boot_log();
+    exit::exit(code)
 }
 
 fn level_filter(level: LogLevel) -> LevelFilter {

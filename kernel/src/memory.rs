@@ -74,7 +74,10 @@ pub fn init(boot: &BootInfo) -> Result<MemoryLayout, MemoryError> {
 
     let heap_size = heap_size_for(usable_bytes);
     let frames = heap_size / 4096;
-    let heap_start = without_interrupts(|| FRAMES.lock().alloc_contiguous(frames, 512))
+    // Lowest free run, not 2 MiB-aligned: the heap then starts right above the kernel image,
+    // in memory the host has already backed, so `Heap::init` does not make the host fault
+    // in (and zero) a fresh huge page during boot.
+    let heap_start = without_interrupts(|| FRAMES.lock().alloc_contiguous(frames, 1))
         .ok_or(MemoryError::NoHeap { wanted: heap_size })?;
     arch::heap::init(heap_start, heap_size);
 

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use plinth_cmdline::SelfTests;
 use plinth_exit::ExitCode;
 
-use crate::arch::{cpu::deliberate, exit, heap, phys::OwnedFrame};
+use crate::arch::{cpu::deliberate, heap, phys::OwnedFrame};
 use crate::{clock, memory};
 
 /// Runs the selected tests that finish before `ready`; the fault ones do not return.
@@ -32,7 +32,7 @@ pub fn run_boot_tests(selected: SelfTests) {
             Ok(detail) => log::info!("selftest {name}: ok ({detail})"),
             Err(why) => {
                 log::error!("selftest {name}: FAILED: {why}");
-                exit::exit(ExitCode::SelfTestFailed);
+                crate::stop(ExitCode::SelfTestFailed);
             }
         }
     }

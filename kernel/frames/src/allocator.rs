@@ -65,18 +65,17 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         self.free = 0;
         self.usable = 0;
         self.hint = self.frames;
-        for r in usable {
-            let mut pieces: heapless::Vec<PhysRange, 64> = heapless::Vec::new();
-            let _ = pieces.push(r.frames_inside());
-            for x in reserved {
-                pieces = crate::cut(&pieces, x.frames_covering());
-            }
-            for p in pieces.iter().map(PhysRange::frames_inside) {
-                let first = (p.start / FRAME_SIZE) as usize;
+        // Usable first, then reserved on top: reserved wins wherever the two overlap.
+        for (ranges, free) in [(usable, true), (reserved, false)] {
+            for r in ranges {
+                let p = if free {
+                    r.frames_inside()
+                } else {
+                    r.frames_covering()
+                };
+                let first = ((p.start / FRAME_SIZE) as usize).min(self.frames);
                 let last = ((p.end / FRAME_SIZE) as usize).min(self.frames);
-                if first < last {
-                    self.mark_free_range(first, last);
-                }
+                self.mark_range(first, last, free);
             }
         }
     }
@@ -86,8 +85,9 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         self.bits.as_ref().len() as u64 * 64 * FRAME_SIZE
     }
 
-    /// Sets frames `[first, last)` free, counting those that were not already.
-    fn mark_free_range(&mut self, first: usize, last: usize) {
+    /// Sets frames `[first, last)` free (or not usable), keeping the counts exact: only
+    /// bits that change are counted. A word at a time, since this runs over all of RAM.
+    fn mark_range(&mut self, first: usize, last: usize, free: bool) {
         let mut f = first;
         while f < last {
             let (w, b) = (f / 64, f % 64);
@@ -98,13 +98,22 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
                 ((1u64 << n) - 1) << b
             };
             let word = &mut self.bits.as_mut()[w];
-            let newly = (mask & !*word).count_ones() as usize;
-            *word |= mask;
-            self.free += newly;
-            self.usable += newly;
+            if free {
+                let newly = (mask & !*word).count_ones() as usize;
+                *word |= mask;
+                self.free += newly;
+                self.usable += newly;
+            } else {
+                let taken = (mask & *word).count_ones() as usize;
+                *word &= !mask;
+                self.free -= taken;
+                self.usable -= taken;
+            }
             f += n;
         }
-        self.hint = self.hint.min(first);
+        if free {
+            self.hint = self.hint.min(first);
+        }
     }
 
     /// Free frames now.

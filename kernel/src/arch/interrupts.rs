@@ -9,7 +9,9 @@ use super::{apic, gdt};
 use core::arch::naked_asm;
 use spin::Once;
 use x86_64::VirtAddr;
-use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::instructions::segmentation::{CS, Segment};
+use x86_64::instructions::tables::lidt;
+use x86_64::structures::DescriptorTablePointer;
 
 /// Registers saved on entry, lowest address first (the order `trap_common` pushes them).
 #[repr(C)]
@@ -90,55 +92,80 @@ stubs! {
     v32 = 32 noerr; v255 = 255 noerr;
 }
 
-static IDT: Once<InterruptDescriptorTable> = Once::new();
+/// One 16-byte IDT gate (Intel SDM vol. 3, 6.14.1).
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    attributes: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
 
-/// Builds and loads the IDT. Double faults run on their own IST stack.
+/// Present, DPL 0, 64-bit interrupt gate (interrupts disabled on entry).
+const INTERRUPT_GATE: u8 = 0x8e;
+
+impl Gate {
+    const MISSING: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        attributes: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    fn new(handler: u64, selector: u16, ist: u8) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector,
+            ist,
+            attributes: INTERRUPT_GATE,
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+#[repr(C, align(16))]
+struct Idt([Gate; 256]);
+
+static IDT: Once<Idt> = Once::new();
+
+/// Builds and loads the IDT. Double faults run on their own IST stack. The table is built
+/// by hand from [`STUBS`] (the `x86_64` crate's typed IDT spends hundreds of instructions
+/// on per-field setters, and boot time is a target); vectors without a stub stay
+/// not-present, so they end in a double fault that is reported.
 pub fn init() {
     debug_assert!(STUBS.iter().any(|(v, _)| *v == apic::TIMER_VECTOR));
     debug_assert!(STUBS.iter().any(|(v, _)| *v == apic::SPURIOUS_VECTOR));
+    let code = CS::get_reg().0;
     let idt = IDT.call_once(|| {
-        let mut idt = InterruptDescriptorTable::new();
+        let mut idt = Idt([Gate::MISSING; 256]);
         for &(vector, stub) in STUBS {
-            let addr = VirtAddr::new(stub as *const () as u64);
-            // SAFETY: every stub is a valid interrupt entry point that builds a TrapFrame and
-            // returns with `iretq`; the IST index refers to the stack installed by gdt::init.
-            unsafe {
-                match vector {
-                    8 => {
-                        idt.double_fault
-                            .set_handler_addr(addr)
-                            .set_stack_index(gdt::DOUBLE_FAULT_IST);
-                    }
-                    0 => _ = idt.divide_error.set_handler_addr(addr),
-                    1 => _ = idt.debug.set_handler_addr(addr),
-                    2 => _ = idt.non_maskable_interrupt.set_handler_addr(addr),
-                    3 => _ = idt.breakpoint.set_handler_addr(addr),
-                    4 => _ = idt.overflow.set_handler_addr(addr),
-                    5 => _ = idt.bound_range_exceeded.set_handler_addr(addr),
-                    6 => _ = idt.invalid_opcode.set_handler_addr(addr),
-                    7 => _ = idt.device_not_available.set_handler_addr(addr),
-                    9 => {}
-                    10 => _ = idt.invalid_tss.set_handler_addr(addr),
-                    11 => _ = idt.segment_not_present.set_handler_addr(addr),
-                    12 => _ = idt.stack_segment_fault.set_handler_addr(addr),
-                    13 => _ = idt.general_protection_fault.set_handler_addr(addr),
-                    14 => _ = idt.page_fault.set_handler_addr(addr),
-                    16 => _ = idt.x87_floating_point.set_handler_addr(addr),
-                    17 => _ = idt.alignment_check.set_handler_addr(addr),
-                    18 => _ = idt.machine_check.set_handler_addr(addr),
-                    19 => _ = idt.simd_floating_point.set_handler_addr(addr),
-                    20 => _ = idt.virtualization.set_handler_addr(addr),
-                    21 => _ = idt.cp_protection_exception.set_handler_addr(addr),
-                    28 => _ = idt.hv_injection_exception.set_handler_addr(addr),
-                    29 => _ = idt.vmm_communication_exception.set_handler_addr(addr),
-                    30 => _ = idt.security_exception.set_handler_addr(addr),
-                    v => _ = idt[v].set_handler_addr(addr),
-                }
-            }
+            // IST numbers in a gate are 1-based; 0 means "stay on the current stack".
+            let ist = if vector == 8 {
+                gdt::DOUBLE_FAULT_IST as u8 + 1
+            } else {
+                0
+            };
+            idt.0[usize::from(vector)] = Gate::new(stub as *const () as u64, code, ist);
         }
         idt
     });
-    idt.load();
+    let pointer = DescriptorTablePointer {
+        limit: (size_of::<Idt>() - 1) as u16,
+        base: VirtAddr::new(idt as *const Idt as u64),
+    };
+    // SAFETY: the table lives forever (a static) and every present gate points at a stub
+    // that builds a TrapFrame and returns with `iretq`, in the code segment loaded by
+    // gdt::init; the IST index refers to the stack installed there.
+    unsafe { lidt(&pointer) };
 }
 
 /// Current stack pointer, to tell which stack a handler runs on.

@@ -8,16 +8,12 @@
 
 use plinth_boot::PhysMemory;
 use plinth_frames::PhysRange;
+use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
-use x86_64::structures::paging::mapper::MapToError;
-use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageSize, PageTable, PageTableFlags as F,
-    PhysFrame, Size2MiB, Size4KiB,
-};
-use x86_64::{PhysAddr, VirtAddr};
+use x86_64::structures::paging::PhysFrame;
 
-const PAGE: u64 = Size4KiB::SIZE;
-const HUGE: u64 = Size2MiB::SIZE;
+const PAGE: u64 = 4096;
+const HUGE: u64 = 2 << 20;
 
 unsafe extern "C" {
     static __kernel_start: u8;
@@ -90,20 +86,71 @@ pub enum PagingError {
     Overlap(u64),
 }
 
-struct FrameSource<'a>(&'a mut dyn FnMut() -> Option<u64>);
+// Entry bits (Intel SDM vol. 3, 4.5). Plain constants rather than the `x86_64` crate's
+// generic mapper: the kernel maps a handful of ranges once at boot, and under TCG every
+// distinct instruction on the boot path costs translation time (init time is a target).
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const WRITE_THROUGH: u64 = 1 << 3;
+const NO_CACHE: u64 = 1 << 4;
+const HUGE_PAGE: u64 = 1 << 7;
+const GLOBAL: u64 = 1 << 8;
+const NO_EXECUTE: u64 = 1 << 63;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+const TABLE_FLAGS: u64 = PRESENT | WRITABLE;
 
-// SAFETY: frames come from the frame allocator, are unused, and identity-mapped by the
-// boot tables (the allocator hands out the lowest frames first, all below 4 GiB here).
-unsafe impl FrameAllocator<Size4KiB> for FrameSource<'_> {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        (self.0)().map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
-    }
+/// Builds 4-level page tables in identity-mapped frames.
+struct Builder<'a> {
+    pml4: u64,
+    alloc: &'a mut dyn FnMut() -> Option<u64>,
+    tables: usize,
 }
 
-fn err<S: PageSize>(e: MapToError<S>, at: u64) -> PagingError {
-    match e {
-        MapToError::FrameAllocationFailed => PagingError::OutOfFrames,
-        _ => PagingError::Overlap(at),
+impl Builder<'_> {
+    fn new_table(&mut self) -> Result<u64, PagingError> {
+        let frame = (self.alloc)().ok_or(PagingError::OutOfFrames)?;
+        // SAFETY: the frame was just allocated for this table alone and is identity-mapped
+        // by the boot tables; zero entries are "not present".
+        unsafe { core::ptr::write_bytes(frame as *mut u8, 0, PAGE as usize) };
+        self.tables += 1;
+        Ok(frame)
+    }
+
+    /// Pointer to entry `index` of the table at `table`.
+    fn entry(table: u64, index: u64) -> *mut u64 {
+        (table + (index & 511) * 8) as *mut u64
+    }
+
+    /// Maps `addr` to itself with a page of `size` (4 KiB or 2 MiB) and `flags`.
+    fn map(&mut self, addr: u64, size: u64, flags: u64) -> Result<(), PagingError> {
+        let mut table = self.pml4;
+        let leaf_shift = if size == HUGE { 21 } else { 12 };
+        for shift in [39u64, 30, 21, 12] {
+            let e = Self::entry(table, addr >> shift);
+            // SAFETY: `table` is a page table this builder created (identity-mapped), and
+            // `entry` stays inside it.
+            let value = unsafe { e.read() };
+            if shift == leaf_shift {
+                if value & PRESENT != 0 {
+                    return Err(PagingError::Overlap(addr));
+                }
+                let leaf = addr | flags | if size == HUGE { HUGE_PAGE } else { 0 };
+                // SAFETY: as above.
+                unsafe { e.write(leaf) };
+                return Ok(());
+            }
+            table = if value & PRESENT == 0 {
+                let t = self.new_table()?;
+                // SAFETY: as above.
+                unsafe { e.write(t | TABLE_FLAGS) };
+                t
+            } else if value & HUGE_PAGE != 0 {
+                return Err(PagingError::Overlap(addr));
+            } else {
+                value & ADDR_MASK
+            };
+        }
+        Ok(())
     }
 }
 
@@ -114,99 +161,66 @@ pub fn init(
     lapic: u64,
     alloc: &mut dyn FnMut() -> Option<u64>,
 ) -> Result<usize, PagingError> {
-    let mut used = 0usize;
-    let mut counting = || {
-        used += 1;
-        alloc()
+    let mut b = Builder {
+        pml4: 0,
+        alloc,
+        tables: 0,
     };
-    let mut frames = FrameSource(&mut counting);
-    let pml4_addr = frames
-        .allocate_frame()
-        .ok_or(PagingError::OutOfFrames)?
-        .start_address()
-        .as_u64();
-    // SAFETY: the frame was just allocated for us alone and is identity-mapped; a zeroed
-    // PageTable is a valid empty table.
-    let pml4 = unsafe {
-        let t = pml4_addr as *mut PageTable;
-        t.write(PageTable::new());
-        &mut *t
-    };
-    // SAFETY: physical memory is identity-mapped (offset 0) by the boot tables for as long as
-    // this mapper is used, and every table it creates comes from `frames`.
-    let mut mapper = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(0)) };
-    let image = super::paging::kernel_image();
+    b.pml4 = b.new_table()?;
+    let image = kernel_image();
     let guards = super::stacks::guard_pages();
-    let table_flags = F::PRESENT | F::WRITABLE;
-    let rw = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
+    let rw = PRESENT | WRITABLE | NO_EXECUTE | GLOBAL;
 
     // Kernel image, page by page, with section permissions.
     let mut addr = image.whole.start;
     while addr < image.whole.end {
         let flags = if image.text.contains(addr) {
-            F::PRESENT | F::GLOBAL
+            PRESENT | GLOBAL
         } else if image.rodata.contains(addr) {
-            F::PRESENT | F::NO_EXECUTE | F::GLOBAL
+            PRESENT | NO_EXECUTE | GLOBAL
         } else {
             rw
         };
         if !guards.contains(&addr) {
-            map4k(&mut mapper, addr, flags, table_flags, &mut frames)?;
+            b.map(addr, PAGE, flags)?;
         }
         addr += PAGE;
     }
 
     // The rest of RAM (never page 0), 2 MiB pages where possible.
     for r in ram {
-        let mut pieces = [
-            PhysRange {
-                start: r.start.max(PAGE),
-                end: r.end,
-            },
-            PhysRange::new(0, 0),
-        ];
-        if pieces[0].overlaps(&image.whole) {
-            pieces = [
-                PhysRange {
-                    start: pieces[0].start,
-                    end: image.whole.start,
-                },
-                PhysRange {
-                    start: image.whole.end,
-                    end: pieces[0].end,
-                },
-            ];
-        }
-        for p in pieces.iter().filter(|p| !p.is_empty()) {
+        let whole = PhysRange {
+            start: r.start.max(PAGE),
+            end: r.end,
+        };
+        let below = PhysRange {
+            start: whole.start,
+            end: whole.end.min(image.whole.start),
+        };
+        let above = PhysRange {
+            start: whole.start.max(image.whole.end),
+            end: whole.end,
+        };
+        for p in [below, above] {
             let mut a = p.start;
             while a < p.end {
-                if a % HUGE == 0 && p.end - a >= HUGE {
-                    let page = Page::<Size2MiB>::containing_address(VirtAddr::new(a));
-                    let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(a));
-                    // SAFETY: identity mapping of usable RAM that is not the kernel image.
-                    unsafe {
-                        mapper.map_to_with_table_flags(
-                            page,
-                            frame,
-                            rw | F::HUGE_PAGE,
-                            table_flags,
-                            &mut frames,
-                        )
-                    }
-                    .map_err(|e| err(e, a))?
-                    .ignore();
-                    a += HUGE;
+                let size = if a % HUGE == 0 && p.end - a >= HUGE {
+                    HUGE
                 } else {
-                    map4k(&mut mapper, a, rw, table_flags, &mut frames)?;
-                    a += PAGE;
-                }
+                    PAGE
+                };
+                b.map(a, size, rw)?;
+                a += size;
             }
         }
     }
 
     // Local APIC registers: uncached, never executable.
-    let mmio = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
-    map4k(&mut mapper, lapic, mmio, table_flags, &mut frames)?;
+    b.map(
+        lapic,
+        PAGE,
+        PRESENT | WRITABLE | NO_EXECUTE | NO_CACHE | WRITE_THROUGH,
+    )?;
 
     // SAFETY: the new tables map everything the kernel touches from here on: its image
     // (code, data, the boot stack minus its guard), all usable RAM and the APIC. PGE lets
@@ -214,25 +228,9 @@ pub fn init(
     unsafe {
         Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
         Cr3::write(
-            PhysFrame::containing_address(PhysAddr::new(pml4_addr)),
+            PhysFrame::containing_address(PhysAddr::new(b.pml4)),
             Cr3Flags::empty(),
         );
     }
-    Ok(used)
-}
-
-fn map4k(
-    mapper: &mut OffsetPageTable<'_>,
-    addr: u64,
-    flags: F,
-    table_flags: F,
-    frames: &mut FrameSource<'_>,
-) -> Result<(), PagingError> {
-    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(addr));
-    let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(addr));
-    // SAFETY: identity mapping of memory the caller owns (kernel image, RAM, or MMIO).
-    unsafe { mapper.map_to_with_table_flags(page, frame, flags, table_flags, frames) }
-        .map_err(|e| err(e, addr))?
-        .ignore();
-    Ok(())
+    Ok(b.tables)
 }

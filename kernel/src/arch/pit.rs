@@ -41,7 +41,7 @@ pub fn start_free_running() {
 
 /// Runs `f` between two PIT reads that are at most [`MAX_BRACKET_TICKS`] apart, and
 /// returns the PIT count at `f` (the later read).
-fn bracketed(f: &mut impl FnMut()) -> u16 {
+pub fn bracketed(f: &mut impl FnMut()) -> u16 {
     loop {
         let before = read_count();
         f();
@@ -50,17 +50,4 @@ fn bracketed(f: &mut impl FnMut()) -> u16 {
             return after;
         }
     }
-}
-
-/// Calls `start`, waits until at least `ticks` PIT ticks have passed, calls `end`, and
-/// returns the ticks that passed between the two calls. Each call is bracketed by PIT
-/// reads and repeated if the bracket shows it was interrupted.
-pub fn measure(ticks: u16, mut start: impl FnMut(), mut end: impl FnMut()) -> u64 {
-    start_free_running();
-    let first = bracketed(&mut start);
-    while first.wrapping_sub(read_count()) < ticks {
-        core::hint::spin_loop();
-    }
-    let last = bracketed(&mut end);
-    u64::from(first.wrapping_sub(last))
 }
