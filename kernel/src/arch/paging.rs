@@ -84,6 +84,8 @@ pub enum PagingError {
     OutOfFrames,
     /// A range was mapped twice (overlapping inputs).
     Overlap(u64),
+    /// The kernel image's sections or stack guard pages are not where link.ld puts them.
+    UnexpectedLayout,
 }
 
 // Entry bits (Intel SDM vol. 3, 4.5). Plain constants rather than the `x86_64` crate's
@@ -121,7 +123,26 @@ impl Builder<'_> {
         (table + (index & 511) * 8) as *mut u64
     }
 
+    /// Maps `[start, end)` (page-aligned; empty if `end <= start`) to itself, with 2 MiB
+    /// pages where alignment allows. Not inlined: one copy serves every range, which keeps
+    /// the boot path short to translate under TCG.
+    #[inline(never)]
+    fn map_range(&mut self, start: u64, end: u64, flags: u64) -> Result<(), PagingError> {
+        let mut a = start;
+        while a < end {
+            let size = if a % HUGE == 0 && end - a >= HUGE {
+                HUGE
+            } else {
+                PAGE
+            };
+            self.map(a, size, flags)?;
+            a += size;
+        }
+        Ok(())
+    }
+
     /// Maps `addr` to itself with a page of `size` (4 KiB or 2 MiB) and `flags`.
+    #[inline(never)]
     fn map(&mut self, addr: u64, size: u64, flags: u64) -> Result<(), PagingError> {
         let mut table = self.pml4;
         let leaf_shift = if size == HUGE { 21 } else { 12 };
@@ -171,48 +192,38 @@ pub fn init(
     let guards = super::stacks::guard_pages();
     let rw = PRESENT | WRITABLE | NO_EXECUTE | GLOBAL;
 
-    // Kernel image, page by page, with section permissions.
-    let mut addr = image.whole.start;
-    while addr < image.whole.end {
-        let flags = if image.text.contains(addr) {
-            PRESENT | GLOBAL
-        } else if image.rodata.contains(addr) {
-            PRESENT | NO_EXECUTE | GLOBAL
-        } else {
-            rw
-        };
-        if !guards.contains(&addr) {
-            b.map(addr, PAGE, flags)?;
-        }
-        addr += PAGE;
+    // Kernel image with section permissions; the stack guard pages (in .bss) stay
+    // unmapped. Then the rest of RAM (never page 0).
+    let [g0, g1] = guards;
+    let (g0, g1) = (g0.min(g1), g0.max(g1));
+    let data_start = image.rodata.end;
+    // link.ld orders text < rodata < data/bss, and both stacks are statics in .bss.
+    let ordered = image.whole.start <= image.text.start
+        && image.text.end <= image.rodata.start
+        && data_start <= g0
+        && g1 + PAGE <= image.whole.end;
+    if !ordered || g0 == g1 {
+        return Err(PagingError::UnexpectedLayout);
     }
-
-    // The rest of RAM (never page 0), 2 MiB pages where possible.
+    let pieces = [
+        (image.whole.start, image.text.start, rw),
+        (image.text.start, image.text.end, PRESENT | GLOBAL),
+        (
+            image.rodata.start,
+            image.rodata.end,
+            PRESENT | NO_EXECUTE | GLOBAL,
+        ),
+        (data_start, g0, rw),
+        (g0 + PAGE, g1, rw),
+        (g1 + PAGE, image.whole.end, rw),
+    ];
+    for (start, end, flags) in pieces {
+        b.map_range(start, end, flags)?;
+    }
     for r in ram {
-        let whole = PhysRange {
-            start: r.start.max(PAGE),
-            end: r.end,
-        };
-        let below = PhysRange {
-            start: whole.start,
-            end: whole.end.min(image.whole.start),
-        };
-        let above = PhysRange {
-            start: whole.start.max(image.whole.end),
-            end: whole.end,
-        };
-        for p in [below, above] {
-            let mut a = p.start;
-            while a < p.end {
-                let size = if a % HUGE == 0 && p.end - a >= HUGE {
-                    HUGE
-                } else {
-                    PAGE
-                };
-                b.map(a, size, rw)?;
-                a += size;
-            }
-        }
+        let start = r.start.max(PAGE);
+        b.map_range(start, r.end.min(image.whole.start), rw)?;
+        b.map_range(start.max(image.whole.end), r.end, rw)?;
     }
 
     // Local APIC registers: uncached, never executable.
