@@ -179,10 +179,10 @@ macro_rules! println {
 /// log is written out first if the lock is free (it is not only when the fault hit
 /// inside the console itself; then those lines are lost, the report is not).
 pub fn emergency(args: fmt::Arguments) {
-    if let Some(mut c) = CONSOLE.try_lock() {
-        if let Some(c) = c.as_mut() {
-            flush(c);
-        }
+    if let Some(mut guard) = CONSOLE.try_lock()
+        && let Some(c) = guard.as_mut()
+    {
+        flush(c);
     }
     if let Some(mut s) = Serial::emergency() {
         let _ = s.write_fmt(args);
@@ -223,6 +223,19 @@ pub enum Command {
     Status,
     /// List commands.
     Help,
+    /// List the disks.
+    Disks,
+    /// Checksum `count` sectors of a disk from `first`.
+    DiskSum { disk: usize, first: u64, count: u64 },
+    /// Write the test pattern for `seed` over `count` sectors from `first`, then flush.
+    DiskFill {
+        disk: usize,
+        first: u64,
+        count: u64,
+        seed: u64,
+    },
+    /// A known command with missing or malformed arguments (its usage is echoed).
+    Usage(&'static str),
     /// Anything else (the line is echoed in the error).
     Unknown(String<MAX_COMMAND>),
     /// The line exceeded [`MAX_COMMAND`] bytes and was dropped.
@@ -238,6 +251,8 @@ impl Command {
             "shutdown" | "poweroff" => Command::Shutdown,
             "status" => Command::Status,
             "help" | "?" => Command::Help,
+            "disks" => Command::Disks,
+            _ if line.starts_with("disk ") => Self::parse_disk(line),
             other => {
                 let mut s = String::new();
                 for c in other.chars() {
@@ -250,6 +265,40 @@ impl Command {
         })
     }
 }
+
+impl Command {
+    fn parse_disk(line: &str) -> Command {
+        let mut words = line.split_whitespace().skip(1);
+        let verb = words.next();
+        let mut nums = [0u64; 4];
+        let mut given = 0;
+        for (slot, w) in nums.iter_mut().zip(words.by_ref()) {
+            match w.parse() {
+                Ok(v) => *slot = v,
+                Err(_) => return Command::Usage(DISK_USAGE),
+            }
+            given += 1;
+        }
+        let extra = words.next().is_some();
+        let disk = usize::try_from(nums[0]).unwrap_or(usize::MAX);
+        match (verb, given, extra) {
+            (Some("sum"), 3, false) => Command::DiskSum {
+                disk,
+                first: nums[1],
+                count: nums[2],
+            },
+            (Some("fill"), 4, false) => Command::DiskFill {
+                disk,
+                first: nums[1],
+                count: nums[2],
+                seed: nums[3],
+            },
+            _ => Command::Usage(DISK_USAGE),
+        }
+    }
+}
+
+const DISK_USAGE: &str = "disk sum N FIRST COUNT | disk fill N FIRST COUNT SEED";
 
 struct LineBuffer {
     line: String<MAX_COMMAND>,

@@ -17,6 +17,7 @@ extern crate alloc;
 mod arch;
 mod clock;
 mod console;
+mod devices;
 mod memory;
 mod selftest;
 mod trap;
@@ -108,6 +109,8 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     );
 
     clock::calibration_checkpoint();
+    devices::init();
+    clock::calibration_checkpoint();
     let rates = clock::finish_boot_calibration();
     let apic_hz = rates.map_or(0, |r| r.apic_hz);
     if let Some(r) = rates {
@@ -192,9 +195,46 @@ fn run_command(cmd: Command) {
                 clock::ticks()
             );
         }
-        Command::Help => println!("commands: status, shutdown, help"),
+        Command::Help => println!(
+            "commands: status, disks, disk sum N FIRST COUNT, disk fill N FIRST COUNT SEED, shutdown, help"
+        ),
+        Command::Disks => {
+            let mut any = false;
+            devices::for_each_disk(|name, pci, sectors, serial| {
+                any = true;
+                println!("disk {name}: pci {pci}, {sectors} sectors, serial \"{serial}\"");
+            });
+            if !any {
+                println!("no disks");
+            }
+        }
+        Command::DiskSum { disk, first, count } => {
+            let mut hash = plinth_diskcheck::Fnv1a::new();
+            match devices::with_sectors(disk, first, count, false, |_, chunk| hash.update(chunk)) {
+                Ok(()) => println!(
+                    "disk sum {disk} {first} {count}: fnv1a64 {:016x}",
+                    hash.finish()
+                ),
+                Err(e) => println!("disk sum {disk} {first} {count}: error: {e}"),
+            }
+        }
+        Command::DiskFill {
+            disk,
+            first,
+            count,
+            seed,
+        } => {
+            let r = devices::with_sectors(disk, first, count, true, |offset, chunk| {
+                plinth_diskcheck::fill(seed, offset, chunk)
+            });
+            match r {
+                Ok(()) => println!("disk fill {disk} {first} {count} {seed}: written and flushed"),
+                Err(e) => println!("disk fill {disk} {first} {count} {seed}: error: {e}"),
+            }
+        }
         Command::Unknown(s) => println!("unknown command \"{s}\" (try help)"),
         Command::TooLong => println!("command too long (max {} bytes)", console::MAX_COMMAND),
+        Command::Usage(usage) => println!("usage: {usage}"),
     }
 }
 

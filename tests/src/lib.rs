@@ -31,6 +31,8 @@ pub struct Boot {
     pub profile: &'static str,
     pub memory_mib: u32,
     pub append: String,
+    /// Raw image attached as the virtio disk, with this serial.
+    pub disk: Option<plinth::profile::Disk>,
 }
 
 impl Default for Boot {
@@ -39,6 +41,7 @@ impl Default for Boot {
             profile: "q35",
             memory_mib: 128,
             append: String::new(),
+            disk: None,
         }
     }
 }
@@ -61,6 +64,7 @@ impl Boot {
             memory_mib: self.memory_mib,
             kernel: kernel().clone(),
             append: self.append.clone(),
+            disk: self.disk.clone(),
         };
         let machine = Machine::launch(&profile, &opts, false).unwrap_or_else(|e| panic!("{e}"));
         Runtime {
@@ -121,6 +125,11 @@ impl Runtime {
         self.send("shutdown");
         self.expect_line("plinth: shutting down");
         self.expect_exit(ExitCode::Success);
+    }
+
+    /// Kills QEMU with SIGKILL, as a power cut would stop a machine.
+    pub fn kill(&mut self) {
+        self.machine.kill();
     }
 
     /// All serial lines so far.

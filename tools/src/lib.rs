@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod disk;
 pub mod machine;
 pub mod profile;
 pub mod setup;

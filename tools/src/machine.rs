@@ -73,6 +73,8 @@ pub enum MachineError {
     Ended(Outcome),
     #[error("writing to the console failed: {0}")]
     Input(std::io::Error),
+    #[error(transparent)]
+    Profile(crate::profile::ProfileError),
 }
 
 /// A QEMU process running the runtime.
@@ -95,7 +97,7 @@ impl Machine {
         opts: &LaunchOptions,
         echo: bool,
     ) -> Result<Machine, MachineError> {
-        let mut cmd: Command = profile.command(opts);
+        let mut cmd: Command = profile.command(opts).map_err(MachineError::Profile)?;
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -65,6 +65,13 @@ struct RunArgs {
     /// Boot, wait for `plinth: ready`, shut down cleanly and exit 0.
     #[arg(long)]
     exit_on_ready: bool,
+    /// Raw disk image to attach as the runtime's virtio disk (default: a fresh 64 MiB
+    /// sparse scratch image under target/plinth/, deleted when the run ends).
+    #[arg(long, conflicts_with = "no_disk")]
+    disk: Option<std::path::PathBuf>,
+    /// Attach no disk.
+    #[arg(long)]
+    no_disk: bool,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +114,7 @@ fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
         memory_mib: m.memory,
         kernel,
         append: m.append.clone(),
+        disk: None,
     };
     Ok((profile, opts))
 }
@@ -145,7 +153,25 @@ fn run(cli: Cli) -> Result<ProcessExit> {
 }
 
 fn run_machine(args: RunArgs) -> Result<ProcessExit> {
-    let (profile, opts) = prepare(&args.machine)?;
+    let (profile, mut opts) = prepare(&args.machine)?;
+    // Lives until the run ends; then the scratch image is deleted.
+    let scratch = match (&args.disk, args.no_disk) {
+        (None, false) if !profile.disk_args.is_empty() => {
+            Some(plinth::disk::ScratchImage::create()?)
+        }
+        _ => None,
+    };
+    let image = match &args.disk {
+        Some(path) => {
+            plinth::disk::check_image(path)?;
+            Some(path.clone())
+        }
+        None => scratch.as_ref().map(|s| s.path().to_path_buf()),
+    };
+    opts.disk = image.map(|image| plinth::profile::Disk {
+        image,
+        serial: "plinth-disk0".into(),
+    });
     let limit = args
         .timeout
         .map(Duration::from_secs)

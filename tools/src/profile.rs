@@ -43,6 +43,10 @@ pub struct Profile {
     pub files: Vec<PathBuf>,
     /// Arguments, with `{accel}`, `{memory}`, `{kernel}`, `{append}` placeholders.
     pub args: Vec<String>,
+    /// Arguments added when a disk is attached, with `{disk}` (image path) and
+    /// `{disk_serial}` placeholders. Empty: the profile cannot attach disks yet.
+    #[serde(default)]
+    pub disk_args: Vec<String>,
 }
 
 /// Errors loading or using a profile.
@@ -62,6 +66,10 @@ pub enum ProfileError {
     },
     #[error("profile {name}: argument `{arg}` has an unknown placeholder")]
     Placeholder { name: String, arg: String },
+    #[error("profile {0} cannot attach a disk (it has no disk_args)")]
+    NoDiskSupport(String),
+    #[error("disk image path {0} contains a comma, which QEMU's -drive option cannot take")]
+    DiskPath(PathBuf),
 }
 
 /// Profiles shipped in `qemu/`.
@@ -77,6 +85,15 @@ pub struct LaunchOptions {
     pub memory_mib: u32,
     pub kernel: PathBuf,
     pub append: String,
+    pub disk: Option<Disk>,
+}
+
+/// A raw disk image attached as the runtime's virtio block device.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    pub image: PathBuf,
+    /// What the device reports as its serial (at most 20 bytes are visible).
+    pub serial: String,
 }
 
 impl Profile {
@@ -105,12 +122,15 @@ impl Profile {
             source: Box::new(e),
         })?;
         p.name = name.to_owned();
-        for arg in &p.args {
+        let base = ["accel", "memory", "kernel", "append"];
+        let disk = ["accel", "memory", "kernel", "append", "disk", "disk_serial"];
+        let checks = p.args.iter().map(|a| (a, &base[..]));
+        for (arg, allowed) in checks.chain(p.disk_args.iter().map(|a| (a, &disk[..]))) {
             let mut rest = arg.as_str();
             while let Some(open) = rest.find('{') {
                 let close = rest[open..].find('}').map(|c| open + c);
                 let key = close.map(|c| &rest[open + 1..c]);
-                if !matches!(key, Some("accel" | "memory" | "kernel" | "append")) {
+                if !key.is_some_and(|k| allowed.contains(&k)) {
                     return Err(ProfileError::Placeholder {
                         name: name.to_owned(),
                         arg: arg.clone(),
@@ -123,23 +143,39 @@ impl Profile {
     }
 
     /// The arguments with placeholders filled in.
-    pub fn args(&self, o: &LaunchOptions) -> Vec<String> {
-        self.args
-            .iter()
-            .map(|a| {
-                a.replace("{accel}", o.accel.as_str())
-                    .replace("{memory}", &o.memory_mib.to_string())
-                    .replace("{kernel}", &o.kernel.to_string_lossy())
-                    .replace("{append}", &o.append)
-            })
-            .collect()
+    pub fn args(&self, o: &LaunchOptions) -> Result<Vec<String>, ProfileError> {
+        let fill = |a: &String| {
+            let mut a = a
+                .replace("{accel}", o.accel.as_str())
+                .replace("{memory}", &o.memory_mib.to_string())
+                .replace("{kernel}", &o.kernel.to_string_lossy())
+                .replace("{append}", &o.append);
+            if let Some(d) = &o.disk {
+                // QEMU's option syntax doubles a comma to escape it inside a value.
+                a = a
+                    .replace("{disk_serial}", &d.serial.replace(',', ",,"))
+                    .replace("{disk}", &d.image.to_string_lossy());
+            }
+            a
+        };
+        let mut args: Vec<String> = self.args.iter().map(fill).collect();
+        if let Some(d) = &o.disk {
+            if self.disk_args.is_empty() {
+                return Err(ProfileError::NoDiskSupport(self.name.clone()));
+            }
+            if d.image.to_string_lossy().contains(',') {
+                return Err(ProfileError::DiskPath(d.image.clone()));
+            }
+            args.extend(self.disk_args.iter().map(fill));
+        }
+        Ok(args)
     }
 
     /// The full QEMU command.
-    pub fn command(&self, o: &LaunchOptions) -> Command {
+    pub fn command(&self, o: &LaunchOptions) -> Result<Command, ProfileError> {
         let mut c = Command::new(&self.binary);
-        c.args(self.args(o));
-        c
+        c.args(self.args(o)?);
+        Ok(c)
     }
 }
 
@@ -153,6 +189,7 @@ mod tests {
             memory_mib: 256,
             kernel: "/k.elf".into(),
             append: "log=debug".into(),
+            disk: None,
         }
     }
 
@@ -160,7 +197,7 @@ mod tests {
     fn builtin_profiles_parse_and_fill_placeholders() {
         for (name, _) in BUILTIN {
             let p = Profile::load(name).unwrap();
-            let args = p.args(&opts());
+            let args = p.args(&opts()).unwrap();
             assert!(args.iter().all(|a| !a.contains('{')), "{name}: {args:?}");
             assert!(args.windows(2).any(|w| w == ["-m", "256M"]), "{name}");
             assert!(

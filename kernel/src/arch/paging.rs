@@ -6,6 +6,7 @@
 //! the local APIC page uncached. Page 0 and every stack's guard page stay unmapped, so
 //! null dereferences and stack overflows fault.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use plinth_boot::PhysMemory;
 use plinth_frames::PhysRange;
 use x86_64::PhysAddr;
@@ -101,6 +102,9 @@ const NO_EXECUTE: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const TABLE_FLAGS: u64 = PRESENT | WRITABLE;
 
+/// Physical address of the kernel's PML4, once `init` has switched to it.
+static KERNEL_PML4: AtomicU64 = AtomicU64::new(0);
+
 /// Builds 4-level page tables in identity-mapped frames.
 struct Builder<'a> {
     pml4: u64,
@@ -130,7 +134,7 @@ impl Builder<'_> {
     fn map_range(&mut self, start: u64, end: u64, flags: u64) -> Result<(), PagingError> {
         let mut a = start;
         while a < end {
-            let size = if a % HUGE == 0 && end - a >= HUGE {
+            let size = if a.is_multiple_of(HUGE) && end - a >= HUGE {
                 HUGE
             } else {
                 PAGE
@@ -144,6 +148,17 @@ impl Builder<'_> {
     /// Maps `addr` to itself with a page of `size` (4 KiB or 2 MiB) and `flags`.
     #[inline(never)]
     fn map(&mut self, addr: u64, size: u64, flags: u64) -> Result<(), PagingError> {
+        self.map_with(addr, size, flags, false)
+    }
+
+    /// As `map`; with `same_ok`, a page already mapped exactly so is not an error.
+    fn map_with(
+        &mut self,
+        addr: u64,
+        size: u64,
+        flags: u64,
+        same_ok: bool,
+    ) -> Result<(), PagingError> {
         let mut table = self.pml4;
         let leaf_shift = if size == HUGE { 21 } else { 12 };
         for shift in [39u64, 30, 21, 12] {
@@ -152,10 +167,14 @@ impl Builder<'_> {
             // `entry` stays inside it.
             let value = unsafe { e.read() };
             if shift == leaf_shift {
-                if value & PRESENT != 0 {
-                    return Err(PagingError::Overlap(addr));
-                }
                 let leaf = addr | flags | if size == HUGE { HUGE_PAGE } else { 0 };
+                if value & PRESENT != 0 {
+                    return if same_ok && value == leaf {
+                        Ok(())
+                    } else {
+                        Err(PagingError::Overlap(addr))
+                    };
+                }
                 // SAFETY: as above.
                 unsafe { e.write(leaf) };
                 return Ok(());
@@ -243,5 +262,49 @@ pub fn init(
             Cr3Flags::empty(),
         );
     }
+    KERNEL_PML4.store(b.pml4, Ordering::Relaxed);
     Ok(b.tables)
+}
+
+/// Serialises changes to the live kernel tables.
+static LIVE: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Identity-maps device registers `[phys, phys + len)` uncached and never executable in
+/// the live kernel tables. Mapping the same range again is fine; a range that overlaps RAM
+/// or other mappings with different attributes is refused.
+pub fn map_mmio(
+    phys: u64,
+    len: u64,
+    alloc: &mut dyn FnMut() -> Option<u64>,
+) -> Result<(), PagingError> {
+    let pml4 = KERNEL_PML4.load(Ordering::Relaxed);
+    if pml4 == 0 {
+        return Err(PagingError::UnexpectedLayout);
+    }
+    let start = phys & !(PAGE - 1);
+    let end = phys
+        .checked_add(len)
+        .and_then(|e| e.checked_next_multiple_of(PAGE))
+        .ok_or(PagingError::Overlap(phys))?;
+    // Identity mapping needs a canonical lower-half address (and one the builder's 4-level
+    // walk covers): below 2^47.
+    if end > 1 << 47 {
+        return Err(PagingError::Overlap(phys));
+    }
+    let flags = PRESENT | WRITABLE | NO_EXECUTE | NO_CACHE | WRITE_THROUGH;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let _g = LIVE.lock();
+        let mut b = Builder {
+            pml4,
+            alloc,
+            tables: 0,
+        };
+        let mut a = start;
+        while a < end {
+            // Entries go from not-present to present: no stale TLB entry can exist.
+            b.map_with(a, PAGE, flags, true)?;
+            a += PAGE;
+        }
+        Ok(())
+    })
 }

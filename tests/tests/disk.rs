@@ -1,0 +1,142 @@
+//! The runtime's virtio disk, end to end: the host makes an image, the runtime reads,
+//! checksums and writes it, and the host reads the result back from the image file.
+
+use std::path::PathBuf;
+
+use plinth::profile::Disk;
+use plinth_diskcheck::{Fnv1a, fill};
+use plinth_tests::Boot;
+
+const SECTOR: u64 = 512;
+
+/// A fresh image in the test's own temporary directory.
+fn image(name: &str, sectors: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plinth-disk-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(sectors * SECTOR).unwrap();
+    path
+}
+
+fn boot_with(path: &PathBuf, serial: &str) -> plinth_tests::Runtime {
+    Boot {
+        disk: Some(Disk {
+            image: path.clone(),
+            serial: serial.into(),
+        }),
+        ..Boot::default()
+    }
+    .start()
+}
+
+fn pattern(seed: u64, offset: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0; len];
+    fill(seed, offset, &mut v);
+    v
+}
+
+#[test]
+fn disk_capacity_and_serial_match_the_image() {
+    // An odd size, so a hard-coded capacity could not pass.
+    let path = image("odd.img", 6001);
+    let mut rt = boot_with(&path, "odd-serial-42");
+    rt.expect_line("blk0: virtio-blk at 00:");
+    let line = rt.expect_ready();
+    drop(line);
+    rt.send("disks");
+    let l = rt.expect_line("disk blk0:");
+    assert!(l.text.contains("6001 sectors"), "{}", l.text);
+    assert!(l.text.contains("serial \"odd-serial-42\""), "{}", l.text);
+    rt.shutdown();
+}
+
+#[test]
+fn host_pattern_is_read_and_runtime_writes_reach_the_image() {
+    let sectors = 4096;
+    let path = image("roundtrip.img", sectors);
+    std::fs::write(&path, pattern(11, 0, (sectors * SECTOR) as usize)).unwrap();
+    let mut expected = Fnv1a::new();
+    expected.update(&pattern(11, 0, 2048 * SECTOR as usize));
+
+    let mut rt = boot_with(&path, "rt");
+    rt.expect_ready();
+    rt.send("disk sum 0 0 2048");
+    let l = rt.expect_line("disk sum 0 0 2048:");
+    assert!(
+        l.text
+            .ends_with(&format!("fnv1a64 {:016x}", expected.finish())),
+        "runtime read something else than the host wrote: {}",
+        l.text
+    );
+    rt.send("disk fill 0 100 300 22");
+    rt.expect_line("disk fill 0 100 300 22: written and flushed");
+    rt.shutdown();
+
+    let data = std::fs::read(&path).unwrap();
+    let (a, b) = (100 * SECTOR as usize, 400 * SECTOR as usize);
+    assert!(
+        data[..a] == pattern(11, 0, a)[..],
+        "sectors before the write changed"
+    );
+    assert!(
+        data[a..b] == pattern(22, a as u64, b - a)[..],
+        "written sectors differ"
+    );
+    assert!(
+        data[b..] == pattern(11, b as u64, data.len() - b)[..],
+        "sectors after the write changed"
+    );
+}
+
+#[test]
+fn flushed_writes_survive_sigkill_every_time() {
+    let path = image("durable.img", 2048);
+    for trial in 1..=3u64 {
+        let mut rt = boot_with(&path, "durable");
+        rt.expect_ready();
+        let first = trial * 200;
+        rt.send(&format!("disk fill 0 {first} 256 {trial}"));
+        rt.expect_line(&format!(
+            "disk fill 0 {first} 256 {trial}: written and flushed"
+        ));
+        // No shutdown: QEMU dies the way a power cut stops a machine.
+        rt.kill();
+        let data = std::fs::read(&path).unwrap();
+        let (a, b) = ((first * SECTOR) as usize, ((first + 256) * SECTOR) as usize);
+        assert!(
+            data[a..b] == pattern(trial, a as u64, b - a)[..],
+            "trial {trial}: acknowledged write missing from the image"
+        );
+    }
+}
+
+#[test]
+fn bad_disk_requests_get_errors_and_the_runtime_carries_on() {
+    let path = image("small.img", 64);
+    let mut rt = boot_with(&path, "small");
+    rt.expect_ready();
+    for (cmd, answer) in [
+        ("disk sum 0 60 5", "error: sectors outside the disk"),
+        (
+            "disk sum 0 18446744073709551615 2",
+            "error: sectors outside the disk",
+        ),
+        ("disk fill 0 64 1 3", "error: sectors outside the disk"),
+        ("disk sum 7 0 1", "error: no such disk"),
+        ("disk sum 0 0", "usage: disk sum"),
+        ("disk sum zero 0 1", "usage: disk sum"),
+        ("disk fill 0 0 1 2 3", "usage: disk sum"),
+        ("disk erase 0", "usage: disk sum"),
+    ] {
+        rt.send(cmd);
+        rt.expect_line(answer);
+    }
+    // Still serving, and nothing was written.
+    rt.send("disk sum 0 0 64");
+    let mut zero = Fnv1a::new();
+    zero.update(&vec![0u8; 64 * SECTOR as usize]);
+    rt.expect_line(&format!("fnv1a64 {:016x}", zero.finish()));
+    rt.shutdown();
+    assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
+}

@@ -1,0 +1,95 @@
+//! Disk images on the host side: the scratch image `plinth run` attaches when no disk is
+//! given, and checks on images the user names.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+/// Size of the scratch image: sparse, so it costs no disk space until written.
+pub const SCRATCH_BYTES: u64 = 64 << 20;
+/// Sector size virtio-blk counts in.
+pub const SECTOR: u64 = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("disk image {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("disk image {path} is empty or not a whole number of 512-byte sectors ({len} bytes)")]
+    BadSize { path: PathBuf, len: u64 },
+}
+
+/// A sparse scratch image of [`SCRATCH_BYTES`] for one run, deleted when dropped. Each
+/// run gets its own, so two `plinth run`s never contend for one image (QEMU locks it).
+pub struct ScratchImage {
+    path: PathBuf,
+}
+
+impl ScratchImage {
+    /// Creates `target/plinth/scratch-PID.img`.
+    pub fn create() -> Result<ScratchImage, DiskError> {
+        let dir = crate::repo_root().join("target").join("plinth");
+        let path = dir.join(format!("scratch-{}.img", std::process::id()));
+        let io = |source| DiskError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        remove_orphans(&dir);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        f.set_len(SCRATCH_BYTES).map_err(io)?;
+        Ok(ScratchImage { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Deletes scratch images of runs that ended without cleaning up (killed by a signal).
+fn remove_orphans(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("scratch-")?.strip_suffix(".img"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+impl Drop for ScratchImage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Checks that `path` is a usable raw image; returns its size in sectors.
+pub fn check_image(path: &Path) -> Result<u64, DiskError> {
+    let len = std::fs::metadata(path)
+        .map_err(|source| DiskError::Io {
+            path: path.into(),
+            source,
+        })?
+        .len();
+    if len == 0 || len % SECTOR != 0 {
+        return Err(DiskError::BadSize {
+            path: path.into(),
+            len,
+        });
+    }
+    Ok(len / SECTOR)
+}
