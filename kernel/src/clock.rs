@@ -89,8 +89,7 @@ pub fn calibration_checkpoint() {
 /// clock's rate. Returns `None` if it was already finished (or never started). Uses
 /// `try_lock` so the fault and panic paths may call it too.
 pub fn finish_boot_calibration() -> Option<Rates> {
-    let cal = without_interrupts(|| BOOT_CALIBRATION.try_lock()?.take())?;
-    let mut c = cal;
+    let mut c = without_interrupts(|| BOOT_CALIBRATION.try_lock()?.take())?;
     loop {
         let count = pit::read_count();
         let ticks = c.pit_ticks + u64::from(c.last_count.wrapping_sub(count));

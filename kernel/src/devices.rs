@@ -77,16 +77,7 @@ pub fn init() -> usize {
     for f in &found.functions {
         let at = f.location;
         let pci = alloc::format!("{:02x}:{:02x}.{}", at.bus, at.device, at.function);
-        let info = plinth_pci::DeviceFunctionInfo {
-            vendor_id: f.vendor_id,
-            device_id: f.device_id,
-            class: f.class,
-            subclass: f.subclass,
-            prog_if: 0,
-            revision: 0,
-            header_type: plinth_pci::HeaderType::Standard,
-        };
-        let Some(kind) = virtio_device_type(&info) else {
+        let Some(kind) = virtio_device_type(&f.info) else {
             continue;
         };
         if f.unplaced_bars > 0 {

@@ -66,10 +66,8 @@ pub struct MemoryBar {
 #[derive(Clone, Debug)]
 pub struct Function {
     pub location: DeviceFunction,
-    pub vendor_id: u16,
-    pub device_id: u16,
-    pub class: u8,
-    pub subclass: u8,
+    /// IDs, class and header type as the walk read them.
+    pub info: DeviceFunctionInfo,
     pub bars: heapless::Vec<MemoryBar, 6>,
     /// BARs that could not be placed (window full, or a 32-bit BAR when only a window
     /// above 4 GiB is left); the function's memory decoding stays off if any is missing.
@@ -143,10 +141,7 @@ fn setup_function<C: ConfigurationAccess>(
 ) -> Function {
     let mut f = Function {
         location,
-        vendor_id: info.vendor_id,
-        device_id: info.device_id,
-        class: info.class,
-        subclass: info.subclass,
+        info: info.clone(),
         bars: heapless::Vec::new(),
         unplaced_bars: 0,
     };
