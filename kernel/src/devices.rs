@@ -59,10 +59,12 @@ static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 pub fn init() -> usize {
     let mut root = PciRoot::new(PortCam);
     let mut window = Window::new(MMIO_WINDOW.0, MMIO_WINDOW.1);
+    // Only functions a driver here will drive are set up; the rest keep decoding off.
     let found = plinth_pci::enumerate(
         &mut root,
         |d, o| plinth_pci::ConfigurationAccess::read_word(&PortCam, d, o),
         &mut window,
+        |info| virtio_device_type(info) == Some(DeviceType::Block),
     );
     if found.dropped > 0 {
         warn!("pci: {} functions beyond the table ignored", found.dropped);
@@ -75,20 +77,20 @@ pub fn init() -> usize {
     );
     let mut disks = Vec::new();
     for f in &found.functions {
-        let at = f.location;
-        let pci = alloc::format!("{:02x}:{:02x}.{}", at.bus, at.device, at.function);
         let Some(kind) = virtio_device_type(&f.info) else {
             continue;
         };
+        let at = f.location;
+        let pci = alloc::format!("{:02x}:{:02x}.{}", at.bus, at.device, at.function);
+        if !f.claimed {
+            info!("pci {pci}: virtio {kind:?} (no driver yet)");
+            continue;
+        }
         if f.unplaced_bars > 0 {
             warn!(
                 "pci {pci}: virtio {kind:?} left disabled: {} BARs could not be placed",
                 f.unplaced_bars
             );
-            continue;
-        }
-        if kind != DeviceType::Block {
-            info!("pci {pci}: virtio {kind:?} (no driver yet)");
             continue;
         }
         let transport = match PciTransport::new::<VirtioHal, _>(&mut root, at) {
@@ -98,6 +100,9 @@ pub fn init() -> usize {
                 continue;
             }
         };
+        // Decoding goes on only now: building the transport re-sizes BARs (see
+        // `plinth_pci::enable`).
+        plinth_pci::enable(&mut root, f);
         let mut driver = match VirtIOBlk::<VirtioHal, _>::new(transport) {
             Ok(d) => d,
             Err(e) => {

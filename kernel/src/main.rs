@@ -152,10 +152,10 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
                 clock_selftest = false;
             }
         }
-        if let Some(marks) = clock_marks.as_mut() {
-            if !marks.poll() {
-                clock_marks = None;
-            }
+        if let Some(marks) = clock_marks.as_mut()
+            && !marks.poll()
+        {
+            clock_marks = None;
         }
         if let Some(cmd) = console::poll_command() {
             run_command(cmd);

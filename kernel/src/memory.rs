@@ -95,18 +95,6 @@ pub fn alloc_frame_addr() -> Option<u64> {
     without_interrupts(|| FRAMES.lock().alloc())
 }
 
-/// `count` contiguous frames (lowest address first), e.g. for device DMA rings.
-pub fn alloc_contiguous_frames(count: usize) -> Option<u64> {
-    without_interrupts(|| FRAMES.lock().alloc_contiguous(count, 1))
-}
-
-/// Returns frames from [`alloc_contiguous_frames`]; a bad range is logged, never trusted.
-pub fn free_contiguous_frames(addr: u64, count: usize) {
-    if let Err(e) = without_interrupts(|| FRAMES.lock().free_contiguous(addr, count)) {
-        log::error!("frames {addr:#x}+{count} could not be freed: {e:?}");
-    }
-}
-
 /// Returns a frame; a bad address is logged, never trusted.
 pub fn free_frame_addr(addr: u64) {
     if let Err(e) = without_interrupts(|| FRAMES.lock().free(addr)) {

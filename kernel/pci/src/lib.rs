@@ -1,9 +1,12 @@
 //! PCI enumeration and BAR assignment, over any configuration-space access.
 //!
 //! Owns the policy: which buses are walked (bus 0 and the secondary bus of every bridge
-//! found, so a machine without bridges costs 32 slot probes, not 8,192), how BARs the
-//! firmware left unassigned are given addresses (qboot assigns none), and that every
-//! function with assigned memory BARs gets memory decoding and bus mastering. Config-space
+//! found; function 0 of each slot, and functions 1–7 only of multi-function devices, so a
+//! machine without bridges costs about 32 probes, not 8,192), which functions are set up
+//! (only those a driver claims: the others keep decoding off, as the firmware left them),
+//! how BARs the firmware left unassigned are given addresses (qboot assigns none), and
+//! when a claimed function gets memory decoding and bus mastering ([`enable`], called by
+//! the driver once it has read the function's layout). Config-space
 //! access itself (port I/O, ECAM) belongs to the caller; this crate never touches hardware
 //! and never maps memory.
 //!
@@ -68,6 +71,8 @@ pub struct Function {
     pub location: DeviceFunction,
     /// IDs, class and header type as the walk read them.
     pub info: DeviceFunctionInfo,
+    /// Whether the caller claimed it; unclaimed functions are listed, never set up.
+    pub claimed: bool,
     pub bars: heapless::Vec<MemoryBar, 6>,
     /// BARs that could not be placed (window full, or a 32-bit BAR when only a window
     /// above 4 GiB is left); the function's memory decoding stays off if any is missing.
@@ -85,15 +90,15 @@ pub struct Enumeration {
     pub assigned_bars: usize,
 }
 
-/// Walks bus 0 and every bridge's secondary bus, assigns unassigned memory BARs from
-/// `window` (below 4 GiB, so 32-bit BARs fit too) and enables memory decoding and bus
-/// mastering on functions whose BARs are all placed. I/O BARs are left alone (virtio
-/// modern devices do not need them). `read` reads a config dword directly (for the
-/// bridge bus numbers, which `PciRoot` does not expose).
+/// Walks bus 0 and every bridge's secondary bus. Functions for which `claim` says yes get
+/// their unassigned memory BARs placed from `window` (below 4 GiB, so 32-bit BARs fit too)
+/// but stay with decoding off until [`enable`]; the rest are only listed. I/O BARs are left alone (virtio modern devices do not need them). `read` reads a
+/// config dword directly (the walk itself and the bridge bus numbers use it).
 pub fn enumerate<C: ConfigurationAccess>(
     root: &mut PciRoot<C>,
     read: impl Fn(DeviceFunction, u8) -> u32,
     window: &mut Window,
+    claim: impl Fn(&DeviceFunctionInfo) -> bool,
 ) -> Enumeration {
     let mut out = Enumeration::default();
     let mut buses: heapless::Vec<u8, 32> = heapless::Vec::new();
@@ -102,15 +107,7 @@ pub fn enumerate<C: ConfigurationAccess>(
     while next < buses.len() {
         let bus = buses[next];
         next += 1;
-        // Collect first: the iterator borrows the root, assignment needs it mutably.
-        let mut found: heapless::Vec<(DeviceFunction, DeviceFunctionInfo), 64> =
-            heapless::Vec::new();
-        for (location, info) in root.enumerate_bus(bus) {
-            if found.push((location, info)).is_err() {
-                out.dropped += 1;
-            }
-        }
-        for (location, info) in found {
+        scan_bus(&read, bus, |location, info| {
             if info.header_type == HeaderType::PciPciBridge {
                 // Secondary bus number: byte 1 of config dword 0x18. Zero means the
                 // firmware did not number it; such a bridge is not followed.
@@ -118,30 +115,90 @@ pub fn enumerate<C: ConfigurationAccess>(
                 if secondary != 0 && !buses.contains(&secondary) {
                     let _ = buses.push(secondary);
                 }
-                continue;
+                return;
             }
             if info.header_type != HeaderType::Standard {
-                continue;
+                return;
             }
-            let f = setup_function(root, location, &info, window, &mut out);
+            let f = if claim(&info) {
+                setup_function(root, location, info, window, &mut out)
+            } else {
+                Function {
+                    location,
+                    info,
+                    claimed: false,
+                    bars: heapless::Vec::new(),
+                    unplaced_bars: 0,
+                }
+            };
             if out.functions.push(f).is_err() {
                 out.dropped += 1;
             }
-        }
+        });
     }
     out
+}
+
+/// Header-type bit saying functions 1–7 of the slot may exist.
+const MULTI_FUNCTION: u32 = 0x80 << 16;
+/// Slots per bus, functions per slot.
+const SLOTS: u8 = 32;
+const FUNCTIONS: u8 = 8;
+
+/// Calls `found` for each function present on `bus`. A slot whose function 0 is absent is
+/// empty; functions 1–7 are probed only when function 0 sets the multi-function bit (the
+/// PCI spec's rule, and what keeps the walk at one read per empty slot).
+fn scan_bus(
+    read: &impl Fn(DeviceFunction, u8) -> u32,
+    bus: u8,
+    mut found: impl FnMut(DeviceFunction, DeviceFunctionInfo),
+) {
+    for device in 0..SLOTS {
+        let mut functions = 1;
+        let mut function = 0;
+        while function < functions {
+            let at = DeviceFunction {
+                bus,
+                device,
+                function,
+            };
+            function += 1;
+            let ids = read(at, 0);
+            if ids as u16 == 0xffff {
+                continue;
+            }
+            let class = read(at, 8);
+            let header = read(at, 12);
+            if at.function == 0 && header & MULTI_FUNCTION != 0 {
+                functions = FUNCTIONS;
+            }
+            found(
+                at,
+                DeviceFunctionInfo {
+                    vendor_id: ids as u16,
+                    device_id: (ids >> 16) as u16,
+                    class: (class >> 24) as u8,
+                    subclass: (class >> 16) as u8,
+                    prog_if: (class >> 8) as u8,
+                    revision: class as u8,
+                    header_type: HeaderType::from((header >> 16) as u8 & 0x7f),
+                },
+            );
+        }
+    }
 }
 
 fn setup_function<C: ConfigurationAccess>(
     root: &mut PciRoot<C>,
     location: DeviceFunction,
-    info: &DeviceFunctionInfo,
+    info: DeviceFunctionInfo,
     window: &mut Window,
     out: &mut Enumeration,
 ) -> Function {
     let mut f = Function {
         location,
-        info: info.clone(),
+        info,
+        claimed: true,
         bars: heapless::Vec::new(),
         unplaced_bars: 0,
     };
@@ -193,14 +250,27 @@ fn setup_function<C: ConfigurationAccess>(
             prefetchable,
         });
     }
-    if f.unplaced_bars == 0 {
-        let (_, command) = root.get_status_command(location);
-        root.set_command(
-            location,
-            command | Command::MEMORY_SPACE | Command::BUS_MASTER,
-        );
-    }
     f
+}
+
+/// Turns on memory decoding and bus mastering for a claimed function whose BARs were all
+/// placed; refuses otherwise (a BAR at address 0 would decode over low RAM).
+///
+/// Separate from [`enumerate`] on purpose: drivers size BARs again while reading the
+/// function's layout (virtio-drivers' transport does), and sizing a BAR of a function
+/// that decodes makes a VMM tear down and rebuild its memory map each time — QEMU flushes
+/// every translated-code TLB for it, about 0.6 ms under TCG per sizing. Real hardware
+/// dislikes a live BAR being sized too (Linux turns decoding off around it).
+pub fn enable<C: ConfigurationAccess>(root: &mut PciRoot<C>, f: &Function) -> bool {
+    if !f.claimed || f.unplaced_bars > 0 {
+        return false;
+    }
+    let (_, command) = root.get_status_command(f.location);
+    root.set_command(
+        f.location,
+        command | Command::MEMORY_SPACE | Command::BUS_MASTER,
+    );
+    true
 }
 
 #[cfg(test)]
@@ -295,7 +365,9 @@ mod tests {
     fn run(fake: &Fake, window: &mut Window) -> Enumeration {
         let mut root = PciRoot::new(fake.clone());
         let reader = fake.clone();
-        enumerate(&mut root, |d, o| reader.read(d, o), window)
+        enumerate(&mut root, |d, o| reader.read(d, o), window, |i| {
+            i.vendor_id == 0x1af4
+        })
     }
 
     #[test]
@@ -309,6 +381,11 @@ mod tests {
         fake.bar64(df(0, 4), 4, 0x4000);
         let mut w = Window::new(0xc000_0000, 0xfec0_0000);
         let e = run(&fake, &mut w);
+        let mut root = PciRoot::new(fake.clone());
+        for f in &e.functions {
+            assert_eq!(fake.read(f.location, 4) as u16 & 0b110, 0, "decoding before enable");
+            assert_eq!(enable(&mut root, f), f.claimed, "{:?}", f.location);
+        }
         let locs: Vec<_> = e
             .functions
             .iter()
@@ -356,6 +433,7 @@ mod tests {
         let mut w = Window::new(0xc000_0000, 0xc000_8000);
         let e = run(&fake, &mut w);
         assert_eq!(e.functions[0].unplaced_bars, 1);
+        assert!(!enable(&mut PciRoot::new(fake.clone()), &e.functions[0]));
         assert_eq!(fake.read(df(0, 2), 4) as u16 & 0b110, 0);
     }
 
@@ -371,6 +449,46 @@ mod tests {
         let e = run(&fake, &mut Window::new(0xc000_0000, 0xd000_0000));
         assert_eq!(e.functions.len(), 1);
         assert_eq!(e.functions[0].location.bus, 5);
+    }
+
+    #[test]
+    fn unclaimed_functions_are_listed_but_never_touched() {
+        let fake = Fake::default();
+        fake.device(df(0, 2), 0x8086, 0x2922, 0);
+        fake.bar32(df(0, 2), 5, 0x1000);
+        let e = run(&fake, &mut Window::new(0xc000_0000, 0xd000_0000));
+        assert_eq!(e.functions.len(), 1);
+        let f = &e.functions[0];
+        assert!(!f.claimed && f.bars.is_empty() && f.unplaced_bars == 0);
+        assert_eq!(e.assigned_bars, 0);
+        assert_eq!(fake.read(df(0, 2), 0x24), 0, "BAR written");
+        assert!(!enable(&mut PciRoot::new(fake.clone()), f));
+        assert_eq!(fake.read(df(0, 2), 4), 0, "command written");
+    }
+
+    #[test]
+    fn other_functions_are_probed_only_on_multi_function_devices() {
+        let fake = Fake::default();
+        let at = |device, function| DeviceFunction {
+            bus: 0,
+            device,
+            function,
+        };
+        // Slot 3: single-function, yet something answers at function 2 (as some
+        // devices mirror function 0); it must not be listed.
+        fake.device(at(3, 0), 0x1af4, 0x1041, 0);
+        fake.device(at(3, 2), 0x1af4, 0x1041, 0);
+        // Slot 31: multi-function, functions 0, 2 and 3.
+        fake.device(at(31, 0), 0x8086, 0x2918, 0x80);
+        fake.device(at(31, 2), 0x8086, 0x2922, 0);
+        fake.device(at(31, 3), 0x8086, 0x2930, 0);
+        let e = run(&fake, &mut Window::new(0xc000_0000, 0xd000_0000));
+        let found: Vec<_> = e
+            .functions
+            .iter()
+            .map(|f| (f.location.device, f.location.function))
+            .collect();
+        assert_eq!(found, [(3, 0), (31, 0), (31, 2), (31, 3)]);
     }
 
     #[test]
