@@ -193,7 +193,15 @@ struct Logger;
 
 impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
-        m.level() <= log::max_level()
+        // Driver crates log their negotiation at info level; only their warnings and
+        // errors are the operator's business unless the log level asks for debug.
+        let max = log::max_level();
+        let floor = if m.target().starts_with("plinth") || max >= LevelFilter::Debug {
+            max
+        } else {
+            max.min(LevelFilter::Warn)
+        };
+        m.level() <= floor
     }
 
     fn log(&self, record: &Record) {

@@ -1,12 +1,14 @@
 //! The device registry: what the PCI walk found and the drivers bound to it.
 //!
 //! Owns discovery (PCI bus walk and BAR placement through `plinth-pci`), binding virtio
-//! functions to drivers, and the answer to "which block devices are there". It must not
-//! decide what the disks are used for, and touches hardware only through `arch`.
+//! functions to drivers, routing their interrupts, and the answer to "which block devices
+//! are there". NICs are handed to `net`. It must not decide what the disks are used for,
+//! and touches hardware only through `arch`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{info, warn};
 use plinth_pci::{PciRoot, Window};
@@ -16,7 +18,10 @@ use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 use x86_64::instructions::interrupts::without_interrupts;
 
+use crate::arch::ioapic::{self, DEVICE_VECTOR};
 use crate::arch::pci::PortCam;
+use crate::arch::virtio_net::Nic;
+use crate::memory;
 use crate::arch::virtio_hal::VirtioHal;
 
 /// Where unassigned BARs go: above q35's PCIe MMCONFIG window (0xb000_0000, 256 MiB) and
@@ -31,7 +36,19 @@ pub struct Disk {
     pub sectors: u64,
     pub serial: String,
     pub read_only: bool,
+    pub counters: DiskCounters,
     driver: VirtIOBlk<VirtioHal, PciTransport>,
+}
+
+/// Request counters of one disk, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskCounters {
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub written_bytes: u64,
+    pub flushes: u64,
+    pub errors: u64,
 }
 
 /// Why a disk request failed.
@@ -55,8 +72,68 @@ impl fmt::Display for DiskError {
 
 static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 
-/// Walks PCI, places BARs and binds drivers. Returns the number of disks found.
-pub fn init() -> usize {
+/// A virtio NIC, handed to `net` (which owns it from then on).
+pub struct NetDevice {
+    pub name: String,
+    pub pci: String,
+    pub nic: Nic,
+}
+
+/// One PCI function as the walk found it, for `/api/v1/status`.
+#[derive(Clone, Debug)]
+pub struct PciSummary {
+    pub address: String,
+    pub vendor: u16,
+    pub device: u16,
+    pub class: u8,
+    pub subclass: u8,
+    /// What drives it: "virtio-blk", "virtio-net", or none.
+    pub driver: Option<&'static str>,
+}
+
+static PCI_FUNCTIONS: Mutex<Vec<PciSummary>> = Mutex::new(Vec::new());
+
+/// Set by the device interrupt; taken by the idle loop.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Records that a PCI line fired (the lines stay masked until [`service_done`]).
+pub fn interrupted() {
+    INTERRUPTED.store(true, Ordering::Release);
+}
+
+/// Whether a device interrupt is waiting to be taken.
+pub fn interrupt_pending() -> bool {
+    INTERRUPTED.load(Ordering::Acquire)
+}
+
+/// Whether a device interrupted since the last call.
+pub fn take_interrupt() -> bool {
+    INTERRUPTED.swap(false, Ordering::Acquire)
+}
+
+/// Reads every disk's interrupt status, deasserting its line; the NICs' are read by
+/// `net`. Then the PCI lines are unmasked again.
+pub fn service_done() {
+    without_interrupts(|| {
+        for d in DISKS.lock().iter_mut() {
+            let _ = d.driver.ack_interrupt();
+        }
+    });
+    ioapic::mask_pci_lines(false);
+}
+
+/// Calls `f` with every PCI function found at boot.
+pub fn for_each_pci_function(mut f: impl FnMut(&PciSummary)) {
+    without_interrupts(|| PCI_FUNCTIONS.lock().iter().for_each(&mut f));
+}
+
+/// Walks PCI, places BARs and binds drivers. Disks stay in the registry; NICs are
+/// returned for `net` to own.
+pub fn init() -> Vec<NetDevice> {
+    match ioapic::init(DEVICE_VECTOR, &mut memory::alloc_frame_addr) {
+        Some(_) => {}
+        None => warn!("ioapic: not usable; devices are polled on the timer tick"),
+    }
     let mut root = PciRoot::new(PortCam);
     let mut window = Window::new(MMIO_WINDOW.0, MMIO_WINDOW.1);
     // Only functions a driver here will drive are set up; the rest keep decoding off.
@@ -64,7 +141,12 @@ pub fn init() -> usize {
         &mut root,
         |d, o| plinth_pci::ConfigurationAccess::read_word(&PortCam, d, o),
         &mut window,
-        |info| virtio_device_type(info) == Some(DeviceType::Block),
+        |info| {
+            matches!(
+                virtio_device_type(info),
+                Some(DeviceType::Block | DeviceType::Network)
+            )
+        },
     );
     if found.dropped > 0 {
         warn!("pci: {} functions beyond the table ignored", found.dropped);
@@ -76,12 +158,27 @@ pub fn init() -> usize {
         found.kept_bars
     );
     let mut disks = Vec::new();
+    let mut nics = Vec::new();
+    let mut summary = Vec::with_capacity(found.functions.len());
     for f in &found.functions {
-        let Some(kind) = virtio_device_type(&f.info) else {
-            continue;
-        };
         let at = f.location;
         let pci = alloc::format!("{:02x}:{:02x}.{}", at.bus, at.device, at.function);
+        let kind = virtio_device_type(&f.info);
+        summary.push(PciSummary {
+            address: pci.clone(),
+            vendor: f.info.vendor_id,
+            device: f.info.device_id,
+            class: f.info.class,
+            subclass: f.info.subclass,
+            driver: match kind {
+                Some(DeviceType::Block) if f.claimed => Some("virtio-blk"),
+                Some(DeviceType::Network) if f.claimed => Some("virtio-net"),
+                _ => None,
+            },
+        });
+        let Some(kind) = kind else {
+            continue;
+        };
         if !f.claimed {
             info!("pci {pci}: virtio {kind:?} (no driver yet)");
             continue;
@@ -103,6 +200,21 @@ pub fn init() -> usize {
         // Decoding goes on only now: building the transport re-sizes BARs (see
         // `plinth_pci::enable`).
         plinth_pci::enable(&mut root, f);
+        if kind == DeviceType::Network {
+            match Nic::new(transport) {
+                Ok(nic) => {
+                    let name = alloc::format!("net{}", nics.len());
+                    let m = nic.mac();
+                    info!(
+                        "{name}: virtio-net at {pci}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                        m[0], m[1], m[2], m[3], m[4], m[5]
+                    );
+                    nics.push(NetDevice { name, pci, nic });
+                }
+                Err(e) => warn!("pci {pci}: virtio-net initialisation failed: {e}"),
+            }
+            continue;
+        }
         let mut driver = match VirtIOBlk::<VirtioHal, _>::new(transport) {
             Ok(d) => d,
             Err(e) => {
@@ -121,6 +233,7 @@ pub fn init() -> usize {
             sectors: driver.capacity(),
             serial,
             read_only: driver.readonly(),
+            counters: DiskCounters::default(),
             driver,
         };
         info!(
@@ -134,9 +247,11 @@ pub fn init() -> usize {
         );
         disks.push(disk);
     }
-    let n = disks.len();
-    without_interrupts(|| *DISKS.lock() = disks);
-    n
+    without_interrupts(|| {
+        *DISKS.lock() = disks;
+        *PCI_FUNCTIONS.lock() = summary;
+    });
+    nics
 }
 
 /// Calls `f` with every disk's name, PCI address, size in sectors and serial.
@@ -144,6 +259,32 @@ pub fn for_each_disk(mut f: impl FnMut(&str, &str, u64, &str)) {
     without_interrupts(|| {
         for d in DISKS.lock().iter() {
             f(&d.name, &d.pci, d.sectors, &d.serial);
+        }
+    });
+}
+
+fn tally(
+    c: &mut DiskCounters,
+    r: Result<(), virtio_drivers::Error>,
+    ok: impl FnOnce(&mut DiskCounters),
+) -> Result<(), DiskError> {
+    match r {
+        Ok(()) => {
+            ok(c);
+            Ok(())
+        }
+        Err(e) => {
+            c.errors += 1;
+            Err(DiskError::Device(e))
+        }
+    }
+}
+
+/// Calls `f` with every disk's name and counters.
+pub fn for_each_disk_counters(mut f: impl FnMut(&str, DiskCounters)) {
+    without_interrupts(|| {
+        for d in DISKS.lock().iter() {
+            f(&d.name, d.counters);
         }
     });
 }
@@ -171,21 +312,27 @@ pub fn with_sectors(
         let n = (end - s).min(CHUNK_SECTORS);
         let chunk = &mut buf[..n as usize * SECTOR_SIZE];
         let block = usize::try_from(s).map_err(|_| DiskError::OutOfRange)?;
+        let bytes = chunk.len() as u64;
         if write {
             f(s * SECTOR_SIZE as u64, chunk);
-            disk.driver
-                .write_blocks(block, chunk)
-                .map_err(DiskError::Device)?;
+            let r = disk.driver.write_blocks(block, chunk);
+            tally(&mut disk.counters, r, |c| {
+                c.writes += 1;
+                c.written_bytes += bytes;
+            })?;
         } else {
-            disk.driver
-                .read_blocks(block, chunk)
-                .map_err(DiskError::Device)?;
+            let r = disk.driver.read_blocks(block, chunk);
+            tally(&mut disk.counters, r, |c| {
+                c.reads += 1;
+                c.read_bytes += bytes;
+            })?;
             f(s * SECTOR_SIZE as u64, chunk);
         }
         s += n;
     }
     if write {
-        disk.driver.flush().map_err(DiskError::Device)?;
+        let r = disk.driver.flush();
+        tally(&mut disk.counters, r, |c| c.flushes += 1)?;
     }
     Ok(())
 }

@@ -15,10 +15,12 @@ extern crate alloc;
     reason = "arch is the unsafe boundary: CPU tables, MMIO, port I/O, DMA"
 )]
 mod arch;
+mod api;
 mod clock;
 mod console;
 mod devices;
 mod memory;
+mod net;
 mod selftest;
 mod trap;
 
@@ -109,7 +111,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     );
 
     clock::calibration_checkpoint();
-    devices::init();
+    let mut nics = devices::init();
     clock::calibration_checkpoint();
     let rates = clock::finish_boot_calibration();
     let apic_hz = rates.map_or(0, |r| r.apic_hz);
@@ -139,7 +141,39 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);
     let mut clock_marks: Option<selftest::ClockMarks> = None;
     let mut refiner = clock::Refiner::start();
+
+    // The management network starts after `ready`: its address comes from DHCP, which
+    // completes asynchronously anyway, and its socket buffers are not boot work.
+    let api_ctx = api::Context {
+        memory_bytes: usable,
+        cpus: 1,
+    };
+    let mut stack = if nics.is_empty() {
+        info!("net: no NIC; the management API is not served");
+        None
+    } else {
+        for extra in nics.iter().skip(1) {
+            warn!("{}: not used (one management NIC)", extra.name);
+        }
+        let first = nics.swap_remove(0);
+        Some(net::Stack::new(
+            first,
+            net::NetConfig {
+                ip: cmdline.options.ip,
+                gateway: cmdline.options.gateway,
+                api_port: cmdline.options.api_port,
+            },
+        ))
+    };
+    drop(nics);
     loop {
+        let interrupted = devices::take_interrupt();
+        if let Some(s) = stack.as_mut() {
+            s.poll(&api_ctx);
+        }
+        if interrupted {
+            devices::service_done();
+        }
         if let Some((old, new)) = refiner.poll() {
             let ppm = (i128::from(new) - i128::from(old)) * 1_000_000 / i128::from(old.max(1));
             info!(
@@ -159,6 +193,13 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         }
         if let Some(cmd) = console::poll_command() {
             run_command(cmd);
+        }
+        // Interrupts off between the last check and `sti; hlt`, so a device interrupt
+        // arriving now is not left waiting for the next tick.
+        x86_64::instructions::interrupts::disable();
+        if devices::interrupt_pending() {
+            x86_64::instructions::interrupts::enable();
+            continue;
         }
         cpu::idle_wait();
     }

@@ -8,14 +8,22 @@ use plinth_exit::ExitCode;
 
 use crate::arch::apic::{self, SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::arch::interrupts::{TrapFrame, current_rsp};
+use crate::arch::ioapic::{self, DEVICE_VECTOR};
 use crate::arch::{cpu, exit, paging, stacks};
-use crate::{clock, console};
+use crate::{clock, console, devices};
 
 /// Entry from the interrupt stubs.
 pub fn handle(frame: &mut TrapFrame) {
     match frame.vector as u8 {
         TIMER_VECTOR => {
             clock::tick();
+            apic::eoi();
+        }
+        DEVICE_VECTOR => {
+            // Level-triggered and shared: keep the lines masked until the idle loop has
+            // asked every device (and so deasserted the line).
+            ioapic::mask_pci_lines(true);
+            devices::interrupted();
             apic::eoi();
         }
         SPURIOUS_VECTOR => {}

@@ -5,6 +5,7 @@
 //! failing test shows what the runtime printed. Machines come from the same profiles in
 //! `qemu/` that `plinth run` uses.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct Boot {
     pub append: String,
     /// Raw image attached as the virtio disk, with this serial.
     pub disk: Option<plinth::profile::Disk>,
+    /// Attach the management NIC (user networking, API forwarded to a free host port).
+    pub nic: bool,
 }
 
 impl Default for Boot {
@@ -42,6 +45,7 @@ impl Default for Boot {
             memory_mib: 128,
             append: String::new(),
             disk: None,
+            nic: false,
         }
     }
 }
@@ -65,11 +69,20 @@ impl Boot {
             kernel: kernel().clone(),
             append: self.append.clone(),
             disk: self.disk.clone(),
+            nic: self.nic.then(|| plinth::profile::Nic {
+                mac: NIC_MAC,
+                api_host_port: free_port(),
+                api_port: plinth_cmdline::parse(&self.append).options.api_port,
+            }),
         };
+        let api = opts
+            .nic
+            .map(|n| SocketAddr::from(([127, 0, 0, 1], n.api_host_port)));
         let machine = Machine::launch(&profile, &opts, false).unwrap_or_else(|e| panic!("{e}"));
         Runtime {
             machine,
             boot: self,
+            api,
         }
     }
 }
@@ -78,9 +91,41 @@ impl Boot {
 pub struct Runtime {
     pub machine: Machine,
     boot: Boot,
+    api: Option<SocketAddr>,
+}
+
+/// MAC the tests give the runtime's NIC (distinct from QEMU's default 52:54:00:12:34:56).
+pub const NIC_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x70, 0x6c, 0x01];
+
+/// A TCP port free on 127.0.0.1 right now (the OS picks it; QEMU binds it moments later).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
 }
 
 impl Runtime {
+    /// Host address of the forwarded management API (the boot must have `nic: true`).
+    pub fn api(&self) -> SocketAddr {
+        self.api.expect("boot without nic: true has no API")
+    }
+
+    /// Waits until the runtime has an address and its API answers `/api/v1/health`.
+    pub fn expect_api(&mut self) -> SocketAddr {
+        self.expect_line("api: listening");
+        let addr = self.api();
+        let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+        loop {
+            match plinth::api::get(addr, "/api/v1/health", Duration::from_secs(5)) {
+                Ok(r) if r.status == 200 => return addr,
+                _ if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Ok(r) => self.fail(&format!("/api/v1/health answered {}", r.status)),
+                Err(e) => self.fail(&format!("/api/v1/health unreachable: {e}")),
+            }
+        }
+    }
+
     fn fail(&mut self, what: &str) -> ! {
         let t = self.machine.transcript();
         panic!(

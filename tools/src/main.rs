@@ -29,6 +29,8 @@ enum Cmd {
     /// shutdown, 1 if the runtime stopped with a fault, panic or failed self-test,
     /// 2 on a tool error, 124 when --timeout expired.
     Run(RunArgs),
+    /// Query a running runtime's management API (`GET /api/v1/status`).
+    Status(StatusArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -72,6 +74,25 @@ struct RunArgs {
     /// Attach no disk.
     #[arg(long)]
     no_disk: bool,
+    /// Host port on 127.0.0.1 forwarded to the runtime's management API.
+    #[arg(long, default_value_t = plinth::api::DEFAULT_HOST_PORT, conflicts_with = "no_nic")]
+    api_port: u16,
+    /// Attach no NIC (no management API).
+    #[arg(long)]
+    no_nic: bool,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Where the API is reachable (what `plinth run --api-port` forwards).
+    #[arg(long, default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], plinth::api::DEFAULT_HOST_PORT)))]
+    addr: std::net::SocketAddr,
+    /// Print the runtime's JSON as it is.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +136,7 @@ fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
         kernel,
         append: m.append.clone(),
         disk: None,
+        nic: None,
     };
     Ok((profile, opts))
 }
@@ -122,6 +144,19 @@ fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
 fn run(cli: Cli) -> Result<ProcessExit> {
     match cli.command {
         Cmd::Run(args) => run_machine(args),
+        Cmd::Status(args) => {
+            let v = plinth::api::get_json(
+                args.addr,
+                "/api/v1/status",
+                Duration::from_secs(args.timeout.max(1)),
+            )?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}", plinth::api::format_status(&v));
+            }
+            Ok(ProcessExit::SUCCESS)
+        }
         Cmd::Bench {
             which:
                 BenchCmd::Boot {
@@ -152,6 +187,16 @@ fn run(cli: Cli) -> Result<ProcessExit> {
     }
 }
 
+/// The runtime's API port: its `api_port=` option if the extra arguments set one.
+fn plinth_api_port(append: &str) -> u16 {
+    append
+        .split_ascii_whitespace()
+        .filter_map(|t| t.strip_prefix("api_port="))
+        .filter_map(|p| p.parse().ok())
+        .next_back()
+        .unwrap_or(8080)
+}
+
 fn run_machine(args: RunArgs) -> Result<ProcessExit> {
     let (profile, mut opts) = prepare(&args.machine)?;
     // Lives until the run ends; then the scratch image is deleted.
@@ -172,11 +217,24 @@ fn run_machine(args: RunArgs) -> Result<ProcessExit> {
         image,
         serial: "plinth-disk0".into(),
     });
+    if !args.no_nic && !profile.nic_args.is_empty() {
+        opts.nic = Some(plinth::profile::Nic {
+            mac: plinth::profile::Nic::DEFAULT_MAC,
+            api_host_port: args.api_port,
+            api_port: plinth_api_port(&opts.append),
+        });
+    }
     let limit = args
         .timeout
         .map(Duration::from_secs)
         .unwrap_or(Duration::MAX);
     let mut m = Machine::launch(&profile, &opts, true).context("starting QEMU")?;
+    if let Some(n) = &opts.nic {
+        eprintln!(
+            "plinth: management API on http://127.0.0.1:{}/api/v1/status (`plinth status --addr 127.0.0.1:{}`)",
+            n.api_host_port, n.api_host_port
+        );
+    }
 
     if args.exit_on_ready {
         m.wait_ready(limit.min(Duration::from_secs(120)))

@@ -47,6 +47,11 @@ pub struct Profile {
     /// `{disk_serial}` placeholders. Empty: the profile cannot attach disks yet.
     #[serde(default)]
     pub disk_args: Vec<String>,
+    /// Arguments added when a NIC is attached: user networking with the API port
+    /// forwarded from the host. Placeholders `{mac}`, `{api_host_port}` (on 127.0.0.1)
+    /// and `{api_port}` (in the runtime). Empty: the profile cannot attach a NIC yet.
+    #[serde(default)]
+    pub nic_args: Vec<String>,
 }
 
 /// Errors loading or using a profile.
@@ -70,6 +75,8 @@ pub enum ProfileError {
     NoDiskSupport(String),
     #[error("disk image path {0} contains a comma, which QEMU's -drive option cannot take")]
     DiskPath(PathBuf),
+    #[error("profile {0} cannot attach a NIC (it has no nic_args)")]
+    NoNicSupport(String),
 }
 
 /// Profiles shipped in `qemu/`.
@@ -86,6 +93,30 @@ pub struct LaunchOptions {
     pub kernel: PathBuf,
     pub append: String,
     pub disk: Option<Disk>,
+    pub nic: Option<Nic>,
+}
+
+/// The runtime's management NIC: QEMU user networking, the API forwarded from the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nic {
+    pub mac: [u8; 6],
+    /// Port on 127.0.0.1 forwarded to the runtime's API port.
+    pub api_host_port: u16,
+    /// The runtime's API port (its `api_port=` option).
+    pub api_port: u16,
+}
+
+impl Nic {
+    /// A locally administered unicast MAC (52:54:00 is QEMU's own prefix).
+    pub const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+    pub fn mac_string(&self) -> String {
+        self.mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
 }
 
 /// A raw disk image attached as the runtime's virtio block device.
@@ -124,8 +155,12 @@ impl Profile {
         p.name = name.to_owned();
         let base = ["accel", "memory", "kernel", "append"];
         let disk = ["accel", "memory", "kernel", "append", "disk", "disk_serial"];
+        let nic = ["mac", "api_host_port", "api_port"];
         let checks = p.args.iter().map(|a| (a, &base[..]));
-        for (arg, allowed) in checks.chain(p.disk_args.iter().map(|a| (a, &disk[..]))) {
+        let checks = checks
+            .chain(p.disk_args.iter().map(|a| (a, &disk[..])))
+            .chain(p.nic_args.iter().map(|a| (a, &nic[..])));
+        for (arg, allowed) in checks {
             let mut rest = arg.as_str();
             while let Some(open) = rest.find('{') {
                 let close = rest[open..].find('}').map(|c| open + c);
@@ -156,6 +191,12 @@ impl Profile {
                     .replace("{disk_serial}", &d.serial.replace(',', ",,"))
                     .replace("{disk}", &d.image.to_string_lossy());
             }
+            if let Some(n) = &o.nic {
+                a = a
+                    .replace("{mac}", &n.mac_string())
+                    .replace("{api_host_port}", &n.api_host_port.to_string())
+                    .replace("{api_port}", &n.api_port.to_string());
+            }
             a
         };
         let mut args: Vec<String> = self.args.iter().map(fill).collect();
@@ -167,6 +208,12 @@ impl Profile {
                 return Err(ProfileError::DiskPath(d.image.clone()));
             }
             args.extend(self.disk_args.iter().map(fill));
+        }
+        if o.nic.is_some() {
+            if self.nic_args.is_empty() {
+                return Err(ProfileError::NoNicSupport(self.name.clone()));
+            }
+            args.extend(self.nic_args.iter().map(fill));
         }
         Ok(args)
     }
@@ -190,7 +237,23 @@ mod tests {
             kernel: "/k.elf".into(),
             append: "log=debug".into(),
             disk: None,
+            nic: None,
         }
+    }
+
+    #[test]
+    fn nic_args_forward_the_api_port_and_set_the_mac() {
+        let p = Profile::load("q35").unwrap();
+        let mut o = opts();
+        o.nic = Some(Nic {
+            mac: [0x52, 0x54, 0, 0xab, 0xcd, 0xef],
+            api_host_port: 18080,
+            api_port: 8080,
+        });
+        let args = p.args(&o).unwrap().join(" ");
+        assert!(args.contains("hostfwd=tcp:127.0.0.1:18080-:8080"), "{args}");
+        assert!(args.contains("mac=52:54:00:ab:cd:ef"), "{args}");
+        assert!(!args.contains('{'), "{args}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::process::Command;
 #[test]
 fn run_exit_on_ready_boots_prints_banner_and_exits_zero() {
     let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["run", "--exit-on-ready", "--memory", "192"])
+        .args(["run", "--exit-on-ready", "--memory", "192", "--api-port", &free_port()])
         .output()
         .expect("plinth runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -30,7 +30,7 @@ fn run_exit_on_ready_boots_prints_banner_and_exits_zero() {
 #[test]
 fn run_reports_a_runtime_fault_as_failure() {
     let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["run", "--append", "selftest=panic", "--timeout", "60"])
+        .args(["run", "--append", "selftest=panic", "--timeout", "60", "--api-port", &free_port()])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("plinth runs");
@@ -54,4 +54,10 @@ fn unknown_profile_is_a_clear_error() {
         stderr.contains("unknown machine profile `nosuch`"),
         "{stderr}"
     );
+}
+
+/// A port free on 127.0.0.1 now, so parallel runs do not fight over the default 8080.
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port().to_string()
 }

@@ -9,8 +9,13 @@
 //! |---|---|---|
 //! | `log` | `error`, `warn`, `info`, `debug`, `trace` | `info` |
 //! | `selftest` | comma-separated [`SelfTests`] names | none |
+//! | `ip` | static management address, `A.B.C.D/prefix` | DHCP |
+//! | `gw` | default gateway for a static `ip`, `A.B.C.D` | none |
+//! | `api_port` | TCP port of the management API, 1–65535 | 8080 |
 #![no_std]
 #![forbid(unsafe_code)]
+
+use core::net::Ipv4Addr;
 
 use bitflags::bitflags;
 use heapless::Vec;
@@ -102,6 +107,21 @@ impl SelfTests {
 pub struct Options {
     pub log_level: LogLevel,
     pub selftests: SelfTests,
+    /// Static management address and prefix length; `None` means DHCP.
+    pub ip: Option<(Ipv4Addr, u8)>,
+    pub gateway: Option<Ipv4Addr>,
+    pub api_port: u16,
+}
+
+/// Default TCP port of the management API.
+pub const DEFAULT_API_PORT: u16 = 8080;
+
+fn parse_cidr(value: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, prefix) = value.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok().filter(|p| (1..=32).contains(p))?;
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    (!addr.is_unspecified() && !addr.is_broadcast() && !addr.is_multicast())
+        .then_some((addr, prefix))
 }
 
 impl Default for Options {
@@ -109,6 +129,9 @@ impl Default for Options {
         Options {
             log_level: LogLevel::Info,
             selftests: SelfTests::empty(),
+            ip: None,
+            gateway: None,
+            api_port: DEFAULT_API_PORT,
         }
     }
 }
@@ -189,6 +212,21 @@ pub fn parse(cmdline: &str) -> Parsed<'_> {
                 }
                 None => parsed.problem(ProblemKind::MissingValue, token),
             },
+            "ip" => match value.map(parse_cidr) {
+                Some(Some(ip)) => parsed.options.ip = Some(ip),
+                Some(None) => parsed.problem(ProblemKind::BadValue, token),
+                None => parsed.problem(ProblemKind::MissingValue, token),
+            },
+            "gw" => match value.map(str::parse::<Ipv4Addr>) {
+                Some(Ok(gw)) if !gw.is_unspecified() => parsed.options.gateway = Some(gw),
+                Some(_) => parsed.problem(ProblemKind::BadValue, token),
+                None => parsed.problem(ProblemKind::MissingValue, token),
+            },
+            "api_port" => match value.map(str::parse::<u16>) {
+                Some(Ok(port)) if port != 0 => parsed.options.api_port = port,
+                Some(_) => parsed.problem(ProblemKind::BadValue, token),
+                None => parsed.problem(ProblemKind::MissingValue, token),
+            },
             _ => parsed.problem(ProblemKind::UnknownOption, token),
         }
     }
@@ -241,6 +279,33 @@ mod tests {
                 (ProblemKind::UnknownOption, "quiet=1"),
             ]
         );
+    }
+
+    #[test]
+    fn network_options() {
+        let p = parse("ip=192.168.7.2/24 gw=192.168.7.1 api_port=9000");
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.options.ip, Some((Ipv4Addr::new(192, 168, 7, 2), 24)));
+        assert_eq!(p.options.gateway, Some(Ipv4Addr::new(192, 168, 7, 1)));
+        assert_eq!(p.options.api_port, 9000);
+        for bad in [
+            "ip=10.0.0.1",
+            "ip=10.0.0.1/33",
+            "ip=10.0.0.1/0",
+            "ip=10.0.0/8",
+            "ip=0.0.0.0/8",
+            "ip=255.255.255.255/32",
+            "ip=10.0.0.300/8",
+            "gw=nope",
+            "gw=0.0.0.0",
+            "api_port=0",
+            "api_port=65536",
+            "api_port=-1",
+        ] {
+            let p = parse(bad);
+            assert_eq!(p.options, Options::default(), "{bad}");
+            assert_eq!(p.problems[0].kind, ProblemKind::BadValue, "{bad}");
+        }
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! The fuzz driver, shared by the cargo-fuzz target `http_connection` and the unit tests
+//! (feature `fuzzing`; not for the kernel).
+//!
+//! [`connection`] reads its input as a script: bytes to deliver in chunks, clock steps
+//! (small and large, to reach every timeout), partial sends and polls, answering every
+//! request as a router would. It asserts that nothing panics, that buffered memory stays
+//! within the limits, that every request handed out is consistent, and that a connection
+//! which cannot make progress is never stuck. Then it feeds the same bytes again, whole
+//! and then split where the script split them, at a fixed time, and asserts both give the
+//! same requests and the same output.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::{Connection, Limits, Request, Response};
+
+/// Largest response body the driver answers with.
+const MAX_RESPONSE_BODY: usize = 4096;
+/// Response head and interim responses, generously.
+const SLACK: usize = 1024;
+
+struct Script<'a>(&'a [u8]);
+
+impl<'a> Script<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+/// Limits small enough that a short input reaches every one of them.
+pub fn tiny_limits() -> Limits {
+    Limits {
+        max_head_bytes: 200,
+        max_headers: 4,
+        max_body_bytes: 300,
+        header_timeout_ms: 50,
+        body_timeout_ms: 80,
+        idle_timeout_ms: 200,
+        max_pending_output: 600,
+    }
+}
+
+/// What the driver answers: decided by the request alone, so both runs of the split
+/// check answer alike. Sizes vary, some answers close, some are 404/405.
+pub fn answer(request: &Request, body: &[u8]) -> Response {
+    let seed = request
+        .path()
+        .bytes()
+        .chain(request.query().unwrap_or("").bytes())
+        .fold(body.len(), |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+    let mut r = match seed % 5 {
+        0 => Response::error(404, "no such resource"),
+        1 => Response::method_not_allowed("GET, HEAD"),
+        _ => {
+            let n = (seed / 5) % MAX_RESPONSE_BODY;
+            let text: String = request.path().chars().cycle().take(n).collect();
+            Response::text(200, "text/plain", text)
+        }
+    };
+    r.close = seed % 7 == 0;
+    r
+}
+
+/// One fuzz case; see the module documentation.
+pub fn connection(data: &[u8]) {
+    let mut script = Script(data);
+    let limits = match script.byte() {
+        Some(b) if b % 2 == 1 => tiny_limits(),
+        _ => Limits::default(),
+    };
+    let mut c = Connection::new(limits, 0);
+    let mut now = 0u64;
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    while let Some(op) = script.byte() {
+        match op % 8 {
+            0..=3 => {
+                let len = usize::from(script.byte().unwrap_or(0)) + 1;
+                let len = if op & 0x80 != 0 { len * 64 } else { len };
+                let chunk = script.take(len);
+                chunks.push(chunk);
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    let n = c.receive(now, rest);
+                    rest = &rest[n..];
+                    if !serve(&mut c, now) && n == 0 {
+                        // Input full and nothing to serve: allowed only while unsent
+                        // output holds parsing back (this client does not read). Once
+                        // the output is sent, there must be progress.
+                        assert!(
+                            c.outgoing().len() > limits.max_pending_output,
+                            "stuck with {} bytes buffered",
+                            c.buffered()
+                        );
+                        let all = c.outgoing().len();
+                        c.consume_outgoing(all);
+                        assert!(serve(&mut c, now), "stuck after sending everything");
+                    }
+                    check(&c, &limits);
+                }
+            }
+            4 | 5 => {
+                let step = u64::from(script.byte().unwrap_or(0));
+                now += match op >> 3 & 3 {
+                    0 => step,
+                    1 => step * 10,
+                    2 => step * 100,
+                    _ => step * 1000,
+                };
+                c.poll(now);
+            }
+            6 => {
+                let n = usize::from(script.byte().unwrap_or(0)) * 97;
+                c.consume_outgoing(n);
+            }
+            _ => {
+                let all = c.outgoing().len();
+                c.consume_outgoing(all);
+            }
+        }
+        serve(&mut c, now);
+        check(&c, &limits);
+        if c.should_close() {
+            assert!(c.next_request(now).is_none());
+            assert_eq!(c.receive(now, b"GET / HTTP/1.1\r\n"), 16);
+            break;
+        }
+    }
+    let whole: Vec<u8> = chunks.concat();
+    let a = transcript(&limits, &[&whole]);
+    let b = transcript(&limits, &chunks);
+    assert_eq!(a, b, "feeding in pieces changed the outcome");
+}
+
+/// Answers every request ready; whether any was.
+fn serve(c: &mut Connection, now: u64) -> bool {
+    let mut any = false;
+    while let Some(next) = c.next_request(now) {
+        any = true;
+        if let Ok((request, body)) = next {
+            check_request(&request, &body, c.limits());
+            c.respond(answer(&request, &body));
+        }
+    }
+    any
+}
+
+fn check(c: &Connection, l: &Limits) {
+    let (input_cap, output_cap) = c.capacities();
+    let output_bound = l.max_pending_output + MAX_RESPONSE_BODY + SLACK;
+    assert!(input_cap <= l.max_input(), "input capacity {input_cap}");
+    assert!(
+        c.outgoing().len() <= output_bound,
+        "output {}",
+        c.outgoing().len()
+    );
+    assert!(
+        output_cap <= 2 * output_bound,
+        "output capacity {output_cap}"
+    );
+    assert!(c.buffered() <= l.max_input() + output_bound);
+}
+
+fn check_request(r: &Request, body: &[u8], l: &Limits) {
+    assert!(!r.method().is_empty());
+    assert!(r.path().starts_with('/') || (r.path() == "*" && r.method() == "OPTIONS"));
+    assert!(
+        r.path()
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+    );
+    assert_eq!(body.len(), r.content_length().unwrap_or(0));
+    assert!(body.len() <= l.max_body_bytes);
+}
+
+/// The requests handed out and the output produced (interim 100 Continue left out: it is
+/// only sent when the body is not already there) when `pieces` arrive at time 0 and the
+/// output is sent as soon as it is there.
+fn transcript(limits: &Limits, pieces: &[&[u8]]) -> (Requests, Vec<u8>, bool) {
+    let mut c = Connection::new(*limits, 0);
+    let mut requests = Vec::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        let mut rest = *piece;
+        while !rest.is_empty() {
+            let n = c.receive(0, rest);
+            rest = &rest[n..];
+            let served = serve_all(&mut c, &mut requests, &mut out);
+            assert!(n > 0 || served, "stuck with a full input buffer");
+        }
+    }
+    serve_all(&mut c, &mut requests, &mut out);
+    let out = strip(&out, b"HTTP/1.1 100 Continue\r\n\r\n");
+    (requests, out, c.is_closing())
+}
+
+type Requests = Vec<(String, String, Vec<u8>)>;
+
+/// Sends all output and serves every request ready, until neither moves; whether any
+/// request was served.
+fn serve_all(c: &mut Connection, requests: &mut Requests, out: &mut Vec<u8>) -> bool {
+    let mut any = false;
+    loop {
+        out.extend_from_slice(c.outgoing());
+        let n = c.outgoing().len();
+        c.consume_outgoing(n);
+        let mut served = false;
+        while let Some(next) = c.next_request(0) {
+            served = true;
+            if let Ok((request, body)) = next {
+                c.respond(answer(&request, &body));
+                requests.push((
+                    String::from(request.method()),
+                    String::from(request.path()),
+                    body,
+                ));
+            }
+        }
+        if !served {
+            out.extend_from_slice(c.outgoing());
+            let n = c.outgoing().len();
+            c.consume_outgoing(n);
+            return any;
+        }
+        any = true;
+    }
+}
+
+fn strip(haystack: &[u8], needle: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}

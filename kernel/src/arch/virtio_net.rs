@@ -1,0 +1,251 @@
+//! virtio-net glue: owns the frame buffers the device reads and writes, so the rest of
+//! the kernel sees a safe NIC that takes and hands out Ethernet frames.
+//!
+//! Built on `virtio-drivers`' `VirtIONetRaw`, whose non-blocking calls are `unsafe`
+//! because the device keeps using a buffer after the call returns. Here each buffer is a
+//! heap box parked in a slot keyed by its queue token until the device gives it back, so
+//! it can neither move nor be freed while the device owns it. Transmit completions are
+//! reclaimed lazily, when the next frame is sent or the NIC is serviced: no interrupt
+//! per frame sent (the Asterinas lesson). Receive buffers go back into the ring as soon
+//! as their frame has been consumed.
+
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use virtio_drivers::device::net::VirtIONetRaw;
+use virtio_drivers::transport::pci::PciTransport;
+
+use super::virtio_hal::VirtioHal;
+
+/// Descriptors per queue: QEMU's default (and maximum without `rx_queue_size`).
+pub const QUEUE_SIZE: usize = 256;
+/// Room for the 12-byte virtio header and a 1522-byte 802.1Q-tagged frame.
+const BUFFER_LEN: usize = 1536 + 64;
+
+/// Frame and error counters, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NicCounters {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames not sent because every transmit descriptor was in flight.
+    pub tx_ring_full: u64,
+    /// Device errors on either queue.
+    pub errors: u64,
+}
+
+type Raw = VirtIONetRaw<VirtioHal, PciTransport, QUEUE_SIZE>;
+
+/// Buffers whose frames have been consumed, waiting to go back into the receive ring.
+/// Shared with [`RxFrame`] so a frame handed out (to smoltcp, which cannot hand it back)
+/// returns its buffer when dropped.
+type Spare = Rc<RefCell<Vec<Box<[u8]>>>>;
+
+pub struct Nic {
+    /// Boxed: the driver holds two 256-entry descriptor shadows inline (about 16 KiB),
+    /// which must not be copied around (and onto) kernel stacks.
+    raw: Box<Raw>,
+    /// Receive buffers the device owns, by token.
+    rx_posted: Vec<Option<Box<[u8]>>>,
+    spare: Spare,
+    /// Transmit buffers the device owns, by token, with the length handed over.
+    tx_posted: Vec<Option<(Box<[u8]>, usize)>>,
+    tx_free: Vec<Box<[u8]>>,
+    pub counters: NicCounters,
+}
+
+/// A received Ethernet frame. Dropping it returns its buffer to the NIC.
+pub struct RxFrame {
+    buffer: Option<Box<[u8]>>,
+    start: usize,
+    len: usize,
+    spare: Spare,
+}
+
+impl RxFrame {
+    pub fn frame(&self) -> &[u8] {
+        match &self.buffer {
+            Some(b) => &b[self.start..self.start + self.len],
+            None => &[],
+        }
+    }
+}
+
+impl Drop for RxFrame {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            self.spare.borrow_mut().push(b);
+        }
+    }
+}
+
+impl Nic {
+    /// Initialises the device and fills the receive ring.
+    pub fn new(transport: PciTransport) -> Result<Nic, virtio_drivers::Error> {
+        let raw = Box::new(Raw::new(transport)?);
+        let mut nic = Nic {
+            raw,
+            rx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
+            spare: Rc::new(RefCell::new(Vec::with_capacity(QUEUE_SIZE))),
+            tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
+            tx_free: Vec::new(),
+            counters: NicCounters::default(),
+        };
+        {
+            let mut spare = nic.spare.borrow_mut();
+            for _ in 0..QUEUE_SIZE {
+                spare.push(vec![0u8; BUFFER_LEN].into_boxed_slice());
+            }
+        }
+        nic.refill();
+        Ok(nic)
+    }
+
+    pub fn mac(&self) -> [u8; 6] {
+        self.raw.mac_address()
+    }
+
+    /// Reads and clears the device's interrupt status (deasserting its INTx line).
+    pub fn ack_interrupt(&mut self) {
+        let _ = self.raw.ack_interrupt();
+    }
+
+    /// Posts every spare buffer back into the receive ring.
+    pub fn refill(&mut self) {
+        loop {
+            let Some(mut buffer) = self.spare.borrow_mut().pop() else {
+                return;
+            };
+            // SAFETY: the buffer is a heap allocation parked in `rx_posted` under the
+            // returned token until `receive` takes it back after the device completed it;
+            // it is neither touched, moved (only the box pointer moves) nor freed meanwhile.
+            match unsafe { self.raw.receive_begin(&mut buffer) } {
+                Ok(token) => match self.rx_posted.get_mut(usize::from(token)) {
+                    Some(slot @ None) => *slot = Some(buffer),
+                    // A token we already hold, or out of range: the ring is corrupt. Keep
+                    // the buffer alive (leak it) rather than free memory the device owns.
+                    _ => {
+                        self.counters.errors += 1;
+                        core::mem::forget(buffer);
+                        return;
+                    }
+                },
+                Err(_) => {
+                    // Ring full: keep the buffer for later.
+                    self.spare.borrow_mut().push(buffer);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next received frame, if any.
+    pub fn receive(&mut self) -> Option<RxFrame> {
+        let token = self.raw.poll_receive()?;
+        let Some(mut buffer) = self
+            .rx_posted
+            .get_mut(usize::from(token))
+            .and_then(Option::take)
+        else {
+            self.counters.errors += 1;
+            return None;
+        };
+        // SAFETY: `buffer` is the one posted under `token` (taken from its slot).
+        match unsafe { self.raw.receive_complete(token, &mut buffer) } {
+            Ok((start, len)) if start + len <= buffer.len() => {
+                self.counters.rx_frames += 1;
+                self.counters.rx_bytes += len as u64;
+                Some(RxFrame {
+                    buffer: Some(buffer),
+                    start,
+                    len,
+                    spare: self.spare.clone(),
+                })
+            }
+            _ => {
+                self.counters.errors += 1;
+                self.spare.borrow_mut().push(buffer);
+                None
+            }
+        }
+    }
+
+    /// Whether a received frame is waiting.
+    pub fn has_received(&self) -> bool {
+        self.raw.poll_receive().is_some()
+    }
+
+    /// Whether a frame can be sent now (after reclaiming completed sends).
+    pub fn can_send(&mut self) -> bool {
+        self.reclaim();
+        self.raw.can_send()
+    }
+
+    /// Sends a frame of `len` bytes that `fill` writes. `fill` always runs (smoltcp's
+    /// transmit token must produce its result); if the frame cannot be handed to the
+    /// device (ring full, oversized) it is dropped and counted, as a full NIC would.
+    pub fn send<R>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.reclaim();
+        let mut buffer = self
+            .tx_free
+            .pop()
+            .unwrap_or_else(|| vec![0u8; BUFFER_LEN].into_boxed_slice());
+        let header = match self.raw.fill_buffer_header(&mut buffer) {
+            Ok(h) if h + len <= buffer.len() => h,
+            _ => {
+                self.counters.errors += 1;
+                self.tx_free.push(buffer);
+                return fill(&mut vec![0u8; len]);
+            }
+        };
+        let result = fill(&mut buffer[header..header + len]);
+        let total = header + len;
+        // SAFETY: the buffer is parked in `tx_posted` under the returned token until
+        // `reclaim` sees the device complete it; it is not touched or freed meanwhile.
+        match unsafe { self.raw.transmit_begin(&buffer[..total]) } {
+            Ok(token) => match self.tx_posted.get_mut(usize::from(token)) {
+                Some(slot @ None) => {
+                    *slot = Some((buffer, total));
+                    self.counters.tx_frames += 1;
+                    self.counters.tx_bytes += len as u64;
+                }
+                _ => {
+                    // The ring handed out a token we still hold: never free memory the
+                    // device may own.
+                    self.counters.errors += 1;
+                    core::mem::forget(buffer);
+                }
+            },
+            Err(_) => {
+                self.counters.tx_ring_full += 1;
+                self.tx_free.push(buffer);
+            }
+        }
+        result
+    }
+
+    /// Takes back the buffers of completed sends.
+    pub fn reclaim(&mut self) {
+        while let Some(token) = self.raw.poll_transmit() {
+            let Some((buffer, total)) = self
+                .tx_posted
+                .get_mut(usize::from(token))
+                .and_then(Option::take)
+            else {
+                self.counters.errors += 1;
+                return;
+            };
+            // SAFETY: `buffer[..total]` is exactly what was posted under `token`.
+            if unsafe { self.raw.transmit_complete(token, &buffer[..total]) }.is_err() {
+                self.counters.errors += 1;
+                core::mem::forget(buffer);
+                return;
+            }
+            self.tx_free.push(buffer);
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The management API end to end: QEMU user networking, the API port forwarded from the
+//! host, and the host talking HTTP to the booted runtime like any client would.
+
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use plinth::api::{self, KeepAlive, read_response};
+use plinth::profile::Disk;
+use plinth_tests::{Boot, NIC_MAC};
+
+const T: Duration = Duration::from_secs(10);
+
+fn boot_api(append: &str, disk: Option<Disk>) -> (plinth_tests::Runtime, SocketAddr) {
+    let mut rt = Boot {
+        append: append.into(),
+        disk,
+        nic: true,
+        ..Boot::default()
+    }
+    .start();
+    rt.expect_ready();
+    let addr = rt.expect_api();
+    (rt, addr)
+}
+
+fn mac_string(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[test]
+fn health_status_and_metrics_report_the_machine() {
+    // An odd disk size, so a hard-coded capacity could not pass.
+    let dir = std::env::temp_dir().join(format!("plinth-api-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join("status.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(12_345 * 512)
+        .unwrap();
+    let (mut rt, addr) = boot_api(
+        "",
+        Some(Disk {
+            image: image.clone(),
+            serial: "api-disk-7".into(),
+        }),
+    );
+    rt.expect_line("(DHCP)");
+
+    let h = api::get(addr, "/api/v1/health", T).unwrap();
+    assert_eq!(h.status, 200);
+    assert_eq!(h.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(v["status"], "ok");
+
+    let s = api::get_json(addr, "/api/v1/status", T).unwrap();
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["cpus"], 1);
+    let total = s["memory"]["total_bytes"].as_u64().unwrap();
+    assert!((120 << 20..=128 << 20).contains(&total), "{s}");
+    assert!(s["memory"]["free_bytes"].as_u64().unwrap() < total);
+    let nic = &s["nics"][0];
+    assert_eq!(nic["mac"], mac_string(NIC_MAC), "{s}");
+    assert_eq!(nic["ipv4"], "10.0.2.15/24", "{s}");
+    assert_eq!(nic["address_source"], "dhcp");
+    let disk = &s["disks"][0];
+    assert_eq!(disk["capacity_bytes"], 12_345 * 512, "{s}");
+    assert_eq!(disk["serial"], "api-disk-7");
+    let drivers: Vec<_> = s["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["driver"].as_str())
+        .collect();
+    assert!(drivers.contains(&"virtio-net") && drivers.contains(&"virtio-blk"), "{s}");
+    let up1 = s["uptime_ms"].as_u64().unwrap();
+
+    // Disk traffic shows up in the counters.
+    rt.send("disk sum 0 0 100");
+    rt.expect_line("disk sum 0 0 100:");
+    let m = api::get(addr, "/metrics", T).unwrap();
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = m.text();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(value("plinth_disk_read_bytes_total{disk=\"blk0\"}"), 51_200.0);
+    assert!(value("plinth_nic_rx_packets_total{nic=\"net0\"}") >= 3.0);
+    assert!(value("plinth_nic_tx_packets_total{nic=\"net0\"}") >= 3.0);
+    assert!(value("plinth_uptime_seconds") * 1000.0 >= up1 as f64);
+    assert!(text.contains("# TYPE plinth_nic_rx_bytes_total counter"), "{text}");
+
+    let s2 = api::get_json(addr, "/api/v1/status", T).unwrap();
+    assert!(s2["uptime_ms"].as_u64().unwrap() > up1);
+    rt.shutdown();
+}
+
+#[test]
+fn static_address_and_port_from_the_command_line() {
+    // QEMU's user network forwards to 10.0.2.15 only, so the static address is that one;
+    // the gateway and the port are what the DHCP case would not give.
+    let (mut rt, addr) = boot_api("ip=10.0.2.15/24 gw=10.0.2.3 api_port=9123", None);
+    let t = rt.transcript();
+    assert!(t.contains("net0: 10.0.2.15/24 (static) via 10.0.2.3"), "{t}");
+    let s = api::get_json(addr, "/api/v1/status", T).unwrap();
+    assert_eq!(s["nics"][0]["ipv4"], "10.0.2.15/24");
+    assert_eq!(s["nics"][0]["gateway"], "10.0.2.3");
+    assert_eq!(s["nics"][0]["address_source"], "static");
+    assert_eq!(s["disks"].as_array().unwrap().len(), 0);
+    rt.shutdown();
+}
+
+#[test]
+fn keep_alive_serves_many_requests_on_one_connection() {
+    let (mut rt, addr) = boot_api("", None);
+    let mut c = KeepAlive::connect(addr, T).unwrap();
+    for _ in 0..50 {
+        let r = c.get("/api/v1/health").unwrap();
+        assert_eq!(r.status, 200);
+        assert_ne!(r.header("connection"), Some("close"));
+    }
+    rt.shutdown();
+}
+
+/// Sends `raw`, then reads until the runtime closes or `wait` passes; returns the status
+/// of every response received, in order.
+fn exchange(addr: SocketAddr, raw: &[u8], wait: Duration) -> (Vec<u16>, bool) {
+    let s = TcpStream::connect_timeout(&addr, T).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let _ = w.write_all(raw);
+    let mut r = BufReader::new(s);
+    let mut statuses = Vec::new();
+    loop {
+        match read_response(&mut r, false) {
+            Ok(resp) => statuses.push(resp.status),
+            Err(_) => break,
+        }
+    }
+    // Closed by the runtime: a read now returns 0 (EOF) rather than timing out.
+    let mut b = [0u8; 1];
+    let closed = matches!(r.get_mut().read(&mut b), Ok(0));
+    (statuses, closed)
+}
+
+#[test]
+fn hostile_requests_get_the_right_status_and_the_runtime_carries_on() {
+    let (mut rt, addr) = boot_api("", None);
+    let big_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(10_000));
+    let many_headers = format!(
+        "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..100).map(|i| format!("X-{i}: v\r\n")).collect::<String>()
+    );
+    let huge_header = format!(
+        "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(9_000)
+    );
+    let cases: Vec<(&str, Vec<u8>, &[u16])> = vec![
+        ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), &[400]),
+        ("no version", b"GET /api/v1/health\r\n\r\n".to_vec(), &[400]),
+        ("bad version", b"GET /api/v1/health HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(), &[505]),
+        ("lowercase method", b"get /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), &[405]),
+        ("no host", b"GET /api/v1/health HTTP/1.1\r\n\r\n".to_vec(), &[400]),
+        ("header without colon", b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nBroken\r\n\r\n".to_vec(), &[400]),
+        ("space before colon", b"GET /api/v1/health HTTP/1.1\r\nHost : x\r\n\r\n".to_vec(), &[400]),
+        ("NUL in target", b"GET /api/v1/he\0alth HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), &[400]),
+        ("obs-fold", b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n".to_vec(), &[400]),
+        ("CL and TE", b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), &[400]),
+        ("chunked body", b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), &[501]),
+        ("two lengths", b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(), &[400]),
+        ("negative length", b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(), &[400]),
+        ("overflowing length", b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(), &[400]),
+        ("body over limit", b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n".to_vec(), &[413]),
+        ("request line too long", big_line.into_bytes(), &[431]),
+        ("too many headers", many_headers.into_bytes(), &[431]),
+        ("huge header", huge_header.into_bytes(), &[431]),
+        ("unknown path", b"GET /etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), &[404]),
+        ("dot-dot path", b"GET /api/v1/../../secret HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), &[404]),
+        ("wrong method", b"DELETE /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), &[405]),
+        ("POST to health", b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(), &[405]),
+        ("pipelined then garbage", b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n\x01\x02garbage\r\n\r\n".to_vec(), &[200, 200, 400]),
+        ("HTTP/1.0 closes", b"GET /api/v1/health HTTP/1.0\r\n\r\n".to_vec(), &[200]),
+        ("Connection: close", b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), &[200]),
+        ("non-UTF-8 path", b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), &[400]),
+    ];
+    let mut failures = Vec::new();
+    for (name, raw, want) in &cases {
+        // Protocol errors end the connection; a 404 or 405 is an ordinary answer on a
+        // connection that stays open (the read then times out instead of seeing EOF).
+        let must_close = want.iter().any(|s| ![200, 404, 405].contains(s))
+            || name.contains("close")
+            || name.contains("HTTP/1.0");
+        let wait = if must_close { 10 } else { 2 };
+        let (got, closed) = exchange(addr, raw, Duration::from_secs(wait));
+        if got != *want || closed != must_close {
+            failures.push(format!(
+                "{name}: got {got:?} (closed: {closed}), want {want:?} (closed: {must_close})"
+            ));
+        }
+    }
+
+    // Truncated request, then the client goes away: nothing to answer, nothing stuck.
+    let mut s = TcpStream::connect_timeout(&addr, T).unwrap();
+    s.write_all(b"GET /api/v1/hea").unwrap();
+    drop(s);
+
+    // Slowloris: a head that never completes is cut off (408 or a close) within the
+    // header timeout, not held open.
+    let started = Instant::now();
+    let (got, closed) = exchange(addr, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: 1", Duration::from_secs(20));
+    if !(closed && got.iter().all(|s| *s == 408) && started.elapsed() < Duration::from_secs(15)) {
+        failures.push(format!("slow head: got {got:?}, closed {closed}, after {:?}", started.elapsed()));
+    }
+
+    // More connections than the runtime serves at once: the extra ones are refused or
+    // closed, and once they go away the API answers again.
+    let hogs: Vec<_> = (0..12)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, T).ok())
+        .collect();
+    drop(hogs);
+
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api::get(addr, "/api/v1/health", T) {
+            Ok(r) if r.status == 200 => break,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            other => panic!("health after the hostile cases: {other:?}\n{}", rt.transcript()),
+        }
+    }
+    let t = rt.transcript();
+    assert!(!t.contains("PANIC"), "{t}");
+    rt.shutdown();
+}
