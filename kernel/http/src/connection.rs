@@ -97,6 +97,30 @@ enum State {
 /// timeouts, [`outgoing`](Self::outgoing) / [`consume_outgoing`](Self::consume_outgoing)
 /// to send, and [`should_close`](Self::should_close) to know when to close the socket.
 ///
+/// ```
+/// use plinth_http::{Connection, Limits, Response};
+///
+/// let mut c = Connection::new(Limits::default(), 0);
+/// c.receive(5, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+/// while let Some(next) = c.next_request(5) {
+///     match next {
+///         Ok((request, _body)) => {
+///             let response = match request.path() {
+///                 "/api/v1/health" => Response::json(200, r#"{"status":"ok"}"#.into()),
+///                 _ => Response::error(404, "no such resource"),
+///             };
+///             c.respond(response);
+///         }
+///         Err(_refused) => {} // already answered; the connection is closing
+///     }
+/// }
+/// c.poll(5);
+/// assert!(c.outgoing().starts_with(b"HTTP/1.1 200 OK\r\n"));
+/// let sent = c.outgoing().len(); // what the socket took
+/// c.consume_outgoing(sent);
+/// assert!(!c.should_close()); // keep-alive
+/// ```
+///
 /// Memory is bounded: at most [`Limits::max_input`] bytes of input, and no new request is
 /// parsed while more than [`Limits::max_pending_output`] bytes wait to be sent, so output
 /// is bounded by that plus the largest single response.

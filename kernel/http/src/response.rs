@@ -78,6 +78,15 @@ impl Response {
         r
     }
 
+    /// The response as bytes, for answering outside a [`Connection`](crate::Connection),
+    /// such as a 503 to a client over the connection limit. `head_only` leaves the body
+    /// out (HEAD); `close` says `Connection: close`.
+    pub fn encode(&self, head_only: bool, close: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 128);
+        self.write_to(&mut out, head_only, close, false);
+        out
+    }
+
     /// Appends the response to `out`. `head_only` (HEAD requests) leaves the body out but
     /// keeps its `Content-Length`; `close` says `Connection: close`; `keep_alive_header`
     /// says `Connection: keep-alive` (HTTP/1.0 clients that asked for it need to hear it).

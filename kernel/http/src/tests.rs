@@ -116,6 +116,7 @@ fn whole(input: &[u8]) -> Outcome {
 /// connection closing after the answer.
 #[test]
 fn hostile_requests_get_their_status_and_close() {
+    use HttpError::*;
     let l = Limits::default();
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
     let too_many = format!(
@@ -129,7 +130,6 @@ fn hostile_requests_get_their_status_and_close() {
         "v".repeat(9000)
     );
     let blank_lines = "\r\n".repeat(5000);
-    use HttpError::*;
     let cases: Vec<(&str, Vec<u8>, u16, HttpError)> = vec![
         ("TLS hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), 400, BadRequestLine),
         ("binary garbage", b"\x00\xff\xfe\x01garbage".to_vec(), 400, BadRequestLine),
@@ -553,6 +553,12 @@ fn responses_are_framed_and_headers_safe() {
     r.allow = Some("GET\r\nX-Evil: 2");
     r.write_to(&mut out, false, false, false);
     assert!(!String::from_utf8(out).unwrap().contains("X-Evil"));
+    let busy = String::from_utf8(Response::error(503, "busy").encode(false, true)).unwrap();
+    assert_eq!(
+        busy,
+        "HTTP/1.1 503 Service Unavailable\r\nServer: plinth\r\nContent-Type: application/json\r\n\
+         Content-Length: 29\r\nConnection: close\r\n\r\n{\"error\":\"busy\",\"status\":503}"
+    );
     for s in [200, 400, 404, 405, 408, 411, 413, 431, 500, 501, 503, 505] {
         assert!(!reason(s).is_empty(), "{s}");
     }
