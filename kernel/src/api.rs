@@ -148,9 +148,12 @@ fn status_json(ctx: &Context, nic: &NicInfo) -> String {
     devices::for_each_pci_function(|f| {
         w.begin_object();
         w.key("pci").string(&f.address);
-        w.key("vendor_id").string(&alloc::format!("{:04x}", f.vendor));
-        w.key("device_id").string(&alloc::format!("{:04x}", f.device));
-        w.key("class").string(&alloc::format!("{:02x}{:02x}", f.class, f.subclass));
+        w.key("vendor_id")
+            .string(&alloc::format!("{:04x}", f.vendor));
+        w.key("device_id")
+            .string(&alloc::format!("{:04x}", f.device));
+        w.key("class")
+            .string(&alloc::format!("{:02x}{:02x}", f.class, f.subclass));
         match f.driver {
             Some(d) => w.key("driver").string(d),
             None => w.key("driver").null(),
@@ -228,7 +231,11 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
     let labels = [("nic", nic.name)];
     let c = nic.counters;
     for (name, help, value) in [
-        ("plinth_nic_rx_packets_total", "Frames received.", c.rx_frames),
+        (
+            "plinth_nic_rx_packets_total",
+            "Frames received.",
+            c.rx_frames,
+        ),
         ("plinth_nic_rx_bytes_total", "Bytes received.", c.rx_bytes),
         ("plinth_nic_tx_packets_total", "Frames sent.", c.tx_frames),
         ("plinth_nic_tx_bytes_total", "Bytes sent.", c.tx_bytes),
@@ -246,12 +253,28 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
     for (name, c) in &disks {
         let labels = [("disk", name.as_str())];
         for (metric, help, value) in [
-            ("plinth_disk_reads_total", "Read requests completed.", c.reads),
+            (
+                "plinth_disk_reads_total",
+                "Read requests completed.",
+                c.reads,
+            ),
             ("plinth_disk_read_bytes_total", "Bytes read.", c.read_bytes),
-            ("plinth_disk_writes_total", "Write requests completed.", c.writes),
-            ("plinth_disk_written_bytes_total", "Bytes written.", c.written_bytes),
+            (
+                "plinth_disk_writes_total",
+                "Write requests completed.",
+                c.writes,
+            ),
+            (
+                "plinth_disk_written_bytes_total",
+                "Bytes written.",
+                c.written_bytes,
+            ),
             ("plinth_disk_flushes_total", "Flushes completed.", c.flushes),
-            ("plinth_disk_errors_total", "Requests that failed.", c.errors),
+            (
+                "plinth_disk_errors_total",
+                "Requests that failed.",
+                c.errors,
+            ),
         ] {
             w.metric(metric, help, Kind::Counter, &labels, value as f64);
         }

@@ -20,9 +20,9 @@ use x86_64::instructions::interrupts::without_interrupts;
 
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
 use crate::arch::pci::PortCam;
+use crate::arch::virtio_hal::VirtioHal;
 use crate::arch::virtio_net::Nic;
 use crate::memory;
-use crate::arch::virtio_hal::VirtioHal;
 
 /// Where unassigned BARs go: above q35's PCIe MMCONFIG window (0xb000_0000, 256 MiB) and
 /// below the IOAPIC (0xfec0_0000). QEMU never puts RAM there (`q35` caps low RAM at

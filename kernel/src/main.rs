@@ -10,12 +10,12 @@
 
 extern crate alloc;
 
+mod api;
 #[allow(
     unsafe_code,
     reason = "arch is the unsafe boundary: CPU tables, MMIO, port I/O, DMA"
 )]
 mod arch;
-mod api;
 mod clock;
 mod console;
 mod devices;

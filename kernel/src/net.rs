@@ -165,7 +165,9 @@ impl Stack {
         // Seed for TCP initial sequence numbers and DHCP transaction IDs: the TSC at boot
         // mixed with the MAC, distinct per boot and per machine.
         iface_config.random_seed = crate::arch::cpu::rdtsc()
-            ^ u64::from_le_bytes([mac.0[0], mac.0[1], mac.0[2], mac.0[3], mac.0[4], mac.0[5], 0, 0]);
+            ^ u64::from_le_bytes([
+                mac.0[0], mac.0[1], mac.0[2], mac.0[3], mac.0[4], mac.0[5], 0, 0,
+            ]);
         let mut iface = Interface::new(iface_config, &mut Port(&mut nic), now());
         let mut sockets = SocketSet::new(Vec::new());
         let (dhcp, source, gateway) = match config.ip {
@@ -244,7 +246,9 @@ impl Stack {
             let t = now();
             self.nic.reclaim();
             self.nic.refill();
-            let changed = self.iface.poll(t, &mut Port(&mut self.nic), &mut self.sockets);
+            let changed = self
+                .iface
+                .poll(t, &mut Port(&mut self.nic), &mut self.sockets);
             self.poll_dhcp();
             let served = self.serve_api(ctx, t);
             self.nic.refill();

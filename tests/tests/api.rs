@@ -75,7 +75,10 @@ fn health_status_and_metrics_report_the_machine() {
         .iter()
         .filter_map(|d| d["driver"].as_str())
         .collect();
-    assert!(drivers.contains(&"virtio-net") && drivers.contains(&"virtio-blk"), "{s}");
+    assert!(
+        drivers.contains(&"virtio-net") && drivers.contains(&"virtio-blk"),
+        "{s}"
+    );
     let up1 = s["uptime_ms"].as_u64().unwrap();
 
     // Disk traffic shows up in the counters.
@@ -83,7 +86,11 @@ fn health_status_and_metrics_report_the_machine() {
     rt.expect_line("disk sum 0 0 100:");
     let m = api::get(addr, "/metrics", T).unwrap();
     assert_eq!(m.status, 200);
-    assert!(m.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        m.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = m.text();
     let value = |name: &str| -> f64 {
         text.lines()
@@ -92,11 +99,17 @@ fn health_status_and_metrics_report_the_machine() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in\n{text}"))
     };
-    assert_eq!(value("plinth_disk_read_bytes_total{disk=\"blk0\"}"), 51_200.0);
+    assert_eq!(
+        value("plinth_disk_read_bytes_total{disk=\"blk0\"}"),
+        51_200.0
+    );
     assert!(value("plinth_nic_rx_packets_total{nic=\"net0\"}") >= 3.0);
     assert!(value("plinth_nic_tx_packets_total{nic=\"net0\"}") >= 3.0);
     assert!(value("plinth_uptime_seconds") * 1000.0 >= up1 as f64);
-    assert!(text.contains("# TYPE plinth_nic_rx_bytes_total counter"), "{text}");
+    assert!(
+        text.contains("# TYPE plinth_nic_rx_bytes_total counter"),
+        "{text}"
+    );
 
     let s2 = api::get_json(addr, "/api/v1/status", T).unwrap();
     assert!(s2["uptime_ms"].as_u64().unwrap() > up1);
@@ -109,7 +122,10 @@ fn static_address_and_port_from_the_command_line() {
     // the gateway and the port are what the DHCP case would not give.
     let (mut rt, addr) = boot_api("ip=10.0.2.15/24 gw=10.0.2.3 api_port=9123", None);
     let t = rt.transcript();
-    assert!(t.contains("net0: 10.0.2.15/24 (static) via 10.0.2.3"), "{t}");
+    assert!(
+        t.contains("net0: 10.0.2.15/24 (static) via 10.0.2.3"),
+        "{t}"
+    );
     let s = api::get_json(addr, "/api/v1/status", T).unwrap();
     assert_eq!(s["nics"][0]["ipv4"], "10.0.2.15/24");
     assert_eq!(s["nics"][0]["gateway"], "10.0.2.3");
@@ -157,7 +173,9 @@ fn hostile_requests_get_the_right_status_and_the_runtime_carries_on() {
     let big_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(10_000));
     let many_headers = format!(
         "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n{}\r\n",
-        (0..100).map(|i| format!("X-{i}: v\r\n")).collect::<String>()
+        (0..100)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect::<String>()
     );
     let huge_header = format!(
         "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
@@ -215,9 +233,16 @@ fn hostile_requests_get_the_right_status_and_the_runtime_carries_on() {
     // Slowloris: a head that never completes is cut off (408 or a close) within the
     // header timeout, not held open.
     let started = Instant::now();
-    let (got, closed) = exchange(addr, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: 1", Duration::from_secs(20));
+    let (got, closed) = exchange(
+        addr,
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: 1",
+        Duration::from_secs(20),
+    );
     if !(closed && got.iter().all(|s| *s == 408) && started.elapsed() < Duration::from_secs(15)) {
-        failures.push(format!("slow head: got {got:?}, closed {closed}, after {:?}", started.elapsed()));
+        failures.push(format!(
+            "slow head: got {got:?}, closed {closed}, after {:?}",
+            started.elapsed()
+        ));
     }
 
     // More connections than the runtime serves at once: the extra ones are refused or
@@ -233,7 +258,10 @@ fn hostile_requests_get_the_right_status_and_the_runtime_carries_on() {
         match api::get(addr, "/api/v1/health", T) {
             Ok(r) if r.status == 200 => break,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            other => panic!("health after the hostile cases: {other:?}\n{}", rt.transcript()),
+            other => panic!(
+                "health after the hostile cases: {other:?}\n{}",
+                rt.transcript()
+            ),
         }
     }
     let t = rt.transcript();

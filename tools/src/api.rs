@@ -54,7 +54,9 @@ impl Response {
 pub fn read_response(r: &mut impl BufRead, head_only: bool) -> Result<Response, ApiError> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(ApiError::Malformed("connection closed before a response".into()));
+        return Err(ApiError::Malformed(
+            "connection closed before a response".into(),
+        ));
     }
     let mut parts = line.trim_end().splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
@@ -67,7 +69,9 @@ pub fn read_response(r: &mut impl BufRead, head_only: bool) -> Result<Response, 
     loop {
         line.clear();
         if r.read_line(&mut line)? == 0 {
-            return Err(ApiError::Malformed("connection closed in the headers".into()));
+            return Err(ApiError::Malformed(
+                "connection closed in the headers".into(),
+            ));
         }
         let l = line.trim_end();
         if l.is_empty() {

@@ -5,7 +5,14 @@ use std::process::Command;
 #[test]
 fn run_exit_on_ready_boots_prints_banner_and_exits_zero() {
     let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["run", "--exit-on-ready", "--memory", "192", "--api-port", &free_port()])
+        .args([
+            "run",
+            "--exit-on-ready",
+            "--memory",
+            "192",
+            "--api-port",
+            &free_port(),
+        ])
         .output()
         .expect("plinth runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -30,7 +37,15 @@ fn run_exit_on_ready_boots_prints_banner_and_exits_zero() {
 #[test]
 fn run_reports_a_runtime_fault_as_failure() {
     let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["run", "--append", "selftest=panic", "--timeout", "60", "--api-port", &free_port()])
+        .args([
+            "run",
+            "--append",
+            "selftest=panic",
+            "--timeout",
+            "60",
+            "--api-port",
+            &free_port(),
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("plinth runs");

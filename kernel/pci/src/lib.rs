@@ -365,9 +365,12 @@ mod tests {
     fn run(fake: &Fake, window: &mut Window) -> Enumeration {
         let mut root = PciRoot::new(fake.clone());
         let reader = fake.clone();
-        enumerate(&mut root, |d, o| reader.read(d, o), window, |i| {
-            i.vendor_id == 0x1af4
-        })
+        enumerate(
+            &mut root,
+            |d, o| reader.read(d, o),
+            window,
+            |i| i.vendor_id == 0x1af4,
+        )
     }
 
     #[test]
@@ -383,7 +386,11 @@ mod tests {
         let e = run(&fake, &mut w);
         let mut root = PciRoot::new(fake.clone());
         for f in &e.functions {
-            assert_eq!(fake.read(f.location, 4) as u16 & 0b110, 0, "decoding before enable");
+            assert_eq!(
+                fake.read(f.location, 4) as u16 & 0b110,
+                0,
+                "decoding before enable"
+            );
             assert_eq!(enable(&mut root, f), f.claimed, "{:?}", f.location);
         }
         let locs: Vec<_> = e
