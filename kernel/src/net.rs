@@ -78,6 +78,13 @@ impl phy::Device for Port<'_> {
     }
 }
 
+/// Puts an API socket (back) into the listening state with the API's TCP options.
+fn listen(socket: &mut tcp::Socket, port: u16) -> Result<(), tcp::ListenError> {
+    socket.set_timeout(Some(TCP_TIMEOUT));
+    socket.set_nagle_enabled(false);
+    socket.listen(port)
+}
+
 /// Broadcasts an ARP announcement (RFC 5227) for a statically configured address, so
 /// neighbours — QEMU's user network among them, which learns guest MACs only from ARP and
 /// DHCP — can reach it before it has sent anything.
@@ -140,8 +147,6 @@ pub struct Stack {
     gateway: Option<Ipv4Address>,
     api_port: u16,
     slots: Vec<Slot>,
-    /// Connections accepted and refused-at-capacity, for `/metrics`.
-    pub accepted: u64,
 }
 
 /// Network options from the command line.
@@ -218,24 +223,15 @@ impl Stack {
             gateway,
             api_port: config.api_port,
             slots,
-            accepted: 0,
         };
-        stack.listen_all();
-        info!("api: listening on TCP port {}", stack.api_port);
-        stack
-    }
-
-    fn listen_all(&mut self) {
-        for slot in &self.slots {
-            let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-            if !socket.is_open() {
-                socket.set_timeout(Some(TCP_TIMEOUT));
-                socket.set_nagle_enabled(false);
-                if let Err(e) = socket.listen(self.api_port) {
-                    warn!("api: cannot listen on port {}: {e}", self.api_port);
-                }
+        for slot in &stack.slots {
+            let socket = stack.sockets.get_mut::<tcp::Socket>(slot.handle);
+            if let Err(e) = listen(socket, stack.api_port) {
+                warn!("api: cannot listen on port {}: {e}", stack.api_port);
             }
         }
+        info!("api: listening on TCP port {}", stack.api_port);
+        stack
     }
 
     /// Services the NIC and every socket until nothing more happens; called from the idle
@@ -320,9 +316,7 @@ impl Stack {
             if !socket.is_open() {
                 // Closed (by us or the peer, or timed out): listen again for the next one.
                 slot.conn = None;
-                socket.set_timeout(Some(TCP_TIMEOUT));
-                socket.set_nagle_enabled(false);
-                let _ = socket.listen(self.api_port);
+                let _ = listen(socket, self.api_port);
                 continue;
             }
             if !socket.is_active() {
@@ -331,7 +325,6 @@ impl Stack {
             let conn = match &mut slot.conn {
                 Some(c) => c,
                 None => {
-                    self.accepted += 1;
                     log::debug!("api: connection from {:?}", socket.remote_endpoint());
                     slot.conn.insert(api::Conn::new(now_ms))
                 }

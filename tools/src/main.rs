@@ -187,16 +187,6 @@ fn run(cli: Cli) -> Result<ProcessExit> {
     }
 }
 
-/// The runtime's API port: its `api_port=` option if the extra arguments set one.
-fn plinth_api_port(append: &str) -> u16 {
-    append
-        .split_ascii_whitespace()
-        .filter_map(|t| t.strip_prefix("api_port="))
-        .filter_map(|p| p.parse().ok())
-        .next_back()
-        .unwrap_or(8080)
-}
-
 fn run_machine(args: RunArgs) -> Result<ProcessExit> {
     let (profile, mut opts) = prepare(&args.machine)?;
     // Lives until the run ends; then the scratch image is deleted.
@@ -221,7 +211,8 @@ fn run_machine(args: RunArgs) -> Result<ProcessExit> {
         opts.nic = Some(plinth::profile::Nic {
             mac: plinth::profile::Nic::DEFAULT_MAC,
             api_host_port: args.api_port,
-            api_port: plinth_api_port(&opts.append),
+            // The same parser the runtime uses reads its `api_port=` from the extra arguments.
+            api_port: plinth_cmdline::parse(&opts.append).options.api_port,
         });
     }
     let limit = args

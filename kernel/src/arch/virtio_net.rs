@@ -55,6 +55,8 @@ pub struct Nic {
     /// Transmit buffers the device owns, by token, with the length handed over.
     tx_posted: Vec<Option<(Box<[u8]>, usize)>>,
     tx_free: Vec<Box<[u8]>>,
+    /// Receive buffers created so far; at most `QUEUE_SIZE`, then they are recycled.
+    rx_allocated: usize,
     pub counters: NicCounters,
 }
 
@@ -84,25 +86,21 @@ impl Drop for RxFrame {
 }
 
 impl Nic {
-    /// Initialises the device and fills the receive ring.
+    /// Initialises the device. The receive ring is filled by the first [`refill`]
+    /// (`net` calls it after `ready`), so its buffers are not boot work.
+    ///
+    /// [`refill`]: Nic::refill
     pub fn new(transport: PciTransport) -> Result<Nic, virtio_drivers::Error> {
         let raw = Box::new(Raw::new(transport)?);
-        let mut nic = Nic {
+        Ok(Nic {
             raw,
             rx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             spare: Rc::new(RefCell::new(Vec::with_capacity(QUEUE_SIZE))),
             tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             tx_free: Vec::new(),
+            rx_allocated: 0,
             counters: NicCounters::default(),
-        };
-        {
-            let mut spare = nic.spare.borrow_mut();
-            for _ in 0..QUEUE_SIZE {
-                spare.push(vec![0u8; BUFFER_LEN].into_boxed_slice());
-            }
-        }
-        nic.refill();
-        Ok(nic)
+        })
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -114,11 +112,18 @@ impl Nic {
         let _ = self.raw.ack_interrupt();
     }
 
-    /// Posts every spare buffer back into the receive ring.
+    /// Posts every spare buffer back into the receive ring, creating buffers until the
+    /// ring has its full `QUEUE_SIZE`.
     pub fn refill(&mut self) {
         loop {
-            let Some(mut buffer) = self.spare.borrow_mut().pop() else {
-                return;
+            let spare = self.spare.borrow_mut().pop();
+            let mut buffer = match spare {
+                Some(b) => b,
+                None if self.rx_allocated < QUEUE_SIZE => {
+                    self.rx_allocated += 1;
+                    vec![0u8; BUFFER_LEN].into_boxed_slice()
+                }
+                None => return,
             };
             // SAFETY: the buffer is a heap allocation parked in `rx_posted` under the
             // returned token until `receive` takes it back after the device completed it;
