@@ -21,6 +21,12 @@ pub struct GuardedStack<const N: usize> {
 // references into it, only takes its addresses.
 unsafe impl<const N: usize> Sync for GuardedStack<N> {}
 
+impl<const N: usize> Default for GuardedStack<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<const N: usize> GuardedStack<N> {
     /// A zeroed stack (placed in .bss when used as a static).
     pub const fn new() -> Self {

@@ -242,6 +242,8 @@ pub enum Command {
         count: u64,
         seed: u64,
     },
+    /// Benchmark disk `disk` in the runtime: see [`crate::bench::blk`].
+    BenchBlk(crate::bench::BlkParams),
     /// A known command with missing or malformed arguments (its usage is echoed).
     Usage(&'static str),
     /// Anything else (the line is echoed in the error).
@@ -261,6 +263,7 @@ impl Command {
             "help" | "?" => Command::Help,
             "disks" => Command::Disks,
             _ if line.starts_with("disk ") => Self::parse_disk(line),
+            _ if line.starts_with("bench ") => Self::parse_bench(line),
             other => {
                 let mut s = String::new();
                 for c in other.chars() {
@@ -306,6 +309,44 @@ impl Command {
     }
 }
 
+impl Command {
+    fn parse_bench(line: &str) -> Command {
+        let mut words = line.split_whitespace().skip(1);
+        if words.next() != Some("blk") {
+            return Command::Usage(BENCH_USAGE);
+        }
+        // disk, region MiB, request KiB, depth, random reads; defaults after the disk.
+        let mut nums = [0u64, 64, 1024, 4, 4000];
+        let mut given = 0;
+        for (slot, w) in nums.iter_mut().zip(words.by_ref()) {
+            match w.parse() {
+                Ok(v) => *slot = v,
+                Err(_) => return Command::Usage(BENCH_USAGE),
+            }
+            given += 1;
+        }
+        if given == 0 || words.next().is_some() {
+            return Command::Usage(BENCH_USAGE);
+        }
+        let (Some(region), Some(request), Ok(depth)) = (
+            nums[1].checked_mul(1 << 20),
+            nums[2].checked_mul(1 << 10),
+            usize::try_from(nums[3]),
+        ) else {
+            return Command::Usage(BENCH_USAGE);
+        };
+        Command::BenchBlk(crate::bench::BlkParams {
+            disk: usize::try_from(nums[0]).unwrap_or(usize::MAX),
+            region,
+            request,
+            depth,
+            random_reads: nums[4],
+        })
+    }
+}
+
+const BENCH_USAGE: &str = "bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]]";
+
 const DISK_USAGE: &str = "disk sum N FIRST COUNT | disk fill N FIRST COUNT SEED";
 
 struct LineBuffer {
@@ -339,10 +380,8 @@ pub fn poll_command() -> Option<Command> {
                     }
                 }
                 // Printable ASCII only; anything else (escape sequences, binary) is dropped.
-                0x20..=0x7e => {
-                    if input.line.push(char::from(byte)).is_err() {
-                        input.overflowed = true;
-                    }
+                0x20..=0x7e if input.line.push(char::from(byte)).is_err() => {
+                    input.overflowed = true;
                 }
                 _ => {}
             }

@@ -7,70 +7,29 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{info, warn};
-use plinth_pci::{PciRoot, Window};
+use plinth_pci::{ConfigurationAccess, Function, PciRoot, VirtioCfg, Window};
 use spin::Mutex;
-use virtio_drivers::device::blk::{SECTOR_SIZE, VirtIOBlk};
+use virtio_drivers::device::blk::SECTOR_SIZE;
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
+use crate::arch::msix::{self, NO_VECTOR};
 use crate::arch::pci::PortCam;
+use crate::arch::virtio_blk::BlkDevice;
 use crate::arch::virtio_hal::VirtioHal;
 use crate::arch::virtio_net::Nic;
-use crate::memory;
+use crate::block::{self, Disk};
+use crate::{arch, memory};
 
 /// Where unassigned BARs go: above q35's PCIe MMCONFIG window (0xb000_0000, 256 MiB) and
 /// below the IOAPIC (0xfec0_0000). QEMU never puts RAM there (`q35` caps low RAM at
 /// 2 GiB once RAM exceeds 2.75 GiB).
 const MMIO_WINDOW: (u64, u64) = (0xc000_0000, 0xfec0_0000);
-
-/// A virtio block device and what is known of it.
-pub struct Disk {
-    pub name: String,
-    pub pci: String,
-    pub sectors: u64,
-    pub serial: String,
-    pub read_only: bool,
-    pub counters: DiskCounters,
-    driver: VirtIOBlk<VirtioHal, PciTransport>,
-}
-
-/// Request counters of one disk, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DiskCounters {
-    pub reads: u64,
-    pub read_bytes: u64,
-    pub writes: u64,
-    pub written_bytes: u64,
-    pub flushes: u64,
-    pub errors: u64,
-}
-
-/// Why a disk request failed.
-#[derive(Debug)]
-pub enum DiskError {
-    NoSuchDisk,
-    /// Sector range outside the disk.
-    OutOfRange,
-    Device(virtio_drivers::Error),
-}
-
-impl fmt::Display for DiskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DiskError::NoSuchDisk => f.write_str("no such disk"),
-            DiskError::OutOfRange => f.write_str("sectors outside the disk"),
-            DiskError::Device(e) => write!(f, "device error: {e}"),
-        }
-    }
-}
-
-static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 
 /// A virtio NIC, handed to `net` (which owns it from then on).
 pub struct NetDevice {
@@ -95,8 +54,11 @@ static PCI_FUNCTIONS: Mutex<Vec<PciSummary>> = Mutex::new(Vec::new());
 
 /// Set by the device interrupt; taken by the idle loop.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether any device was left on the shared INTx lines (no usable MSI-X).
+static INTX_IN_USE: AtomicBool = AtomicBool::new(false);
 
-/// Records that a PCI line fired (the lines stay masked until [`service_done`]).
+/// Records that a device interrupted: a shared INTx line (which stays masked until
+/// [`service_done`]) or an MSI-X vector.
 pub fn interrupted() {
     INTERRUPTED.store(true, Ordering::Release);
 }
@@ -111,15 +73,72 @@ pub fn take_interrupt() -> bool {
     INTERRUPTED.swap(false, Ordering::Acquire)
 }
 
-/// Reads every disk's interrupt status, deasserting its line; the NICs' are read by
-/// `net`. Then the PCI lines are unmasked again.
+/// Reads the interrupt status of every INTx device the idle loop does not otherwise
+/// service (the NIC's is read by `net`), then unmasks the PCI lines. Nothing to do when
+/// every device uses MSI-X.
 pub fn service_done() {
-    without_interrupts(|| {
-        for d in DISKS.lock().iter_mut() {
-            let _ = d.driver.ack_interrupt();
+    if INTX_IN_USE.load(Ordering::Relaxed) {
+        block::ack_intx();
+        ioapic::mask_pci_lines(false);
+    }
+}
+
+/// Halts until the next interrupt (or returns at once if a device interrupt is already
+/// waiting), then services it. For code that waits on a device outside the idle loop.
+pub fn wait_for_interrupt() {
+    x86_64::instructions::interrupts::disable();
+    if interrupt_pending() {
+        x86_64::instructions::interrupts::enable();
+    } else {
+        arch::cpu::idle_wait();
+    }
+    if take_interrupt() {
+        service_done();
+    }
+}
+
+/// Routes a virtio function's queues to their own MSI-X vectors: `queues` lists each
+/// queue and whether it should interrupt at all (a queue that should not is bound to no
+/// vector). Returns false, with the function left on INTx, when it has no usable MSI-X
+/// table, vectors run out, or the device refuses a binding.
+fn route_msix(f: &Function, queues: &[(u16, bool)]) -> bool {
+    let read = |d, o| PortCam.read_word(d, o);
+    let Some(m) = plinth_pci::find_msix(read, f.location) else {
+        return false;
+    };
+    let (Some(table), Some(common)) = (
+        m.table_address(f),
+        plinth_pci::find_virtio(read, f.location, VirtioCfg::Common).and_then(|c| c.address(f)),
+    ) else {
+        return false;
+    };
+    let mut bindings: heapless::Vec<(u16, u16), 4> = heapless::Vec::new();
+    let mut entry = 0u16;
+    for &(queue, wanted) in queues {
+        let bound = if wanted {
+            let Some(vector) = msix::alloc_vector() else {
+                return false;
+            };
+            if !msix::program_entry(table, m.table_size, entry, vector) {
+                return false;
+            }
+            entry += 1;
+            entry - 1
+        } else {
+            NO_VECTOR
+        };
+        if bindings.push((queue, bound)).is_err() {
+            return false;
         }
-    });
-    ioapic::mask_pci_lines(false);
+    }
+    if !msix::bind_virtio(common, NO_VECTOR, &bindings) {
+        let unbound: heapless::Vec<(u16, u16), 4> =
+            bindings.iter().map(|&(q, _)| (q, NO_VECTOR)).collect();
+        msix::bind_virtio(common, NO_VECTOR, &unbound);
+        return false;
+    }
+    plinth_pci::enable_msix(&mut PortCam, f.location, &m);
+    true
 }
 
 /// Calls `f` with every PCI function found at boot.
@@ -202,12 +221,23 @@ pub fn init() -> Vec<NetDevice> {
         plinth_pci::enable(&mut root, f);
         if kind == DeviceType::Network {
             match Nic::new(transport) {
-                Ok(nic) => {
+                Ok(mut nic) => {
                     let name = alloc::format!("net{}", nics.len());
                     let m = nic.mac();
+                    // Receive interrupts only: sent frames are reclaimed lazily, so the
+                    // transmit queue raises nothing.
+                    let msix = route_msix(f, &[(0, true), (1, false)]);
+                    nic.set_msix(msix);
+                    INTX_IN_USE.fetch_or(!msix, Ordering::Relaxed);
                     info!(
-                        "{name}: virtio-net at {pci}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                        m[0], m[1], m[2], m[3], m[4], m[5]
+                        "{name}: virtio-net at {pci}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {}",
+                        m[0],
+                        m[1],
+                        m[2],
+                        m[3],
+                        m[4],
+                        m[5],
+                        irq_name(msix)
                     );
                     nics.push(NetDevice { name, pci, nic });
                 }
@@ -215,124 +245,36 @@ pub fn init() -> Vec<NetDevice> {
             }
             continue;
         }
-        let mut driver = match VirtIOBlk::<VirtioHal, _>::new(transport) {
+        let dev = match BlkDevice::new(transport) {
             Ok(d) => d,
             Err(e) => {
                 warn!("pci {pci}: virtio-blk initialisation failed: {e}");
                 continue;
             }
         };
-        let mut id = [0u8; 20];
-        let serial = match driver.device_id(&mut id) {
-            Ok(n) => String::from_utf8_lossy(&id[..n.min(20)]).into_owned(),
-            Err(_) => String::new(),
-        };
-        let disk = Disk {
-            name: alloc::format!("blk{}", disks.len()),
-            pci,
-            sectors: driver.capacity(),
-            serial,
-            read_only: driver.readonly(),
-            counters: DiskCounters::default(),
-            driver,
-        };
+        let msix = route_msix(f, &[(0, true)]);
+        INTX_IN_USE.fetch_or(!msix, Ordering::Relaxed);
+        let disk = Disk::new(alloc::format!("blk{}", disks.len()), pci, dev, msix);
         info!(
-            "{}: virtio-blk at {}, {} sectors ({} MiB), serial \"{}\"{}",
+            "{}: virtio-blk at {}, {} sectors ({} MiB), serial \"{}\"{}, {}",
             disk.name,
             disk.pci,
             disk.sectors,
             (disk.sectors * SECTOR_SIZE as u64) >> 20,
             disk.serial.escape_default(),
-            if disk.read_only { ", read-only" } else { "" }
+            if disk.read_only { ", read-only" } else { "" },
+            irq_name(msix)
         );
         disks.push(disk);
     }
-    without_interrupts(|| {
-        *DISKS.lock() = disks;
-        *PCI_FUNCTIONS.lock() = summary;
-    });
+    block::install(disks);
+    without_interrupts(|| *PCI_FUNCTIONS.lock() = summary);
+    if INTX_IN_USE.load(Ordering::Relaxed) {
+        ioapic::mask_pci_lines(false);
+    }
     nics
 }
 
-/// Calls `f` with every disk's name, PCI address, size in sectors and serial.
-pub fn for_each_disk(mut f: impl FnMut(&str, &str, u64, &str)) {
-    without_interrupts(|| {
-        for d in DISKS.lock().iter() {
-            f(&d.name, &d.pci, d.sectors, &d.serial);
-        }
-    });
-}
-
-fn tally(
-    c: &mut DiskCounters,
-    r: Result<(), virtio_drivers::Error>,
-    ok: impl FnOnce(&mut DiskCounters),
-) -> Result<(), DiskError> {
-    match r {
-        Ok(()) => {
-            ok(c);
-            Ok(())
-        }
-        Err(e) => {
-            c.errors += 1;
-            Err(DiskError::Device(e))
-        }
-    }
-}
-
-/// Calls `f` with every disk's name and counters.
-pub fn for_each_disk_counters(mut f: impl FnMut(&str, DiskCounters)) {
-    without_interrupts(|| {
-        for d in DISKS.lock().iter() {
-            f(&d.name, d.counters);
-        }
-    });
-}
-
-/// Runs `f` over `count` sectors of disk `index` from `first`, in chunks, reading each
-/// chunk into a buffer first (`write` false) or writing the buffer `f` filled (`write`).
-/// `f` gets the chunk's byte offset on the disk and the chunk.
-pub fn with_sectors(
-    index: usize,
-    first: u64,
-    count: u64,
-    write: bool,
-    mut f: impl FnMut(u64, &mut [u8]),
-) -> Result<(), DiskError> {
-    const CHUNK_SECTORS: u64 = 128; // 64 KiB per request
-    let mut buf = alloc::vec![0u8; (CHUNK_SECTORS as usize) * SECTOR_SIZE];
-    let mut disks = DISKS.lock();
-    let disk = disks.get_mut(index).ok_or(DiskError::NoSuchDisk)?;
-    let end = first.checked_add(count).ok_or(DiskError::OutOfRange)?;
-    if end > disk.sectors {
-        return Err(DiskError::OutOfRange);
-    }
-    let mut s = first;
-    while s < end {
-        let n = (end - s).min(CHUNK_SECTORS);
-        let chunk = &mut buf[..n as usize * SECTOR_SIZE];
-        let block = usize::try_from(s).map_err(|_| DiskError::OutOfRange)?;
-        let bytes = chunk.len() as u64;
-        if write {
-            f(s * SECTOR_SIZE as u64, chunk);
-            let r = disk.driver.write_blocks(block, chunk);
-            tally(&mut disk.counters, r, |c| {
-                c.writes += 1;
-                c.written_bytes += bytes;
-            })?;
-        } else {
-            let r = disk.driver.read_blocks(block, chunk);
-            tally(&mut disk.counters, r, |c| {
-                c.reads += 1;
-                c.read_bytes += bytes;
-            })?;
-            f(s * SECTOR_SIZE as u64, chunk);
-        }
-        s += n;
-    }
-    if write {
-        let r = disk.driver.flush();
-        tally(&mut disk.counters, r, |c| c.flushes += 1)?;
-    }
-    Ok(())
+fn irq_name(msix: bool) -> &'static str {
+    if msix { "MSI-X" } else { "INTx" }
 }

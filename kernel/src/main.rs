@@ -16,6 +16,8 @@ mod api;
     reason = "arch is the unsafe boundary: CPU tables, MMIO, port I/O, DMA"
 )]
 mod arch;
+mod bench;
+mod block;
 mod clock;
 mod console;
 mod devices;
@@ -147,6 +149,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     let api_ctx = api::Context {
         memory_bytes: usable,
         cpus: 1,
+        bench: cmdline.options.bench,
     };
     let mut stack = if nics.is_empty() {
         info!("net: no NIC; the management API is not served");
@@ -237,11 +240,11 @@ fn run_command(cmd: Command) {
             );
         }
         Command::Help => println!(
-            "commands: status, disks, disk sum N FIRST COUNT, disk fill N FIRST COUNT SEED, shutdown, help"
+            "commands: status, disks, disk sum N FIRST COUNT, disk fill N FIRST COUNT SEED, bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]], shutdown, help"
         ),
         Command::Disks => {
             let mut any = false;
-            devices::for_each_disk(|name, pci, sectors, serial| {
+            block::for_each_disk(|name, pci, sectors, serial| {
                 any = true;
                 println!("disk {name}: pci {pci}, {sectors} sectors, serial \"{serial}\"");
             });
@@ -251,7 +254,7 @@ fn run_command(cmd: Command) {
         }
         Command::DiskSum { disk, first, count } => {
             let mut hash = plinth_diskcheck::Fnv1a::new();
-            match devices::with_sectors(disk, first, count, false, |_, chunk| hash.update(chunk)) {
+            match block::with_sectors(disk, first, count, false, |_, chunk| hash.update(chunk)) {
                 Ok(()) => println!(
                     "disk sum {disk} {first} {count}: fnv1a64 {:016x}",
                     hash.finish()
@@ -265,7 +268,7 @@ fn run_command(cmd: Command) {
             count,
             seed,
         } => {
-            let r = devices::with_sectors(disk, first, count, true, |offset, chunk| {
+            let r = block::with_sectors(disk, first, count, true, |offset, chunk| {
                 plinth_diskcheck::fill(seed, offset, chunk)
             });
             match r {
@@ -273,9 +276,48 @@ fn run_command(cmd: Command) {
                 Err(e) => println!("disk fill {disk} {first} {count} {seed}: error: {e}"),
             }
         }
+        Command::BenchBlk(p) => bench_blk(&p),
         Command::Unknown(s) => println!("unknown command \"{s}\" (try help)"),
         Command::TooLong => println!("command too long (max {} bytes)", console::MAX_COMMAND),
         Command::Usage(usage) => println!("usage: {usage}"),
+    }
+}
+
+/// Runs the disk benchmark and prints its figures on one `key=value` line.
+fn bench_blk(p: &bench::BlkParams) {
+    // Memory for `depth` requests in flight, plus room for everything else.
+    let (used, size) = arch::heap::usage();
+    let needed = p.request.saturating_mul(p.depth as u64);
+    if needed > (size - used) as u64 / 2 {
+        println!(
+            "bench blk {}: error: {} requests of {} KiB need more than half the free heap ({} KiB)",
+            p.disk,
+            p.depth,
+            p.request >> 10,
+            (size - used) >> 10
+        );
+        return;
+    }
+    match bench::blk(p) {
+        Ok(f) => {
+            let region = p.region / p.request * p.request;
+            println!(
+                "bench blk {}: region={} request={} depth={} write_ns={} flush_ns={} read_ns={} random_reads={} random_ns={} (write {} MiB/s, read {} MiB/s, 4 KiB random read {} IOPS)",
+                p.disk,
+                region,
+                p.request,
+                p.depth,
+                f.write_ns,
+                f.flush_ns,
+                f.read_ns,
+                p.random_reads,
+                f.random_ns,
+                bench::Rate(region, f.write_ns),
+                bench::Rate(region, f.read_ns),
+                u128::from(p.random_reads) * 1_000_000_000 / u128::from(f.random_ns.max(1))
+            );
+        }
+        Err(e) => println!("bench blk {}: error: {e}", p.disk),
     }
 }
 

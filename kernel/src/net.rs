@@ -335,8 +335,10 @@ impl Stack {
     }
 
     fn address(&self) -> Option<Ipv4Cidr> {
-        self.iface.ip_addrs().iter().find_map(|a| match a {
-            IpCidr::Ipv4(c) => Some(*c),
-        })
+        self.iface
+            .ip_addrs()
+            .iter()
+            .map(|IpCidr::Ipv4(c)| *c)
+            .next()
     }
 }

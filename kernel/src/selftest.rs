@@ -16,11 +16,8 @@ use crate::{clock, memory};
 
 /// Runs the selected tests that finish before `ready`; the fault ones do not return.
 pub fn run_boot_tests(selected: SelfTests) {
-    let checks: [(
-        SelfTests,
-        &str,
-        fn() -> Result<heapless::String<96>, &'static str>,
-    ); 2] = [
+    type Check = fn() -> Result<heapless::String<96>, &'static str>;
+    let checks: [(SelfTests, &str, Check); 2] = [
         (SelfTests::FRAMES, "frames", frames),
         (SelfTests::HEAP, "heap", heap_objects),
     ];
@@ -120,7 +117,7 @@ fn heap_objects() -> Result<heapless::String<96>, &'static str> {
             }
         }
         let page = Box::new(PageAligned([0x5a; 4096]));
-        if (&*page as *const PageAligned as usize) % 4096 != 0 {
+        if !(&*page as *const PageAligned as usize).is_multiple_of(4096) {
             return Err("4096-aligned box is misaligned");
         }
         let mut map = BTreeMap::new();

@@ -9,7 +9,7 @@ use plinth_exit::ExitCode;
 use crate::arch::apic::{self, SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::arch::interrupts::{TrapFrame, current_rsp};
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
-use crate::arch::{cpu, exit, paging, stacks};
+use crate::arch::{cpu, exit, msix, paging, stacks};
 use crate::{clock, console, devices};
 
 /// Entry from the interrupt stubs.
@@ -23,6 +23,11 @@ pub fn handle(frame: &mut TrapFrame) {
             // Level-triggered and shared: keep the lines masked until the idle loop has
             // asked every device (and so deasserted the line).
             ioapic::mask_pci_lines(true);
+            devices::interrupted();
+            apic::eoi();
+        }
+        v if msix::VECTORS.contains(&v) => {
+            // Edge-triggered and the device's own: nothing to mask or acknowledge.
             devices::interrupted();
             apic::eoi();
         }

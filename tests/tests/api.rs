@@ -155,11 +155,8 @@ fn exchange(addr: SocketAddr, raw: &[u8], wait: Duration) -> (Vec<u16>, bool) {
     let _ = w.write_all(raw);
     let mut r = BufReader::new(s);
     let mut statuses = Vec::new();
-    loop {
-        match read_response(&mut r, false) {
-            Ok(resp) => statuses.push(resp.status),
-            Err(_) => break,
-        }
+    while let Ok(resp) = read_response(&mut r, false) {
+        statuses.push(resp.status);
     }
     // Closed by the runtime: a read now returns 0 (EOF) rather than timing out.
     let mut b = [0u8; 1];

@@ -19,10 +19,10 @@ fn image(name: &str, sectors: u64) -> PathBuf {
     path
 }
 
-fn boot_with(path: &PathBuf, serial: &str) -> plinth_tests::Runtime {
+fn boot_with(path: &std::path::Path, serial: &str) -> plinth_tests::Runtime {
     Boot {
         disk: Some(Disk {
-            image: path.clone(),
+            image: path.to_path_buf(),
             serial: serial.into(),
         }),
         ..Boot::default()

@@ -118,6 +118,27 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, 
     read_response(&mut BufReader::new(s), false)
 }
 
+/// Polls `GET /api/v1/health` until it answers 200 (the runtime's address comes from
+/// DHCP after `ready`, so the forward answers a little later). On timeout, the last
+/// failure is returned.
+pub fn wait_healthy(addr: SocketAddr, timeout: Duration) -> Result<(), ApiError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let err = match get(addr, "/api/v1/health", Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 => return Ok(()),
+            Ok(r) => ApiError::Status {
+                status: r.status,
+                body: r.text(),
+            },
+            Err(e) => e,
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(err);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `GET path`, expecting 200 and a JSON body.
 pub fn get_json(
     addr: SocketAddr,

@@ -1,4 +1,5 @@
-//! Benchmarks that boot the runtime: `plinth bench boot`.
+//! Benchmarks that boot the runtime: `plinth bench boot` and `plinth bench blk` (the
+//! network one is in `bench_net`).
 
 use std::time::Duration;
 
@@ -71,6 +72,10 @@ pub enum BenchError {
     NoInitTime { run: usize, line: String },
     #[error("boot {run}: shutdown ended in {outcome}")]
     Shutdown { run: usize, outcome: Outcome },
+    #[error("run {run}: the runtime's figures could not be read: {line}")]
+    Figures { run: usize, line: String },
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Reads the guest init time from `plinth: ready (init 2.345 ms ...`.
@@ -177,6 +182,202 @@ impl std::fmt::Display for BootReport {
     }
 }
 
+/// What `plinth bench blk` asks the runtime to do (its `bench blk` console command).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct BlkOptions {
+    /// MiB written then read sequentially from the start of the disk.
+    pub region_mib: u64,
+    /// KiB per sequential request.
+    pub request_kib: u64,
+    /// Sequential requests in flight.
+    pub depth: usize,
+    /// 4 KiB random reads at queue depth 1.
+    pub random_reads: u64,
+    /// Boots, each with a fresh image.
+    pub runs: usize,
+}
+
+/// One run's figures, as the runtime measured them with its TSC clock.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct BlkSample {
+    pub seq_write_mib_s: f64,
+    pub flush_ms: f64,
+    pub seq_read_mib_s: f64,
+    pub rand_read_iops: f64,
+    pub rand_read_latency_us: f64,
+}
+
+/// Median, minimum and maximum of one figure over the runs.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        let s = Summary::of(values);
+        Spread {
+            median: s.median_ms,
+            min: s.min_ms,
+            max: s.max_ms,
+        }
+    }
+}
+
+/// The result of `plinth bench blk`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlkReport {
+    pub profile: String,
+    pub accel: crate::profile::Accel,
+    pub memory_mib: u32,
+    pub image_bytes: u64,
+    pub options: BlkOptions,
+    /// The QEMU command line of the last run.
+    pub qemu_args: Vec<String>,
+    pub seq_write_mib_s: Spread,
+    pub flush_ms: Spread,
+    pub seq_read_mib_s: Spread,
+    pub rand_read_iops: Spread,
+    pub samples: Vec<BlkSample>,
+}
+
+/// Reads the figures from the runtime's `bench blk N: key=value ...` line.
+pub fn parse_blk_line(line: &str) -> Option<BlkSample> {
+    let (_, rest) = line.split_once(": ")?;
+    let field = |key: &str| -> Option<f64> {
+        rest.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    let region = field("region")?;
+    let mib = region / f64::from(1 << 20);
+    let (write_s, read_s) = (field("write_ns")? / 1e9, field("read_ns")? / 1e9);
+    let (reads, random_s) = (field("random_reads")?, field("random_ns")? / 1e9);
+    if write_s <= 0.0 || read_s <= 0.0 || random_s <= 0.0 || reads <= 0.0 {
+        return None;
+    }
+    Some(BlkSample {
+        seq_write_mib_s: mib / write_s,
+        flush_ms: field("flush_ns")? / 1e6,
+        seq_read_mib_s: mib / read_s,
+        rand_read_iops: reads / random_s,
+        rand_read_latency_us: random_s * 1e6 / reads,
+    })
+}
+
+/// Boots `o.runs` times with a fresh sparse image (`region` plus 64 MiB), runs the
+/// in-runtime disk benchmark on it and shuts down.
+pub fn blk(
+    profile: &Profile,
+    opts: &LaunchOptions,
+    o: &BlkOptions,
+    mut progress: impl FnMut(usize, &BlkSample),
+) -> Result<BlkReport, BenchError> {
+    let image_bytes = (o.region_mib + 64) << 20;
+    let mut samples = Vec::with_capacity(o.runs);
+    let mut qemu_args = Vec::new();
+    let command = format!(
+        "bench blk 0 {} {} {} {}",
+        o.region_mib, o.request_kib, o.depth, o.random_reads
+    );
+    for run in 1..=o.runs {
+        let boot_err = |source| BenchError::Boot {
+            run,
+            source,
+            transcript: String::new(),
+        };
+        let image = crate::disk::ScratchImage::create_sized(image_bytes)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let mut opts = opts.clone();
+        opts.disk = Some(crate::profile::Disk {
+            image: image.path().to_path_buf(),
+            serial: "plinth-bench".into(),
+        });
+        qemu_args = profile
+            .args(&opts)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let mut m = Machine::launch(profile, &opts, false).map_err(boot_err)?;
+        let fail = |m: &mut Machine, source| BenchError::Boot {
+            run,
+            source,
+            transcript: m.transcript(),
+        };
+        if let Err(e) = m.wait_ready(Duration::from_secs(60)) {
+            return Err(fail(&mut m, e));
+        }
+        if let Err(e) = m.send_line(&command) {
+            return Err(fail(&mut m, e));
+        }
+        let line = match m.wait_for(Duration::from_secs(600), |l| l.starts_with("bench blk 0:")) {
+            Ok(l) => l.text,
+            Err(e) => return Err(fail(&mut m, e)),
+        };
+        let sample = parse_blk_line(&line).ok_or_else(|| BenchError::Figures {
+            run,
+            line: line.clone(),
+        })?;
+        if let Err(e) = m.send_line("shutdown") {
+            return Err(fail(&mut m, e));
+        }
+        let outcome = m.wait_exit(Duration::from_secs(20));
+        if outcome != Outcome::Runtime(ExitCode::Success) {
+            return Err(BenchError::Shutdown { run, outcome });
+        }
+        progress(run, &sample);
+        samples.push(sample);
+    }
+    let pick = |f: fn(&BlkSample) -> f64| Spread::of(&samples.iter().map(f).collect::<Vec<_>>());
+    Ok(BlkReport {
+        profile: profile.name.clone(),
+        accel: opts.accel,
+        memory_mib: opts.memory_mib,
+        image_bytes,
+        options: *o,
+        qemu_args,
+        seq_write_mib_s: pick(|s| s.seq_write_mib_s),
+        flush_ms: pick(|s| s.flush_ms),
+        seq_read_mib_s: pick(|s| s.seq_read_mib_s),
+        rand_read_iops: pick(|s| s.rand_read_iops),
+        samples,
+    })
+}
+
+impl std::fmt::Display for BlkReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let o = &self.options;
+        writeln!(
+            f,
+            "disk benchmark: {} runs, profile {}, accel {}, {} MiB; measured inside the runtime",
+            o.runs,
+            self.profile,
+            self.accel.as_str(),
+            self.memory_mib
+        )?;
+        writeln!(
+            f,
+            "sequential: {} MiB in {} KiB requests, {} in flight; random: {} reads of 4 KiB, 1 in flight",
+            o.region_mib, o.request_kib, o.depth, o.random_reads
+        )?;
+        writeln!(f, "{:<28} {:>10} {:>10} {:>10}", "", "median", "min", "max")?;
+        for (name, s) in [
+            ("sequential write, MiB/s", self.seq_write_mib_s),
+            ("flush after it, ms", self.flush_ms),
+            ("sequential read, MiB/s", self.seq_read_mib_s),
+            ("4 KiB random read, IOPS", self.rand_read_iops),
+        ] {
+            writeln!(
+                f,
+                "{name:<28} {:>10.1} {:>10.1} {:>10.1}",
+                s.median, s.min, s.max
+            )?;
+        }
+        write!(f, "qemu: {}", self.qemu_args.join(" "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +394,25 @@ mod tests {
         );
         assert_eq!(Summary::of(&[4.0, 1.0, 2.0, 3.0]).median_ms, 2.5);
         assert!(Summary::of(&[]).median_ms.is_nan());
+    }
+
+    #[test]
+    fn blk_figures_are_read_from_the_runtime_line() {
+        let line = "bench blk 0: region=268435456 request=1048576 depth=4 write_ns=500000000 \
+                    flush_ns=2000000 read_ns=125000000 random_reads=4000 random_ns=500000000 \
+                    (write 512.00 MiB/s, read 2048.00 MiB/s, 4 KiB random read 8000 IOPS)";
+        let s = parse_blk_line(line).unwrap();
+        assert_eq!(s.seq_write_mib_s, 512.0);
+        assert_eq!(s.seq_read_mib_s, 2048.0);
+        assert_eq!(s.flush_ms, 2.0);
+        assert_eq!(s.rand_read_iops, 8000.0);
+        assert_eq!(s.rand_read_latency_us, 125.0);
+        assert_eq!(parse_blk_line("bench blk 0: error: no such disk"), None);
+        assert_eq!(
+            parse_blk_line(&line.replace("read_ns=125000000", "read_ns=0")),
+            None,
+            "a zero time is not a figure"
+        );
     }
 
     #[test]

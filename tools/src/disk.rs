@@ -27,8 +27,13 @@ pub struct ScratchImage {
 }
 
 impl ScratchImage {
-    /// Creates `target/plinth/scratch-PID.img`.
+    /// Creates `target/plinth/scratch-PID.img` of [`SCRATCH_BYTES`].
     pub fn create() -> Result<ScratchImage, DiskError> {
+        Self::create_sized(SCRATCH_BYTES)
+    }
+
+    /// Creates `target/plinth/scratch-PID.img` of `bytes` (sparse).
+    pub fn create_sized(bytes: u64) -> Result<ScratchImage, DiskError> {
         let dir = crate::repo_root().join("target").join("plinth");
         let path = dir.join(format!("scratch-{}.img", std::process::id()));
         let io = |source| DiskError::Io {
@@ -43,7 +48,7 @@ impl ScratchImage {
             .write(true)
             .open(&path)
             .map_err(io)?;
-        f.set_len(SCRATCH_BYTES).map_err(io)?;
+        f.set_len(bytes).map_err(io)?;
         Ok(ScratchImage { path })
     }
 

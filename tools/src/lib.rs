@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_net;
 pub mod build;
 pub mod disk;
 pub mod machine;

@@ -258,10 +258,10 @@ impl Machine {
 
     /// How QEMU ended, if it has; never blocks.
     pub fn try_outcome(&mut self) -> Option<Outcome> {
-        if self.outcome.is_none() {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return Some(self.wait_exit(Duration::from_secs(1)));
-            }
+        if self.outcome.is_none()
+            && let Ok(Some(_)) = self.child.try_wait()
+        {
+            return Some(self.wait_exit(Duration::from_secs(1)));
         }
         self.outcome
     }

@@ -108,6 +108,55 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Disk throughput and IOPS, measured inside the runtime on a fresh scratch image.
+    Blk {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// MiB written then read sequentially.
+        #[arg(long, default_value_t = 256)]
+        region_mib: u64,
+        /// KiB per sequential request.
+        #[arg(long, default_value_t = 1024)]
+        request_kib: u64,
+        /// Sequential requests in flight.
+        #[arg(long, default_value_t = 4)]
+        depth: usize,
+        /// 4 KiB random reads (queue depth 1).
+        #[arg(long, default_value_t = 4000)]
+        random_reads: u64,
+        /// Boots (each with a fresh image).
+        #[arg(short = 'n', long, default_value_t = 3)]
+        runs: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// TCP throughput both ways over the forwarded API port, and API requests/s.
+    ///
+    /// Boots a runtime with `bench` on its command line, unless --addr names one that
+    /// is already running (it must have been booted with `--append bench`).
+    Net {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Benchmark a runtime already running at this address instead of booting one.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// MiB per transfer, each way.
+        #[arg(long, default_value_t = 256)]
+        mib: u64,
+        /// Transfers each way.
+        #[arg(short = 'n', long, default_value_t = 3)]
+        runs: usize,
+        /// Seconds of each requests/s measurement (0 skips them).
+        #[arg(long, default_value_t = 3.0)]
+        health_secs: f64,
+        /// Connections of the concurrent requests/s measurement.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ProcessExit {
@@ -184,7 +233,147 @@ fn run(cli: Cli) -> Result<ProcessExit> {
             }
             Ok(ProcessExit::SUCCESS)
         }
+        Cmd::Bench {
+            which:
+                BenchCmd::Blk {
+                    machine,
+                    region_mib,
+                    request_kib,
+                    depth,
+                    random_reads,
+                    runs,
+                    json,
+                },
+        } => {
+            if runs == 0 || depth == 0 || region_mib == 0 || request_kib == 0 {
+                bail!("--runs, --depth, --region-mib and --request-kib must be at least 1");
+            }
+            if request_kib > region_mib * 1024 {
+                bail!("--request-kib must not exceed the region");
+            }
+            let (profile, opts) = prepare(&machine)?;
+            if profile.disk_args.is_empty() {
+                bail!("profile {} cannot attach a disk", profile.name);
+            }
+            let o = plinth::bench::BlkOptions {
+                region_mib,
+                request_kib,
+                depth,
+                random_reads: random_reads.max(1),
+                runs,
+            };
+            let report = plinth::bench::blk(&profile, &opts, &o, |run, s| {
+                if !json {
+                    eprintln!(
+                        "run {run:>2}: write {:8.1} MiB/s, flush {:7.1} ms, read {:8.1} MiB/s, random read {:7.0} IOPS ({:.1} us each)",
+                        s.seq_write_mib_s,
+                        s.flush_ms,
+                        s.seq_read_mib_s,
+                        s.rand_read_iops,
+                        s.rand_read_latency_us
+                    );
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(ProcessExit::SUCCESS)
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Net {
+                    machine,
+                    addr,
+                    mib,
+                    runs,
+                    health_secs,
+                    connections,
+                    json,
+                },
+        } => bench_net(machine, addr, mib, runs, health_secs, connections, json),
     }
+}
+
+fn bench_net(
+    machine: MachineArgs,
+    addr: Option<std::net::SocketAddr>,
+    mib: u64,
+    runs: usize,
+    health_secs: f64,
+    connections: usize,
+    json: bool,
+) -> Result<ProcessExit> {
+    let mut o = plinth::bench_net::NetOptions {
+        bytes: mib.checked_mul(1 << 20).context("--mib is too large")?,
+        runs,
+        health_secs,
+        connections,
+        ..Default::default()
+    };
+    let progress = |line: &str| {
+        if !json {
+            eprintln!("{line}");
+        }
+    };
+    let Some(addr) = addr else {
+        let (profile, mut opts) = prepare(&machine)?;
+        if profile.nic_args.is_empty() {
+            bail!("profile {} cannot attach a NIC", profile.name);
+        }
+        opts.append = format!("{} bench", opts.append).trim().to_string();
+        let host_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        opts.nic = Some(plinth::profile::Nic {
+            mac: plinth::profile::Nic::DEFAULT_MAC,
+            api_host_port: host_port,
+            api_port: plinth_cmdline::parse(&opts.append).options.api_port,
+        });
+        let qemu_args = profile.args(&opts)?;
+        let mut m = Machine::launch(&profile, &opts, false).context("starting QEMU")?;
+        o.addr = std::net::SocketAddr::from(([127, 0, 0, 1], host_port));
+        let result = m
+            .wait_ready(Duration::from_secs(60))
+            .map_err(anyhow::Error::from)
+            .and_then(|_| {
+                plinth::api::wait_healthy(o.addr, Duration::from_secs(60)).map_err(Into::into)
+            })
+            .and_then(|()| plinth::bench_net::run(&o, progress).map_err(Into::into));
+        let _ = m.send_line("shutdown");
+        let outcome = m.wait_exit(Duration::from_secs(20));
+        let report = result.map_err(|e| anyhow::anyhow!("{e:#}\n{}", m.transcript()))?;
+        if outcome != Outcome::Runtime(ExitCode::Success) {
+            bail!("the runtime's shutdown ended in {outcome}");
+        }
+        print_net(&report, Some(&qemu_args), json)?;
+        return Ok(ProcessExit::SUCCESS);
+    };
+    o.addr = addr;
+    let report = plinth::bench_net::run(&o, progress)?;
+    print_net(&report, None, json)?;
+    Ok(ProcessExit::SUCCESS)
+}
+
+fn print_net(
+    report: &plinth::bench_net::NetReport,
+    qemu_args: Option<&[String]>,
+    json: bool,
+) -> Result<()> {
+    if json {
+        let mut v = serde_json::to_value(report)?;
+        if let (Some(args), Some(obj)) = (qemu_args, v.as_object_mut()) {
+            obj.insert("qemu_args".into(), serde_json::json!(args));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{report}");
+        if let Some(args) = qemu_args {
+            println!("qemu: {}", args.join(" "));
+        }
+    }
+    Ok(())
 }
 
 fn run_machine(args: RunArgs) -> Result<ProcessExit> {

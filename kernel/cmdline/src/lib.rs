@@ -111,6 +111,9 @@ pub struct Options {
     pub ip: Option<(Ipv4Addr, u8)>,
     pub gateway: Option<Ipv4Addr>,
     pub api_port: u16,
+    /// `bench`: serve the throughput-benchmark streams on the API port (off by default:
+    /// they let any client on the management network make the runtime move bulk data).
+    pub bench: bool,
 }
 
 /// Default TCP port of the management API.
@@ -132,6 +135,7 @@ impl Default for Options {
             ip: None,
             gateway: None,
             api_port: DEFAULT_API_PORT,
+            bench: false,
         }
     }
 }
@@ -227,6 +231,11 @@ pub fn parse(cmdline: &str) -> Parsed<'_> {
                 Some(_) => parsed.problem(ProblemKind::BadValue, token),
                 None => parsed.problem(ProblemKind::MissingValue, token),
             },
+            "bench" => match value {
+                None | Some("on") => parsed.options.bench = true,
+                Some("off") => parsed.options.bench = false,
+                Some(_) => parsed.problem(ProblemKind::BadValue, token),
+            },
             _ => parsed.problem(ProblemKind::UnknownOption, token),
         }
     }
@@ -288,6 +297,10 @@ mod tests {
         assert_eq!(p.options.ip, Some((Ipv4Addr::new(192, 168, 7, 2), 24)));
         assert_eq!(p.options.gateway, Some(Ipv4Addr::new(192, 168, 7, 1)));
         assert_eq!(p.options.api_port, 9000);
+        assert!(!p.options.bench);
+        assert!(parse("bench").options.bench);
+        assert!(parse("bench=on").options.bench);
+        assert!(!parse("bench bench=off").options.bench);
         for bad in [
             "ip=10.0.0.1",
             "ip=10.0.0.1/33",
@@ -301,6 +314,7 @@ mod tests {
             "api_port=0",
             "api_port=65536",
             "api_port=-1",
+            "bench=yes",
         ] {
             let p = parse(bad);
             assert_eq!(p.options, Options::default(), "{bad}");

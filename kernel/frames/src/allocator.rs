@@ -170,7 +170,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
 
     /// Returns `count` frames starting at `addr`. Checks every frame before changing any.
     pub fn free_contiguous(&mut self, addr: u64, count: usize) -> Result<(), FreeError> {
-        if addr % FRAME_SIZE != 0 {
+        if !addr.is_multiple_of(FRAME_SIZE) {
             return Err(FreeError::Misaligned);
         }
         let first = (addr / FRAME_SIZE) as usize;
@@ -288,7 +288,7 @@ mod tests {
             assert_eq!(a.free_frames(), start - 10);
             assert_eq!(a.free(x + 1), Err(FreeError::Misaligned));
             assert_eq!(a.free_contiguous(x, 11), Err(FreeError::NotAllocated));
-            assert_eq!(a.free(u64::MAX & !4095), Err(FreeError::OutOfRange));
+            assert_eq!(a.free(!4095), Err(FreeError::OutOfRange));
             assert_eq!(a.free_contiguous(x, usize::MAX), Err(FreeError::OutOfRange));
             a.free_contiguous(x, 10).unwrap();
             assert_eq!(a.free(x), Err(FreeError::NotAllocated), "double free");
@@ -317,7 +317,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x % 3 != 0 || held.is_empty() {
+                if !x.is_multiple_of(3) || held.is_empty() {
                     let n = (x % 17 + 1) as usize;
                     if let Some(f) = a.alloc_contiguous(n, (x % 4 + 1) as usize) {
                         assert!(held.iter().all(|&(g, m)| f + n as u64 * 4096 <= g || g + m as u64 * 4096 <= f));

@@ -51,7 +51,7 @@ impl PhysRange {
     pub const fn frames_inside(&self) -> PhysRange {
         let start = match self.start.checked_add(FRAME_SIZE - 1) {
             Some(s) => s & !(FRAME_SIZE - 1),
-            None => u64::MAX & !(FRAME_SIZE - 1),
+            None => !(FRAME_SIZE - 1),
         };
         let end = self.end & !(FRAME_SIZE - 1);
         PhysRange {
@@ -65,7 +65,7 @@ impl PhysRange {
         let start = self.start & !(FRAME_SIZE - 1);
         let end = match self.end.checked_add(FRAME_SIZE - 1) {
             Some(e) => e & !(FRAME_SIZE - 1),
-            None => u64::MAX & !(FRAME_SIZE - 1),
+            None => !(FRAME_SIZE - 1),
         };
         PhysRange { start, end }
     }

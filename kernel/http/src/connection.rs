@@ -1,8 +1,10 @@
 //! One client connection as a sans-I/O state machine: the caller moves bytes and passes
-//! the time; this decides what is a request, what is an error, and when to give up.
+//! the time; this decides what is a request, what is an error, and when to give up, and
+//! hands the stream back to the caller when a request switches protocols (101).
 
 use alloc::vec::Vec;
 
+use crate::response::switching_protocols;
 use crate::{Head, HttpError, Limits, Request, Response, Version, parse_head};
 
 /// The interim answer to `Expect: 100-continue`, so clients such as curl send the body
@@ -81,12 +83,16 @@ enum State {
         started: u64,
         continue_sent: bool,
     },
-    /// A request was handed out; waiting for [`Connection::respond`].
+    /// A request was handed out; waiting for [`Connection::respond`] (or
+    /// [`Connection::switch_protocols`]).
     InFlight {
         head_only: bool,
         keep_alive: bool,
         http10: bool,
     },
+    /// Switched to another protocol: HTTP is over for good and the stream is the
+    /// caller's, apart from the 101 head still in the output.
+    Switched,
 }
 
 /// One client connection.
@@ -124,6 +130,11 @@ enum State {
 /// Memory is bounded: at most [`Limits::max_input`] bytes of input, and no new request is
 /// parsed while more than [`Limits::max_pending_output`] bytes wait to be sent, so output
 /// is bounded by that plus the largest single response.
+///
+/// A request may instead switch the connection to another protocol
+/// ([`switch_protocols`](Self::switch_protocols)): once the 101 head is sent, the caller
+/// carries raw bytes on the socket itself and this only answers
+/// [`is_switched`](Self::is_switched).
 #[derive(Debug)]
 pub struct Connection {
     limits: Limits,
@@ -136,8 +147,13 @@ pub struct Connection {
     now: u64,
     /// Last time bytes moved or a response was written: the idle timeout's start.
     last_activity: u64,
-    /// When the head now being read started (meaningful in `State::Head` with input).
+    /// When the head now being read started (meaningful in `State::Head` with input); for
+    /// the first request, when the connection was created.
     head_started: u64,
+    /// Whether a complete request head has arrived. Until then the head timer runs from
+    /// the connection's creation, so a client that connects and stays silent holds a
+    /// server slot for the header timeout, not the much longer idle timeout.
+    head_seen: bool,
     /// Whether the connection was waiting on our side (a request in flight, or output
     /// over the limit) when last looked at: the head timer then restarts.
     waiting_on_us: bool,
@@ -158,6 +174,7 @@ impl Connection {
             now: now_ms,
             last_activity: now_ms,
             head_started: now_ms,
+            head_seen: false,
             waiting_on_us: false,
             output_since: now_ms,
             parsed_len: 0,
@@ -171,9 +188,13 @@ impl Connection {
     /// Takes bytes from the peer and returns how many were taken; the rest should stay in
     /// the socket, so TCP flow control pushes back. Input is buffered up to
     /// [`Limits::max_input`]. Once the connection is closing everything is taken and
-    /// discarded.
+    /// discarded. Once it has [switched protocols](Self::switch_protocols) nothing is
+    /// taken (0): the bytes belong to the new protocol and stay with the caller.
     pub fn receive(&mut self, now_ms: u64, data: &[u8]) -> usize {
         self.tick(now_ms);
+        if self.is_switched() {
+            return 0;
+        }
         if self.closing {
             return data.len();
         }
@@ -182,7 +203,8 @@ impl Connection {
         if n == 0 {
             return 0;
         }
-        if self.input.is_empty() && !matches!(self.state, State::Body { .. }) {
+        // The first head's timer started with the connection.
+        if self.input.is_empty() && self.head_seen && !matches!(self.state, State::Body { .. }) {
             self.head_started = self.now;
         }
         self.input
@@ -224,6 +246,7 @@ impl Connection {
                 }
                 Ok(Head::Complete { request, len }) => {
                     self.parsed_len = 0;
+                    self.head_seen = true;
                     self.state = State::Body {
                         request,
                         head_len: len,
@@ -295,12 +318,57 @@ impl Connection {
         }
     }
 
+    /// Answers the request last returned by [`next_request`](Self::next_request) with
+    /// `101 Switching Protocols` to `protocol` (`name` or `name/version`, e.g.
+    /// `plinth-bench`) and ends HTTP on this connection for good. Check
+    /// [`Request::wants_upgrade`] first: the client must have asked for `protocol`.
+    ///
+    /// Returns the input already buffered after that request (pipelined behind it, so it
+    /// is the new protocol's; the buffer is emptied). From then on no request is parsed,
+    /// no timeout applies (the new protocol needs its own), [`receive`](Self::receive)
+    /// takes nothing (0), and [`respond`](Self::respond) is ignored. Send
+    /// [`outgoing`](Self::outgoing) (the 101 head, after any earlier pipelined answers)
+    /// with [`consume_outgoing`](Self::consume_outgoing) before writing any bytes of the
+    /// new protocol. [`should_close`](Self::should_close) stays false: the caller owns the
+    /// stream and closes it when its protocol is done.
+    ///
+    /// `None`, and nothing changes, when no request is in flight, when it is HTTP/1.0
+    /// (which must not upgrade nor hear a 1xx), or when `protocol` is not a token.
+    pub fn switch_protocols(&mut self, protocol: &str) -> Option<Vec<u8>> {
+        let State::InFlight { http10: false, .. } = self.state else {
+            return None;
+        };
+        let head = switching_protocols(protocol)?;
+        self.state = State::Switched;
+        self.parsed_len = 0;
+        self.write_output(&head);
+        self.last_activity = self.now;
+        let mut input = core::mem::take(&mut self.input);
+        input.data.drain(..input.start);
+        Some(input.data)
+    }
+
+    /// Whether the connection has [switched protocols](Self::switch_protocols): the
+    /// stream is the caller's, once [`outgoing`](Self::outgoing) is sent.
+    pub fn is_switched(&self) -> bool {
+        matches!(self.state, State::Switched)
+    }
+
     /// Applies the timeouts at `now_ms`: a head not complete within
     /// [`Limits::header_timeout_ms`] or a body not within [`Limits::body_timeout_ms`] is
     /// answered 408 and the connection closes; a connection idle for
     /// [`Limits::idle_timeout_ms`] closes silently, and so does one whose peer took none
     /// of our output for that long (its output is dropped). Returns the error when a 408
     /// was queued.
+    ///
+    /// The first request's head is timed from the connection's creation, not its first
+    /// byte: a connection with no complete head within [`Limits::header_timeout_ms`] of
+    /// [`new`](Self::new) closes, silently if not a byte arrived (a client that connected
+    /// and said nothing is owed no answer), with a 408 if part of a head did. Later
+    /// requests on a keep-alive connection get the idle timeout while none is under way.
+    ///
+    /// Nothing applies once the connection has
+    /// [switched protocols](Self::switch_protocols).
     pub fn poll(&mut self, now_ms: u64) -> Option<HttpError> {
         self.tick(now_ms);
         self.check_timeouts()
@@ -323,6 +391,10 @@ impl Connection {
 
     /// Whether the connection is finished: nothing more will be read and everything
     /// queued was sent (or dropped because the peer stopped reading). Close the socket.
+    ///
+    /// Never true after [`switch_protocols`](Self::switch_protocols), whether or not the
+    /// 101 head was sent: the socket then belongs to the new protocol, and closing it is
+    /// the caller's decision. Check [`is_switched`](Self::is_switched) first.
     pub fn should_close(&self) -> bool {
         self.closing && self.output.is_empty()
     }
@@ -357,6 +429,10 @@ impl Connection {
     fn check_timeouts(&mut self) -> Option<HttpError> {
         let now = self.now;
         let l = self.limits;
+        if self.is_switched() {
+            // Not HTTP any more: the new protocol decides when its peer is too slow.
+            return None;
+        }
         if !self.output.is_empty() && now.saturating_sub(self.output_since) > l.idle_timeout_ms {
             // The peer has stopped reading: nothing queued will ever arrive.
             self.output.clear();
@@ -367,7 +443,7 @@ impl Connection {
             return None;
         }
         let error = match self.state {
-            State::InFlight { .. } => None,
+            State::InFlight { .. } | State::Switched => None,
             State::Body { started, .. } => {
                 (now.saturating_sub(started) > l.body_timeout_ms).then_some(HttpError::BodyTimeout)
             }
@@ -377,9 +453,13 @@ impl Connection {
                     .then_some(HttpError::HeadTimeout)
             }
             State::Head => {
-                if self.output.is_empty()
-                    && now.saturating_sub(self.last_activity) > l.idle_timeout_ms
-                {
+                // Nothing buffered: before the first request a silent client (no 408:
+                // it sent nothing to answer), after it an idle keep-alive connection.
+                let silent =
+                    !self.head_seen && now.saturating_sub(self.head_started) > l.header_timeout_ms;
+                let idle = self.output.is_empty()
+                    && now.saturating_sub(self.last_activity) > l.idle_timeout_ms;
+                if silent || idle {
                     self.stop_reading();
                 }
                 None

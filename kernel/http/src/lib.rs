@@ -6,9 +6,10 @@
 //! crate adds the limits and the HTTP semantics), the mapping of every kind of bad
 //! request to its status ([`HttpError::status`]), request framing (Content-Length only:
 //! chunked request bodies are refused, and anything that could be read two ways — request
-//! smuggling — is a 400), keep-alive and pipelining, timeouts for slow and idle clients
-//! ([`Connection::poll`]), and bounded buffering in both directions. Also small writers
-//! for JSON ([`json`]) and the Prometheus text format ([`prometheus`]).
+//! smuggling — is a 400), keep-alive and pipelining, timeouts for slow, idle and silent
+//! clients ([`Connection::poll`]), bounded buffering in both directions, and handing the
+//! stream over when a request switches protocols ([`Connection::switch_protocols`]). Also
+//! small writers for JSON ([`json`]) and the Prometheus text format ([`prometheus`]).
 //!
 //! It must not know routes, sockets, smoltcp or the kernel: the kernel's `api` module
 //! routes a [`Request`] to a [`Response`], smoltcp carries the bytes, and the kernel's
@@ -46,7 +47,10 @@ pub struct Limits {
     /// Largest accepted `Content-Length`.
     pub max_body_bytes: usize,
     /// A request head must be complete this long after its first byte arrived (or, for a
-    /// pipelined request, after the connection was ready to read it): slowloris.
+    /// pipelined request, after the connection was ready to read it): slowloris. The
+    /// first request of a connection is timed from the connection's creation instead, so
+    /// a client that connects and sends nothing is dropped after this long, silently,
+    /// rather than holding a server slot for [`idle_timeout_ms`](Self::idle_timeout_ms).
     pub header_timeout_ms: u64,
     /// A request body must be complete this long after its head was.
     pub body_timeout_ms: u64,

@@ -90,6 +90,32 @@ impl Request {
     pub fn is_head(&self) -> bool {
         self.method == "HEAD"
     }
+
+    /// Whether the client asks to switch this connection to `protocol` (RFC 9110 §7.8):
+    /// a `Connection` field lists the `upgrade` token and an `Upgrade` field lists
+    /// `protocol`, either as the whole token or as the name before a `/version`. Lists
+    /// are comma-separated, case-insensitive, and may span several fields. HTTP/1.0
+    /// requests never upgrade: servers must ignore their `Upgrade`, which an old proxy
+    /// may have passed on without understanding it.
+    ///
+    /// See [`Connection::switch_protocols`](crate::Connection::switch_protocols).
+    pub fn wants_upgrade(&self, protocol: &str) -> bool {
+        if self.version == Version::Http10 || protocol.is_empty() {
+            return false;
+        }
+        let protocol = protocol.as_bytes();
+        let lists = |name: &str, token: &dyn Fn(&[u8]) -> bool| {
+            self.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .any(|(_, v)| v.split(|b| *b == b',').map(<[u8]>::trim_ascii).any(token))
+        };
+        lists("connection", &|t| t.eq_ignore_ascii_case(b"upgrade"))
+            && lists("upgrade", &|t| {
+                let name = t.split(|b| *b == b'/').next().unwrap_or(t);
+                t.eq_ignore_ascii_case(protocol) || name.eq_ignore_ascii_case(protocol)
+            })
+    }
 }
 
 /// The outcome of parsing the start of a buffer.

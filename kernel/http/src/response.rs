@@ -1,6 +1,7 @@
-//! Responses and their serialisation. Every header value written comes from this crate or
-//! is a `&'static str` of the caller's, never from a request, so nothing a client sends
-//! can inject a header.
+//! Responses and their serialisation, and the head of a protocol switch (101). Every
+//! header value written comes from this crate, is a `&'static str` of the caller's, or is
+//! a caller's protocol name checked to be a token; never from a request, so nothing a
+//! client sends can inject a header.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -137,6 +138,31 @@ impl From<HttpError> for Response {
     }
 }
 
+/// The head of a 101 answer switching to `protocol`, with nothing that implies a body
+/// (RFC 9110 §15.2.2); `None` if `protocol` is not `name` or `name/version` made of
+/// tokens (RFC 9110 §7.8), which could split the header or confuse the client.
+pub(crate) fn switching_protocols(protocol: &str) -> Option<Vec<u8>> {
+    let (name, version) = match protocol.split_once('/') {
+        Some((name, version)) => (name, Some(version)),
+        None => (protocol, None),
+    };
+    if !is_token(name) || !version.is_none_or(is_token) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(80 + protocol.len());
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ");
+    out.extend_from_slice(protocol.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    Some(out)
+}
+
+/// A token (RFC 9110 §5.6.2): one or more tchars.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// A caller's static string with a CR or LF would split the header; it is left out.
 fn header_safe(v: &str) -> bool {
     !v.bytes().any(|b| b == b'\r' || b == b'\n')
@@ -145,6 +171,7 @@ fn header_safe(v: &str) -> bool {
 /// Reason phrase of a status; empty (which HTTP allows) for ones not listed.
 pub fn reason(status: u16) -> &'static str {
     match status {
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
@@ -162,6 +189,7 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

@@ -625,7 +625,8 @@ fn expect_continue_gets_an_interim_response_when_the_body_is_missing() {
 #[test]
 fn slowloris_head_times_out_even_while_trickling() {
     let l = Limits::default();
-    let mut c = Connection::new(l, 0);
+    // Connected when the trickle starts (the first head is timed from the connection).
+    let mut c = Connection::new(l, 1000);
     // One byte every 100 ms: always active, never complete.
     let trickle = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let mut t = 1000;
@@ -690,9 +691,7 @@ fn a_head_completed_too_late_is_not_served() {
 fn idle_keep_alive_connections_close_silently() {
     let l = Limits::default();
     let mut c = Connection::new(l, 0);
-    c.poll(l.idle_timeout_ms);
-    assert!(!c.is_closing());
-    let t = l.idle_timeout_ms + 10;
+    let t = 10;
     c.receive(t, GET);
     let _ = c.next_request(t).unwrap().unwrap();
     c.respond(Response::text(200, "text/plain", "x".into()));
@@ -703,10 +702,77 @@ fn idle_keep_alive_connections_close_silently() {
     c.poll(t + 1 + l.idle_timeout_ms);
     assert!(c.should_close());
     assert!(c.outgoing().is_empty(), "idle close sends nothing");
-    // A connection that never sends anything is idle too.
+}
+
+#[test]
+fn a_silent_connection_closes_after_the_header_timeout_without_an_answer() {
+    let l = Limits::default();
     let mut c = Connection::new(l, 5);
-    c.poll(6 + l.idle_timeout_ms);
+    assert_eq!(c.poll(5 + l.header_timeout_ms), None);
+    assert!(c.next_request(5 + l.header_timeout_ms).is_none());
+    assert!(!c.is_closing(), "not before the header timeout");
+    assert_eq!(c.poll(6 + l.header_timeout_ms), None, "no 408");
     assert!(c.should_close());
+    assert!(
+        c.outgoing().is_empty(),
+        "nothing to answer: closed silently"
+    );
+    // Noticed by next_request too, not only by poll.
+    let mut c = Connection::new(l, 5);
+    assert!(c.next_request(6 + l.header_timeout_ms).is_none());
+    assert!(c.should_close() && c.outgoing().is_empty());
+}
+
+#[test]
+fn the_first_head_is_timed_from_the_connection_not_its_first_byte() {
+    let l = Limits::default();
+    // Silent for most of the timeout, then part of a head: the 408 comes on time.
+    let mut c = Connection::new(l, 0);
+    c.receive(l.header_timeout_ms - 10, b"GET / HTTP/1.1\r\n");
+    assert_eq!(c.poll(l.header_timeout_ms), None);
+    assert_eq!(
+        c.poll(l.header_timeout_ms + 1),
+        Some(HttpError::HeadTimeout)
+    );
+    assert!(String::from_utf8_lossy(c.outgoing()).starts_with("HTTP/1.1 408 "));
+    // A head completed just in time is served.
+    let mut c = Connection::new(l, 0);
+    c.receive(l.header_timeout_ms, GET);
+    assert!(matches!(c.next_request(l.header_timeout_ms), Some(Ok(_))));
+}
+
+#[test]
+fn after_a_request_a_silent_connection_waits_for_the_idle_timeout() {
+    let l = Limits::default();
+    let mut c = Connection::new(l, 0);
+    c.receive(10, GET);
+    let _ = c.next_request(10).unwrap().unwrap();
+    c.respond(Response::new(200));
+    let n = c.outgoing().len();
+    c.consume_outgoing(n);
+    c.poll(11 + l.header_timeout_ms);
+    assert!(
+        !c.is_closing(),
+        "keep-alive is not held to the header timeout"
+    );
+    c.poll(10 + l.idle_timeout_ms);
+    assert!(!c.is_closing());
+    c.poll(11 + l.idle_timeout_ms);
+    assert!(c.should_close() && c.outgoing().is_empty());
+    // The next request's head is timed from its own first byte.
+    let mut c = Connection::new(l, 0);
+    c.receive(0, GET);
+    let _ = c.next_request(0).unwrap().unwrap();
+    c.respond(Response::new(200));
+    let n = c.outgoing().len();
+    c.consume_outgoing(n);
+    let t = 2 * l.header_timeout_ms;
+    c.receive(t, b"GET / HTTP/1.1\r\n");
+    assert_eq!(c.poll(t + l.header_timeout_ms), None);
+    assert_eq!(
+        c.poll(t + l.header_timeout_ms + 1),
+        Some(HttpError::HeadTimeout)
+    );
 }
 
 #[test]
@@ -802,6 +868,178 @@ fn respond_without_a_request_is_ignored() {
     );
 }
 
+const UPGRADE: &[u8] =
+    b"POST /api/v1/bench/sink HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: plinth-bench\r\n\r\n";
+const SWITCHED: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: plinth-bench\r\n\r\n";
+
+#[test]
+fn upgrade_hands_over_the_stream_with_the_bytes_pipelined_behind_it() {
+    let l = Limits::default();
+    let mut c = Connection::new(l, 0);
+    // The client did not wait for the 101: raw bytes (which look like anything, even
+    // HTTP) follow the request in the same segment.
+    let raw = b"\x00\xffraw GET / HTTP/1.1\r\nHost: x\r\n\r\n\r\n";
+    let mut input = UPGRADE.to_vec();
+    input.extend_from_slice(raw);
+    assert_eq!(c.receive(0, &input), input.len());
+    let (r, body) = c.next_request(0).unwrap().unwrap();
+    assert!(r.wants_upgrade("plinth-bench") && body.is_empty());
+    assert!(!c.is_switched());
+    assert_eq!(
+        c.switch_protocols("plinth-bench").as_deref(),
+        Some(&raw[..])
+    );
+    assert!(c.is_switched());
+    assert_eq!(c.outgoing(), SWITCHED, "exactly the 101 head");
+    assert_eq!(c.buffered(), SWITCHED.len(), "the input was handed over");
+    assert!(!c.should_close() && !c.is_closing());
+    // HTTP is over: nothing taken, parsed, answered or timed out, however long.
+    assert_eq!(c.receive(1, GET), 0);
+    assert!(c.next_request(1).is_none());
+    c.respond(Response::new(200));
+    assert_eq!(c.outgoing(), SWITCHED);
+    for t in [l.header_timeout_ms + 1, l.idle_timeout_ms + 1, u64::MAX] {
+        assert_eq!(c.poll(t), None);
+        assert!(!c.is_closing(), "{t}");
+        assert_eq!(c.outgoing(), SWITCHED, "no 408 at {t}");
+    }
+    // The 101 head goes out; the stream is the caller's and stays open.
+    c.consume_outgoing(10);
+    assert!(!c.should_close());
+    c.consume_outgoing(SWITCHED.len());
+    assert!(c.outgoing().is_empty() && !c.should_close() && c.is_switched());
+    assert_eq!(c.receive(u64::MAX, raw), 0);
+    assert!(c.next_request(u64::MAX).is_none());
+    assert_eq!(c.poll(u64::MAX), None);
+    assert!(!c.should_close() && c.buffered() == 0);
+    assert!(c.switch_protocols("plinth-bench").is_none(), "only once");
+    assert!(c.outgoing().is_empty());
+}
+
+#[test]
+fn upgrade_after_a_body_and_after_pipelined_answers() {
+    let mut c = Connection::new(Limits::default(), 0);
+    let mut input = GET.to_vec();
+    input.extend_from_slice(
+        b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nconnection: keep-alive, UPGRADE\r\n\
+          Upgrade: plinth-bench/1\r\n\r\nabc",
+    );
+    c.receive(0, &input);
+    let (r, _) = c.next_request(0).unwrap().unwrap();
+    assert!(!r.wants_upgrade("plinth-bench"));
+    c.respond(Response::new(200));
+    let answered = c.outgoing().len();
+    let (r, body) = c.next_request(0).unwrap().unwrap();
+    assert_eq!(
+        body, b"abc",
+        "the body is the request's, not the new protocol's"
+    );
+    assert!(r.wants_upgrade("plinth-bench"));
+    assert_eq!(c.switch_protocols("plinth-bench/1"), Some(Vec::new()));
+    // Earlier answers first, then the 101.
+    assert_eq!(
+        &c.outgoing()[answered..],
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: plinth-bench/1\r\n\r\n"
+    );
+    assert!(String::from_utf8_lossy(c.outgoing()).starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn switch_protocols_needs_a_request_in_flight() {
+    let l = Limits::default();
+    let check_unchanged = |c: &mut Connection, what: &str, protocol: &str| {
+        let out = c.outgoing().to_vec();
+        let closing = c.is_closing();
+        assert_eq!(c.switch_protocols(protocol), None, "{what}");
+        assert!(!c.is_switched(), "{what}");
+        assert_eq!(c.outgoing(), out, "{what}");
+        assert_eq!(c.is_closing(), closing, "{what}");
+    };
+    let mut c = Connection::new(l, 0);
+    check_unchanged(&mut c, "fresh", "plinth-bench");
+    c.receive(
+        0,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+    );
+    assert!(c.next_request(0).is_none());
+    check_unchanged(&mut c, "body still coming", "plinth-bench");
+    c.receive(0, b"cde");
+    let _ = c.next_request(0).unwrap().unwrap();
+    c.respond(Response::new(200));
+    check_unchanged(&mut c, "answered", "plinth-bench");
+    assert_eq!(c.receive(0, GET), GET.len(), "still reading HTTP");
+    c.receive(0, b"\x00");
+    let _ = c.next_request(0).unwrap().unwrap();
+    // A protocol that is not a token could split the header: refused, and the request
+    // can still be answered normally.
+    for bad in [
+        "",
+        "plinth bench",
+        "x\r\nX-Evil: 1",
+        "/1",
+        "p/",
+        "p/1/2",
+        "é",
+    ] {
+        check_unchanged(&mut c, "not a token", bad);
+    }
+    c.respond(Response::new(200));
+    assert!(matches!(c.next_request(0), Some(Err(_))));
+    check_unchanged(&mut c, "after an error", "plinth-bench");
+    // HTTP/1.0 neither upgrades nor may hear a 1xx.
+    let mut c = Connection::new(l, 0);
+    c.receive(
+        0,
+        b"GET / HTTP/1.0\r\nConnection: keep-alive, Upgrade\r\nUpgrade: plinth-bench\r\n\r\n",
+    );
+    let (r, _) = c.next_request(0).unwrap().unwrap();
+    assert!(!r.wants_upgrade("plinth-bench"));
+    check_unchanged(&mut c, "HTTP/1.0", "plinth-bench");
+}
+
+#[test]
+fn wants_upgrade_needs_both_fields() {
+    let wants = |head: &str| {
+        let input = format!("GET / HTTP/1.1\r\nHost: x\r\n{head}\r\n");
+        parsed(input.as_bytes()).0.wants_upgrade("plinth-bench")
+    };
+    for yes in [
+        "Connection: Upgrade\r\nUpgrade: plinth-bench\r\n",
+        "connection: upgrade\r\nupgrade: PLINTH-BENCH\r\n",
+        "Connection: keep-alive, Upgrade\r\nUpgrade: plinth-bench\r\n",
+        "Connection: keep-alive,Upgrade \r\nUpgrade: h2c, plinth-bench\r\n",
+        "Connection: keep-alive\r\nConnection: upgrade\r\nUpgrade: plinth-bench/2\r\n",
+        "Upgrade: h2c\r\nUpgrade: plinth-bench\r\nConnection: Upgrade\r\n",
+        "Connection: close, Upgrade\r\nUpgrade:plinth-bench\r\n",
+    ] {
+        assert!(wants(yes), "{yes:?}");
+    }
+    for no in [
+        "",
+        "Upgrade: plinth-bench\r\n",
+        "Connection: keep-alive\r\nUpgrade: plinth-bench\r\n",
+        "Connection: upgrades\r\nUpgrade: plinth-bench\r\n",
+        "Connection: Upgrade\r\n",
+        "Connection: Upgrade\r\nUpgrade: other\r\n",
+        "Connection: Upgrade\r\nUpgrade: plinth-bench2\r\n",
+        "Connection: Upgrade\r\nUpgrade: plinth\r\n",
+        "Connection: Upgrade\r\nUpgrade: h2c/plinth-bench\r\n",
+        "Connection: Upgrade\r\nUpgrade: plinth-bench h2c\r\n",
+        "Connection: Upgrade\r\nX-Upgrade: plinth-bench\r\n",
+    ] {
+        assert!(!wants(no), "{no:?}");
+    }
+    let (r, _) = parsed(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: plinth-bench/1, h2c\r\n\r\n",
+    );
+    assert!(r.wants_upgrade("plinth-bench") && r.wants_upgrade("plinth-bench/1"));
+    assert!(r.wants_upgrade("H2C") && !r.wants_upgrade("plinth-bench/2"));
+    assert!(!r.wants_upgrade(""));
+    let (r, _) = parsed(b"GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: plinth-bench\r\n\r\n");
+    assert!(!r.wants_upgrade("plinth-bench"), "HTTP/1.0 never upgrades");
+}
+
 /// A stream of valid requests of every kind: fed whole, in two pieces split at every
 /// byte, and byte by byte, it must give the same requests and the same output.
 #[test]
@@ -872,7 +1110,7 @@ fn random_scripts_never_panic_and_stay_bounded() {
         seed ^= seed << 17;
         seed
     };
-    let pieces: [&[u8]; 14] = [
+    let pieces: [&[u8]; 17] = [
         GET,
         b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody",
         b"PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
@@ -887,6 +1125,10 @@ fn random_scripts_never_panic_and_stay_bounded() {
         b"GET /x HTTP/2.0\r\n",
         b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
         b"GET /y HTTP/1.1\r\nHost: z\r\n\r\n",
+        // The driver switches protocols on /up, not on /no (see `fuzzing::upgrades`).
+        b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: plinth-bench\r\n\r\n",
+        b"GET /no HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: plinth-bench\r\n\r\n",
+        b"Connection: keep-alive, upgrade\r\nUpgrade: h2c, plinth-bench/1\r\n",
     ];
     for _ in 0..5000 {
         let mut data = vec![next() as u8];
@@ -900,7 +1142,7 @@ fn random_scripts_never_panic_and_stay_bounded() {
                         if next() % 4 == 0 {
                             payload.extend((0..next() % 16).map(|_| next() as u8));
                         } else {
-                            payload.extend_from_slice(pieces[(next() % 14) as usize]);
+                            payload.extend_from_slice(pieces[(next() % 17) as usize]);
                         }
                     }
                     payload.truncate(if op & 0x80 != 0 { 64 * 256 } else { 256 });

@@ -16,6 +16,11 @@
 #![cfg_attr(not(test), forbid(unsafe_code))]
 #![cfg_attr(test, deny(unsafe_code))]
 
+mod caps;
+
+pub use caps::{
+    MSIX_ENTRY_BYTES, Msix, VirtioCfg, VirtioRegion, enable_msix, find_msix, find_virtio,
+};
 pub use virtio_drivers::transport::pci::bus::{
     BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,
     MemoryBarType, PciRoot,
@@ -285,14 +290,26 @@ mod tests {
     /// A config space with BAR sizing behaviour: writing all ones to a BAR reads back its
     /// size mask, as real devices do.
     #[derive(Default)]
-    struct Space {
-        regs: BTreeMap<(u8, u8, u8, u8), u32>,
+    pub(crate) struct Space {
+        pub(crate) regs: BTreeMap<(u8, u8, u8, u8), u32>,
         /// (bus, dev, fn, bar offset) -> (address mask, read-only flag bits).
         sizes: BTreeMap<(u8, u8, u8, u8), (u32, u32)>,
     }
 
     #[derive(Clone, Default)]
-    struct Fake(Rc<RefCell<Space>>);
+    pub(crate) struct Fake(pub(crate) Rc<RefCell<Space>>);
+
+    pub(crate) fn info(vendor_id: u16, device_id: u16) -> DeviceFunctionInfo {
+        DeviceFunctionInfo {
+            vendor_id,
+            device_id,
+            class: 1,
+            subclass: 0,
+            prog_if: 0,
+            revision: 1,
+            header_type: HeaderType::Standard,
+        }
+    }
 
     fn key(d: DeviceFunction, off: u8) -> (u8, u8, u8, u8) {
         (d.bus, d.device, d.function, off)

@@ -89,7 +89,10 @@ stubs! {
     v6 = 6 noerr; v7 = 7 noerr; v8 = 8 err; v9 = 9 noerr; v10 = 10 err; v11 = 11 err;
     v12 = 12 err; v13 = 13 err; v14 = 14 err; v16 = 16 noerr; v17 = 17 err; v18 = 18 noerr;
     v19 = 19 noerr; v20 = 20 noerr; v21 = 21 err; v28 = 28 noerr; v29 = 29 err; v30 = 30 err;
-    v32 = 32 noerr; v48 = 48 noerr; v255 = 255 noerr;
+    v32 = 32 noerr; v48 = 48 noerr; v49 = 49 noerr; v50 = 50 noerr; v51 = 51 noerr;
+    v52 = 52 noerr; v53 = 53 noerr; v54 = 54 noerr; v55 = 55 noerr; v56 = 56 noerr;
+    v57 = 57 noerr; v58 = 58 noerr; v59 = 59 noerr; v60 = 60 noerr; v61 = 61 noerr;
+    v62 = 62 noerr; v255 = 255 noerr;
 }
 
 /// One 16-byte IDT gate (Intel SDM vol. 3, 6.14.1).

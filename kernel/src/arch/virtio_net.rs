@@ -57,6 +57,8 @@ pub struct Nic {
     tx_free: Vec<Box<[u8]>>,
     /// Receive buffers created so far; at most `QUEUE_SIZE`, then they are recycled.
     rx_allocated: usize,
+    /// Whether interrupts come by MSI-X (no interrupt status to read).
+    msix: bool,
     pub counters: NicCounters,
 }
 
@@ -99,6 +101,7 @@ impl Nic {
             tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             tx_free: Vec::new(),
             rx_allocated: 0,
+            msix: false,
             counters: NicCounters::default(),
         })
     }
@@ -109,7 +112,15 @@ impl Nic {
 
     /// Reads and clears the device's interrupt status (deasserting its INTx line).
     pub fn ack_interrupt(&mut self) {
-        let _ = self.raw.ack_interrupt();
+        if !self.msix {
+            let _ = self.raw.ack_interrupt();
+        }
+    }
+
+    /// Records that the NIC signals by MSI-X: its interrupt status then needs no read
+    /// (a register access, so a VM exit, saved per service).
+    pub fn set_msix(&mut self, msix: bool) {
+        self.msix = msix;
     }
 
     /// Posts every spare buffer back into the receive ring, creating buffers until the

@@ -1,0 +1,369 @@
+//! The block layer: every disk's request queue, its dispatch to the device, completion on
+//! the device interrupt, and the per-disk counters.
+//!
+//! Requests are queued per disk in arrival order and handed to the device as long as its
+//! queue has room, so several are in flight at once; their completions are collected when
+//! the device interrupts ([`service`], from the idle loop or from a caller waiting in
+//! [`wait`], which halts the CPU between interrupts rather than polling). A flush is a
+//! barrier: it is issued once everything queued before it has completed, and nothing
+//! queued after it starts before it is done — so "acknowledged after flush" means durable.
+//!
+//! It owns the disks once `devices` found them. It must not decide what the disks hold
+//! (partitions, the catalog) and touches the hardware only through `arch::virtio_blk`.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use spin::Mutex;
+use virtio_drivers::device::blk::SECTOR_SIZE;
+
+use crate::arch::virtio_blk::{BlkDevice, Op};
+use crate::devices;
+
+/// Request counters of one disk, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskCounters {
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub written_bytes: u64,
+    pub flushes: u64,
+    pub errors: u64,
+}
+
+/// Why a disk request failed.
+#[derive(Debug)]
+pub enum DiskError {
+    NoSuchDisk,
+    /// Sector range outside the disk.
+    OutOfRange,
+    /// A buffer that is empty or not a whole number of sectors.
+    BadLength,
+    ReadOnly,
+    Device(virtio_drivers::Error),
+}
+
+impl fmt::Display for DiskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskError::NoSuchDisk => f.write_str("no such disk"),
+            DiskError::OutOfRange => f.write_str("sectors outside the disk"),
+            DiskError::BadLength => f.write_str("length is not a whole number of sectors"),
+            DiskError::ReadOnly => f.write_str("disk is read-only"),
+            DiskError::Device(e) => write!(f, "device error: {e}"),
+        }
+    }
+}
+
+/// A disk as found at boot.
+pub struct Disk {
+    pub name: String,
+    pub pci: String,
+    pub sectors: u64,
+    pub serial: String,
+    pub read_only: bool,
+    /// Whether completions arrive by MSI-X (else by the shared INTx line).
+    pub msix: bool,
+    pub counters: DiskCounters,
+    dev: BlkDevice,
+    queue: VecDeque<Queued>,
+    done: BTreeMap<u64, Result<Vec<u8>, DiskError>>,
+    next_tag: u64,
+}
+
+enum Queued {
+    Io {
+        tag: u64,
+        op: Op,
+        sector: u64,
+        buf: Vec<u8>,
+    },
+    Flush {
+        tag: u64,
+    },
+}
+
+/// A submitted request, to [`poll`] or [`wait`] for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Ticket {
+    disk: usize,
+    tag: u64,
+}
+
+static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
+
+impl Disk {
+    pub fn new(name: String, pci: String, mut dev: BlkDevice, msix: bool) -> Disk {
+        Disk {
+            sectors: dev.capacity(),
+            serial: dev.serial(),
+            read_only: dev.readonly(),
+            name,
+            pci,
+            msix,
+            counters: DiskCounters::default(),
+            dev,
+            queue: VecDeque::new(),
+            done: BTreeMap::new(),
+            next_tag: 0,
+        }
+    }
+
+    fn enqueue(&mut self, make: impl FnOnce(u64) -> Queued) -> u64 {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.queue.push_back(make(tag));
+        tag
+    }
+
+    /// Collects completions and starts what may start; true if anything moved.
+    fn service(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(c) = self.dev.complete() {
+            moved = true;
+            let bytes = c.buf.len() as u64;
+            let outcome = match (c.result, c.op) {
+                (Ok(()), Op::Read) => {
+                    self.counters.reads += 1;
+                    self.counters.read_bytes += bytes;
+                    Ok(c.buf)
+                }
+                (Ok(()), Op::Write) => {
+                    self.counters.writes += 1;
+                    self.counters.written_bytes += bytes;
+                    Ok(c.buf)
+                }
+                (Err(e), op) => {
+                    self.counters.errors += 1;
+                    log::warn!("{}: {op:?} request failed: {e}", self.name);
+                    Err(DiskError::Device(e))
+                }
+            };
+            self.done.insert(c.tag, outcome);
+        }
+        while let Some(next) = self.queue.pop_front() {
+            match next {
+                Queued::Flush { tag } if self.dev.in_flight() == 0 => {
+                    let r = self.dev.flush().map_err(DiskError::Device);
+                    match &r {
+                        Ok(()) => self.counters.flushes += 1,
+                        Err(e) => {
+                            self.counters.errors += 1;
+                            log::warn!("{}: flush failed: {e}", self.name);
+                        }
+                    }
+                    self.done.insert(tag, r.map(|()| Vec::new()));
+                    moved = true;
+                }
+                flush @ Queued::Flush { .. } => {
+                    // A barrier: wait for everything before it.
+                    self.queue.push_front(flush);
+                    break;
+                }
+                Queued::Io {
+                    tag,
+                    op,
+                    sector,
+                    buf,
+                } => {
+                    if self.dev.in_flight() == self.dev.depth() {
+                        self.queue.push_front(Queued::Io {
+                            tag,
+                            op,
+                            sector,
+                            buf,
+                        });
+                        break;
+                    }
+                    match self.dev.submit(tag, op, sector, buf) {
+                        Ok(()) => moved = true,
+                        Err((buf, virtio_drivers::Error::QueueFull))
+                            if self.dev.in_flight() > 0 =>
+                        {
+                            // Descriptors run out before slots without indirect
+                            // descriptors; retry when something completes.
+                            self.queue.push_front(Queued::Io {
+                                tag,
+                                op,
+                                sector,
+                                buf,
+                            });
+                            break;
+                        }
+                        Err((_, e)) => {
+                            self.counters.errors += 1;
+                            log::warn!("{}: {op:?} request refused: {e}", self.name);
+                            self.done.insert(tag, Err(DiskError::Device(e)));
+                            moved = true;
+                        }
+                    }
+                }
+            }
+        }
+        moved
+    }
+}
+
+/// Hands the disks found at boot to the block layer.
+pub fn install(disks: Vec<Disk>) {
+    *DISKS.lock() = disks;
+}
+
+/// Reads the interrupt status of every disk on the shared INTx line, which deasserts it.
+pub fn ack_intx() {
+    for d in DISKS.lock().iter_mut().filter(|d| !d.msix) {
+        d.dev.ack_interrupt();
+    }
+}
+
+fn submit(disk: usize, op: Option<Op>, sector: u64, buf: Vec<u8>) -> Result<Ticket, DiskError> {
+    let mut disks = DISKS.lock();
+    let d = disks.get_mut(disk).ok_or(DiskError::NoSuchDisk)?;
+    let tag = match op {
+        None => d.enqueue(|tag| Queued::Flush { tag }),
+        Some(op) => {
+            if buf.is_empty() || !buf.len().is_multiple_of(SECTOR_SIZE) {
+                return Err(DiskError::BadLength);
+            }
+            let count = (buf.len() / SECTOR_SIZE) as u64;
+            match sector.checked_add(count) {
+                Some(end) if end <= d.sectors => {}
+                _ => return Err(DiskError::OutOfRange),
+            }
+            if op == Op::Write && d.read_only {
+                return Err(DiskError::ReadOnly);
+            }
+            d.enqueue(|tag| Queued::Io {
+                tag,
+                op,
+                sector,
+                buf,
+            })
+        }
+    };
+    d.service();
+    Ok(Ticket { disk, tag })
+}
+
+/// Queues a read of `buf.len()` bytes from `sector`; the filled buffer comes back.
+pub fn read(disk: usize, sector: u64, buf: Vec<u8>) -> Result<Ticket, DiskError> {
+    submit(disk, Some(Op::Read), sector, buf)
+}
+
+/// Queues a write of `buf` at `sector`; the buffer comes back when it is done.
+pub fn write(disk: usize, sector: u64, buf: Vec<u8>) -> Result<Ticket, DiskError> {
+    submit(disk, Some(Op::Write), sector, buf)
+}
+
+/// Queues a flush: completes once every write queued before it is durable.
+pub fn flush(disk: usize) -> Result<Ticket, DiskError> {
+    submit(disk, None, 0, Vec::new())
+}
+
+/// Collects completions and dispatches queued requests on every disk; the idle loop calls
+/// it after a device interrupt.
+pub fn service() -> bool {
+    let mut moved = false;
+    for d in DISKS.lock().iter_mut() {
+        moved |= d.service();
+    }
+    moved
+}
+
+/// The outcome of `t` if it has finished (then it is forgotten).
+pub fn poll(t: Ticket) -> Option<Result<Vec<u8>, DiskError>> {
+    DISKS.lock().get_mut(t.disk)?.done.remove(&t.tag)
+}
+
+/// Waits for `t`, halting between device interrupts.
+pub fn wait(t: Ticket) -> Result<Vec<u8>, DiskError> {
+    loop {
+        service();
+        if let Some(r) = poll(t) {
+            return r;
+        }
+        devices::wait_for_interrupt();
+    }
+}
+
+/// Calls `f` with every disk's name, PCI address, size in sectors and serial.
+pub fn for_each_disk(mut f: impl FnMut(&str, &str, u64, &str)) {
+    for d in DISKS.lock().iter() {
+        f(&d.name, &d.pci, d.sectors, &d.serial);
+    }
+}
+
+/// Calls `f` with every disk's name and counters.
+pub fn for_each_disk_counters(mut f: impl FnMut(&str, DiskCounters)) {
+    for d in DISKS.lock().iter() {
+        f(&d.name, d.counters);
+    }
+}
+
+/// Runs `f` over `count` sectors of disk `index` from `first`, in chunks, reading each
+/// chunk into a buffer first (`write` false) or writing the buffer `f` filled (`write`,
+/// then a flush). `f` gets the chunk's byte offset on the disk and the chunk. Up to
+/// `DEPTH` chunks are in flight at once.
+pub fn with_sectors(
+    index: usize,
+    first: u64,
+    count: u64,
+    write: bool,
+    mut f: impl FnMut(u64, &mut [u8]),
+) -> Result<(), DiskError> {
+    const CHUNK_SECTORS: u64 = 128; // 64 KiB per request
+    const DEPTH: usize = 4;
+    let sectors = {
+        let disks = DISKS.lock();
+        disks.get(index).ok_or(DiskError::NoSuchDisk)?.sectors
+    };
+    let end = first.checked_add(count).ok_or(DiskError::OutOfRange)?;
+    if end > sectors {
+        return Err(DiskError::OutOfRange);
+    }
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut in_flight: VecDeque<(u64, Ticket)> = VecDeque::new();
+    let mut next = first;
+    let mut failed = None;
+    while failed.is_none() && (next < end || !in_flight.is_empty()) {
+        // Reads complete in order of submission for the caller: `f` sees the disk in order.
+        while next < end && in_flight.len() < DEPTH {
+            let n = (end - next).min(CHUNK_SECTORS);
+            let mut buf = spare.pop().unwrap_or_default();
+            buf.resize(n as usize * SECTOR_SIZE, 0);
+            let t = if write {
+                f(next * SECTOR_SIZE as u64, &mut buf);
+                self::write(index, next, buf)?
+            } else {
+                read(index, next, buf)?
+            };
+            in_flight.push_back((next, t));
+            next += n;
+        }
+        if let Some((at, t)) = in_flight.pop_front() {
+            match wait(t) {
+                Ok(mut buf) => {
+                    if !write {
+                        f(at * SECTOR_SIZE as u64, &mut buf);
+                    }
+                    spare.push(buf);
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+    }
+    // Outstanding requests still own their buffers; let them finish before returning.
+    for (_, t) in in_flight {
+        let _ = wait(t);
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if write {
+        wait(flush(index)?)?;
+    }
+    Ok(())
+}
