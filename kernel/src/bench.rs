@@ -43,6 +43,10 @@ pub fn blk(p: &BlkParams) -> Result<BlkFigures, DiskError> {
     if p.request == 0 || !p.request.is_multiple_of(sector) || p.region < p.request || p.depth == 0 {
         return Err(DiskError::BadLength);
     }
+    // Checked before anything is written: a region past the end must not half-run.
+    if p.region / sector > block::sectors(p.disk)? {
+        return Err(DiskError::OutOfRange);
+    }
     let requests = p.region / p.request;
     let mut pool: Vec<Vec<u8>> = (0..p.depth)
         .map(|i| vec![i as u8 ^ 0x5a; p.request as usize])

@@ -248,6 +248,11 @@ fn submit(disk: usize, op: Option<Op>, sector: u64, buf: Vec<u8>) -> Result<Tick
     Ok(Ticket { disk, tag })
 }
 
+/// Size of disk `disk` in sectors.
+pub fn sectors(disk: usize) -> Result<u64, DiskError> {
+    Ok(DISKS.lock().get(disk).ok_or(DiskError::NoSuchDisk)?.sectors)
+}
+
 /// Queues a read of `buf.len()` bytes from `sector`; the filled buffer comes back.
 pub fn read(disk: usize, sector: u64, buf: Vec<u8>) -> Result<Ticket, DiskError> {
     submit(disk, Some(Op::Read), sector, buf)

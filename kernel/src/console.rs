@@ -325,7 +325,8 @@ impl Command {
             }
             given += 1;
         }
-        if given == 0 || words.next().is_some() {
+        // Region, request size and depth must be at least 1 (random reads may be 0).
+        if given == 0 || words.next().is_some() || nums[1..4].contains(&0) {
             return Command::Usage(BENCH_USAGE);
         }
         let (Some(region), Some(request), Ok(depth)) = (

@@ -140,3 +140,116 @@ fn bad_disk_requests_get_errors_and_the_runtime_carries_on() {
     rt.shutdown();
     assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
 }
+
+#[test]
+fn bench_blk_reports_figures_and_writes_only_its_region() {
+    // 8 MiB region on a 12 MiB image the host filled with a pattern.
+    let sectors = 12 * 2048;
+    let path = image("bench.img", sectors);
+    std::fs::write(&path, pattern(5, 0, (sectors * SECTOR) as usize)).unwrap();
+    let mut rt = boot_with(&path, "bench");
+    let l = rt.expect_line("blk0: virtio-blk");
+    assert!(l.text.ends_with(", MSI-X"), "{}", l.text);
+    rt.expect_ready();
+    for (cmd, answer) in [
+        ("bench blk 3", "bench blk 3: error: no such disk"),
+        (
+            "bench blk 0 64",
+            "bench blk 0: error: sectors outside the disk",
+        ),
+        ("bench blk 0 8 1048576", "need more than half the free heap"),
+        ("bench blk 0 8 0", "usage: bench blk N"),
+        ("bench blk 0 8 256 0", "usage: bench blk N"),
+        ("bench blk", "usage: bench blk N"),
+        ("bench net", "usage: bench blk N"),
+        ("bench blk 0 8 256 4 100 9", "usage: bench blk N"),
+    ] {
+        rt.send(cmd);
+        rt.expect_line(answer);
+    }
+    rt.send("bench blk 0 8 256 4 200");
+    let line = rt.expect_line("bench blk 0: region=").text;
+    let figures = plinth::bench::parse_blk_line(&line).unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        figures.seq_write_mib_s > 0.0 && figures.seq_read_mib_s > 0.0,
+        "{line}"
+    );
+    assert!(figures.rand_read_iops > 0.0, "{line}");
+    rt.shutdown();
+
+    // The benchmark's writes reached the image (its buffers hold 0x5a ^ slot), and
+    // nothing past its 8 MiB region changed.
+    let data = std::fs::read(&path).unwrap();
+    let region = 8 << 20;
+    assert!(
+        data[..region].iter().all(|&b| (0x58..=0x5f).contains(&b)),
+        "the region does not hold what the benchmark wrote"
+    );
+    assert!(
+        data[region..] == pattern(5, region as u64, data.len() - region)[..],
+        "sectors past the benchmark region changed"
+    );
+}
+
+/// A profile like q35 whose virtio functions offer no MSI-X (`vectors=0`), so the
+/// runtime must fall back to the shared INTx lines.
+fn intx_profile() -> &'static str {
+    let q35 = std::fs::read_to_string(plinth::repo_root().join("qemu/q35.toml")).unwrap();
+    let text = q35
+        .replace("virtio-blk-pci,", "virtio-blk-pci,vectors=0,")
+        .replace("virtio-net-pci,", "virtio-net-pci,vectors=0,");
+    assert_ne!(text, q35);
+    let dir = std::env::temp_dir().join(format!("plinth-disk-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("q35-intx.toml");
+    std::fs::write(&path, text).unwrap();
+    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
+}
+
+#[test]
+fn devices_without_msix_work_on_intx() {
+    let sectors = 4096;
+    let path = image("intx.img", sectors);
+    std::fs::write(&path, pattern(9, 0, (sectors * SECTOR) as usize)).unwrap();
+    let mut rt = Boot {
+        profile: intx_profile(),
+        disk: Some(Disk {
+            image: path.clone(),
+            serial: "intx".into(),
+        }),
+        nic: true,
+        ..Boot::default()
+    }
+    .start();
+    for dev in ["blk0: virtio-blk", "net0: virtio-net"] {
+        let l = rt.expect_line(dev);
+        assert!(l.text.ends_with(", INTx"), "{}", l.text);
+    }
+    rt.expect_ready();
+    let addr = rt.expect_api();
+    let mut expected = Fnv1a::new();
+    expected.update(&pattern(9, 0, 4096 * SECTOR as usize));
+    rt.send("disk sum 0 0 4096");
+    let l = rt.expect_line("disk sum 0 0 4096:");
+    assert!(
+        l.text
+            .ends_with(&format!("fnv1a64 {:016x}", expected.finish())),
+        "{}",
+        l.text
+    );
+    // The NIC and the disk share the INTx lines: both keep working together.
+    let mut api =
+        plinth::api::KeepAlive::connect(addr, std::time::Duration::from_secs(10)).unwrap();
+    for i in 0..20 {
+        assert_eq!(
+            api.get("/api/v1/health").unwrap().status,
+            200,
+            "request {i}"
+        );
+        if i % 5 == 0 {
+            rt.send("disk fill 0 0 64 3");
+            rt.expect_line("disk fill 0 0 64 3: written and flushed");
+        }
+    }
+    rt.shutdown();
+}
