@@ -17,6 +17,7 @@ use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 use x86_64::instructions::interrupts::without_interrupts;
 
+use crate::arch::doorbell::{NotifyLayout, PciDoorbell};
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
 use crate::arch::msix::{self, NO_VECTOR};
 use crate::arch::pci::PortCam;
@@ -219,6 +220,9 @@ pub fn init() -> Vec<NetDevice> {
         // Decoding goes on only now: building the transport re-sizes BARs (see
         // `plinth_pci::enable`).
         plinth_pci::enable(&mut root, f);
+        // The NIC batches its doorbells per network poll; a disk rings at once (a lone
+        // 4 KiB read must not wait).
+        let transport = PciDoorbell::new(transport, notify_layout(f), kind == DeviceType::Network);
         if kind == DeviceType::Network {
             match Nic::new(transport) {
                 Ok(mut nic) => {
@@ -273,6 +277,19 @@ pub fn init() -> Vec<NetDevice> {
         ioapic::mask_pci_lines(false);
     }
     nics
+}
+
+/// Where `f`'s virtio doorbells are, if its capabilities say so consistently.
+fn notify_layout(f: &Function) -> Option<NotifyLayout> {
+    let read = |d, o| PortCam.read_word(d, o);
+    let common = plinth_pci::find_virtio(read, f.location, VirtioCfg::Common)?.address(f)?;
+    let (region, multiplier) = plinth_pci::find_virtio_notify(read, f.location)?;
+    Some(NotifyLayout {
+        common,
+        notify_base: region.address(f)?,
+        notify_len: u64::from(region.length),
+        multiplier,
+    })
 }
 
 fn irq_name(msix: bool) -> &'static str {

@@ -192,6 +192,7 @@ impl Stack {
                         .unwrap_or_default()
                 );
                 announce(&mut nic, mac, cidr.address());
+                nic.ring();
                 (None, AddressSource::Static, config.gateway)
             }
             None => (
@@ -248,6 +249,8 @@ impl Stack {
             self.poll_dhcp();
             let served = self.serve_api(ctx, t);
             self.nic.refill();
+            // One doorbell for everything this round sent or posted.
+            self.nic.ring();
             if changed == PollResult::None && !served && !self.nic.has_received() {
                 break;
             }

@@ -202,6 +202,8 @@ pub struct BlkOptions {
 pub struct BlkSample {
     pub seq_write_mib_s: f64,
     pub flush_ms: f64,
+    /// The write counted until the flush after it completed: what reached the image.
+    pub seq_write_flushed_mib_s: f64,
     pub seq_read_mib_s: f64,
     pub rand_read_iops: f64,
     pub rand_read_latency_us: f64,
@@ -238,6 +240,7 @@ pub struct BlkReport {
     pub qemu_args: Vec<String>,
     pub seq_write_mib_s: Spread,
     pub flush_ms: Spread,
+    pub seq_write_flushed_mib_s: Spread,
     pub seq_read_mib_s: Spread,
     pub rand_read_iops: Spread,
     pub samples: Vec<BlkSample>,
@@ -259,9 +262,11 @@ pub fn parse_blk_line(line: &str) -> Option<BlkSample> {
     if write_s <= 0.0 || read_s <= 0.0 || random_s <= 0.0 || reads <= 0.0 {
         return None;
     }
+    let flush_s = field("flush_ns")? / 1e9;
     Some(BlkSample {
         seq_write_mib_s: mib / write_s,
-        flush_ms: field("flush_ns")? / 1e6,
+        flush_ms: flush_s * 1e3,
+        seq_write_flushed_mib_s: mib / (write_s + flush_s),
         seq_read_mib_s: mib / read_s,
         rand_read_iops: reads / random_s,
         rand_read_latency_us: random_s * 1e6 / reads,
@@ -339,6 +344,7 @@ pub fn blk(
         qemu_args,
         seq_write_mib_s: pick(|s| s.seq_write_mib_s),
         flush_ms: pick(|s| s.flush_ms),
+        seq_write_flushed_mib_s: pick(|s| s.seq_write_flushed_mib_s),
         seq_read_mib_s: pick(|s| s.seq_read_mib_s),
         rand_read_iops: pick(|s| s.rand_read_iops),
         samples,
@@ -365,6 +371,7 @@ impl std::fmt::Display for BlkReport {
         for (name, s) in [
             ("sequential write, MiB/s", self.seq_write_mib_s),
             ("flush after it, ms", self.flush_ms),
+            ("write until flushed, MiB/s", self.seq_write_flushed_mib_s),
             ("sequential read, MiB/s", self.seq_read_mib_s),
             ("4 KiB random read, IOPS", self.rand_read_iops),
         ] {
@@ -405,6 +412,7 @@ mod tests {
         assert_eq!(s.seq_write_mib_s, 512.0);
         assert_eq!(s.seq_read_mib_s, 2048.0);
         assert_eq!(s.flush_ms, 2.0);
+        assert_eq!(s.seq_write_flushed_mib_s, 256.0 / 0.502);
         assert_eq!(s.rand_read_iops, 8000.0);
         assert_eq!(s.rand_read_latency_us, 125.0);
         assert_eq!(parse_blk_line("bench blk 0: error: no such disk"), None);

@@ -133,6 +133,28 @@ pub fn find_virtio(
     })
 }
 
+/// The notification structure and its `notify_off_multiplier` (the dword after the
+/// common capability fields, virtio 1.2 §4.1.4.4): queue `q` is notified by writing at
+/// `address + queue_notify_off(q) * multiplier`.
+pub fn find_virtio_notify(
+    read: impl Fn(DeviceFunction, u8) -> u32,
+    at: DeviceFunction,
+) -> Option<(VirtioRegion, u32)> {
+    find_capability(&read, at, |offset, id| {
+        let head = read(at, offset);
+        let (cap_len, cfg_type) = ((head >> 16) as u8, (head >> 24) as u8);
+        if id != CAP_ID_VENDOR || cfg_type != VirtioCfg::Notify as u8 || cap_len < 20 {
+            return None;
+        }
+        let region = VirtioRegion {
+            bar: read(at, offset.checked_add(4)?) as u8,
+            offset: read(at, offset.checked_add(8)?),
+            length: read(at, offset.checked_add(12)?),
+        };
+        Some((region, read(at, offset.checked_add(16)?)))
+    })
+}
+
 /// Turns MSI-X on (all vectors unmasked at the function level) and legacy INTx off.
 /// Program the table before calling this: an entry left zero would send to address 0.
 pub fn enable_msix<C: ConfigurationAccess>(config: &mut C, at: DeviceFunction, m: &Msix) {
@@ -178,8 +200,8 @@ mod tests {
         let vendor = [
             (0x84, 0x70, 3, 0x1000),
             (0x70, 0x60, 4, 0x2000),
-            (0x60, 0x50, 1, 0),
-            (0x50, 0x40, 2, 0x3000),
+            (0x60, 0xb0, 1, 0),
+            (0xb0, 0x40, 2, 0x3000),
         ];
         for (off, next, kind, bar_off) in vendor {
             s.insert(off, (kind as u32) << 24 | 16 << 16 | next << 8 | 0x09);
@@ -187,6 +209,9 @@ mod tests {
             s.insert(off + 8, bar_off);
             s.insert(off + 12, 0x1000);
         }
+        // The notify capability is 20 bytes: its multiplier follows.
+        s.insert(0xb0, 2 << 24 | 20 << 16 | 0x40 << 8 | 0x09);
+        s.insert(0xb0 + 16, 4);
         s.insert(0x40, 0x0000_0005); // an MSI capability, last in the list
         s
     }
@@ -232,6 +257,8 @@ mod tests {
         assert_eq!((common.bar, common.offset, common.length), (4, 0, 0x1000));
         let notify = find_virtio(reader(&s), AT, VirtioCfg::Notify).expect("notify");
         assert_eq!(notify.offset, 0x3000);
+        let (region, multiplier) = find_virtio_notify(reader(&s), AT).expect("notify");
+        assert_eq!((region, multiplier), (notify, 4));
         let f = function(&[(1, 0xc000_1000, 0x1000), (4, 0xc000_4000, 0x4000)]);
         assert_eq!(m.table_address(&f), Some(0xc000_1000));
         assert_eq!(common.address(&f), Some(0xc000_4000));

@@ -8,6 +8,7 @@
 
 pub mod apic;
 pub mod cpu;
+pub mod doorbell;
 pub mod entry;
 pub mod exit;
 pub mod gdt;

@@ -16,8 +16,8 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use virtio_drivers::device::net::VirtIONetRaw;
-use virtio_drivers::transport::pci::PciTransport;
 
+use super::doorbell::{Bell, PciDoorbell};
 use super::virtio_hal::VirtioHal;
 
 /// Descriptors per queue: QEMU's default (and maximum without `rx_queue_size`).
@@ -38,7 +38,7 @@ pub struct NicCounters {
     pub errors: u64,
 }
 
-type Raw = VirtIONetRaw<VirtioHal, PciTransport, QUEUE_SIZE>;
+type Raw = VirtIONetRaw<VirtioHal, PciDoorbell, QUEUE_SIZE>;
 
 /// Buffers whose frames have been consumed, waiting to go back into the receive ring.
 /// Shared with [`RxFrame`] so a frame handed out (to smoltcp, which cannot hand it back)
@@ -59,6 +59,8 @@ pub struct Nic {
     rx_allocated: usize,
     /// Whether interrupts come by MSI-X (no interrupt status to read).
     msix: bool,
+    /// Deferred doorbells of both queues.
+    bell: Bell,
     pub counters: NicCounters,
 }
 
@@ -92,10 +94,14 @@ impl Nic {
     /// (`net` calls it after `ready`), so its buffers are not boot work.
     ///
     /// [`refill`]: Nic::refill
-    pub fn new(transport: PciTransport) -> Result<Nic, virtio_drivers::Error> {
+    /// The transport's doorbell should be deferred: [`Nic::ring`] notifies the device of
+    /// everything queued since the last call.
+    pub fn new(transport: PciDoorbell) -> Result<Nic, virtio_drivers::Error> {
+        let bell = transport.bell();
         let raw = Box::new(Raw::new(transport)?);
         Ok(Nic {
             raw,
+            bell,
             rx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             spare: Rc::new(RefCell::new(Vec::with_capacity(QUEUE_SIZE))),
             tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
@@ -115,6 +121,12 @@ impl Nic {
         if !self.msix {
             let _ = self.raw.ack_interrupt();
         }
+    }
+
+    /// Tells the device about every frame sent and buffer posted since the last call: one
+    /// doorbell per burst instead of one per frame.
+    pub fn ring(&self) {
+        self.bell.ring();
     }
 
     /// Records that the NIC signals by MSI-X: its interrupt status then needs no read
