@@ -322,7 +322,7 @@ fn status_json(ctx: &Context, nic: &NicInfo) -> String {
     w.key("nics").begin_array();
     w.begin_object();
     w.key("name").string(nic.name);
-    w.key("pci").string(nic.pci);
+    w.key("location").string(nic.location);
     w.key("mac").string(&mac_string(nic.mac));
     match nic.address {
         Some(a) => w.key("ipv4").string(&alloc::format!("{a}")),
@@ -339,10 +339,10 @@ fn status_json(ctx: &Context, nic: &NicInfo) -> String {
     w.end_object();
     w.end_array();
     w.key("disks").begin_array();
-    block::for_each_disk(|name, pci, sectors, serial| {
+    block::for_each_disk(|name, location, sectors, serial| {
         w.begin_object();
         w.key("name").string(name);
-        w.key("pci").string(pci);
+        w.key("location").string(location);
         w.key("sectors").u64(sectors);
         w.key("capacity_bytes").u64(sectors * 512);
         w.key("serial").string(serial);

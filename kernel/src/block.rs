@@ -60,7 +60,8 @@ impl fmt::Display for DiskError {
 /// A disk as found at boot.
 pub struct Disk {
     pub name: String,
-    pub pci: String,
+    /// PCI address (`00:01.0`) or `mmio@BASE`.
+    pub location: String,
     pub sectors: u64,
     pub serial: String,
     pub read_only: bool,
@@ -96,13 +97,13 @@ pub struct Ticket {
 static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 
 impl Disk {
-    pub fn new(name: String, pci: String, mut dev: BlkDevice, msix: bool) -> Disk {
+    pub fn new(name: String, location: String, mut dev: BlkDevice, msix: bool) -> Disk {
         Disk {
             sectors: dev.capacity(),
             serial: dev.serial(),
             read_only: dev.readonly(),
             name,
-            pci,
+            location,
             msix,
             counters: DiskCounters::default(),
             dev,
@@ -294,10 +295,10 @@ pub fn wait(t: Ticket) -> Result<Vec<u8>, DiskError> {
     }
 }
 
-/// Calls `f` with every disk's name, PCI address, size in sectors and serial.
+/// Calls `f` with every disk's name, location, size in sectors and serial.
 pub fn for_each_disk(mut f: impl FnMut(&str, &str, u64, &str)) {
     for d in DISKS.lock().iter() {
-        f(&d.name, &d.pci, d.sectors, &d.serial);
+        f(&d.name, &d.location, d.sectors, &d.serial);
     }
 }
 

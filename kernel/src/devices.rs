@@ -10,19 +10,21 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{info, warn};
+use plinth_cmdline::MmioDevice;
 use plinth_pci::{ConfigurationAccess, Function, PciRoot, VirtioCfg, Window};
 use spin::Mutex;
 use virtio_drivers::device::blk::SECTOR_SIZE;
-use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
+use virtio_drivers::transport::{DeviceType, Transport};
 use x86_64::instructions::interrupts::without_interrupts;
 
-use crate::arch::doorbell::{NotifyLayout, PciDoorbell};
+use crate::arch::doorbell::{Doorbell, NotifyLayout};
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
 use crate::arch::msix::{self, NO_VECTOR};
 use crate::arch::pci::PortCam;
 use crate::arch::virtio_blk::BlkDevice;
 use crate::arch::virtio_hal::VirtioHal;
+use crate::arch::virtio_mmio;
 use crate::arch::virtio_net::Nic;
 use crate::block::{self, Disk};
 use crate::{arch, memory};
@@ -35,7 +37,8 @@ const MMIO_WINDOW: (u64, u64) = (0xc000_0000, 0xfec0_0000);
 /// A virtio NIC, handed to `net` (which owns it from then on).
 pub struct NetDevice {
     pub name: String,
-    pub pci: String,
+    /// PCI address (`00:02.0`) or `mmio@BASE`.
+    pub location: String,
     pub nic: Nic,
 }
 
@@ -55,8 +58,9 @@ static PCI_FUNCTIONS: Mutex<Vec<PciSummary>> = Mutex::new(Vec::new());
 
 /// Set by the device interrupt; taken by the idle loop.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// Whether any device was left on the shared INTx lines (no usable MSI-X).
-static INTX_IN_USE: AtomicBool = AtomicBool::new(false);
+/// Whether any device interrupts through a level-triggered I/O APIC line (PCI INTx
+/// without usable MSI-X, or a virtio-mmio device).
+static LINES_IN_USE: AtomicBool = AtomicBool::new(false);
 
 /// Records that a device interrupted: a shared INTx line (which stays masked until
 /// [`service_done`]) or an MSI-X vector.
@@ -78,9 +82,9 @@ pub fn take_interrupt() -> bool {
 /// service (the NIC's is read by `net`), then unmasks the PCI lines. Nothing to do when
 /// every device uses MSI-X.
 pub fn service_done() {
-    if INTX_IN_USE.load(Ordering::Relaxed) {
+    if LINES_IN_USE.load(Ordering::Relaxed) {
         block::ack_intx();
-        ioapic::mask_pci_lines(false);
+        ioapic::mask_device_lines(false);
     }
 }
 
@@ -147,17 +151,144 @@ pub fn for_each_pci_function(mut f: impl FnMut(&PciSummary)) {
     without_interrupts(|| PCI_FUNCTIONS.lock().iter().for_each(&mut f));
 }
 
-/// Walks PCI, places BARs and binds drivers. Disks stay in the registry; NICs are
-/// returned for `net` to own.
-pub fn init() -> Vec<NetDevice> {
+/// Walks PCI, places BARs, probes the virtio-mmio devices the command line names, and
+/// binds drivers. Disks go to `block`; NICs are returned for `net` to own.
+pub fn init(mmio: &[Option<MmioDevice>]) -> Vec<NetDevice> {
     match ioapic::init(DEVICE_VECTOR, &mut memory::alloc_frame_addr) {
         Some(_) => {}
         None => warn!("ioapic: not usable; devices are polled on the timer tick"),
     }
+    let mut found = Found::default();
+    init_pci(&mut found);
+    for dev in mmio.iter().flatten() {
+        init_mmio(dev, &mut found);
+    }
+    block::install(found.disks);
+    if LINES_IN_USE.load(Ordering::Relaxed) {
+        ioapic::mask_device_lines(false);
+    }
+    found.nics
+}
+
+/// What binding found so far.
+#[derive(Default)]
+struct Found {
+    disks: Vec<Disk>,
+    nics: Vec<NetDevice>,
+}
+
+/// How a device's interrupts reach the CPU.
+enum Wiring<'a> {
+    /// A PCI function: MSI-X if it offers it, else the shared INTx lines.
+    Pci(&'a Function),
+    /// A virtio-mmio device's own interrupt line.
+    Line(u32),
+}
+
+/// How a bound device ended up interrupting.
+#[derive(Clone, Copy)]
+enum Irq {
+    Msix,
+    /// A level-triggered line: the PCI INTx lines or a virtio-mmio line (GSI).
+    Line(Option<u32>),
+    /// No usable interrupt: serviced on the timer tick.
+    Polled,
+}
+
+impl Irq {
+    fn msix(self) -> bool {
+        matches!(self, Irq::Msix)
+    }
+}
+
+impl core::fmt::Display for Irq {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Irq::Msix => f.write_str("MSI-X"),
+            Irq::Line(None) => f.write_str("INTx"),
+            Irq::Line(Some(gsi)) => write!(f, "IRQ {gsi}"),
+            Irq::Polled => f.write_str("polled"),
+        }
+    }
+}
+
+/// Routes a device's interrupts; `queues` lists each virtqueue and whether it should
+/// interrupt at all (MSI-X can leave one silent).
+fn wire(wiring: &Wiring, queues: &[(u16, bool)]) -> Irq {
+    let irq = match wiring {
+        Wiring::Pci(f) if route_msix(f, queues) => return Irq::Msix,
+        Wiring::Pci(_) => Irq::Line(None),
+        Wiring::Line(gsi) if ioapic::route_line(*gsi, DEVICE_VECTOR, false) => {
+            Irq::Line(Some(*gsi))
+        }
+        Wiring::Line(_) => return Irq::Polled,
+    };
+    LINES_IN_USE.store(true, Ordering::Relaxed);
+    irq
+}
+
+/// Binds a virtio device of `kind` reached through `transport` at `location`.
+fn bind(
+    kind: DeviceType,
+    transport: Doorbell,
+    location: String,
+    wiring: Wiring,
+    found: &mut Found,
+) {
+    if kind == DeviceType::Network {
+        match Nic::new(transport) {
+            Ok(mut nic) => {
+                let name = alloc::format!("net{}", found.nics.len());
+                let m = nic.mac();
+                // Receive interrupts only: sent frames are reclaimed lazily, so the
+                // transmit queue raises nothing (where MSI-X lets it be silenced).
+                let irq = wire(&wiring, &[(0, true), (1, false)]);
+                nic.set_msix(irq.msix());
+                info!(
+                    "{name}: virtio-net at {location}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}",
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                );
+                found.nics.push(NetDevice {
+                    name,
+                    location,
+                    nic,
+                });
+            }
+            Err(e) => warn!("{location}: virtio-net initialisation failed: {e}"),
+        }
+        return;
+    }
+    let dev = match BlkDevice::new(transport) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!("{location}: virtio-blk initialisation failed: {e}");
+            return;
+        }
+    };
+    let irq = wire(&wiring, &[(0, true)]);
+    let disk = Disk::new(
+        alloc::format!("blk{}", found.disks.len()),
+        location,
+        dev,
+        irq.msix(),
+    );
+    info!(
+        "{}: virtio-blk at {}, {} sectors ({} MiB), serial \"{}\"{}, {irq}",
+        disk.name,
+        disk.location,
+        disk.sectors,
+        (disk.sectors * SECTOR_SIZE as u64) >> 20,
+        disk.serial.escape_default(),
+        if disk.read_only { ", read-only" } else { "" },
+    );
+    found.disks.push(disk);
+}
+
+fn init_pci(found: &mut Found) {
     let mut root = PciRoot::new(PortCam);
     let mut window = Window::new(MMIO_WINDOW.0, MMIO_WINDOW.1);
     // Only functions a driver here will drive are set up; the rest keep decoding off.
-    let found = plinth_pci::enumerate(
+    let walk = plinth_pci::enumerate(
         &mut root,
         |d, o| plinth_pci::ConfigurationAccess::read_word(&PortCam, d, o),
         &mut window,
@@ -168,19 +299,17 @@ pub fn init() -> Vec<NetDevice> {
             )
         },
     );
-    if found.dropped > 0 {
-        warn!("pci: {} functions beyond the table ignored", found.dropped);
+    if walk.dropped > 0 {
+        warn!("pci: {} functions beyond the table ignored", walk.dropped);
     }
     info!(
         "pci: {} functions, {} BARs assigned, {} kept",
-        found.functions.len(),
-        found.assigned_bars,
-        found.kept_bars
+        walk.functions.len(),
+        walk.assigned_bars,
+        walk.kept_bars
     );
-    let mut disks = Vec::new();
-    let mut nics = Vec::new();
-    let mut summary = Vec::with_capacity(found.functions.len());
-    for f in &found.functions {
+    let mut summary = Vec::with_capacity(walk.functions.len());
+    for f in &walk.functions {
         let at = f.location;
         let pci = alloc::format!("{:02x}:{:02x}.{}", at.bus, at.device, at.function);
         let kind = virtio_device_type(&f.info);
@@ -222,61 +351,45 @@ pub fn init() -> Vec<NetDevice> {
         plinth_pci::enable(&mut root, f);
         // The NIC batches its doorbells per network poll; a disk rings at once (a lone
         // 4 KiB read must not wait).
-        let transport = PciDoorbell::new(transport, notify_layout(f), kind == DeviceType::Network);
-        if kind == DeviceType::Network {
-            match Nic::new(transport) {
-                Ok(mut nic) => {
-                    let name = alloc::format!("net{}", nics.len());
-                    let m = nic.mac();
-                    // Receive interrupts only: sent frames are reclaimed lazily, so the
-                    // transmit queue raises nothing.
-                    let msix = route_msix(f, &[(0, true), (1, false)]);
-                    nic.set_msix(msix);
-                    INTX_IN_USE.fetch_or(!msix, Ordering::Relaxed);
-                    info!(
-                        "{name}: virtio-net at {pci}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {}",
-                        m[0],
-                        m[1],
-                        m[2],
-                        m[3],
-                        m[4],
-                        m[5],
-                        irq_name(msix)
-                    );
-                    nics.push(NetDevice { name, pci, nic });
-                }
-                Err(e) => warn!("pci {pci}: virtio-net initialisation failed: {e}"),
-            }
-            continue;
-        }
-        let dev = match BlkDevice::new(transport) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!("pci {pci}: virtio-blk initialisation failed: {e}");
-                continue;
-            }
-        };
-        let msix = route_msix(f, &[(0, true)]);
-        INTX_IN_USE.fetch_or(!msix, Ordering::Relaxed);
-        let disk = Disk::new(alloc::format!("blk{}", disks.len()), pci, dev, msix);
-        info!(
-            "{}: virtio-blk at {}, {} sectors ({} MiB), serial \"{}\"{}, {}",
-            disk.name,
-            disk.pci,
-            disk.sectors,
-            (disk.sectors * SECTOR_SIZE as u64) >> 20,
-            disk.serial.escape_default(),
-            if disk.read_only { ", read-only" } else { "" },
-            irq_name(msix)
-        );
-        disks.push(disk);
+        let transport = Doorbell::pci(transport, notify_layout(f), kind == DeviceType::Network);
+        bind(kind, transport, pci, Wiring::Pci(f), found);
     }
-    block::install(disks);
     without_interrupts(|| *PCI_FUNCTIONS.lock() = summary);
-    if INTX_IN_USE.load(Ordering::Relaxed) {
-        ioapic::mask_pci_lines(false);
+}
+
+/// Where virtio-mmio register blocks may be: the MMIO hole below 4 GiB, clear of the
+/// local and I/O APICs' pages. An address elsewhere (RAM) is refused, not mapped.
+fn mmio_block_allowed(base: u64, size: u64) -> bool {
+    let Some(end) = base.checked_add(size) else {
+        return false;
+    };
+    let apics = 0xfec0_0000..0xfef0_0000;
+    base >= MMIO_WINDOW.0 && end <= 1 << 32 && (end <= apics.start || base >= apics.end)
+}
+
+fn init_mmio(dev: &MmioDevice, found: &mut Found) {
+    let location = alloc::format!("mmio@{:#x}", dev.base);
+    if !mmio_block_allowed(dev.base, dev.size) {
+        warn!(
+            "{location}: {:#x} bytes there are not in the device window; ignored",
+            dev.size
+        );
+        return;
     }
-    nics
+    let transport = match virtio_mmio::transport(dev.base, dev.size) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("{location}: no usable virtio device: {e}");
+            return;
+        }
+    };
+    let kind = transport.device_type();
+    if !matches!(kind, DeviceType::Block | DeviceType::Network) {
+        info!("{location}: virtio {kind:?} (no driver yet)");
+        return;
+    }
+    let transport = Doorbell::mmio(transport, dev.base, kind == DeviceType::Network);
+    bind(kind, transport, location, Wiring::Line(dev.irq), found);
 }
 
 /// Where `f`'s virtio doorbells are, if its capabilities say so consistently.
@@ -290,8 +403,4 @@ fn notify_layout(f: &Function) -> Option<NotifyLayout> {
         notify_len: u64::from(region.length),
         multiplier,
     })
-}
-
-fn irq_name(msix: bool) -> &'static str {
-    if msix { "MSI-X" } else { "INTx" }
 }

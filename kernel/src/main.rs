@@ -113,7 +113,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     );
 
     clock::calibration_checkpoint();
-    let mut nics = devices::init();
+    let mut nics = devices::init(&cmdline.options.virtio_mmio);
     clock::calibration_checkpoint();
     let rates = clock::finish_boot_calibration();
     let apic_hz = rates.map_or(0, |r| r.apic_hz);
@@ -244,9 +244,9 @@ fn run_command(cmd: Command) {
         ),
         Command::Disks => {
             let mut any = false;
-            block::for_each_disk(|name, pci, sectors, serial| {
+            block::for_each_disk(|name, at, sectors, serial| {
                 any = true;
-                println!("disk {name}: pci {pci}, {sectors} sectors, serial \"{serial}\"");
+                println!("disk {name}: at {at}, {sectors} sectors, serial \"{serial}\"");
             });
             if !any {
                 println!("no disks");

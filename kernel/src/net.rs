@@ -122,7 +122,8 @@ pub enum AddressSource {
 /// What `/api/v1/status` and `/metrics` report of a NIC.
 pub struct NicInfo<'a> {
     pub name: &'a str,
-    pub pci: &'a str,
+    /// PCI address (`00:02.0`) or `mmio@BASE`.
+    pub location: &'a str,
     pub mac: [u8; 6],
     pub address: Option<Ipv4Cidr>,
     pub gateway: Option<Ipv4Address>,
@@ -138,7 +139,7 @@ struct Slot {
 
 pub struct Stack {
     name: String,
-    pci: String,
+    location: String,
     nic: Nic,
     iface: Interface,
     sockets: SocketSet<'static>,
@@ -164,7 +165,11 @@ fn now() -> Instant {
 impl Stack {
     /// Brings the stack up on `dev`: a static address if configured, else DHCP.
     pub fn new(dev: NetDevice, config: NetConfig) -> Stack {
-        let NetDevice { name, pci, mut nic } = dev;
+        let NetDevice {
+            name,
+            location,
+            mut nic,
+        } = dev;
         let mac = EthernetAddress(nic.mac());
         let mut iface_config = Config::new(HardwareAddress::Ethernet(mac));
         // Seed for TCP initial sequence numbers and DHCP transaction IDs: the TSC at boot
@@ -215,7 +220,7 @@ impl Stack {
             .collect();
         let mut stack = Stack {
             name,
-            pci,
+            location,
             nic,
             iface,
             sockets,
@@ -307,7 +312,7 @@ impl Stack {
         let mut moved = false;
         let info = NicInfo {
             name: &self.name,
-            pci: &self.pci,
+            location: &self.location,
             mac: self.nic.mac(),
             address: self.address(),
             gateway: self.gateway,

@@ -22,7 +22,7 @@ pub fn handle(frame: &mut TrapFrame) {
         DEVICE_VECTOR => {
             // Level-triggered and shared: keep the lines masked until the idle loop has
             // asked every device (and so deasserted the line).
-            ioapic::mask_pci_lines(true);
+            ioapic::mask_device_lines(true);
             devices::interrupted();
             apic::eoi();
         }

@@ -253,3 +253,67 @@ fn devices_without_msix_work_on_intx() {
     }
     rt.shutdown();
 }
+
+#[test]
+fn microvm_drives_virtio_mmio_disk_and_nic() {
+    let sectors = 2048;
+    let path = image("microvm.img", sectors);
+    std::fs::write(&path, pattern(13, 0, (sectors * SECTOR) as usize)).unwrap();
+    let mut rt = Boot {
+        profile: "microvm",
+        disk: Some(Disk {
+            image: path.clone(),
+            serial: "mmio-disk".into(),
+        }),
+        nic: true,
+        ..Boot::default()
+    }
+    .start();
+    let blk = rt.expect_line("blk0: virtio-blk at mmio@0x").text;
+    assert!(blk.contains("serial \"mmio-disk\""), "{blk}");
+    assert!(blk.contains(", IRQ "), "{blk}");
+    let net = rt.expect_line("net0: virtio-net at mmio@0x").text;
+    assert!(net.contains(", IRQ "), "{net}");
+    rt.expect_ready();
+    let addr = rt.expect_api();
+
+    let mut expected = Fnv1a::new();
+    expected.update(&pattern(13, 0, 1024 * SECTOR as usize));
+    rt.send("disk sum 0 0 1024");
+    let l = rt.expect_line("disk sum 0 0 1024:");
+    assert!(
+        l.text
+            .ends_with(&format!("fnv1a64 {:016x}", expected.finish())),
+        "{}",
+        l.text
+    );
+    rt.send("disk fill 0 1024 512 14");
+    rt.expect_line("disk fill 0 1024 512 14: written and flushed");
+
+    let s =
+        plinth::api::get_json(addr, "/api/v1/status", std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(s["disks"][0]["capacity_bytes"], sectors * SECTOR, "{s}");
+    assert!(
+        s["disks"][0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("mmio@0x"),
+        "{s}"
+    );
+    assert!(
+        s["nics"][0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("mmio@0x"),
+        "{s}"
+    );
+    rt.shutdown();
+
+    let data = std::fs::read(&path).unwrap();
+    let (a, b) = (1024 * SECTOR as usize, 1536 * SECTOR as usize);
+    assert!(
+        data[a..b] == pattern(14, a as u64, b - a)[..],
+        "write missing"
+    );
+    assert!(data[..a] == pattern(13, 0, a)[..], "sectors before changed");
+}

@@ -198,7 +198,7 @@ pub fn format_status(v: &serde_json::Value) -> String {
             out,
             "nic  {} ({}): MAC {}, {} ({})",
             n["name"].as_str().unwrap_or("?"),
-            n["pci"].as_str().unwrap_or("?"),
+            n["location"].as_str().unwrap_or("?"),
             n["mac"].as_str().unwrap_or("?"),
             n["ipv4"].as_str().unwrap_or("no address"),
             n["address_source"].as_str().unwrap_or("?"),
@@ -209,7 +209,7 @@ pub fn format_status(v: &serde_json::Value) -> String {
             out,
             "disk {} ({}): {} MiB, serial \"{}\"",
             d["name"].as_str().unwrap_or("?"),
-            d["pci"].as_str().unwrap_or("?"),
+            d["location"].as_str().unwrap_or("?"),
             mib(&d["capacity_bytes"]),
             d["serial"].as_str().unwrap_or(""),
         );

@@ -12,6 +12,13 @@
 //! | `ip` | static management address, `A.B.C.D/prefix` | DHCP |
 //! | `gw` | default gateway for a static `ip`, `A.B.C.D` | none |
 //! | `api_port` | TCP port of the management API, 1–65535 | 8080 |
+//! | `bench` | (flag, or `=on`/`=off`) serve the network-benchmark streams | off |
+//! | `virtio_mmio.device` | `SIZE@BASE:IRQ`, Linux's syntax; repeatable (up to 8) | none |
+//!
+//! `virtio_mmio.device` is how a VMM without ACPI or a device tree tells a kernel where
+//! its virtio-mmio devices are (QEMU's `microvm` adds one per device, as Firecracker
+//! does): SIZE in bytes with an optional `K`/`M` suffix, BASE in hex (`0x…`), IRQ the
+//! GSI in decimal.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -114,6 +121,44 @@ pub struct Options {
     /// `bench`: serve the throughput-benchmark streams on the API port (off by default:
     /// they let any client on the management network make the runtime move bulk data).
     pub bench: bool,
+    /// Virtio-mmio devices the VMM announced, in command-line order.
+    pub virtio_mmio: [Option<MmioDevice>; MAX_MMIO_DEVICES],
+}
+
+/// Most `virtio_mmio.device` entries kept (QEMU's microvm offers 8 transports).
+pub const MAX_MMIO_DEVICES: usize = 8;
+
+/// One `virtio_mmio.device=SIZE@BASE:IRQ`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioDevice {
+    pub base: u64,
+    pub size: u64,
+    pub irq: u32,
+}
+
+fn parse_mmio(value: &str) -> Option<MmioDevice> {
+    let (size, rest) = value.split_once('@')?;
+    let (base, irq) = rest.split_once(':')?;
+    let (digits, unit) = match size.as_bytes().last()? {
+        b'k' | b'K' => (&size[..size.len() - 1], 1 << 10),
+        b'm' | b'M' => (&size[..size.len() - 1], 1 << 20),
+        _ => (size, 1),
+    };
+    let size = parse_number(digits)?.checked_mul(unit)?;
+    let base =
+        u64::from_str_radix(base.strip_prefix("0x").or(base.strip_prefix("0X"))?, 16).ok()?;
+    let irq: u32 = irq.parse().ok()?;
+    // A virtio-mmio register block is 0x100 bytes plus device config; the IRQ must be an
+    // I/O APIC input.
+    (size >= 0x100 && base != 0 && base.checked_add(size).is_some() && irq < 24)
+        .then_some(MmioDevice { base, size, irq })
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or(s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
 }
 
 /// Default TCP port of the management API.
@@ -136,6 +181,7 @@ impl Default for Options {
             gateway: None,
             api_port: DEFAULT_API_PORT,
             bench: false,
+            virtio_mmio: [None; MAX_MMIO_DEVICES],
         }
     }
 }
@@ -231,6 +277,16 @@ pub fn parse(cmdline: &str) -> Parsed<'_> {
                 Some(_) => parsed.problem(ProblemKind::BadValue, token),
                 None => parsed.problem(ProblemKind::MissingValue, token),
             },
+            "virtio_mmio.device" => match value.map(parse_mmio) {
+                Some(Some(dev)) => {
+                    match parsed.options.virtio_mmio.iter_mut().find(|d| d.is_none()) {
+                        Some(slot) => *slot = Some(dev),
+                        None => parsed.problem(ProblemKind::BadValue, token),
+                    }
+                }
+                Some(None) => parsed.problem(ProblemKind::BadValue, token),
+                None => parsed.problem(ProblemKind::MissingValue, token),
+            },
             "bench" => match value {
                 None | Some("on") => parsed.options.bench = true,
                 Some("off") => parsed.options.bench = false,
@@ -320,6 +376,56 @@ mod tests {
             assert_eq!(p.options, Options::default(), "{bad}");
             assert_eq!(p.problems[0].kind, ProblemKind::BadValue, "{bad}");
         }
+    }
+
+    #[test]
+    fn virtio_mmio_devices_in_linux_syntax() {
+        let p = parse(
+            "virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=4K@0xd0000000:5 \
+             virtio_mmio.device=0x200@0xFEB00C00:11",
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        let found: std::vec::Vec<_> = p.options.virtio_mmio.iter().flatten().copied().collect();
+        assert_eq!(
+            found,
+            [
+                MmioDevice {
+                    base: 0xfeb0_0e00,
+                    size: 512,
+                    irq: 12
+                },
+                MmioDevice {
+                    base: 0xd000_0000,
+                    size: 4096,
+                    irq: 5
+                },
+                MmioDevice {
+                    base: 0xfeb0_0c00,
+                    size: 512,
+                    irq: 11
+                },
+            ]
+        );
+        for bad in [
+            "virtio_mmio.device=512@feb00e00:12",
+            "virtio_mmio.device=512@0xfeb00e00",
+            "virtio_mmio.device=16@0xfeb00e00:12",
+            "virtio_mmio.device=512@0x0:12",
+            "virtio_mmio.device=512@0xfeb00e00:24",
+            "virtio_mmio.device=512@0xffffffffffffffff:1",
+            "virtio_mmio.device=99999999999999999999K@0x1000:1",
+            "virtio_mmio.device=@0x1000:1",
+            "virtio_mmio.device=K@0x1000:1",
+        ] {
+            let p = parse(bad);
+            assert_eq!(p.options, Options::default(), "{bad}");
+            assert_eq!(p.problems[0].kind, ProblemKind::BadValue, "{bad}");
+        }
+        // More than the table holds: the extra ones are reported, the first 8 kept.
+        let many = "virtio_mmio.device=512@0x1000:1 ".repeat(MAX_MMIO_DEVICES + 2);
+        let p = parse(&many);
+        assert!(p.options.virtio_mmio.iter().all(Option::is_some));
+        assert_eq!(p.problems.len(), 2);
     }
 
     #[test]

@@ -1,17 +1,20 @@
-//! A virtio PCI transport with a cheap doorbell: queue notifications go straight to the
-//! queue's notify address, and may be deferred and rung once per batch.
+//! The virtio transport the drivers use — PCI or MMIO — with a cheap doorbell: queue
+//! notifications go straight to the queue's notify register, and may be deferred and
+//! rung once per batch.
 //!
 //! `virtio-drivers`' PCI transport notifies by selecting the queue, reading its notify
 //! offset and then writing the doorbell: three register accesses, so three VM exits, per
 //! notification. Profiling the runtime→host TCP stream under TCG put half the guest's time
 //! there. Here the doorbell address is computed once per queue, and a deferred doorbell
 //! only records the queue, so a burst of frames sent in one network poll costs a single
-//! exit when [`Bell::ring`] is called — as Linux batches with `xmit_more`. Everything
-//! else is delegated to the wrapped transport.
+//! exit when [`Bell::ring`] is called — as Linux batches with `xmit_more`. A virtio-mmio
+//! doorbell is one 32-bit register for all queues. Everything else is delegated to the
+//! wrapped transport.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{PhysAddr, Result};
@@ -29,6 +32,11 @@ pub struct NotifyLayout {
     pub notify_len: u64,
     pub multiplier: u32,
 }
+
+/// virtio-mmio's QueueNotify register (virtio 1.2 §4.2.2).
+const MMIO_QUEUE_NOTIFY: u64 = 0x50;
+/// Marks a cached doorbell address as a 32-bit (virtio-mmio) register.
+const WIDE: u64 = 1 << 63;
 
 /// Shared between the transport (inside a driver) and its owner, who rings deferred
 /// doorbells. Atomics only so that a disk's driver may live in a static; one CPU uses it.
@@ -51,26 +59,69 @@ impl Bell {
 }
 
 fn write_doorbell(address: u64, queue: u16) {
-    // SAFETY: `address` was computed by `PciDoorbell::address` inside the notification
-    // area of a BAR plinth-pci placed, which the wrapped transport mapped uncached; the
-    // doorbell is a 16-bit register taking the queue index (virtio 1.2 §4.1.4.4).
-    unsafe { core::ptr::write_volatile(address as *mut u16, queue) };
+    if address & WIDE != 0 {
+        // SAFETY: a WIDE address is the QueueNotify register of a virtio-mmio device whose
+        // register block `arch::virtio_mmio` mapped uncached before building the
+        // transport; the register is 32 bits wide and takes the queue index.
+        unsafe { core::ptr::write_volatile((address & !WIDE) as *mut u32, u32::from(queue)) };
+    } else {
+        // SAFETY: `address` was computed by `Doorbell::address` inside the notification
+        // area of a BAR plinth-pci placed, which the wrapped transport mapped uncached;
+        // the doorbell is a 16-bit register taking the queue index (virtio 1.2 §4.1.4.4).
+        unsafe { core::ptr::write_volatile(address as *mut u16, queue) };
+    }
 }
 
-pub struct PciDoorbell {
-    inner: PciTransport,
+/// The transport under a [`Doorbell`].
+pub enum Inner {
+    Pci(PciTransport),
+    /// With the physical address of its register block.
+    Mmio(MmioTransport<'static>, u64),
+}
+
+pub struct Doorbell {
+    inner: Inner,
     layout: Option<NotifyLayout>,
     deferred: bool,
     bell: Bell,
 }
 
-impl PciDoorbell {
-    /// Wraps `inner`. Without a `layout`, notifications take the wrapped transport's
-    /// path. With `deferred`, notifications wait for [`Bell::ring`].
-    pub fn new(inner: PciTransport, layout: Option<NotifyLayout>, deferred: bool) -> Self {
-        PciDoorbell {
-            inner,
+/// Delegates one `Transport` call to whichever transport is inside.
+macro_rules! inner {
+    ($self:ident . $($call:tt)*) => {
+        match &$self.inner {
+            Inner::Pci(t) => t.$($call)*,
+            Inner::Mmio(t, _) => t.$($call)*,
+        }
+    };
+}
+
+macro_rules! inner_mut {
+    ($self:ident . $($call:tt)*) => {
+        match &mut $self.inner {
+            Inner::Pci(t) => t.$($call)*,
+            Inner::Mmio(t, _) => t.$($call)*,
+        }
+    };
+}
+
+impl Doorbell {
+    /// Wraps a PCI transport. Without a `layout`, notifications take the wrapped
+    /// transport's path. With `deferred`, notifications wait for [`Bell::ring`].
+    pub fn pci(inner: PciTransport, layout: Option<NotifyLayout>, deferred: bool) -> Self {
+        Doorbell {
+            inner: Inner::Pci(inner),
             layout,
+            deferred,
+            bell: Bell::default(),
+        }
+    }
+
+    /// Wraps a virtio-mmio transport whose registers are at `base`.
+    pub fn mmio(inner: MmioTransport<'static>, base: u64, deferred: bool) -> Self {
+        Doorbell {
+            inner: Inner::Mmio(inner, base),
+            layout: None,
             deferred,
             bell: Bell::default(),
         }
@@ -87,6 +138,11 @@ impl PciDoorbell {
         let known = slot.load(Ordering::Relaxed);
         if known != 0 {
             return Some(known);
+        }
+        if let Inner::Mmio(_, base) = self.inner {
+            let address = (base + MMIO_QUEUE_NOTIFY) | WIDE;
+            slot.store(address, Ordering::Relaxed);
+            return Some(address);
         }
         let l = self.layout?;
         // SAFETY: `common` is the virtio common configuration structure, in a placed BAR
@@ -109,21 +165,21 @@ impl PciDoorbell {
     }
 }
 
-impl Transport for PciDoorbell {
+impl Transport for Doorbell {
     fn device_type(&self) -> DeviceType {
-        self.inner.device_type()
+        inner!(self.device_type())
     }
 
     fn read_device_features(&mut self) -> u64 {
-        self.inner.read_device_features()
+        inner_mut!(self.read_device_features())
     }
 
     fn write_driver_features(&mut self, driver_features: u64) {
-        self.inner.write_driver_features(driver_features)
+        inner_mut!(self.write_driver_features(driver_features))
     }
 
     fn max_queue_size(&mut self, queue: u16) -> u32 {
-        self.inner.max_queue_size(queue)
+        inner_mut!(self.max_queue_size(queue))
     }
 
     fn notify(&mut self, queue: u16) {
@@ -132,24 +188,24 @@ impl Transport for PciDoorbell {
                 self.bell.pending.fetch_or(1 << queue, Ordering::Relaxed);
             }
             Some(address) => write_doorbell(address, queue),
-            None => self.inner.notify(queue),
+            None => inner_mut!(self.notify(queue)),
         }
     }
 
     fn get_status(&self) -> DeviceStatus {
-        self.inner.get_status()
+        inner!(self.get_status())
     }
 
     fn set_status(&mut self, status: DeviceStatus) {
-        self.inner.set_status(status)
+        inner_mut!(self.set_status(status))
     }
 
     fn set_guest_page_size(&mut self, guest_page_size: u32) {
-        self.inner.set_guest_page_size(guest_page_size)
+        inner_mut!(self.set_guest_page_size(guest_page_size))
     }
 
     fn requires_legacy_layout(&self) -> bool {
-        self.inner.requires_legacy_layout()
+        inner!(self.requires_legacy_layout())
     }
 
     fn queue_set(
@@ -160,28 +216,27 @@ impl Transport for PciDoorbell {
         driver_area: PhysAddr,
         device_area: PhysAddr,
     ) {
-        self.inner
-            .queue_set(queue, size, descriptors, driver_area, device_area)
+        inner_mut!(self.queue_set(queue, size, descriptors, driver_area, device_area))
     }
 
     fn queue_unset(&mut self, queue: u16) {
-        self.inner.queue_unset(queue)
+        inner_mut!(self.queue_unset(queue))
     }
 
     fn queue_used(&mut self, queue: u16) -> bool {
-        self.inner.queue_used(queue)
+        inner_mut!(self.queue_used(queue))
     }
 
     fn ack_interrupt(&mut self) -> InterruptStatus {
-        self.inner.ack_interrupt()
+        inner_mut!(self.ack_interrupt())
     }
 
     fn read_config_generation(&self) -> u32 {
-        self.inner.read_config_generation()
+        inner!(self.read_config_generation())
     }
 
     fn read_config_space<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T> {
-        self.inner.read_config_space(offset)
+        inner!(self.read_config_space(offset))
     }
 
     fn write_config_space<T: IntoBytes + Immutable>(
@@ -189,6 +244,6 @@ impl Transport for PciDoorbell {
         offset: usize,
         value: T,
     ) -> Result<()> {
-        self.inner.write_config_space(offset, value)
+        inner_mut!(self.write_config_space(offset, value))
     }
 }

@@ -1,5 +1,5 @@
 //! The I/O APIC: routes the chipset's PCI interrupt lines (PIRQ A–H, GSIs 16–23 on
-//! q35's ICH9) to one device vector.
+//! q35's ICH9), and the lines of virtio-mmio devices (microvm), to one device vector.
 //!
 //! Which PIRQ a slot's INTx lands on depends on chipset routing registers that qboot does
 //! not describe to us (no ACPI _PRT is read), so every PIRQ line goes to the same vector
@@ -8,7 +8,7 @@
 //! the devices have been serviced (read their ISR), which also coalesces a burst of
 //! completions into one wake-up.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::paging;
 
@@ -29,6 +29,10 @@ const LEVEL: u64 = 1 << 15;
 const ACTIVE_LOW: u64 = 1 << 13;
 
 static BASE: AtomicU64 = AtomicU64::new(0);
+/// Device lines routed so far, one bit per GSI; masked and unmasked together.
+static LINES: AtomicU32 = AtomicU32::new(0);
+/// Redirection entries of this I/O APIC.
+static ENTRIES: AtomicU32 = AtomicU32::new(0);
 
 fn write(reg: u32, value: u32) {
     let base = BASE.load(Ordering::Relaxed);
@@ -69,23 +73,36 @@ pub fn init(vector: u8, alloc: &mut dyn FnMut() -> Option<u64>) -> Option<u32> {
         BASE.store(0, Ordering::Relaxed);
         return None;
     }
-    // Destination APIC ID 0 (bits 56..63), fixed delivery, physical mode.
-    let entry = u64::from(vector) | LEVEL | ACTIVE_LOW | MASKED;
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        for gsi in PCI_GSIS {
-            set_entry(gsi, entry);
-        }
-    });
+    ENTRIES.store(entries, Ordering::Relaxed);
+    for gsi in PCI_GSIS {
+        route_line(gsi, vector, true);
+    }
     Some(entries)
 }
 
-/// Masks (`true`) or unmasks the PCI lines. No-op before a successful `init`.
-pub fn mask_pci_lines(masked: bool) {
+/// Routes `gsi` level-triggered to `vector` on the boot CPU, masked until the next
+/// [`mask_device_lines`]`(false)`. PCI lines are active-low; a virtio-mmio line is
+/// active-high. False if the I/O APIC is unusable or has no such input.
+pub fn route_line(gsi: u32, vector: u8, active_low: bool) -> bool {
+    if BASE.load(Ordering::Relaxed) == 0 || gsi >= ENTRIES.load(Ordering::Relaxed).min(32) {
+        return false;
+    }
+    // Destination APIC ID 0 (bits 56..63), fixed delivery, physical mode.
+    let polarity = if active_low { ACTIVE_LOW } else { 0 };
+    let entry = u64::from(vector) | LEVEL | polarity | MASKED;
+    x86_64::instructions::interrupts::without_interrupts(|| set_entry(gsi, entry));
+    LINES.fetch_or(1 << gsi, Ordering::Relaxed);
+    true
+}
+
+/// Masks (`true`) or unmasks every routed device line. No-op before a successful `init`.
+pub fn mask_device_lines(masked: bool) {
     if BASE.load(Ordering::Relaxed) == 0 {
         return;
     }
+    let lines = LINES.load(Ordering::Relaxed);
     x86_64::instructions::interrupts::without_interrupts(|| {
-        for gsi in PCI_GSIS {
+        for gsi in (0..32).filter(|g| lines & (1 << g) != 0) {
             let low = read(REG_REDIRECTION + 2 * gsi);
             let low = if masked {
                 low | MASKED as u32

@@ -24,4 +24,5 @@ pub mod serial;
 pub mod stacks;
 pub mod virtio_blk;
 pub mod virtio_hal;
+pub mod virtio_mmio;
 pub mod virtio_net;

@@ -98,6 +98,8 @@ const WRITE_THROUGH: u64 = 1 << 3;
 const NO_CACHE: u64 = 1 << 4;
 const HUGE_PAGE: u64 = 1 << 7;
 const GLOBAL: u64 = 1 << 8;
+/// Set by the CPU when a page is used; not part of what was mapped.
+const ACCESSED_DIRTY: u64 = (1 << 5) | (1 << 6);
 const NO_EXECUTE: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const TABLE_FLAGS: u64 = PRESENT | WRITABLE;
@@ -169,7 +171,8 @@ impl Builder<'_> {
             if shift == leaf_shift {
                 let leaf = addr | flags | if size == HUGE { HUGE_PAGE } else { 0 };
                 if value & PRESENT != 0 {
-                    return if same_ok && value == leaf {
+                    // The CPU may have marked the page accessed or dirty since.
+                    return if same_ok && value & !ACCESSED_DIRTY == leaf {
                         Ok(())
                     } else {
                         Err(PagingError::Overlap(addr))

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
 
-use super::doorbell::PciDoorbell;
+use super::doorbell::Doorbell;
 use super::virtio_hal::VirtioHal;
 
 /// Which way a request moves data.
@@ -42,14 +42,14 @@ struct Slot {
 
 pub struct BlkDevice {
     /// Boxed: keeps the driver's descriptor shadow off kernel stacks.
-    driver: Box<VirtIOBlk<VirtioHal, PciDoorbell>>,
+    driver: Box<VirtIOBlk<VirtioHal, Doorbell>>,
     /// Requests the device owns, by token (a descriptor index, below the queue size).
     slots: Vec<Option<Slot>>,
     in_flight: usize,
 }
 
 impl BlkDevice {
-    pub fn new(transport: PciDoorbell) -> Result<BlkDevice, virtio_drivers::Error> {
+    pub fn new(transport: Doorbell) -> Result<BlkDevice, virtio_drivers::Error> {
         let driver = Box::new(VirtIOBlk::<VirtioHal, _>::new(transport)?);
         let depth = usize::from(driver.virt_queue_size());
         Ok(BlkDevice {

@@ -17,7 +17,7 @@ use core::cell::RefCell;
 
 use virtio_drivers::device::net::VirtIONetRaw;
 
-use super::doorbell::{Bell, PciDoorbell};
+use super::doorbell::{Bell, Doorbell};
 use super::virtio_hal::VirtioHal;
 
 /// Descriptors per queue: QEMU's default (and maximum without `rx_queue_size`).
@@ -38,7 +38,7 @@ pub struct NicCounters {
     pub errors: u64,
 }
 
-type Raw = VirtIONetRaw<VirtioHal, PciDoorbell, QUEUE_SIZE>;
+type Raw = VirtIONetRaw<VirtioHal, Doorbell, QUEUE_SIZE>;
 
 /// Buffers whose frames have been consumed, waiting to go back into the receive ring.
 /// Shared with [`RxFrame`] so a frame handed out (to smoltcp, which cannot hand it back)
@@ -96,7 +96,7 @@ impl Nic {
     /// [`refill`]: Nic::refill
     /// The transport's doorbell should be deferred: [`Nic::ring`] notifies the device of
     /// everything queued since the last call.
-    pub fn new(transport: PciDoorbell) -> Result<Nic, virtio_drivers::Error> {
+    pub fn new(transport: Doorbell) -> Result<Nic, virtio_drivers::Error> {
         let bell = transport.bell();
         let raw = Box::new(Raw::new(transport)?);
         Ok(Nic {
