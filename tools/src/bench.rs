@@ -1,5 +1,5 @@
-//! Benchmarks that boot the runtime: `plinth bench boot` and `plinth bench blk` (the
-//! network one is in `bench_net`).
+//! Benchmarks that boot the runtime: `plinth bench boot`, `plinth bench blk` and
+//! `plinth bench idle` (the network one is in `bench_net`).
 
 use std::time::Duration;
 
@@ -381,6 +381,127 @@ impl std::fmt::Display for BlkReport {
                 s.median, s.min, s.max
             )?;
         }
+        write!(f, "qemu: {}", self.qemu_args.join(" "))
+    }
+}
+
+/// The result of `plinth bench idle`.
+#[derive(Clone, Debug, Serialize)]
+pub struct IdleReport {
+    pub profile: String,
+    pub accel: crate::profile::Accel,
+    pub memory_mib: u32,
+    /// Length of each measurement window.
+    pub seconds: f64,
+    /// QEMU's CPU use over each window, percent of one host core.
+    pub cpu_percent: Vec<f64>,
+    pub median_cpu_percent: f64,
+    pub qemu_args: Vec<String>,
+}
+
+/// Boots with a disk and a NIC (as `plinth run` does), waits until the API answers and
+/// the runtime has settled, then measures QEMU's CPU time over `runs` windows of
+/// `seconds` while nothing talks to the runtime.
+pub fn idle(
+    profile: &Profile,
+    opts: &LaunchOptions,
+    seconds: f64,
+    runs: usize,
+    mut progress: impl FnMut(usize, f64),
+) -> Result<IdleReport, BenchError> {
+    let run = 1;
+    let image =
+        crate::disk::ScratchImage::create().map_err(|e| BenchError::Setup(e.to_string()))?;
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+        .port();
+    let mut opts = opts.clone();
+    opts.disk = Some(crate::profile::Disk {
+        image: image.path().to_path_buf(),
+        serial: "plinth-idle".into(),
+    });
+    if !profile.nic_args.is_empty() {
+        opts.nic = Some(crate::profile::Nic {
+            mac: crate::profile::Nic::DEFAULT_MAC,
+            api_host_port: host_port,
+            api_port: plinth_cmdline::parse(&opts.append).options.api_port,
+        });
+    }
+    let qemu_args = profile
+        .args(&opts)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
+        run,
+        source,
+        transcript: String::new(),
+    })?;
+    let fail = |m: &mut Machine, source| BenchError::Boot {
+        run,
+        source,
+        transcript: m.transcript(),
+    };
+    if let Err(e) = m.wait_ready(Duration::from_secs(60)) {
+        return Err(fail(&mut m, e));
+    }
+    if opts.nic.is_some() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], host_port));
+        crate::api::wait_healthy(addr, Duration::from_secs(60))
+            .map_err(|e| BenchError::Setup(format!("the API did not come up: {e}")))?;
+    }
+    // Past the one-second clock refinement after ready: the steady state.
+    std::thread::sleep(Duration::from_millis(1500));
+    let window = Duration::from_secs_f64(seconds);
+    let mut cpu_percent = Vec::with_capacity(runs);
+    for i in 1..=runs {
+        let (t0, c0) = (std::time::Instant::now(), m.cpu_time());
+        std::thread::sleep(window);
+        let (t1, c1) = (std::time::Instant::now(), m.cpu_time());
+        let (Some(c0), Some(c1)) = (c0, c1) else {
+            return Err(BenchError::Setup(
+                "QEMU's CPU time is unreadable (/proc/PID/stat)".into(),
+            ));
+        };
+        let pct = (c1 - c0).as_secs_f64() / (t1 - t0).as_secs_f64() * 100.0;
+        progress(i, pct);
+        cpu_percent.push(pct);
+    }
+    if let Err(e) = m.send_line("shutdown") {
+        return Err(fail(&mut m, e));
+    }
+    let outcome = m.wait_exit(Duration::from_secs(20));
+    if outcome != Outcome::Runtime(ExitCode::Success) {
+        return Err(BenchError::Shutdown { run, outcome });
+    }
+    Ok(IdleReport {
+        profile: profile.name.clone(),
+        accel: opts.accel,
+        memory_mib: opts.memory_mib,
+        seconds,
+        median_cpu_percent: Summary::of(&cpu_percent).median_ms,
+        cpu_percent,
+        qemu_args,
+    })
+}
+
+impl std::fmt::Display for IdleReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "idle benchmark: profile {}, accel {}, {} MiB, disk and NIC attached, nothing talking",
+            self.profile,
+            self.accel.as_str(),
+            self.memory_mib
+        )?;
+        let each: Vec<String> = self.cpu_percent.iter().map(|p| format!("{p:.2}")).collect();
+        writeln!(
+            f,
+            "QEMU CPU use over {} windows of {:.1} s: median {:.2}% of one core ({}%)",
+            self.cpu_percent.len(),
+            self.seconds,
+            self.median_cpu_percent,
+            each.join("%, ")
+        )?;
         write!(f, "qemu: {}", self.qemu_args.join(" "))
     }
 }

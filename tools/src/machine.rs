@@ -77,6 +77,17 @@ pub enum MachineError {
     Profile(crate::profile::ProfileError),
 }
 
+/// utime + stime from a `/proc/PID/stat` line, in clock ticks.
+fn proc_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command name, which is parenthesised and may hold spaces and `)`.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    utime.checked_add(stime)
+}
+
 /// A QEMU process running the runtime.
 pub struct Machine {
     child: Child,
@@ -151,6 +162,19 @@ impl Machine {
             launched_at,
             outcome: None,
         })
+    }
+
+    /// The QEMU process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time QEMU has used so far (user + system, all threads), from
+    /// `/proc/PID/stat`; `None` where that is unavailable (not Linux, process gone).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // /proc counts in USER_HZ, which is 100 on x86_64 Linux whatever the kernel's HZ.
+        Some(Duration::from_millis(proc_stat_cpu_ticks(&stat)? * 10))
     }
 
     /// Waits for the next line (after those already consumed) matching `pred`.
@@ -285,4 +309,16 @@ impl Drop for Machine {
 fn killed_status() -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     ExitStatus::from_raw(9)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_ticks_come_from_utime_and_stime() {
+        let line =
+            "4242 (qemu (x) sys) S 1 4242 4242 0 -1 4194560 5000 0 0 0 731 122 0 0 20 0 3 0 99 0 0";
+        assert_eq!(super::proc_stat_cpu_ticks(line), Some(853));
+        assert_eq!(super::proc_stat_cpu_ticks("4242 (qemu) S 1 2"), None);
+        assert_eq!(super::proc_stat_cpu_ticks("garbage"), None);
+    }
 }

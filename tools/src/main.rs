@@ -131,6 +131,20 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// CPU use of an idle runtime (QEMU process, with a disk and a NIC attached).
+    Idle {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Seconds per measurement window.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Measurement windows.
+        #[arg(short = 'n', long, default_value_t = 3)]
+        runs: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// TCP throughput both ways over the forwarded API port, and API requests/s.
     ///
     /// Boots a runtime with `bench` on its command line, unless --addr names one that
@@ -272,6 +286,31 @@ fn run(cli: Cli) -> Result<ProcessExit> {
                         s.rand_read_iops,
                         s.rand_read_latency_us
                     );
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(ProcessExit::SUCCESS)
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Idle {
+                    machine,
+                    seconds,
+                    runs,
+                    json,
+                },
+        } => {
+            if runs == 0 || !(seconds > 0.0 && seconds <= 3600.0) {
+                bail!("--runs must be at least 1 and --seconds within (0, 3600]");
+            }
+            let (profile, opts) = prepare(&machine)?;
+            let report = plinth::bench::idle(&profile, &opts, seconds, runs, |i, pct| {
+                if !json {
+                    eprintln!("window {i}: {pct:.2}% of one core");
                 }
             })?;
             if json {
