@@ -7,6 +7,7 @@
 //! [`wait`], which halts the CPU between interrupts rather than polling). A flush is a
 //! barrier: it is issued once everything queued before it has completed, and nothing
 //! queued after it starts before it is done — so "acknowledged after flush" means durable.
+//! Flushes complete by interrupt like everything else.
 //!
 //! It owns the disks once `devices` found them. It must not decide what the disks hold
 //! (partitions, the catalog) and touches the hardware only through `arch::virtio_blk`.
@@ -17,9 +18,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use spin::Mutex;
-use virtio_drivers::device::blk::SECTOR_SIZE;
 
-use crate::arch::virtio_blk::{BlkDevice, Op};
+use crate::arch::virtio_blk::{BlkDevice, BlkError, Op, SECTOR_SIZE};
 use crate::devices;
 
 /// Request counters of one disk, for `/metrics`.
@@ -42,7 +42,7 @@ pub enum DiskError {
     /// A buffer that is empty or not a whole number of sectors.
     BadLength,
     ReadOnly,
-    Device(virtio_drivers::Error),
+    Device(BlkError),
 }
 
 impl fmt::Display for DiskError {
@@ -70,6 +70,8 @@ pub struct Disk {
     pub counters: DiskCounters,
     dev: BlkDevice,
     queue: VecDeque<Queued>,
+    /// A flush is with the device: nothing else starts until it completes.
+    barrier: bool,
     done: BTreeMap<u64, Result<Vec<u8>, DiskError>>,
     next_tag: u64,
 }
@@ -108,6 +110,7 @@ impl Disk {
             counters: DiskCounters::default(),
             dev,
             queue: VecDeque::new(),
+            barrier: false,
             done: BTreeMap::new(),
             next_tag: 0,
         }
@@ -137,27 +140,36 @@ impl Disk {
                     self.counters.written_bytes += bytes;
                     Ok(c.buf)
                 }
+                (Ok(()), Op::Flush | Op::GetId) => {
+                    self.counters.flushes += u64::from(c.op == Op::Flush);
+                    Ok(c.buf)
+                }
                 (Err(e), op) => {
                     self.counters.errors += 1;
                     log::warn!("{}: {op:?} request failed: {e}", self.name);
                     Err(DiskError::Device(e))
                 }
             };
+            if c.op == Op::Flush {
+                self.barrier = false;
+            }
             self.done.insert(c.tag, outcome);
         }
-        while let Some(next) = self.queue.pop_front() {
-            match next {
-                Queued::Flush { tag } if self.dev.in_flight() == 0 => {
-                    let r = self.dev.flush().map_err(DiskError::Device);
-                    match &r {
-                        Ok(()) => self.counters.flushes += 1,
-                        Err(e) => {
-                            self.counters.errors += 1;
-                            log::warn!("{}: flush failed: {e}", self.name);
-                        }
-                    }
-                    self.done.insert(tag, r.map(|()| Vec::new()));
+        while !self.barrier {
+            let Some(next) = self.queue.pop_front() else {
+                break;
+            };
+            let (tag, op, sector, buf) = match next {
+                // Without a volatile cache (no FLUSH feature) completed writes are durable.
+                Queued::Flush { tag } if !self.dev.has_flush() && self.dev.in_flight() == 0 => {
+                    self.counters.flushes += 1;
+                    self.done.insert(tag, Ok(Vec::new()));
                     moved = true;
+                    continue;
+                }
+                Queued::Flush { tag } if self.dev.in_flight() == 0 => {
+                    self.barrier = true;
+                    (tag, Op::Flush, 0, Vec::new())
                 }
                 flush @ Queued::Flush { .. } => {
                     // A barrier: wait for everything before it.
@@ -169,42 +181,47 @@ impl Disk {
                     op,
                     sector,
                     buf,
-                } => {
-                    if self.dev.in_flight() == self.dev.depth() {
-                        self.queue.push_front(Queued::Io {
-                            tag,
-                            op,
-                            sector,
-                            buf,
-                        });
-                        break;
-                    }
-                    match self.dev.submit(tag, op, sector, buf) {
-                        Ok(()) => moved = true,
-                        Err((buf, virtio_drivers::Error::QueueFull))
-                            if self.dev.in_flight() > 0 =>
-                        {
-                            // Descriptors run out before slots without indirect
-                            // descriptors; retry when something completes.
-                            self.queue.push_front(Queued::Io {
-                                tag,
-                                op,
-                                sector,
-                                buf,
-                            });
-                            break;
-                        }
-                        Err((_, e)) => {
-                            self.counters.errors += 1;
-                            log::warn!("{}: {op:?} request refused: {e}", self.name);
-                            self.done.insert(tag, Err(DiskError::Device(e)));
-                            moved = true;
-                        }
-                    }
+                } => (tag, op, sector, buf),
+            };
+            if self.dev.in_flight() == self.dev.depth() {
+                self.requeue(tag, op, sector, buf);
+                break;
+            }
+            match self.dev.submit(tag, op, sector, buf) {
+                Ok(()) => moved = true,
+                Err((buf, BlkError::QueueFull)) if self.dev.in_flight() > 0 => {
+                    // Descriptors run out before slots without indirect descriptors;
+                    // retry when something completes.
+                    self.barrier &= op != Op::Flush;
+                    self.requeue(tag, op, sector, buf);
+                    break;
+                }
+                Err((_, e)) => {
+                    self.barrier &= op != Op::Flush;
+                    self.counters.errors += 1;
+                    log::warn!("{}: {op:?} request refused: {e}", self.name);
+                    self.done.insert(tag, Err(DiskError::Device(e)));
+                    moved = true;
                 }
             }
         }
         moved
+    }
+
+    /// Puts a request that could not start back at the head of the queue.
+    fn requeue(&mut self, tag: u64, op: Op, sector: u64, buf: Vec<u8>) {
+        let item = if op == Op::Flush {
+            self.barrier = false;
+            Queued::Flush { tag }
+        } else {
+            Queued::Io {
+                tag,
+                op,
+                sector,
+                buf,
+            }
+        };
+        self.queue.push_front(item);
     }
 }
 

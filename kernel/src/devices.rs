@@ -9,11 +9,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::arch::virtio_blk::SECTOR_SIZE;
 use log::{info, warn};
 use plinth_cmdline::MmioDevice;
 use plinth_pci::{ConfigurationAccess, Function, PciRoot, VirtioCfg, Window};
 use spin::Mutex;
-use virtio_drivers::device::blk::SECTOR_SIZE;
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 use virtio_drivers::transport::{DeviceType, Transport};
 use x86_64::instructions::interrupts::without_interrupts;
