@@ -17,6 +17,8 @@
 #![cfg_attr(test, deny(unsafe_code))]
 
 mod caps;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 
 pub use caps::{
     MSIX_ENTRY_BYTES, Msix, VirtioCfg, VirtioRegion, enable_msix, find_msix, find_virtio,
