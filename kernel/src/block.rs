@@ -65,8 +65,6 @@ pub struct Disk {
     pub sectors: u64,
     pub serial: String,
     pub read_only: bool,
-    /// Whether completions arrive by MSI-X (else by the shared INTx line).
-    pub msix: bool,
     pub counters: DiskCounters,
     dev: BlkDevice,
     queue: VecDeque<Queued>,
@@ -99,14 +97,13 @@ pub struct Ticket {
 static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 
 impl Disk {
-    pub fn new(name: String, location: String, mut dev: BlkDevice, msix: bool) -> Disk {
+    pub fn new(name: String, location: String, mut dev: BlkDevice) -> Disk {
         Disk {
             sectors: dev.capacity(),
             serial: dev.serial(),
             read_only: dev.readonly(),
             name,
             location,
-            msix,
             counters: DiskCounters::default(),
             dev,
             queue: VecDeque::new(),
@@ -228,13 +225,6 @@ impl Disk {
 /// Hands the disks found at boot to the block layer.
 pub fn install(disks: Vec<Disk>) {
     *DISKS.lock() = disks;
-}
-
-/// Reads the interrupt status of every disk on the shared INTx line, which deasserts it.
-pub fn ack_intx() {
-    for d in DISKS.lock().iter_mut().filter(|d| !d.msix) {
-        d.dev.ack_interrupt();
-    }
 }
 
 fn submit(disk: usize, op: Option<Op>, sector: u64, buf: Vec<u8>) -> Result<Ticket, DiskError> {

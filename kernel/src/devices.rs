@@ -12,18 +12,19 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::arch::virtio_blk::SECTOR_SIZE;
 use log::{info, warn};
 use plinth_cmdline::MmioDevice;
-use plinth_pci::{ConfigurationAccess, Function, PciRoot, VirtioCfg, Window};
+use plinth_pci::{ConfigurationAccess, Function, Msix, PciRoot, VirtioCfg, Window};
 use spin::Mutex;
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 use virtio_drivers::transport::{DeviceType, Transport};
 use x86_64::instructions::interrupts::without_interrupts;
 
-use crate::arch::doorbell::{Doorbell, NotifyLayout};
+use crate::arch::doorbell::{Bell, Doorbell, NotifyLayout, QUEUES};
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
 use crate::arch::msix::{self, NO_VECTOR};
 use crate::arch::pci::PortCam;
 use crate::arch::virtio_blk::BlkDevice;
 use crate::arch::virtio_hal::VirtioHal;
+use crate::arch::virtio_isr::IsrRegister;
 use crate::arch::virtio_mmio;
 use crate::arch::virtio_net::Nic;
 use crate::block::{self, Disk};
@@ -78,12 +79,18 @@ pub fn take_interrupt() -> bool {
     INTERRUPTED.swap(false, Ordering::Acquire)
 }
 
-/// Reads the interrupt status of every INTx device the idle loop does not otherwise
-/// service (the NIC's is read by `net`), then unmasks the PCI lines. Nothing to do when
-/// every device uses MSI-X.
+/// Devices on level-triggered lines, whose status must be read to deassert them.
+static LINE_DEVICES: Mutex<heapless::Vec<IsrRegister, 16>> = Mutex::new(heapless::Vec::new());
+
+/// Acknowledges every device on a level-triggered line (deasserting it, whether or not its
+/// driver runs now), then unmasks the lines. Nothing to do when every device uses MSI-X.
 pub fn service_done() {
     if LINES_IN_USE.load(Ordering::Relaxed) {
-        block::ack_intx();
+        without_interrupts(|| {
+            for isr in LINE_DEVICES.lock().iter() {
+                isr.acknowledge();
+            }
+        });
         ioapic::mask_device_lines(false);
     }
 }
@@ -102,48 +109,29 @@ pub fn wait_for_interrupt() {
     }
 }
 
-/// Routes a virtio function's queues to their own MSI-X vectors: `queues` lists each
-/// queue and whether it should interrupt at all (a queue that should not is bound to no
-/// vector). Returns false, with the function left on INTx, when it has no usable MSI-X
-/// table, vectors run out, or the device refuses a binding.
-fn route_msix(f: &Function, queues: &[(u16, bool)]) -> bool {
+/// Prepares MSI-X for a virtio function before its driver starts: gives each queue that
+/// should interrupt its own table entry and CPU vector (`wanted[q]`; the others get no
+/// vector, so they raise nothing) and switches MSI-X on. The transport binds the entries
+/// as the driver sets each queue up. `None` — the function stays on INTx — when it has
+/// no usable MSI-X table or the vectors run out.
+fn plan_msix(f: &Function, wanted: &[bool]) -> Option<(Msix, [u16; QUEUES])> {
     let read = |d, o| PortCam.read_word(d, o);
-    let Some(m) = plinth_pci::find_msix(read, f.location) else {
-        return false;
-    };
-    let (Some(table), Some(common)) = (
-        m.table_address(f),
-        plinth_pci::find_virtio(read, f.location, VirtioCfg::Common).and_then(|c| c.address(f)),
-    ) else {
-        return false;
-    };
-    let mut bindings: heapless::Vec<(u16, u16), 4> = heapless::Vec::new();
-    let mut entry = 0u16;
-    for &(queue, wanted) in queues {
-        let bound = if wanted {
-            let Some(vector) = msix::alloc_vector() else {
-                return false;
-            };
-            if !msix::program_entry(table, m.table_size, entry, vector) {
-                return false;
+    let m = plinth_pci::find_msix(read, f.location)?;
+    let table = m.table_address(f)?;
+    let mut entries = [NO_VECTOR; QUEUES];
+    let mut next = 0u16;
+    for (slot, &want) in entries.iter_mut().zip(wanted) {
+        if want {
+            let vector = msix::alloc_vector()?;
+            if !msix::program_entry(table, m.table_size, next, vector) {
+                return None;
             }
-            entry += 1;
-            entry - 1
-        } else {
-            NO_VECTOR
-        };
-        if bindings.push((queue, bound)).is_err() {
-            return false;
+            *slot = next;
+            next += 1;
         }
     }
-    if !msix::bind_virtio(common, NO_VECTOR, &bindings) {
-        let unbound: heapless::Vec<(u16, u16), 4> =
-            bindings.iter().map(|&(q, _)| (q, NO_VECTOR)).collect();
-        msix::bind_virtio(common, NO_VECTOR, &unbound);
-        return false;
-    }
     plinth_pci::enable_msix(&mut PortCam, f.location, &m);
-    true
+    Some((m, entries))
 }
 
 /// Calls `f` with every PCI function found at boot.
@@ -179,10 +167,15 @@ struct Found {
 
 /// How a device's interrupts reach the CPU.
 enum Wiring<'a> {
-    /// A PCI function: MSI-X if it offers it, else the shared INTx lines.
-    Pci(&'a Function),
+    /// A PCI function, with MSI-X switched on if `msix` (its queues are bound as the
+    /// driver sets them up), else on the shared INTx lines.
+    Pci {
+        f: &'a Function,
+        msix: Option<Msix>,
+        isr: Option<IsrRegister>,
+    },
     /// A virtio-mmio device's own interrupt line.
-    Line(u32),
+    Line { gsi: u32, isr: IsrRegister },
 }
 
 /// How a bound device ended up interrupting.
@@ -193,12 +186,6 @@ enum Irq {
     Line(Option<u32>),
     /// No usable interrupt: serviced on the timer tick.
     Polled,
-}
-
-impl Irq {
-    fn msix(self) -> bool {
-        matches!(self, Irq::Msix)
-    }
 }
 
 impl core::fmt::Display for Irq {
@@ -212,19 +199,44 @@ impl core::fmt::Display for Irq {
     }
 }
 
-/// Routes a device's interrupts; `queues` lists each virtqueue and whether it should
-/// interrupt at all (MSI-X can leave one silent).
-fn wire(wiring: &Wiring, queues: &[(u16, bool)]) -> Irq {
-    let irq = match wiring {
-        Wiring::Pci(f) if route_msix(f, queues) => return Irq::Msix,
-        Wiring::Pci(_) => Irq::Line(None),
-        Wiring::Line(gsi) if ioapic::route_line(*gsi, DEVICE_VECTOR, false) => {
-            Irq::Line(Some(*gsi))
+/// Settles how a device whose driver came up interrupts: MSI-X if every queue binding
+/// took (else MSI-X goes off again), otherwise its line, acknowledged by `service_done`.
+fn wire(wiring: &Wiring, bell: &Bell) -> Irq {
+    let (line, isr) = match wiring {
+        Wiring::Pci { msix: Some(_), .. } if bell.msix_bound() => return Irq::Msix,
+        Wiring::Pci { f, msix, isr } => {
+            if let Some(m) = msix {
+                warn!("pci: the device refused an MSI-X binding; using INTx");
+                plinth_pci::disable_msix(&mut PortCam, f.location, m);
+            }
+            (None, *isr)
         }
-        Wiring::Line(_) => return Irq::Polled,
+        Wiring::Line { gsi, isr } => {
+            if !ioapic::route_line(*gsi, DEVICE_VECTOR, false) {
+                return Irq::Polled;
+            }
+            (Some(*gsi), Some(*isr))
+        }
     };
+    // A line device whose status cannot be read could never deassert its line.
+    let Some(isr) = isr else {
+        return Irq::Polled;
+    };
+    if LINE_DEVICES.lock().push(isr).is_err() {
+        return Irq::Polled;
+    }
     LINES_IN_USE.store(true, Ordering::Relaxed);
-    irq
+    Irq::Line(line)
+}
+
+/// Undoes what was prepared for a device whose driver failed.
+fn unwire(wiring: &Wiring) {
+    if let Wiring::Pci {
+        f, msix: Some(m), ..
+    } = wiring
+    {
+        plinth_pci::disable_msix(&mut PortCam, f.location, m);
+    }
 }
 
 /// Binds a virtio device of `kind` reached through `transport` at `location`.
@@ -235,15 +247,13 @@ fn bind(
     wiring: Wiring,
     found: &mut Found,
 ) {
+    let bell = transport.bell();
     if kind == DeviceType::Network {
         match Nic::new(transport) {
-            Ok(mut nic) => {
+            Ok(nic) => {
                 let name = alloc::format!("net{}", found.nics.len());
                 let m = nic.mac();
-                // Receive interrupts only: sent frames are reclaimed lazily, so the
-                // transmit queue raises nothing (where MSI-X lets it be silenced).
-                let irq = wire(&wiring, &[(0, true), (1, false)]);
-                nic.set_msix(irq.msix());
+                let irq = wire(&wiring, &bell);
                 info!(
                     "{name}: virtio-net at {location}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}",
                     m[0], m[1], m[2], m[3], m[4], m[5]
@@ -254,24 +264,23 @@ fn bind(
                     nic,
                 });
             }
-            Err(e) => warn!("{location}: virtio-net initialisation failed: {e}"),
+            Err(e) => {
+                unwire(&wiring);
+                warn!("{location}: virtio-net initialisation failed: {e}");
+            }
         }
         return;
     }
     let dev = match BlkDevice::new(transport) {
         Ok(d) => d,
         Err(e) => {
+            unwire(&wiring);
             warn!("{location}: virtio-blk initialisation failed: {e}");
             return;
         }
     };
-    let irq = wire(&wiring, &[(0, true)]);
-    let disk = Disk::new(
-        alloc::format!("blk{}", found.disks.len()),
-        location,
-        dev,
-        irq.msix(),
-    );
+    let irq = wire(&wiring, &bell);
+    let disk = Disk::new(alloc::format!("blk{}", found.disks.len()), location, dev);
     info!(
         "{}: virtio-blk at {}, {} sectors ({} MiB), serial \"{}\"{}, {irq}",
         disk.name,
@@ -349,10 +358,30 @@ fn init_pci(found: &mut Found) {
         // Decoding goes on only now: building the transport re-sizes BARs (see
         // `plinth_pci::enable`).
         plinth_pci::enable(&mut root, f);
+        // The NIC interrupts on receive only: sent frames are reclaimed lazily, so its
+        // transmit queue (1) raises nothing. A disk interrupts on its one queue.
+        let wanted: &[bool] = if kind == DeviceType::Network {
+            &[true, false]
+        } else {
+            &[true]
+        };
+        let (msix, entries) = match plan_msix(f, wanted) {
+            Some((m, e)) => (Some(m), Some(e)),
+            None => (None, None),
+        };
+        let read = |d, o| PortCam.read_word(d, o);
+        let isr = plinth_pci::find_virtio(read, at, VirtioCfg::Isr)
+            .and_then(|r| r.address(f))
+            .map(IsrRegister::Pci);
         // The NIC batches its doorbells per network poll; a disk rings at once (a lone
         // 4 KiB read must not wait).
-        let transport = Doorbell::pci(transport, notify_layout(f), kind == DeviceType::Network);
-        bind(kind, transport, pci, Wiring::Pci(f), found);
+        let transport = Doorbell::pci(
+            transport,
+            notify_layout(f),
+            kind == DeviceType::Network,
+            entries,
+        );
+        bind(kind, transport, pci, Wiring::Pci { f, msix, isr }, found);
     }
     without_interrupts(|| *PCI_FUNCTIONS.lock() = summary);
 }
@@ -389,7 +418,11 @@ fn init_mmio(dev: &MmioDevice, found: &mut Found) {
         return;
     }
     let transport = Doorbell::mmio(transport, dev.base, kind == DeviceType::Network);
-    bind(kind, transport, location, Wiring::Line(dev.irq), found);
+    let wiring = Wiring::Line {
+        gsi: dev.irq,
+        isr: IsrRegister::Mmio(dev.base),
+    };
+    bind(kind, transport, location, wiring, found);
 }
 
 /// Where `f`'s virtio doorbells are, if its capabilities say so consistently.

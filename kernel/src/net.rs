@@ -243,7 +243,6 @@ impl Stack {
     /// Services the NIC and every socket until nothing more happens; called from the idle
     /// loop after a device interrupt or a timer tick.
     pub fn poll(&mut self, ctx: &api::Context) {
-        self.nic.ack_interrupt();
         for _ in 0..64 {
             let t = now();
             self.nic.reclaim();

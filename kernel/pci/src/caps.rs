@@ -174,6 +174,18 @@ pub fn enable_msix<C: ConfigurationAccess>(config: &mut C, at: DeviceFunction, m
     );
 }
 
+/// Turns MSI-X off again (the function falls back to INTx, which is re-enabled).
+pub fn disable_msix<C: ConfigurationAccess>(config: &mut C, at: DeviceFunction, m: &Msix) {
+    let control = config.read_word(at, m.cap_offset);
+    config.write_word(at, m.cap_offset, control & !MSIX_ENABLE);
+    let command = config.read_word(at, 0x04) & 0xffff;
+    config.write_word(
+        at,
+        0x04,
+        command & !u32::from(Command::INTERRUPT_DISABLE.bits()),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -365,8 +377,14 @@ mod tests {
             table_offset: 0,
         };
         enable_msix(&mut config, AT, &m);
+        {
+            let regs = fake.0.borrow();
+            assert_eq!(regs.regs[&(0, 3, 0, 0x98)], 0x8001_8411);
+            assert_eq!(regs.regs[&(0, 3, 0, 0x04)] & 0x406, 0x406);
+        }
+        disable_msix(&mut config, AT, &m);
         let regs = fake.0.borrow();
-        assert_eq!(regs.regs[&(0, 3, 0, 0x98)], 0x8001_8411);
-        assert_eq!(regs.regs[&(0, 3, 0, 0x04)] & 0x406, 0x406);
+        assert_eq!(regs.regs[&(0, 3, 0, 0x98)] & 0x8000_0000, 0);
+        assert_eq!(regs.regs[&(0, 3, 0, 0x04)] & 0x406, 0x006);
     }
 }

@@ -21,8 +21,8 @@ mod caps;
 pub mod fuzzing;
 
 pub use caps::{
-    MSIX_ENTRY_BYTES, Msix, VirtioCfg, VirtioRegion, enable_msix, find_msix, find_virtio,
-    find_virtio_notify,
+    MSIX_ENTRY_BYTES, Msix, VirtioCfg, VirtioRegion, disable_msix, enable_msix, find_msix,
+    find_virtio, find_virtio_notify,
 };
 pub use virtio_drivers::transport::pci::bus::{
     BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,

@@ -8,11 +8,15 @@
 //! there. Here the doorbell address is computed once per queue, and a deferred doorbell
 //! only records the queue, so a burst of frames sent in one network poll costs a single
 //! exit when [`Bell::ring`] is called — as Linux batches with `xmit_more`. A virtio-mmio
-//! doorbell is one 32-bit register for all queues. Everything else is delegated to the
-//! wrapped transport.
+//! doorbell is one 32-bit register for all queues.
+//!
+//! It is also where a PCI queue gets its MSI-X vector: virtio 1.2 §4.1.4.3.2 wants
+//! `queue_msix_vector` written before the queue is enabled, and `queue_set` is where the
+//! driver configures and enables a queue. Everything else is delegated to the wrapped
+//! transport.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::pci::PciTransport;
@@ -21,7 +25,7 @@ use virtio_drivers::{PhysAddr, Result};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Queues a transport can cache doorbells for (virtio-net uses 2, virtio-blk 1).
-const QUEUES: usize = 4;
+pub const QUEUES: usize = 4;
 
 /// Where the doorbells are: the common configuration (to read notify offsets) and the
 /// notification area with its multiplier.
@@ -38,12 +42,19 @@ const MMIO_QUEUE_NOTIFY: u64 = 0x50;
 /// Marks a cached doorbell address as a 32-bit (virtio-mmio) register.
 const WIDE: u64 = 1 << 63;
 
+/// Common configuration offsets (virtio 1.2 §4.1.4.3).
+const QUEUE_SELECT: u64 = 0x16;
+const QUEUE_MSIX_VECTOR: u64 = 0x1a;
+const QUEUE_NOTIFY_OFF: u64 = 0x1e;
+
 /// Shared between the transport (inside a driver) and its owner, who rings deferred
 /// doorbells. Atomics only so that a disk's driver may live in a static; one CPU uses it.
 #[derive(Clone, Default)]
 pub struct Bell {
     pending: Arc<AtomicU8>,
     addresses: Arc<[AtomicU64; QUEUES]>,
+    /// Set when the device refused an MSI-X binding.
+    msix_refused: Arc<AtomicBool>,
 }
 
 impl Bell {
@@ -55,6 +66,11 @@ impl Bell {
             pending &= pending - 1;
             write_doorbell(self.addresses[queue].load(Ordering::Relaxed), queue as u16);
         }
+    }
+
+    /// Whether every MSI-X binding the transport was given took (trivially true without).
+    pub fn msix_bound(&self) -> bool {
+        !self.msix_refused.load(Ordering::Relaxed)
     }
 }
 
@@ -84,6 +100,9 @@ pub struct Doorbell {
     layout: Option<NotifyLayout>,
     deferred: bool,
     bell: Bell,
+    /// MSI-X table entry per queue (`msix::NO_VECTOR`: raise nothing), bound as each
+    /// queue is set up; `None` leaves the queues on INTx.
+    msix_entries: Option<[u16; QUEUES]>,
 }
 
 /// Delegates one `Transport` call to whichever transport is inside.
@@ -107,13 +126,25 @@ macro_rules! inner_mut {
 
 impl Doorbell {
     /// Wraps a PCI transport. Without a `layout`, notifications take the wrapped
-    /// transport's path. With `deferred`, notifications wait for [`Bell::ring`].
-    pub fn pci(inner: PciTransport, layout: Option<NotifyLayout>, deferred: bool) -> Self {
+    /// transport's path (and MSI-X cannot be bound). With `deferred`, notifications wait
+    /// for [`Bell::ring`]. With `msix_entries`, each queue is bound to its table entry
+    /// before it is enabled; [`Bell::msix_bound`] tells whether the device accepted.
+    pub fn pci(
+        inner: PciTransport,
+        layout: Option<NotifyLayout>,
+        deferred: bool,
+        msix_entries: Option<[u16; QUEUES]>,
+    ) -> Self {
+        let bell = Bell::default();
+        if msix_entries.is_some() && layout.is_none() {
+            bell.msix_refused.store(true, Ordering::Relaxed);
+        }
         Doorbell {
             inner: Inner::Pci(inner),
             layout,
             deferred,
-            bell: Bell::default(),
+            bell,
+            msix_entries,
         }
     }
 
@@ -124,6 +155,7 @@ impl Doorbell {
             layout: None,
             deferred,
             bell: Bell::default(),
+            msix_entries: None,
         }
     }
 
@@ -146,12 +178,12 @@ impl Doorbell {
         }
         let l = self.layout?;
         // SAFETY: `common` is the virtio common configuration structure, in a placed BAR
-        // the wrapped transport mapped uncached; 0x16 is the 16-bit queue_select register
-        // and 0x1e the 16-bit queue_notify_off of the selected queue. The transport is
+        // the wrapped transport mapped uncached; these are its 16-bit queue_select and
+        // queue_notify_off (of the selected queue) registers. The transport is
         // ours alone (it is `&mut self`), so nothing else uses the selector meanwhile.
         let off = unsafe {
-            core::ptr::write_volatile((l.common + 0x16) as *mut u16, queue);
-            core::ptr::read_volatile((l.common + 0x1e) as *const u16)
+            core::ptr::write_volatile((l.common + QUEUE_SELECT) as *mut u16, queue);
+            core::ptr::read_volatile((l.common + QUEUE_NOTIFY_OFF) as *const u16)
         };
         let offset = u64::from(off) * u64::from(l.multiplier);
         // A device pointing its doorbell outside its own notification area is not
@@ -216,6 +248,23 @@ impl Transport for Doorbell {
         driver_area: PhysAddr,
         device_area: PhysAddr,
     ) {
+        if let (Some(entries), Some(l)) = (self.msix_entries, self.layout) {
+            let entry = entries
+                .get(usize::from(queue))
+                .copied()
+                .unwrap_or(super::msix::NO_VECTOR);
+            // SAFETY: as in `address`: the common configuration's 16-bit queue_select and
+            // queue_msix_vector registers, written while we alone use the transport; the
+            // wrapped `queue_set` then selects the queue again and enables it.
+            let took = unsafe {
+                core::ptr::write_volatile((l.common + QUEUE_SELECT) as *mut u16, queue);
+                core::ptr::write_volatile((l.common + QUEUE_MSIX_VECTOR) as *mut u16, entry);
+                core::ptr::read_volatile((l.common + QUEUE_MSIX_VECTOR) as *const u16) == entry
+            };
+            if !took {
+                self.bell.msix_refused.store(true, Ordering::Relaxed);
+            }
+        }
         inner_mut!(self.queue_set(queue, size, descriptors, driver_area, device_area))
     }
 

@@ -24,5 +24,6 @@ pub mod serial;
 pub mod stacks;
 pub mod virtio_blk;
 pub mod virtio_hal;
+pub mod virtio_isr;
 pub mod virtio_mmio;
 pub mod virtio_net;

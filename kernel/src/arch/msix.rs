@@ -1,5 +1,5 @@
-//! MSI-X glue: the CPU vectors devices signal on, their table entries, and the virtio
-//! registers that bind a queue to an entry.
+//! MSI-X glue: the CPU vectors devices signal on and their table entries. (A virtio queue
+//! is bound to an entry by `arch::doorbell` while the queue is set up.)
 //!
 //! MSI-X is what makes device interrupts cheap: each source writes its own vector straight
 //! to the local APIC, edge-triggered, so the handler only notes it and sends EOI — no line
@@ -19,11 +19,6 @@ pub const VECTORS: core::ops::RangeInclusive<u8> = 0x31..=0x3e;
 pub const NO_VECTOR: u16 = 0xffff;
 
 static NEXT_VECTOR: AtomicU8 = AtomicU8::new(*VECTORS.start());
-
-/// Offsets in the virtio common configuration structure (virtio 1.2 §4.1.4.3).
-const MSIX_CONFIG: u64 = 0x10;
-const QUEUE_SELECT: u64 = 0x16;
-const QUEUE_MSIX_VECTOR: u64 = 0x1a;
 
 /// A CPU vector for a new MSI-X source, or `None` when all are taken.
 pub fn alloc_vector() -> Option<u8> {
@@ -64,29 +59,4 @@ pub fn program_entry(table: u64, entries: u16, entry: u16, vector: u8) -> bool {
         core::ptr::write_volatile(reg.add(3), 0);
     }
     true
-}
-
-/// Binds virtio sources to MSI-X entries through the common configuration structure at
-/// `common` (mapped by the transport already): the configuration-change interrupt to
-/// `config`, and each `(queue, entry)` pair. Reads each value back, as the device may
-/// refuse (it then reads [`NO_VECTOR`]); false if any binding did not take.
-///
-/// Must not run while the driver uses the device: the queue selector is shared with it.
-pub fn bind_virtio(common: u64, config: u16, queues: &[(u16, u16)]) -> bool {
-    let reg16 = |offset: u64| (common + offset) as *mut u16;
-    let mut ok = true;
-    // SAFETY: `common` is the virtio common configuration structure, inside a BAR placed
-    // by plinth-pci and mapped uncached when the transport was built; the offsets are the
-    // 16-bit msix_config, queue_select and queue_msix_vector registers of that structure.
-    // Callers hold the device exclusively (init time, before it is shared).
-    unsafe {
-        core::ptr::write_volatile(reg16(MSIX_CONFIG), config);
-        ok &= core::ptr::read_volatile(reg16(MSIX_CONFIG)) == config;
-        for &(queue, entry) in queues {
-            core::ptr::write_volatile(reg16(QUEUE_SELECT), queue);
-            core::ptr::write_volatile(reg16(QUEUE_MSIX_VECTOR), entry);
-            ok &= core::ptr::read_volatile(reg16(QUEUE_MSIX_VECTOR)) == entry;
-        }
-    }
-    ok
 }

@@ -323,9 +323,4 @@ impl BlkDevice {
         }
         String::new()
     }
-
-    /// Reads the interrupt status, which deasserts a level-triggered line.
-    pub fn ack_interrupt(&mut self) {
-        let _ = self.transport.ack_interrupt();
-    }
 }

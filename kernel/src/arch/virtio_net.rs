@@ -57,8 +57,6 @@ pub struct Nic {
     tx_free: Vec<Box<[u8]>>,
     /// Receive buffers created so far; at most `QUEUE_SIZE`, then they are recycled.
     rx_allocated: usize,
-    /// Whether interrupts come by MSI-X (no interrupt status to read).
-    msix: bool,
     /// Deferred doorbells of both queues.
     bell: Bell,
     pub counters: NicCounters,
@@ -107,7 +105,6 @@ impl Nic {
             tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             tx_free: Vec::new(),
             rx_allocated: 0,
-            msix: false,
             counters: NicCounters::default(),
         })
     }
@@ -116,23 +113,10 @@ impl Nic {
         self.raw.mac_address()
     }
 
-    /// Reads and clears the device's interrupt status (deasserting its INTx line).
-    pub fn ack_interrupt(&mut self) {
-        if !self.msix {
-            let _ = self.raw.ack_interrupt();
-        }
-    }
-
     /// Tells the device about every frame sent and buffer posted since the last call: one
     /// doorbell per burst instead of one per frame.
     pub fn ring(&self) {
         self.bell.ring();
-    }
-
-    /// Records that the NIC signals by MSI-X: its interrupt status then needs no read
-    /// (a register access, so a VM exit, saved per service).
-    pub fn set_msix(&mut self, msix: bool) {
-        self.msix = msix;
     }
 
     /// Posts every spare buffer back into the receive ring, creating buffers until the
