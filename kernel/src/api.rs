@@ -147,7 +147,9 @@ fn serve_stream(stream: &mut Stream, socket: &mut tcp::Socket, now_ms: u64) -> b
                     break;
                 }
             }
-            if moved || socket.send_queue() == 0 {
+            // Only progress counts: a peer that stops reading (or never closes after
+            // the last byte) is dropped after the idle limit.
+            if moved {
                 *last_ms = now_ms;
             }
             if now_ms.saturating_sub(*last_ms) > STREAM_IDLE_MS {

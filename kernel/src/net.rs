@@ -135,7 +135,14 @@ pub struct NicInfo<'a> {
 struct Slot {
     handle: SocketHandle,
     conn: Option<api::Conn>,
+    /// When our side closed, while the peer has not finished closing.
+    closing_since: Option<u64>,
 }
+
+/// After our FIN, how long a peer may take to close its side (or acknowledge) before the
+/// connection is reset: a peer that never closes must not keep a slot (FIN-WAIT-2 has no
+/// timer of its own in TCP, and Linux bounds it the same way with `tcp_fin_timeout`).
+const CLOSING_TIMEOUT_MS: u64 = 10_000;
 
 pub struct Stack {
     name: String,
@@ -215,6 +222,7 @@ impl Stack {
                 Slot {
                     handle: sockets.add(socket),
                     conn: None,
+                    closing_since: None,
                 }
             })
             .collect();
@@ -321,10 +329,29 @@ impl Stack {
         for slot in &mut self.slots {
             let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
             if !socket.is_open() {
-                // Closed (by us or the peer, or timed out): listen again for the next one.
+                // Closed (by us or the peer, or timed out), or in TIME-WAIT, which smoltcp
+                // counts as not open: listen again for the next one at once.
                 slot.conn = None;
+                slot.closing_since = None;
                 let _ = listen(socket, self.api_port);
                 continue;
+            }
+            let we_closed = matches!(
+                socket.state(),
+                tcp::State::FinWait1
+                    | tcp::State::FinWait2
+                    | tcp::State::Closing
+                    | tcp::State::LastAck
+            );
+            match (we_closed, slot.closing_since) {
+                (false, _) => slot.closing_since = None,
+                (true, None) => slot.closing_since = Some(now_ms),
+                (true, Some(since)) if now_ms.saturating_sub(since) > CLOSING_TIMEOUT_MS => {
+                    socket.abort();
+                    moved = true;
+                    continue;
+                }
+                (true, Some(_)) => {}
             }
             if !socket.is_active() {
                 continue; // still listening

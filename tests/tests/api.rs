@@ -208,6 +208,62 @@ fn bench_streams_move_exact_byte_counts() {
 }
 
 #[test]
+fn closed_connections_free_their_slots_at_once() {
+    // Each request closes its connection (`Connection: close`), so the runtime closes
+    // first and its socket would sit in TIME-WAIT; three times the slot count in a row
+    // must all be served.
+    // The client waits for the runtime's FIN before closing, as a browser does.
+    let (mut rt, addr) = boot_api("", None);
+    for i in 0..3 * 8 {
+        let mut s = TcpStream::connect_timeout(&addr, T).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        if let Err(e) = s.read_to_end(&mut answer) {
+            panic!("request {i}: {e}\n{}", rt.transcript());
+        }
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200 OK"),
+            "request {i}: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    rt.shutdown();
+}
+
+#[test]
+fn clients_that_never_close_lose_their_slots() {
+    // Eight clients take an answer and the runtime's FIN but never close their side:
+    // their slots are reclaimed after the closing timeout, and the API serves again.
+    let (mut rt, addr) = boot_api("", None);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect_timeout(&addr, T).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200 OK"));
+        held.push(s); // open: the runtime's socket waits in FIN-WAIT-2
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        match api::get(addr, "/api/v1/health", Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 => break,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
+            other => panic!(
+                "slots still held after 40 s: {other:?}\n{}",
+                rt.transcript()
+            ),
+        }
+    }
+    drop(held);
+    rt.shutdown();
+}
+
+#[test]
 fn static_address_and_port_from_the_command_line() {
     // QEMU's user network forwards to 10.0.2.15 only, so the static address is that one;
     // the gateway and the port are what the DHCP case would not give.
