@@ -91,22 +91,39 @@ fn sequential(
     let per = p.request / SECTOR_SIZE as u64;
     let mut in_flight = VecDeque::new();
     let mut next = 0;
-    while next < requests || !in_flight.is_empty() {
+    let mut failed = None;
+    'run: while next < requests || !in_flight.is_empty() {
         while next < requests {
             let Some(buf) = pool.pop() else { break };
             let t = if write {
-                block::write(p.disk, next * per, buf)?
+                block::write(p.disk, next * per, buf)
             } else {
-                block::read(p.disk, next * per, buf)?
+                block::read(p.disk, next * per, buf)
             };
-            in_flight.push_back(t);
+            match t {
+                Ok(t) => in_flight.push_back(t),
+                Err(e) => {
+                    failed = Some(e);
+                    break 'run;
+                }
+            }
             next += 1;
         }
         if let Some(t) = in_flight.pop_front() {
-            pool.push(block::wait(t)?);
+            match block::wait(t) {
+                Ok(buf) => pool.push(buf),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
     }
-    Ok(())
+    // Collect what is still in flight, so no outcome is left behind in the block layer.
+    for t in in_flight {
+        let _ = block::wait(t);
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// Bytes per second as MiB/s with two decimals, in integer arithmetic.

@@ -12,7 +12,7 @@
 //! It owns the disks once `devices` found them. It must not decide what the disks hold
 //! (partitions, the catalog) and touches the hardware only through `arch::virtio_blk`.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -20,7 +20,7 @@ use core::fmt;
 use spin::Mutex;
 
 use crate::arch::virtio_blk::{BlkDevice, BlkError, Op, SECTOR_SIZE};
-use crate::devices;
+use crate::{clock, devices};
 
 /// Request counters of one disk, for `/metrics`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -43,7 +43,14 @@ pub enum DiskError {
     BadLength,
     ReadOnly,
     Device(BlkError),
+    /// The disk did not complete the request within [`WAIT_LIMIT_NS`].
+    Timeout,
 }
+
+/// Longest [`wait`] waits for one request: far beyond any healthy device (a flush after
+/// gigabytes of writes takes seconds), short enough that a hung device is reported
+/// instead of freezing the console and the API for good.
+pub const WAIT_LIMIT_NS: u64 = 60_000_000_000;
 
 impl fmt::Display for DiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,6 +60,7 @@ impl fmt::Display for DiskError {
             DiskError::BadLength => f.write_str("length is not a whole number of sectors"),
             DiskError::ReadOnly => f.write_str("disk is read-only"),
             DiskError::Device(e) => write!(f, "device error: {e}"),
+            DiskError::Timeout => f.write_str("the disk did not complete the request in 60 s"),
         }
     }
 }
@@ -71,6 +79,8 @@ pub struct Disk {
     /// A flush is with the device: nothing else starts until it completes.
     barrier: bool,
     done: BTreeMap<u64, Result<Vec<u8>, DiskError>>,
+    /// Requests whose waiter gave up: their completions are dropped on arrival.
+    abandoned: BTreeSet<u64>,
     next_tag: u64,
 }
 
@@ -86,8 +96,9 @@ enum Queued {
     },
 }
 
-/// A submitted request, to [`poll`] or [`wait`] for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A submitted request, to [`poll`] or [`wait`] for. Not `Copy`: its outcome is
+/// delivered once.
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Ticket {
     disk: usize,
@@ -97,10 +108,10 @@ pub struct Ticket {
 static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 
 impl Disk {
-    pub fn new(name: String, location: String, mut dev: BlkDevice) -> Disk {
+    pub fn new(name: String, location: String, dev: BlkDevice, serial: String) -> Disk {
         Disk {
             sectors: dev.capacity(),
-            serial: dev.serial(),
+            serial,
             read_only: dev.readonly(),
             name,
             location,
@@ -109,6 +120,7 @@ impl Disk {
             queue: VecDeque::new(),
             barrier: false,
             done: BTreeMap::new(),
+            abandoned: BTreeSet::new(),
             next_tag: 0,
         }
     }
@@ -150,7 +162,9 @@ impl Disk {
             if c.op == Op::Flush {
                 self.barrier = false;
             }
-            self.done.insert(c.tag, outcome);
+            if !self.abandoned.remove(&c.tag) {
+                self.done.insert(c.tag, outcome);
+            }
         }
         while !self.barrier {
             let Some(next) = self.queue.pop_front() else {
@@ -277,7 +291,7 @@ pub fn flush(disk: usize) -> Result<Ticket, DiskError> {
 }
 
 /// Collects completions and dispatches queued requests on every disk; the idle loop calls
-/// it after a device interrupt.
+/// it after a device interrupt, and [`wait`] while it waits.
 pub fn service() -> bool {
     let mut moved = false;
     for d in DISKS.lock().iter_mut() {
@@ -286,17 +300,26 @@ pub fn service() -> bool {
     moved
 }
 
-/// The outcome of `t` if it has finished (then it is forgotten).
-pub fn poll(t: Ticket) -> Option<Result<Vec<u8>, DiskError>> {
+/// The outcome of `t` if it has finished.
+pub fn poll(t: &Ticket) -> Option<Result<Vec<u8>, DiskError>> {
     DISKS.lock().get_mut(t.disk)?.done.remove(&t.tag)
 }
 
-/// Waits for `t`, halting between device interrupts.
+/// Waits for `t`, halting between device interrupts, for at most [`WAIT_LIMIT_NS`];
+/// after that the request is abandoned (its completion, if it ever comes, is dropped).
 pub fn wait(t: Ticket) -> Result<Vec<u8>, DiskError> {
+    let deadline = clock::now_ns().saturating_add(WAIT_LIMIT_NS);
     loop {
         service();
-        if let Some(r) = poll(t) {
+        if let Some(r) = poll(&t) {
             return r;
+        }
+        if clock::now_ns() > deadline {
+            if let Some(d) = DISKS.lock().get_mut(t.disk) {
+                log::warn!("{}: request {} abandoned after 60 s", d.name, t.tag);
+                d.abandoned.insert(t.tag);
+            }
+            return Err(DiskError::Timeout);
         }
         devices::wait_for_interrupt();
     }

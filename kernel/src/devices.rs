@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::arch::virtio_blk::SECTOR_SIZE;
 use log::{info, warn};
 use plinth_cmdline::MmioDevice;
+use plinth_frames::PhysRange;
 use plinth_pci::{ConfigurationAccess, Function, Msix, PciRoot, VirtioCfg, Window};
 use spin::Mutex;
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
@@ -141,7 +142,7 @@ pub fn for_each_pci_function(mut f: impl FnMut(&PciSummary)) {
 
 /// Walks PCI, places BARs, probes the virtio-mmio devices the command line names, and
 /// binds drivers. Disks go to `block`; NICs are returned for `net` to own.
-pub fn init(mmio: &[Option<MmioDevice>]) -> Vec<NetDevice> {
+pub fn init(mmio: &[Option<MmioDevice>], ram: &[PhysRange]) -> Vec<NetDevice> {
     match ioapic::init(DEVICE_VECTOR, &mut memory::alloc_frame_addr) {
         Some(_) => {}
         None => warn!("ioapic: not usable; devices are polled on the timer tick"),
@@ -149,7 +150,7 @@ pub fn init(mmio: &[Option<MmioDevice>]) -> Vec<NetDevice> {
     let mut found = Found::default();
     init_pci(&mut found);
     for dev in mmio.iter().flatten() {
-        init_mmio(dev, &mut found);
+        init_mmio(dev, ram, &mut found);
     }
     block::install(found.disks);
     if LINES_IN_USE.load(Ordering::Relaxed) {
@@ -271,7 +272,7 @@ fn bind(
         }
         return;
     }
-    let dev = match BlkDevice::new(transport) {
+    let mut dev = match BlkDevice::new(transport) {
         Ok(d) => d,
         Err(e) => {
             unwire(&wiring);
@@ -279,8 +280,23 @@ fn bind(
             return;
         }
     };
+    let serial = match dev.serial() {
+        Ok(s) => s,
+        Err(e) => {
+            unwire(&wiring);
+            warn!("{location}: virtio-blk did not answer its ID request: {e}; not used");
+            // Its queue still holds the request: the device keeps its DMA memory.
+            core::mem::forget(dev);
+            return;
+        }
+    };
     let irq = wire(&wiring, &bell);
-    let disk = Disk::new(alloc::format!("blk{}", found.disks.len()), location, dev);
+    let disk = Disk::new(
+        alloc::format!("blk{}", found.disks.len()),
+        location,
+        dev,
+        serial,
+    );
     info!(
         "{}: virtio-blk at {}, {} sectors ({} MiB), serial \"{}\"{}, {irq}",
         disk.name,
@@ -387,18 +403,22 @@ fn init_pci(found: &mut Found) {
 }
 
 /// Where virtio-mmio register blocks may be: the MMIO hole below 4 GiB, clear of the
-/// local and I/O APICs' pages. An address elsewhere (RAM) is refused, not mapped.
-fn mmio_block_allowed(base: u64, size: u64) -> bool {
+/// local and I/O APICs' pages and of every RAM range the firmware reported. An address
+/// elsewhere is refused, not mapped.
+fn mmio_block_allowed(base: u64, size: u64, ram: &[PhysRange]) -> bool {
     let Some(end) = base.checked_add(size) else {
         return false;
     };
     let apics = 0xfec0_0000..0xfef0_0000;
-    base >= MMIO_WINDOW.0 && end <= 1 << 32 && (end <= apics.start || base >= apics.end)
+    base >= MMIO_WINDOW.0
+        && end <= 1 << 32
+        && (end <= apics.start || base >= apics.end)
+        && ram.iter().all(|r| end <= r.start || base >= r.end)
 }
 
-fn init_mmio(dev: &MmioDevice, found: &mut Found) {
+fn init_mmio(dev: &MmioDevice, ram: &[PhysRange], found: &mut Found) {
     let location = alloc::format!("mmio@{:#x}", dev.base);
-    if !mmio_block_allowed(dev.base, dev.size) {
+    if !mmio_block_allowed(dev.base, dev.size, ram) {
         warn!(
             "{location}: {:#x} bytes there are not in the device window; ignored",
             dev.size

@@ -113,7 +113,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     );
 
     clock::calibration_checkpoint();
-    let mut nics = devices::init(&cmdline.options.virtio_mmio);
+    let mut nics = devices::init(&cmdline.options.virtio_mmio, &boot.memory_map.usable());
     clock::calibration_checkpoint();
     let rates = clock::finish_boot_calibration();
     let apic_hz = rates.map_or(0, |r| r.apic_hz);
@@ -175,6 +175,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             s.poll(&api_ctx);
         }
         if interrupted {
+            block::service();
             devices::service_done();
         }
         if let Some((old, new)) = refiner.poll() {

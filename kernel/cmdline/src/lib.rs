@@ -17,8 +17,8 @@
 //!
 //! `virtio_mmio.device` is how a VMM without ACPI or a device tree tells a kernel where
 //! its virtio-mmio devices are (QEMU's `microvm` adds one per device, as Firecracker
-//! does): SIZE in bytes with an optional `K`/`M` suffix, BASE in hex (`0x…`), IRQ the
-//! GSI in decimal.
+//! does): SIZE in bytes with an optional `K`/`M` suffix, BASE in hex (`0x…`) or decimal,
+//! IRQ the GSI in decimal, then optionally `:ID` (ignored), as Linux accepts.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -138,15 +138,20 @@ pub struct MmioDevice {
 
 fn parse_mmio(value: &str) -> Option<MmioDevice> {
     let (size, rest) = value.split_once('@')?;
-    let (base, irq) = rest.split_once(':')?;
+    let (base, rest) = rest.split_once(':')?;
+    // Linux accepts a trailing `:ID` (the platform device id); it names nothing here.
+    let irq = match rest.split_once(':') {
+        Some((irq, id)) if id.parse::<u32>().is_ok() => irq,
+        Some(_) => return None,
+        None => rest,
+    };
     let (digits, unit) = match size.as_bytes().last()? {
         b'k' | b'K' => (&size[..size.len() - 1], 1 << 10),
         b'm' | b'M' => (&size[..size.len() - 1], 1 << 20),
         _ => (size, 1),
     };
     let size = parse_number(digits)?.checked_mul(unit)?;
-    let base =
-        u64::from_str_radix(base.strip_prefix("0x").or(base.strip_prefix("0X"))?, 16).ok()?;
+    let base = parse_number(base)?;
     let irq: u32 = irq.parse().ok()?;
     // A virtio-mmio register block is 0x100 bytes plus device config; the IRQ must be an
     // I/O APIC input.
@@ -382,7 +387,7 @@ mod tests {
     fn virtio_mmio_devices_in_linux_syntax() {
         let p = parse(
             "virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=4K@0xd0000000:5 \
-             virtio_mmio.device=0x200@0xFEB00C00:11",
+             virtio_mmio.device=0x200@0xFEB00C00:11 virtio_mmio.device=512@4272949760:10:3",
         );
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         let found: std::vec::Vec<_> = p.options.virtio_mmio.iter().flatten().copied().collect();
@@ -404,10 +409,16 @@ mod tests {
                     size: 512,
                     irq: 11
                 },
+                MmioDevice {
+                    base: 0xfeb0_0a00,
+                    size: 512,
+                    irq: 10
+                },
             ]
         );
         for bad in [
             "virtio_mmio.device=512@feb00e00:12",
+            "virtio_mmio.device=512@0xfeb00e00:12:x",
             "virtio_mmio.device=512@0xfeb00e00",
             "virtio_mmio.device=16@0xfeb00e00:12",
             "virtio_mmio.device=512@0x0:12",

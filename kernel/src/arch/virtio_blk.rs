@@ -4,7 +4,7 @@
 //!
 //! `virtio-drivers` 0.13's `VirtIOBlk` has no non-blocking flush (its flush spins on the
 //! used ring until the host's fdatasync returns — hundreds of milliseconds after a large
-//! write, with the network unserved) and a 16-entry queue. This driver speaks the
+//! write) and a 16-entry queue. This driver speaks the
 //! virtio-blk request format (virtio 1.2 §5.2.6) itself on the crate's `VirtQueue`, so
 //! reads, writes, flushes and the serial query all complete by interrupt, with up to
 //! [`QUEUE_SIZE`] requests in flight.
@@ -73,6 +73,8 @@ pub enum BlkError {
     QueueFull,
     /// The queue misbehaved (a token we do not hold, or set-up failed).
     Queue(virtio_drivers::Error),
+    /// The device did not answer in time.
+    Timeout,
 }
 
 impl core::fmt::Display for BlkError {
@@ -84,6 +86,7 @@ impl core::fmt::Display for BlkError {
             BlkError::BadRequest => f.write_str("malformed request"),
             BlkError::QueueFull => f.write_str("request queue full"),
             BlkError::Queue(e) => write!(f, "virtqueue error: {e}"),
+            BlkError::Timeout => f.write_str("the device did not answer"),
         }
     }
 }
@@ -119,6 +122,15 @@ impl BlkDevice {
     /// Negotiates features, reads the capacity and sets up the request queue.
     pub fn new(mut transport: Doorbell) -> Result<BlkDevice, BlkError> {
         transport.set_status(DeviceStatus::empty());
+        // The reset is done when the status reads back as 0 (virtio 1.2 §4.1.4.3.2).
+        let mut spins = 0u32;
+        while !transport.get_status().is_empty() {
+            spins += 1;
+            if spins > 1_000_000 {
+                return Err(BlkError::Timeout);
+            }
+            core::hint::spin_loop();
+        }
         transport.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
         let wanted = F_RO | F_FLUSH | F_INDIRECT_DESC | F_EVENT_IDX | F_VERSION_1;
         let features = transport.read_device_features() & wanted;
@@ -282,6 +294,18 @@ impl BlkDevice {
                 ),
             }
         };
+        if let Err(e) = popped {
+            // The descriptors were not released, so the device may still use these
+            // buffers: they must never be freed or handed out again.
+            let (tag, op) = (slot.tag, slot.op);
+            core::mem::forget(slot);
+            return Some(Completed {
+                tag,
+                op,
+                buf: Vec::new(),
+                result: Err(BlkError::Queue(e)),
+            });
+        }
         let result = match (popped, slot.status[0]) {
             (Err(e), _) => Err(BlkError::Queue(e)),
             (Ok(_), S_OK) => Ok(()),
@@ -297,30 +321,29 @@ impl BlkDevice {
         })
     }
 
-    /// The device's serial number (at most 20 bytes); empty if it has none or does not
-    /// answer. For set-up only: it waits for the answer by watching the used ring, so
-    /// nothing else may be in flight.
-    pub fn serial(&mut self) -> String {
-        if self.in_flight > 0
-            || self
-                .submit(u64::MAX, Op::GetId, 0, alloc::vec![0; ID_BYTES])
-                .is_err()
-        {
-            return String::new();
+    /// The device's serial number (at most 20 bytes; empty if it has none). For set-up
+    /// only: it waits for the answer by watching the used ring, so nothing else may be in
+    /// flight. `Timeout` means the device never answered: its queue still holds the
+    /// request, so the device must not be used (nor dropped: it owns DMA memory).
+    pub fn serial(&mut self) -> Result<String, BlkError> {
+        if self.in_flight > 0 {
+            return Err(BlkError::BadRequest);
         }
-        // QEMU answers from its own thread within microseconds; a device that does not
-        // answer within the bound gets no serial (the request stays parked, owned).
+        self.submit(u64::MAX, Op::GetId, 0, alloc::vec![0; ID_BYTES])
+            .map_err(|(_, e)| e)?;
+        // QEMU answers from its own thread within microseconds.
         for _ in 0..50_000_000u32 {
             if let Some(c) = self.complete() {
                 let id = c.buf;
                 let len = id.iter().position(|&b| b == 0).unwrap_or(id.len());
-                return match c.result {
+                return Ok(match c.result {
                     Ok(()) => String::from_utf8_lossy(&id[..len]).into_owned(),
+                    // A device without an ID string (UNSUPP) is fine.
                     Err(_) => String::new(),
-                };
+                });
             }
             core::hint::spin_loop();
         }
-        String::new()
+        Err(BlkError::Timeout)
     }
 }
