@@ -36,6 +36,8 @@ pub struct Boot {
     pub disk: Option<plinth::profile::Disk>,
     /// Attach the management NIC (user networking, API forwarded to a free host port).
     pub nic: bool,
+    /// Attach the NIC to this namespace's tap instead (see [`NetNs`]).
+    pub netns: Option<(String, String)>,
 }
 
 impl Default for Boot {
@@ -46,6 +48,7 @@ impl Default for Boot {
             append: String::new(),
             disk: None,
             nic: false,
+            netns: None,
         }
     }
 }
@@ -74,6 +77,11 @@ impl Boot {
                 api_host_port: free_port(),
                 api_port: plinth_cmdline::parse(&self.append).options.api_port,
             }),
+            tap: self.netns.as_ref().map(|(_, tap)| plinth::profile::Tap {
+                ifname: tap.clone(),
+                mac: NIC_MAC,
+            }),
+            netns: self.netns.as_ref().map(|(ns, _)| ns.clone()),
         };
         let api = opts
             .nic
@@ -180,5 +188,96 @@ impl Runtime {
     /// All serial lines so far.
     pub fn transcript(&mut self) -> String {
         self.machine.transcript()
+    }
+}
+
+/// A network namespace whose tap device the runtime's NIC is plugged into: Linux's own
+/// network stack on the other end of a real Ethernet segment (no QEMU user network in
+/// between). The host side is 192.168.77.1/24. Deleted on drop. Needs root (CI runs as
+/// root; `ip` comes with iproute2).
+pub struct NetNs {
+    pub name: String,
+    pub tap: String,
+}
+
+/// The namespace side's address; the runtime gets another in 192.168.77.0/24.
+pub const NETNS_HOST_IP: &str = "192.168.77.1";
+
+impl NetNs {
+    pub fn create() -> NetNs {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let ns = NetNs {
+            name: format!("plinth-{pid}-{n}"),
+            // Interface names are at most 15 bytes.
+            tap: format!("pl{}t{n}", pid % 100_000),
+        };
+        let out = std::process::Command::new("ip")
+            .args(["netns", "add", &ns.name])
+            .output()
+            .expect("run ip (iproute2)");
+        assert!(
+            out.status.success(),
+            "cannot create network namespace {} (needs root): {}",
+            ns.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ns
+    }
+
+    /// What [`Boot::netns`] takes.
+    pub fn attach(&self) -> Option<(String, String)> {
+        Some((self.name.clone(), self.tap.clone()))
+    }
+
+    /// Runs `args` inside the namespace and returns its output.
+    pub fn exec(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .expect("run ip netns exec")
+    }
+
+    /// Gives the tap QEMU created the host address and brings it up; waits for it to
+    /// appear (QEMU creates it while starting).
+    pub fn configure(&self) {
+        let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+        while !self
+            .exec(&["ip", "link", "show", &self.tap])
+            .status
+            .success()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "QEMU did not create tap {} in {}",
+                self.tap,
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let addr = format!("{NETNS_HOST_IP}/24");
+        for cmd in [
+            &["ip", "addr", "add", addr.as_str(), "dev", self.tap.as_str()][..],
+            &["ip", "link", "set", self.tap.as_str(), "up"][..],
+            &["ip", "link", "set", "lo", "up"][..],
+        ] {
+            let out = self.exec(cmd);
+            assert!(
+                out.status.success(),
+                "{cmd:?} in {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }

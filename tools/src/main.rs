@@ -200,6 +200,8 @@ fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
         append: m.append.clone(),
         disk: None,
         nic: None,
+        tap: None,
+        netns: None,
     };
     Ok((profile, opts))
 }

@@ -52,6 +52,10 @@ pub struct Profile {
     /// and `{api_port}` (in the runtime). Empty: the profile cannot attach a NIC yet.
     #[serde(default)]
     pub nic_args: Vec<String>,
+    /// Arguments for a NIC on a host tap device instead (a real L2 segment, e.g. in a
+    /// network namespace), with `{tap}` (interface name) and `{mac}` placeholders.
+    #[serde(default)]
+    pub tap_nic_args: Vec<String>,
 }
 
 /// Errors loading or using a profile.
@@ -77,6 +81,10 @@ pub enum ProfileError {
     DiskPath(PathBuf),
     #[error("profile {0} cannot attach a NIC (it has no nic_args)")]
     NoNicSupport(String),
+    #[error("profile {0} cannot attach a tap NIC (it has no tap_nic_args)")]
+    NoTapSupport(String),
+    #[error("a launch takes a user-network NIC or a tap NIC, not both")]
+    TwoNics,
 }
 
 /// Profiles shipped in `qemu/`.
@@ -94,6 +102,18 @@ pub struct LaunchOptions {
     pub append: String,
     pub disk: Option<Disk>,
     pub nic: Option<Nic>,
+    /// A NIC on a host tap device (instead of `nic`).
+    pub tap: Option<Tap>,
+    /// Run QEMU inside this network namespace (`ip netns exec NAME`), where its tap
+    /// device is created.
+    pub netns: Option<String>,
+}
+
+/// A NIC on a tap device the host configures (QEMU creates it if missing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tap {
+    pub ifname: String,
+    pub mac: [u8; 6],
 }
 
 /// The runtime's management NIC: QEMU user networking, the API forwarded from the host.
@@ -156,10 +176,12 @@ impl Profile {
         let base = ["accel", "memory", "kernel", "append"];
         let disk = ["accel", "memory", "kernel", "append", "disk", "disk_serial"];
         let nic = ["mac", "api_host_port", "api_port"];
+        let tap = ["mac", "tap"];
         let checks = p.args.iter().map(|a| (a, &base[..]));
         let checks = checks
             .chain(p.disk_args.iter().map(|a| (a, &disk[..])))
-            .chain(p.nic_args.iter().map(|a| (a, &nic[..])));
+            .chain(p.nic_args.iter().map(|a| (a, &nic[..])))
+            .chain(p.tap_nic_args.iter().map(|a| (a, &tap[..])));
         for (arg, allowed) in checks {
             let mut rest = arg.as_str();
             while let Some(open) = rest.find('{') {
@@ -197,6 +219,15 @@ impl Profile {
                     .replace("{api_host_port}", &n.api_host_port.to_string())
                     .replace("{api_port}", &n.api_port.to_string());
             }
+            if let Some(t) = &o.tap {
+                let mac = Nic {
+                    mac: t.mac,
+                    api_host_port: 0,
+                    api_port: 0,
+                }
+                .mac_string();
+                a = a.replace("{mac}", &mac).replace("{tap}", &t.ifname);
+            }
             a
         };
         let mut args: Vec<String> = self.args.iter().map(fill).collect();
@@ -209,19 +240,36 @@ impl Profile {
             }
             args.extend(self.disk_args.iter().map(fill));
         }
+        if o.nic.is_some() && o.tap.is_some() {
+            return Err(ProfileError::TwoNics);
+        }
         if o.nic.is_some() {
             if self.nic_args.is_empty() {
                 return Err(ProfileError::NoNicSupport(self.name.clone()));
             }
             args.extend(self.nic_args.iter().map(fill));
         }
+        if o.tap.is_some() {
+            if self.tap_nic_args.is_empty() {
+                return Err(ProfileError::NoTapSupport(self.name.clone()));
+            }
+            args.extend(self.tap_nic_args.iter().map(fill));
+        }
         Ok(args)
     }
 
-    /// The full QEMU command.
+    /// The full QEMU command (inside `o.netns` when set).
     pub fn command(&self, o: &LaunchOptions) -> Result<Command, ProfileError> {
-        let mut c = Command::new(&self.binary);
-        c.args(self.args(o)?);
+        let args = self.args(o)?;
+        let mut c = match &o.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str(), self.binary.as_str()]);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        c.args(args);
         Ok(c)
     }
 }
@@ -238,7 +286,40 @@ mod tests {
             append: "log=debug".into(),
             disk: None,
             nic: None,
+            tap: None,
+            netns: None,
         }
+    }
+
+    #[test]
+    fn tap_nic_runs_qemu_in_the_namespace() {
+        let p = Profile::load("q35").unwrap();
+        let mut o = opts();
+        o.tap = Some(Tap {
+            ifname: "pltap7".into(),
+            mac: [0x52, 0x54, 0, 1, 2, 3],
+        });
+        o.netns = Some("plinth-ns".into());
+        let c = p.command(&o).unwrap();
+        assert_eq!(c.get_program(), "ip");
+        let args: Vec<_> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args[..4],
+            ["netns", "exec", "plinth-ns", "qemu-system-x86_64"]
+        );
+        let line = args.join(" ");
+        assert!(line.contains("ifname=pltap7"), "{line}");
+        assert!(line.contains("mac=52:54:00:01:02:03"), "{line}");
+        assert!(!line.contains("hostfwd"), "{line}");
+        o.nic = Some(Nic {
+            mac: Nic::DEFAULT_MAC,
+            api_host_port: 1,
+            api_port: 2,
+        });
+        assert!(matches!(p.args(&o), Err(ProfileError::TwoNics)));
     }
 
     #[test]
