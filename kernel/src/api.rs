@@ -307,7 +307,7 @@ fn status_json(ctx: &Context, nic: &NicInfo) -> String {
     w.key("devices").begin_array();
     devices::for_each_pci_function(|f| {
         w.begin_object();
-        w.key("pci").string(&f.address);
+        w.key("pci").string(&alloc::format!("{}", f.location));
         w.key("vendor_id")
             .string(&alloc::format!("{:04x}", f.vendor));
         w.key("device_id")

@@ -47,7 +47,8 @@ pub struct NetDevice {
 /// One PCI function as the walk found it, for `/api/v1/status`.
 #[derive(Clone, Debug)]
 pub struct PciSummary {
-    pub address: String,
+    /// Bus, device, function (displays as `00:02.0`).
+    pub location: plinth_pci::DeviceFunction,
     pub vendor: u16,
     pub device: u16,
     pub class: u8,
@@ -335,11 +336,12 @@ fn init_pci(found: &mut Found) {
     );
     let mut summary = Vec::with_capacity(walk.functions.len());
     for f in &walk.functions {
+        // Kept raw: formatting is boot work only for the functions a driver binds.
         let at = f.location;
-        let pci = alloc::format!("{:02x}:{:02x}.{}", at.bus, at.device, at.function);
+        let pci = at;
         let kind = virtio_device_type(&f.info);
         summary.push(PciSummary {
-            address: pci.clone(),
+            location: at,
             vendor: f.info.vendor_id,
             device: f.info.device_id,
             class: f.info.class,
@@ -397,7 +399,14 @@ fn init_pci(found: &mut Found) {
             kind == DeviceType::Network,
             entries,
         );
-        bind(kind, transport, pci, Wiring::Pci { f, msix, isr }, found);
+        let location = alloc::format!("{at}");
+        bind(
+            kind,
+            transport,
+            location,
+            Wiring::Pci { f, msix, isr },
+            found,
+        );
     }
     without_interrupts(|| *PCI_FUNCTIONS.lock() = summary);
 }
