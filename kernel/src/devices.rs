@@ -57,7 +57,10 @@ pub struct PciSummary {
     pub driver: Option<&'static str>,
 }
 
-static PCI_FUNCTIONS: Mutex<Vec<PciSummary>> = Mutex::new(Vec::new());
+/// A fixed table, not a heap vector: with no device to drive, boot then allocates
+/// nothing (the allocator's first use is boot work under TCG: ~30 translated blocks).
+static PCI_FUNCTIONS: Mutex<heapless::Vec<PciSummary, { plinth_pci::MAX_FUNCTIONS }>> =
+    Mutex::new(heapless::Vec::new());
 
 /// Set by the device interrupt; taken by the idle loop.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -334,13 +337,15 @@ fn init_pci(found: &mut Found) {
         walk.assigned_bars,
         walk.kept_bars
     );
-    let mut summary = Vec::with_capacity(walk.functions.len());
+    let mut summary: heapless::Vec<PciSummary, { plinth_pci::MAX_FUNCTIONS }> =
+        heapless::Vec::new();
     for f in &walk.functions {
         // Kept raw: formatting is boot work only for the functions a driver binds.
         let at = f.location;
         let pci = at;
         let kind = virtio_device_type(&f.info);
-        summary.push(PciSummary {
+        // The walk records at most MAX_FUNCTIONS, so this always fits.
+        let _ = summary.push(PciSummary {
             location: at,
             vendor: f.info.vendor_id,
             device: f.info.device_id,

@@ -480,9 +480,20 @@ fn run_machine(args: RunArgs) -> Result<ProcessExit> {
         }
     });
     let deadline = std::time::Instant::now().checked_add(limit);
+    let mut input_open = true;
     let outcome = loop {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
-            let _ = m.send_line(&line);
+        if input_open {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
+                    let _ = m.send_line(&line);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                // The terminal's input ended: keep the runtime running until it stops or
+                // the timeout, without spinning on the closed channel.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => input_open = false,
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
         }
         if let Some(o) = m.try_outcome() {
             break o;
