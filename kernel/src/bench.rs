@@ -38,7 +38,8 @@ pub struct BlkFigures {
 
 /// Sequential write (then flush), sequential read, and 4 KiB random reads at queue depth
 /// one, over the first `region` bytes of the disk.
-pub fn blk(p: &BlkParams) -> Result<BlkFigures, DiskError> {
+/// `serve` runs whenever the benchmark waits on the disk.
+pub fn blk(p: &BlkParams, serve: &mut dyn FnMut()) -> Result<BlkFigures, DiskError> {
     let sector = SECTOR_SIZE as u64;
     if p.request == 0 || !p.request.is_multiple_of(sector) || p.region < p.request || p.depth == 0 {
         return Err(DiskError::BadLength);
@@ -53,11 +54,11 @@ pub fn blk(p: &BlkParams) -> Result<BlkFigures, DiskError> {
         .collect();
 
     let t0 = clock::now_ns();
-    sequential(p, requests, &mut pool, true)?;
+    sequential(p, requests, &mut pool, true, serve)?;
     let t1 = clock::now_ns();
-    block::wait(block::flush(p.disk)?)?;
+    block::wait(block::flush(p.disk)?, serve)?;
     let t2 = clock::now_ns();
-    sequential(p, requests, &mut pool, false)?;
+    sequential(p, requests, &mut pool, false, serve)?;
     let t3 = clock::now_ns();
 
     let blocks = (requests * p.request) / 4096;
@@ -69,7 +70,7 @@ pub fn blk(p: &BlkParams) -> Result<BlkFigures, DiskError> {
         x ^= x >> 7;
         x ^= x << 17;
         let at = (x % blocks.max(1)) * (4096 / sector);
-        buf = block::wait(block::read(p.disk, at, buf)?)?;
+        buf = block::wait(block::read(p.disk, at, buf)?, serve)?;
     }
     let t4 = clock::now_ns();
     Ok(BlkFigures {
@@ -87,6 +88,7 @@ fn sequential(
     requests: u64,
     pool: &mut Vec<Vec<u8>>,
     write: bool,
+    serve: &mut dyn FnMut(),
 ) -> Result<(), DiskError> {
     let per = p.request / SECTOR_SIZE as u64;
     let mut in_flight = VecDeque::new();
@@ -110,7 +112,7 @@ fn sequential(
             next += 1;
         }
         if let Some(t) = in_flight.pop_front() {
-            match block::wait(t) {
+            match block::wait(t, serve) {
                 Ok(buf) => pool.push(buf),
                 Err(e) => {
                     failed = Some(e);
@@ -121,7 +123,7 @@ fn sequential(
     }
     // Collect what is still in flight, so no outcome is left behind in the block layer.
     for t in in_flight {
-        let _ = block::wait(t);
+        let _ = block::wait(t, serve);
     }
     failed.map_or(Ok(()), Err)
 }

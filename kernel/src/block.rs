@@ -307,7 +307,9 @@ pub fn poll(t: &Ticket) -> Option<Result<Vec<u8>, DiskError>> {
 
 /// Waits for `t`, halting between device interrupts, for at most [`WAIT_LIMIT_NS`];
 /// after that the request is abandoned (its completion, if it ever comes, is dropped).
-pub fn wait(t: Ticket) -> Result<Vec<u8>, DiskError> {
+/// `serve` runs after every wake-up, so the caller's other duties (the network, while a
+/// console command waits on the disk) are not starved meanwhile.
+pub fn wait(t: Ticket, serve: &mut dyn FnMut()) -> Result<Vec<u8>, DiskError> {
     let deadline = clock::now_ns().saturating_add(WAIT_LIMIT_NS);
     loop {
         service();
@@ -322,6 +324,7 @@ pub fn wait(t: Ticket) -> Result<Vec<u8>, DiskError> {
             return Err(DiskError::Timeout);
         }
         devices::wait_for_interrupt();
+        serve();
     }
 }
 
@@ -342,13 +345,15 @@ pub fn for_each_disk_counters(mut f: impl FnMut(&str, DiskCounters)) {
 /// Runs `f` over `count` sectors of disk `index` from `first`, in chunks, reading each
 /// chunk into a buffer first (`write` false) or writing the buffer `f` filled (`write`,
 /// then a flush). `f` gets the chunk's byte offset on the disk and the chunk. Up to
-/// `DEPTH` chunks are in flight at once.
+/// `DEPTH` chunks are in flight at once; `serve` runs while waiting (see
+/// [`wait`]).
 pub fn with_sectors(
     index: usize,
     first: u64,
     count: u64,
     write: bool,
     mut f: impl FnMut(u64, &mut [u8]),
+    serve: &mut dyn FnMut(),
 ) -> Result<(), DiskError> {
     const CHUNK_SECTORS: u64 = 128; // 64 KiB per request
     const DEPTH: usize = 4;
@@ -380,7 +385,7 @@ pub fn with_sectors(
             next += n;
         }
         if let Some((at, t)) = in_flight.pop_front() {
-            match wait(t) {
+            match wait(t, serve) {
                 Ok(mut buf) => {
                     if !write {
                         f(at * SECTOR_SIZE as u64, &mut buf);
@@ -393,13 +398,13 @@ pub fn with_sectors(
     }
     // Outstanding requests still own their buffers; let them finish before returning.
     for (_, t) in in_flight {
-        let _ = wait(t);
+        let _ = wait(t, serve);
     }
     if let Some(e) = failed {
         return Err(e);
     }
     if write {
-        wait(flush(index)?)?;
+        wait(flush(index)?, serve)?;
     }
     Ok(())
 }

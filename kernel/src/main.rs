@@ -196,7 +196,12 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             clock_marks = None;
         }
         if let Some(cmd) = console::poll_command() {
-            run_command(cmd);
+            // A command that waits on the disk keeps serving the network meanwhile.
+            run_command(cmd, &mut || {
+                if let Some(s) = stack.as_mut() {
+                    s.poll(&api_ctx);
+                }
+            });
         }
         // Interrupts off between the last check and `sti; hlt`, so a device interrupt
         // arriving now is not left waiting for the next tick.
@@ -225,7 +230,7 @@ fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-fn run_command(cmd: Command) {
+fn run_command(cmd: Command, serve: &mut dyn FnMut()) {
     match cmd {
         Command::Shutdown => {
             println!("plinth: shutting down");
@@ -255,7 +260,14 @@ fn run_command(cmd: Command) {
         }
         Command::DiskSum { disk, first, count } => {
             let mut hash = plinth_diskcheck::Fnv1a::new();
-            match block::with_sectors(disk, first, count, false, |_, chunk| hash.update(chunk)) {
+            match block::with_sectors(
+                disk,
+                first,
+                count,
+                false,
+                |_, chunk| hash.update(chunk),
+                serve,
+            ) {
                 Ok(()) => println!(
                     "disk sum {disk} {first} {count}: fnv1a64 {:016x}",
                     hash.finish()
@@ -269,15 +281,20 @@ fn run_command(cmd: Command) {
             count,
             seed,
         } => {
-            let r = block::with_sectors(disk, first, count, true, |offset, chunk| {
-                plinth_diskcheck::fill(seed, offset, chunk)
-            });
+            let r = block::with_sectors(
+                disk,
+                first,
+                count,
+                true,
+                |offset, chunk| plinth_diskcheck::fill(seed, offset, chunk),
+                serve,
+            );
             match r {
                 Ok(()) => println!("disk fill {disk} {first} {count} {seed}: written and flushed"),
                 Err(e) => println!("disk fill {disk} {first} {count} {seed}: error: {e}"),
             }
         }
-        Command::BenchBlk(p) => bench_blk(&p),
+        Command::BenchBlk(p) => bench_blk(&p, serve),
         Command::Unknown(s) => println!("unknown command \"{s}\" (try help)"),
         Command::TooLong => println!("command too long (max {} bytes)", console::MAX_COMMAND),
         Command::Usage(usage) => println!("usage: {usage}"),
@@ -285,7 +302,7 @@ fn run_command(cmd: Command) {
 }
 
 /// Runs the disk benchmark and prints its figures on one `key=value` line.
-fn bench_blk(p: &bench::BlkParams) {
+fn bench_blk(p: &bench::BlkParams, serve: &mut dyn FnMut()) {
     // Memory for `depth` requests in flight, plus room for everything else.
     let (used, size) = arch::heap::usage();
     let needed = p.request.saturating_mul(p.depth as u64);
@@ -299,7 +316,7 @@ fn bench_blk(p: &bench::BlkParams) {
         );
         return;
     }
-    match bench::blk(p) {
+    match bench::blk(p, serve) {
         Ok(f) => {
             let region = p.region / p.request * p.request;
             println!(

@@ -264,6 +264,39 @@ fn clients_that_never_close_lose_their_slots() {
 }
 
 #[test]
+fn the_api_answers_while_a_console_command_waits_on_the_disk() {
+    let dir = std::env::temp_dir().join(format!("plinth-api-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join("busy.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let (mut rt, addr) = boot_api(
+        "",
+        Some(Disk {
+            image,
+            serial: "busy".into(),
+        }),
+    );
+    // Seconds of disk work on the console: 256 MiB each way, then 40,000 random reads.
+    rt.send("bench blk 0 256 1024 4 40000");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut last_answer = Instant::now();
+    for i in 0..5 {
+        let r = api::get(addr, "/api/v1/health", T).unwrap();
+        assert_eq!(r.status, 200, "request {i}");
+        last_answer = Instant::now();
+    }
+    let done = rt.expect_line("bench blk 0: region=");
+    assert!(
+        last_answer < done.at,
+        "the API answered only after the disk benchmark finished"
+    );
+    rt.shutdown();
+}
+
+#[test]
 fn static_address_and_port_from_the_command_line() {
     // QEMU's user network forwards to 10.0.2.15 only, so the static address is that one;
     // the gateway and the port are what the DHCP case would not give.
