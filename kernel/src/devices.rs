@@ -214,6 +214,10 @@ fn wire(wiring: &Wiring, bell: &Bell) -> Irq {
                 warn!("pci: the device refused an MSI-X binding; using INTx");
                 plinth_pci::disable_msix(&mut PortCam, f.location, m);
             }
+            // The PCI lines were routed by `ioapic::init`; without it nothing fires.
+            if !ioapic::usable() {
+                return Irq::Polled;
+            }
             (None, *isr)
         }
         Wiring::Line { gsi, isr } => {

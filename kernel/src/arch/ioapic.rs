@@ -80,6 +80,11 @@ pub fn init(vector: u8, alloc: &mut dyn FnMut() -> Option<u64>) -> Option<u32> {
     Some(entries)
 }
 
+/// Whether `init` succeeded (lines can be routed).
+pub fn usable() -> bool {
+    BASE.load(Ordering::Relaxed) != 0
+}
+
 /// Routes `gsi` level-triggered to `vector` on the boot CPU, masked until the next
 /// [`mask_device_lines`]`(false)`. PCI lines are active-low; a virtio-mmio line is
 /// active-high. False if the I/O APIC is unusable or has no such input.
