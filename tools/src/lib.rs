@@ -3,6 +3,7 @@
 //! end-to-end test harness (`plinth-tests`) are both built on it, so a QEMU command line
 //! exists in exactly one place: a profile in `qemu/`.
 
+pub mod agent;
 pub mod api;
 pub mod bench;
 pub mod bench_net;

@@ -36,6 +36,48 @@ enum Cmd {
         #[command(subcommand)]
         which: BenchCmd,
     },
+    /// Agent containers: pack a directory into a signed `.agent` file, inspect, verify.
+    Agent {
+        #[command(subcommand)]
+        which: AgentCmd,
+    },
+    /// Signing keys.
+    Key {
+        #[command(subcommand)]
+        which: KeyCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCmd {
+    /// Pack DIR (its manifest.toml and every other file in it) into a signed container.
+    Pack {
+        dir: std::path::PathBuf,
+        /// The container file to write.
+        #[arg(short, long)]
+        out: std::path::PathBuf,
+        /// Secret key file (from `plinth key gen`).
+        #[arg(long)]
+        key: std::path::PathBuf,
+    },
+    /// Show a container's manifest, files and signature (without requiring trust).
+    Inspect { file: std::path::PathBuf },
+    /// Check a container is well-formed and signed by one of the given public keys.
+    Verify {
+        file: std::path::PathBuf,
+        /// Trusted public key file (repeatable).
+        #[arg(long = "pubkey", required = true)]
+        pubkeys: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Create an ed25519 key pair: NAME.key (secret, mode 0600) and NAME.pub.
+    Gen {
+        /// Path and stem of the two files.
+        name: std::path::PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -209,6 +251,41 @@ fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
 fn run(cli: Cli) -> Result<ProcessExit> {
     match cli.command {
         Cmd::Run(args) => run_machine(args),
+        Cmd::Key {
+            which: KeyCmd::Gen { name },
+        } => {
+            let (secret, public) = plinth::agent::key_gen(&name)?;
+            println!(
+                "wrote {} (secret; keep it private) and {}",
+                secret.display(),
+                public.display()
+            );
+            Ok(ProcessExit::SUCCESS)
+        }
+        Cmd::Agent { which } => {
+            match which {
+                AgentCmd::Pack { dir, out, key } => {
+                    let p = plinth::agent::pack(&dir, &out, &key)?;
+                    println!(
+                        "wrote {}: {} files, {} bytes, signed by {}",
+                        out.display(),
+                        p.files,
+                        p.bytes,
+                        p.signer
+                    );
+                }
+                AgentCmd::Inspect { file } => println!("{}", plinth::agent::inspect(&file)?),
+                AgentCmd::Verify { file, pubkeys } => {
+                    let trusted = pubkeys
+                        .iter()
+                        .map(|p| plinth::agent::read_public(p))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let signer = plinth::agent::verify(&file, &trusted)?;
+                    println!("{}: valid, signed by {signer}", file.display());
+                }
+            }
+            Ok(ProcessExit::SUCCESS)
+        }
         Cmd::Status(args) => {
             let v = plinth::api::get_json(
                 args.addr,
