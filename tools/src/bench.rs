@@ -78,6 +78,22 @@ pub enum BenchError {
     Setup(String),
 }
 
+/// Shuts the runtime down through its console and checks it ended cleanly.
+fn shut_down(m: &mut Machine, run: usize) -> Result<(), BenchError> {
+    if let Err(source) = m.send_line("shutdown") {
+        return Err(BenchError::Boot {
+            run,
+            source,
+            transcript: m.transcript(),
+        });
+    }
+    let outcome = m.wait_exit(Duration::from_secs(20));
+    if outcome != Outcome::Runtime(ExitCode::Success) {
+        return Err(BenchError::Shutdown { run, outcome });
+    }
+    Ok(())
+}
+
 /// Reads the guest init time from `plinth: ready (init 2.345 ms ...`.
 pub fn parse_init_ms(ready_line: &str) -> Option<f64> {
     let rest = &ready_line[ready_line.find("init ")? + 5..];
@@ -116,13 +132,7 @@ pub fn boot(
             run,
             line: ready.text.clone(),
         })?;
-        if let Err(e) = m.send_line("shutdown") {
-            return Err(fail(&mut m, e));
-        }
-        let outcome = m.wait_exit(Duration::from_secs(20));
-        if outcome != Outcome::Runtime(ExitCode::Success) {
-            return Err(BenchError::Shutdown { run, outcome });
-        }
+        shut_down(&mut m, run)?;
         let ms = |at: std::time::Instant| at.duration_since(m.launched_at).as_secs_f64() * 1e3;
         let sample = BootSample {
             launch_to_first_line_ms: ms(first.at),
@@ -324,13 +334,7 @@ pub fn blk(
             run,
             line: line.clone(),
         })?;
-        if let Err(e) = m.send_line("shutdown") {
-            return Err(fail(&mut m, e));
-        }
-        let outcome = m.wait_exit(Duration::from_secs(20));
-        if outcome != Outcome::Runtime(ExitCode::Success) {
-            return Err(BenchError::Shutdown { run, outcome });
-        }
+        shut_down(&mut m, run)?;
         progress(run, &sample);
         samples.push(sample);
     }
@@ -466,13 +470,7 @@ pub fn idle(
         progress(i, pct);
         cpu_percent.push(pct);
     }
-    if let Err(e) = m.send_line("shutdown") {
-        return Err(fail(&mut m, e));
-    }
-    let outcome = m.wait_exit(Duration::from_secs(20));
-    if outcome != Outcome::Runtime(ExitCode::Success) {
-        return Err(BenchError::Shutdown { run, outcome });
-    }
+    shut_down(&mut m, run)?;
     Ok(IdleReport {
         profile: profile.name.clone(),
         accel: opts.accel,

@@ -319,11 +319,7 @@ fn run(cli: Cli) -> Result<ProcessExit> {
                     );
                 }
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
+            print_report(&report, json)?;
             Ok(ProcessExit::SUCCESS)
         }
         Cmd::Bench {
@@ -367,11 +363,7 @@ fn run(cli: Cli) -> Result<ProcessExit> {
                     );
                 }
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
+            print_report(&report, json)?;
             Ok(ProcessExit::SUCCESS)
         }
         Cmd::Bench {
@@ -392,11 +384,7 @@ fn run(cli: Cli) -> Result<ProcessExit> {
                     eprintln!("window {i}: {pct:.2}% of one core");
                 }
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
+            print_report(&report, json)?;
             Ok(ProcessExit::SUCCESS)
         }
         Cmd::Bench {
@@ -472,6 +460,16 @@ fn bench_net(
     let report = plinth::bench_net::run(&o, progress)?;
     print_net(&report, None, json)?;
     Ok(ProcessExit::SUCCESS)
+}
+
+/// Prints a benchmark report as JSON or as its text form.
+fn print_report(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
 }
 
 fn print_net(
