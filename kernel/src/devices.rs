@@ -64,9 +64,6 @@ static PCI_FUNCTIONS: Mutex<heapless::Vec<PciSummary, { plinth_pci::MAX_FUNCTION
 
 /// Set by the device interrupt; taken by the idle loop.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// Whether any device interrupts through a level-triggered I/O APIC line (PCI INTx
-/// without usable MSI-X, or a virtio-mmio device).
-static LINES_IN_USE: AtomicBool = AtomicBool::new(false);
 
 /// Records that a device interrupted: a shared INTx line (which stays masked until
 /// [`service_done`]) or an MSI-X vector.
@@ -84,18 +81,21 @@ pub fn take_interrupt() -> bool {
     INTERRUPTED.swap(false, Ordering::Acquire)
 }
 
-/// Devices on level-triggered lines, whose status must be read to deassert them.
+/// Devices on level-triggered I/O APIC lines (PCI INTx without usable MSI-X, or
+/// virtio-mmio), whose status must be read to deassert them. Empty when all use MSI-X.
 static LINE_DEVICES: Mutex<heapless::Vec<IsrRegister, 16>> = Mutex::new(heapless::Vec::new());
 
 /// Acknowledges every device on a level-triggered line (deasserting it, whether or not its
 /// driver runs now), then unmasks the lines. Nothing to do when every device uses MSI-X.
 pub fn service_done() {
-    if LINES_IN_USE.load(Ordering::Relaxed) {
-        without_interrupts(|| {
-            for isr in LINE_DEVICES.lock().iter() {
-                isr.acknowledge();
-            }
-        });
+    let any = without_interrupts(|| {
+        let lines = LINE_DEVICES.lock();
+        for isr in lines.iter() {
+            isr.acknowledge();
+        }
+        !lines.is_empty()
+    });
+    if any {
         ioapic::mask_device_lines(false);
     }
 }
@@ -157,7 +157,7 @@ pub fn init(mmio: &[Option<MmioDevice>], ram: &[PhysRange]) -> Vec<NetDevice> {
         init_mmio(dev, ram, &mut found);
     }
     block::install(found.disks);
-    if LINES_IN_USE.load(Ordering::Relaxed) {
+    if without_interrupts(|| !LINE_DEVICES.lock().is_empty()) {
         ioapic::mask_device_lines(false);
     }
     found.nics
@@ -234,7 +234,6 @@ fn wire(wiring: &Wiring, bell: &Bell) -> Irq {
     if LINE_DEVICES.lock().push(isr).is_err() {
         return Irq::Polled;
     }
-    LINES_IN_USE.store(true, Ordering::Relaxed);
     Irq::Line(line)
 }
 
