@@ -1,0 +1,1 @@
+//! Policies: deployment, performance protection, troubleshooting, tenants and VLANs.
