@@ -38,8 +38,7 @@ pub enum AgentError {
     Exists(PathBuf),
 }
 
-const SECRET_PREFIX: &str = "ed25519-secret";
-const PUBLIC_PREFIX: &str = "ed25519";
+use plinth_container::{PUBLIC_KEY_PREFIX as PUBLIC_PREFIX, SECRET_KEY_PREFIX as SECRET_PREFIX};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
     move |source| AgentError::Io {
@@ -92,18 +91,12 @@ fn read_key_line(
     prefix: &'static str,
     what: &'static str,
 ) -> Result<[u8; 32], AgentError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let bad = || AgentError::KeyFormat {
+    let text = std::fs::read(path).map_err(io(path))?;
+    plinth_container::parse_key_file(&text, prefix).ok_or_else(|| AgentError::KeyFormat {
         path: path.to_path_buf(),
         what,
         prefix,
-    };
-    let rest = text
-        .trim_end_matches('\n')
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix(' '))
-        .ok_or_else(bad)?;
-    PublicKey::from_hex(rest).map(|k| k.0).map_err(|_| bad())
+    })
 }
 
 /// The secret seed in a `.key` file.

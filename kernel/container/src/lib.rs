@@ -79,7 +79,8 @@ pub use manifest::{
     check_agent_name, check_env_key,
 };
 pub use signature::{
-    HexError, PublicKey, SignatureLine, SignatureLineError, VerifyError, signing_digest,
+    HexError, PUBLIC_KEY_PREFIX, PublicKey, SECRET_KEY_PREFIX, SignatureLine, SignatureLineError,
+    VerifyError, parse_key_file, signing_digest,
 };
 #[cfg(any(test, feature = "sign"))]
 pub use signature::{SigningKeyBytes, public_key, sign_digest};

@@ -87,6 +87,20 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// The first word of a public key file: `ed25519 <64 hex digits>`.
+pub const PUBLIC_KEY_PREFIX: &str = "ed25519";
+/// The first word of a secret key file: `ed25519-secret <64 hex digits>` (the seed).
+pub const SECRET_KEY_PREFIX: &str = "ed25519-secret";
+
+/// Reads a key file: one line `PREFIX <64 lowercase hex digits>`, the final newline
+/// optional, nothing else. The tool writes these files and the catalog carries them, so
+/// both read them here.
+pub fn parse_key_file(text: &[u8], prefix: &str) -> Option<[u8; 32]> {
+    let line = text.strip_suffix(b"\n").unwrap_or(text);
+    let rest = line.strip_prefix(prefix.as_bytes())?.strip_prefix(b" ")?;
+    parse_hex(rest).ok()
+}
+
 /// The content of a `SIGNATURE` entry: the signer's key and the signature of the
 /// container's [`signing_digest`].
 #[derive(Clone, Copy, PartialEq, Eq)]
