@@ -88,6 +88,11 @@ impl<'s> Doc<'s> {
         self.src
     }
 
+    /// The index given to [`Doc::new`], put into every [`Diagnostic`] of this document.
+    pub fn file(&self) -> usize {
+        self.file
+    }
+
     /// Parses the text. Syntax errors are recorded (toml recovers and reports several
     /// where it can) and `None` is returned: a document with broken syntax is not read
     /// further, as its keys may be misattributed.
@@ -406,6 +411,18 @@ impl<'t, 's> Table<'t, 's> {
                 }
             })
             .collect()
+    }
+
+    /// An optional array of strings: `None` when absent or not an array (recorded), so
+    /// callers can tell `key = []` from a mistake. Elements of another type are recorded
+    /// and skipped.
+    pub fn opt_str_array(&self, key: &str) -> Option<Vec<At<&'t str>>> {
+        let (_, v) = self.lookup(key)?;
+        if !matches!(v.get_ref(), DeValue::Array(_)) {
+            self.wrong_type(key, "an array", v);
+            return None;
+        }
+        Some(self.str_array(key))
     }
 
     /// An optional array of tables (`[[key]]`, or an array of inline tables). Absent

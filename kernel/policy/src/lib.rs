@@ -109,3 +109,76 @@ pub struct World<'a> {
     pub partitions: Option<&'a [PartitionDef]>,
     pub agents: Option<&'a [AgentDef]>,
 }
+
+/// A whole set checked together: at most one appliance spec and any number of policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub appliance: Option<appliance::Appliance>,
+    pub policies: policies::PolicySet,
+}
+
+/// Checks a set of files of any kinds together; `files[i]` is (name, text), file `i` in
+/// the diagnostics, and messages that point into another file use its name. An appliance spec in the set supplies the machine and partitions that
+/// policies are checked against; `agents` (what the spec's containers hold, read by the
+/// caller) the agents. Without a spec, references to partitions are not checked, and
+/// without `agents`, references to agents. All problems are returned, sorted.
+pub fn check_files(
+    files: &[(&str, &str)],
+    agents: Option<&[AgentDef]>,
+) -> Result<Checked, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let mut spec: Option<(usize, appliance::Appliance)> = None;
+    let mut policy_files: Vec<(usize, &str)> = Vec::new();
+    for (i, &(_, text)) in files.iter().enumerate() {
+        let doc = doc::Doc::new(text, i);
+        let kind = doc.parse().and_then(|t| Kind::read(&doc.root(&t)));
+        match kind {
+            Some(Kind::Appliance) => match appliance::Appliance::parse(text, i) {
+                Ok(a) => {
+                    if let Some((first, _)) = &spec {
+                        diagnostics.push(Diagnostic {
+                            file: i,
+                            line: 1,
+                            col: 1,
+                            message: format!(
+                                "a second appliance spec; a set has one (the first is {})",
+                                files[*first].0
+                            ),
+                        });
+                    } else {
+                        spec = Some((i, a));
+                    }
+                }
+                Err(d) => diagnostics.extend(d),
+            },
+            Some(_) => policy_files.push((i, text)),
+            // Syntax errors or a missing/unknown kind: reported by the policy parser,
+            // which reads the kind the same way.
+            None => policy_files.push((i, text)),
+        }
+    }
+    let partitions = spec.as_ref().map(|(_, a)| a.partition_defs());
+    let world = World {
+        machine: spec.as_ref().map(|(_, a)| a.machine),
+        partitions: partitions.as_deref(),
+        agents,
+    };
+    let names: Vec<(usize, &str)> = files.iter().enumerate().map(|(i, f)| (i, f.0)).collect();
+    let policies = policies::PolicySet::check_named(&policy_files, &names, &world);
+    match policies {
+        Ok(p) if diagnostics.is_empty() => Ok(Checked {
+            appliance: spec.map(|(_, a)| a),
+            policies: p,
+        }),
+        Ok(_) => {
+            diagnostics.sort();
+            Err(diagnostics)
+        }
+        Err(d) => {
+            diagnostics.extend(d);
+            diagnostics.sort();
+            diagnostics.dedup();
+            Err(diagnostics)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! Policies: deployment, performance protection, troubleshooting, tenants and VLANs.
