@@ -1,6 +1,6 @@
 //! The management API: routes HTTP requests to the runtime's answers.
 //!
-//! Owns the URL space (`/api/v1/health`, `/api/v1/status`, `/metrics`, and with `bench`
+//! Owns the URL space (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`, `/metrics`, and with `bench`
 //! on the command line the benchmark streams `/api/v1/bench/{sink,source}`) and the glue
 //! between a TCP socket and its `plinth-http` connection. It must not parse HTTP itself
 //! (`plinth-http` does, and is fuzzed) nor reach into devices except through the
@@ -14,7 +14,7 @@ use plinth_http::{Connection, Limits, Request, Response};
 use smoltcp::socket::tcp;
 
 use crate::net::NicInfo;
-use crate::{arch, block, clock, devices, memory};
+use crate::{arch, block, catalog, clock, devices, memory};
 
 /// Facts fixed at boot that the handlers report.
 pub struct Context {
@@ -262,7 +262,10 @@ const GET_HEAD: &str = "GET, HEAD";
 fn route(req: &Request, ctx: &Context, nic: &NicInfo) -> Response {
     let read_only = matches!(req.method(), "GET" | "HEAD");
     let path = req.path();
-    let known = matches!(path, "/api/v1/health" | "/api/v1/status" | "/metrics");
+    let known = matches!(
+        path,
+        "/api/v1/health" | "/api/v1/status" | "/api/v1/catalog" | "/metrics"
+    );
     if !known {
         return Response::error(404, "no such resource");
     }
@@ -272,12 +275,46 @@ fn route(req: &Request, ctx: &Context, nic: &NicInfo) -> Response {
     match path {
         "/api/v1/health" => Response::json(200, String::from("{\"status\":\"ok\"}")),
         "/api/v1/status" => Response::json(200, status_json(ctx, nic)),
+        "/api/v1/catalog" => catalog_response(),
         _ => Response::text(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
             metrics_text(ctx, nic),
         ),
     }
+}
+
+/// The checked catalog (200), or why there is none: 503 while it is being read or when
+/// it failed its checks (the runtime is in its safe state), 404 when no disk holds one.
+fn catalog_response() -> Response {
+    use plinth_http::json::Writer;
+    let mut w = Writer::new();
+    let status = match catalog::state() {
+        Some(catalog::State::Verified { json, .. }) => return Response::json(200, json.clone()),
+        Some(catalog::State::Invalid { disk, error }) => {
+            w.begin_object();
+            w.key("state").string("invalid");
+            w.key("disk").string(disk);
+            w.key("error").string(error);
+            w.key("agents_started").u64(0);
+            w.end_object();
+            503
+        }
+        Some(catalog::State::Absent { reason }) => {
+            w.begin_object();
+            w.key("state").string("absent");
+            w.key("reason").string(reason);
+            w.end_object();
+            404
+        }
+        None => {
+            w.begin_object();
+            w.key("state").string("loading");
+            w.end_object();
+            503
+        }
+    };
+    Response::json(status, w.finish())
 }
 
 fn mac_string(mac: [u8; 6]) -> String {
@@ -340,6 +377,27 @@ fn status_json(ctx: &Context, nic: &NicInfo) -> String {
     });
     w.end_object();
     w.end_array();
+    w.key("catalog").begin_object();
+    match catalog::state() {
+        Some(st) => {
+            w.key("state").string(st.name());
+            if let catalog::State::Verified {
+                disk,
+                partitions,
+                agents,
+                ..
+            } = st
+            {
+                w.key("disk").string(disk);
+                w.key("partitions").u64(*partitions as u64);
+                w.key("agents").u64(*agents as u64);
+            }
+        }
+        None => {
+            w.key("state").string("loading");
+        }
+    }
+    w.end_object();
     w.key("disks").begin_array();
     block::for_each_disk(|name, location, sectors, serial| {
         w.begin_object();

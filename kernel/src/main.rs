@@ -18,6 +18,7 @@ mod api;
 mod arch;
 mod bench;
 mod block;
+mod catalog;
 mod clock;
 mod console;
 mod devices;
@@ -138,6 +139,9 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     );
     // Boot log lines reach the UART only now; `init` above does not include writing them.
     console::flush_boot_log();
+    // The catalog is checked after `ready`: its signature checks take milliseconds under
+    // TCG. A quarter of the heap bounds what it may hold in memory.
+    catalog::load(layout.heap_size as u64 / 4);
 
     // The clock self-test measures the steady clock, after the TSC rate is refined.
     let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);

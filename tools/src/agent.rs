@@ -178,6 +178,19 @@ pub struct Packed {
 /// Packs agent directory `dir` (its `manifest.toml` and every other file) into `out`,
 /// signed with the secret key at `key`.
 pub fn pack(dir: &Path, out: &Path, key: &Path) -> Result<Packed, AgentError> {
+    let seed = read_secret(key)?;
+    let (archive, files) = pack_to_vec(dir, &seed)?;
+    std::fs::write(out, &archive).map_err(io(out))?;
+    Ok(Packed {
+        files,
+        bytes: archive.len(),
+        signer: plinth_container::public_key(&seed),
+    })
+}
+
+/// Packs agent directory `dir` in memory, signed with `seed`: the container and how many
+/// files it holds besides the manifest.
+pub fn pack_to_vec(dir: &Path, seed: &[u8; 32]) -> Result<(Vec<u8>, usize), AgentError> {
     let manifest_path = dir.join(plinth_container::MANIFEST_NAME);
     if !manifest_path.is_file() {
         return Err(AgentError::NoManifest {
@@ -185,13 +198,12 @@ pub fn pack(dir: &Path, out: &Path, key: &Path) -> Result<Packed, AgentError> {
         });
     }
     let manifest = std::fs::read_to_string(&manifest_path).map_err(io(&manifest_path))?;
-    let seed = read_secret(key)?;
     let files = agent_files(dir)?;
     let refs: Vec<(&str, u32, &[u8])> = files
         .iter()
         .map(|(n, m, d)| (n.as_str(), *m, d.as_slice()))
         .collect();
-    let archive = plinth_container::pack(&manifest, &refs, &seed).map_err(|e| match e {
+    let archive = plinth_container::pack(&manifest, &refs, seed).map_err(|e| match e {
         // Point at the file the user edits: `DIR/manifest.toml:LINE:COL: message`.
         plinth_container::ContainerError::Manifest(m) => AgentError::Container {
             path: manifest_path.clone(),
@@ -214,12 +226,7 @@ pub fn pack(dir: &Path, out: &Path, key: &Path) -> Result<Packed, AgentError> {
             message: format!(" {e}"),
         },
     })?;
-    std::fs::write(out, &archive).map_err(io(out))?;
-    Ok(Packed {
-        files: files.len(),
-        bytes: archive.len(),
-        signer: plinth_container::public_key(&seed),
-    })
+    Ok((archive, files.len()))
 }
 
 fn read_archive(path: &Path) -> Result<Vec<u8>, AgentError> {

@@ -9,7 +9,9 @@ pub mod bench;
 pub mod bench_net;
 pub mod build;
 pub mod disk;
+pub mod image;
 pub mod machine;
+pub mod policy;
 pub mod profile;
 pub mod setup;
 

@@ -46,6 +46,44 @@ enum Cmd {
         #[command(subcommand)]
         which: KeyCmd,
     },
+    /// Appliance images: a GPT disk with the catalog (spec, keys, policies, agents).
+    Image {
+        #[command(subcommand)]
+        which: ImageCmd,
+    },
+    /// Policies and appliance specs.
+    Policy {
+        #[command(subcommand)]
+        which: PolicyCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Build an appliance image from a spec (`kind = "appliance"`).
+    Build {
+        spec: std::path::PathBuf,
+        /// The image file to write.
+        #[arg(short, long)]
+        out: std::path::PathBuf,
+        #[arg(long, value_enum, default_value_t = plinth::image::Format::Raw)]
+        format: plinth::image::Format,
+        /// Secret key that signs the agents the spec gives as directories.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+    },
+    /// List an image's partitions and check its catalog as the runtime does at boot.
+    Inspect { image: std::path::PathBuf },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Check policy files and appliance specs as one set; print `file:line:col: message`
+    /// for every problem. A spec brings in the policies it lists and its agents.
+    Check {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,9 +123,9 @@ struct MachineArgs {
     /// Machine profile: a name from qemu/ (q35, microvm) or a path to a profile .toml.
     #[arg(long, default_value = "q35")]
     profile: String,
-    /// Guest memory, MiB.
-    #[arg(long, short = 'm', default_value_t = 128)]
-    memory: u32,
+    /// Guest memory, MiB [default: 128; `run` of an appliance: the spec's machine memory].
+    #[arg(long, short = 'm')]
+    memory: Option<u32>,
     /// Accelerator (tcg is the reference; kvm needs a real /dev/kvm).
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     accel: Accel,
@@ -109,8 +147,8 @@ struct RunArgs {
     /// Boot, wait for `plinth: ready`, shut down cleanly and exit 0.
     #[arg(long)]
     exit_on_ready: bool,
-    /// Raw disk image to attach as the runtime's virtio disk (default: a fresh 64 MiB
-    /// sparse scratch image under target/plinth/, deleted when the run ends).
+    /// Raw disk image to attach as the runtime's virtio disk (default: the default
+    /// appliance, tools/appliance/appliance.toml, built afresh for this run).
     #[arg(long, conflicts_with = "no_disk")]
     disk: Option<std::path::PathBuf>,
     /// Attach no disk.
@@ -237,7 +275,7 @@ fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
     };
     let opts = LaunchOptions {
         accel: m.accel,
-        memory_mib: m.memory,
+        memory_mib: m.memory.unwrap_or(128),
         kernel,
         append: m.append.clone(),
         disk: None,
@@ -286,6 +324,68 @@ fn run(cli: Cli) -> Result<ProcessExit> {
             }
             Ok(ProcessExit::SUCCESS)
         }
+        Cmd::Image {
+            which:
+                ImageCmd::Build {
+                    spec,
+                    out,
+                    format,
+                    key,
+                },
+        } => {
+            let started = std::time::Instant::now();
+            let b = plinth::image::build(&spec, &out, format, key.as_deref(), true)?;
+            println!(
+                "wrote {}: appliance {}, {} MiB disk, catalog {} bytes ({} agents, {} policy files), {} GPT partitions, in {:.2} s",
+                out.display(),
+                b.appliance,
+                b.disk_bytes >> 20,
+                b.catalog_bytes,
+                b.agents,
+                b.policies,
+                b.partitions.len(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ProcessExit::SUCCESS)
+        }
+        Cmd::Image {
+            which: ImageCmd::Inspect { image },
+        } => {
+            let i = plinth::image::inspect(&image)?;
+            print!("{}", i.report);
+            Ok(if i.valid {
+                ProcessExit::SUCCESS
+            } else {
+                ProcessExit::from(1)
+            })
+        }
+        Cmd::Policy {
+            which: PolicyCmd::Check { files },
+        } => match plinth::policy::check(&files) {
+            Ok(s) => {
+                let p = &s.policies;
+                println!(
+                    "ok: {} files{}: {} deployments, {} limits, {} restart rules, {} tenants",
+                    s.files,
+                    s.appliance
+                        .map(|a| format!(" (appliance {a})"))
+                        .unwrap_or_default(),
+                    p.deployments.len(),
+                    p.limits.len(),
+                    p.restart_rules.len(),
+                    p.tenants.len()
+                );
+                Ok(ProcessExit::SUCCESS)
+            }
+            Err(plinth::policy::PolicyError::Problems(lines)) => {
+                for l in &lines {
+                    println!("{l}");
+                }
+                eprintln!("plinth: {} problems", lines.len());
+                Ok(ProcessExit::from(1))
+            }
+            Err(e) => Err(e.into()),
+        },
         Cmd::Status(args) => {
             let v = plinth::api::get_json(
                 args.addr,
@@ -494,10 +594,19 @@ fn print_net(
 
 fn run_machine(args: RunArgs) -> Result<ProcessExit> {
     let (profile, mut opts) = prepare(&args.machine)?;
-    // Lives until the run ends; then the scratch image is deleted.
+    // The default appliance, built for this run; deleted when the run ends.
     let scratch = match (&args.disk, args.no_disk) {
         (None, false) if !profile.disk_args.is_empty() => {
-            Some(plinth::disk::ScratchImage::create()?)
+            let image = plinth::disk::ScratchImage::create_sized(0)?;
+            let memory = plinth::image::build_default(image.path())?;
+            if args.machine.memory.is_none() {
+                opts.memory_mib = u32::try_from(memory).unwrap_or(u32::MAX);
+            }
+            eprintln!(
+                "plinth: booting the default appliance ({})",
+                plinth::image::DEFAULT_SPEC
+            );
+            Some(image)
         }
         _ => None,
     };

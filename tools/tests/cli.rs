@@ -163,3 +163,181 @@ fn bench_commands_report_figures_and_their_qemu_command_line() {
     let pct = idle["median_cpu_percent"].as_f64().unwrap();
     assert!((0.0..=200.0).contains(&pct), "{idle}");
 }
+
+fn plinth(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(args)
+        .output()
+        .expect("plinth runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("plinth-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn repo(path: &str) -> String {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_tool(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("{cmd} (install gdisk, fdisk and qemu-utils; .ci/run does): {e}")
+    });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {:?}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn policy_check_reports_every_mistake_with_its_position() {
+    let d = tmp_dir("policy");
+    let bad = d.join("tenants.toml");
+    // Three mistakes: a VLAN ID out of range, an unknown key, a tenant on a missing pool.
+    std::fs::write(
+        &bad,
+        "kind = \"tenants\"\n\
+         [[pool]]\n\
+         name = \"p\"\n\
+         ranges = [\"100-5000\"]\n\
+         [[tenant]]\n\
+         name = \"acme\"\n\
+         vlan = 10\n\
+         colour = \"red\"\n\
+         [[tenant]]\n\
+         name = \"globex\"\n\
+         pool = \"nosuch\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = plinth(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let f = bad.display().to_string();
+    assert!(lines[0].starts_with(&format!("{f}:4:11: ")), "{stdout}");
+    assert!(
+        lines[1].starts_with(&format!("{f}:8:1: unknown key `colour`")),
+        "{stdout}"
+    );
+    assert!(lines[2].starts_with(&format!("{f}:11:8: ")), "{stdout}");
+    assert!(lines[2].contains("nosuch"), "{stdout}");
+    assert!(stderr.contains("3 problems"), "{stderr}");
+
+    // The default appliance's spec with its policies and agents is clean.
+    let (code, stdout, stderr) =
+        plinth(&["policy", "check", &repo("tools/appliance/appliance.toml")]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("ok: 5 files (appliance default 0.1.0)"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn image_build_writes_a_gpt_disk_that_standard_tools_list() {
+    let d = tmp_dir("image");
+    let raw = d.join("appliance.img");
+    let spec = repo("tools/appliance/appliance.toml");
+    let key = repo("tools/appliance/keys/dev.key");
+    let (code, stdout, stderr) = plinth(&[
+        "image",
+        "build",
+        &spec,
+        "-o",
+        raw.to_str().unwrap(),
+        "--key",
+        &key,
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("4 GPT partitions"), "{stdout}");
+
+    let listing = run_tool("sgdisk", &["-p", raw.to_str().unwrap()]);
+    for (name, start, end) in [
+        ("plinth-catalog", 2048, 4095),
+        ("mgmt", 4096, 20479),
+        ("tenant-a", 20480, 53247),
+        ("tenant-b", 53248, 86015),
+    ] {
+        assert!(
+            listing.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.len() >= 2
+                    && w[1] == start.to_string()
+                    && w[2] == end.to_string()
+                    && w.last() == Some(&name)
+            }),
+            "{name} {start}-{end} not in:\n{listing}"
+        );
+    }
+    let verify = run_tool("sgdisk", &["-v", raw.to_str().unwrap()]);
+    assert!(verify.contains("No problems found"), "{verify}");
+    let fdisk = run_tool("fdisk", &["-l", raw.to_str().unwrap()]);
+    assert!(fdisk.contains("Disklabel type: gpt"), "{fdisk}");
+    assert_eq!(
+        fdisk
+            .lines()
+            .filter(|l| l.contains("appliance.img"))
+            .count(),
+        5,
+        "{fdisk}"
+    );
+
+    let (code, report, _) = plinth(&["image", "inspect", raw.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("verified"), "{report}");
+    assert!(report.contains("hello 0.1.0"), "{report}");
+    assert!(report.contains("tenant globex on VLAN 101"), "{report}");
+
+    // qcow2 through qemu-img, and inspect reads it back the same.
+    let qcow = d.join("appliance.qcow2");
+    let (code, stdout, stderr) = plinth(&[
+        "image",
+        "build",
+        &spec,
+        "-o",
+        qcow.to_str().unwrap(),
+        "--key",
+        &key,
+        "--format",
+        "qcow2",
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let info = run_tool("qemu-img", &["info", qcow.to_str().unwrap()]);
+    assert!(info.contains("file format: qcow2"), "{info}");
+    let (code, q_report, _) = plinth(&["image", "inspect", qcow.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{q_report}");
+    assert!(
+        q_report.ends_with(&report[report.find("catalog:").unwrap()..]),
+        "{q_report}"
+    );
+
+    // A flipped byte in the catalog: inspect says so and fails.
+    let mut bytes = std::fs::read(&raw).unwrap();
+    bytes[2048 * 512 + 512 + 300] ^= 0x40;
+    std::fs::write(&raw, &bytes).unwrap();
+    let (code, report, _) = plinth(&["image", "inspect", raw.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("catalog: INVALID: catalog checksum mismatch"),
+        "{report}"
+    );
+
+    // Without the key, directory agents cannot be signed: a clear error.
+    let (code, _, stderr) = plinth(&["image", "build", &spec, "-o", raw.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("must be signed: give --key"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&d);
+}
