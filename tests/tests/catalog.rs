@@ -278,3 +278,83 @@ fn a_disk_without_a_catalog_is_reported_absent() {
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The default appliance's catalog payload (the ustar archive), its spec parsed.
+fn default_payload(d: &Path) -> (Vec<u8>, Appliance) {
+    let img = default_image(d);
+    let part = gpt(&img)
+        .find_by_type(&plinth_catalog::CATALOG_PARTITION_TYPE)
+        .next()
+        .cloned()
+        .unwrap();
+    let bytes = std::fs::read(&img).unwrap();
+    let start = (part.first_lba * 512) as usize;
+    let header = plinth_catalog::Header::parse(&bytes[start..], u64::MAX).unwrap();
+    let payload = bytes[start + 512..start + 512 + header.payload_len as usize].to_vec();
+    let spec_text = std::fs::read_to_string(root().join(image::DEFAULT_SPEC)).unwrap();
+    (payload, Appliance::parse(&spec_text, 0).unwrap())
+}
+
+/// Renames the archive entry `from` to `to` in place, fixing the header checksum, so
+/// only the name is hostile.
+fn rename_entry(payload: &mut [u8], from: &str, to: &[u8]) {
+    let at = (0..payload.len())
+        .step_by(512)
+        .find(|&o| payload[o..].starts_with(from.as_bytes()) && payload[o + from.len()] == 0)
+        .unwrap_or_else(|| panic!("no entry {from}"));
+    let h = &mut payload[at..at + 512];
+    h[..100].fill(0);
+    h[..to.len()].copy_from_slice(to);
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+#[test]
+fn hostile_catalogs_are_refused_at_boot_one_after_another() {
+    let d = dir("hostile");
+    let (payload, spec) = default_payload(&d);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        // Checksummed correctly, so the archive layer is what must refuse.
+        (
+            "truncated",
+            payload[..payload.len() / 3].to_vec(),
+            "catalog archive:",
+        ),
+        (
+            "dotdot",
+            {
+                let mut p = payload.clone();
+                rename_entry(&mut p, "keys/dev.pub", b"../dev.pub");
+                p
+            },
+            "catalog archive:",
+        ),
+        (
+            "non-utf8",
+            {
+                let mut p = payload.clone();
+                rename_entry(&mut p, "keys/dev.pub", b"keys/\xff\xfe.pub");
+                p
+            },
+            "catalog archive:",
+        ),
+        (
+            "tampered-agent",
+            {
+                // A byte of the hello script, inside the signed container.
+                let mut p = payload.clone();
+                let at = p.windows(9).position(|w| w == b"#!/bin/sh").unwrap();
+                p[at + 3] ^= 0x01;
+                p
+            },
+            "bad signature",
+        ),
+    ];
+    for (name, p, needle) in cases {
+        let img = d.join(format!("{name}.img"));
+        image::write_image(&img, &spec, &plinth_catalog::seal(&p)).unwrap();
+        expect_refused(&img, needle);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -225,6 +225,15 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// How long building the default appliance image takes (no QEMU).
+    Image {
+        /// Builds.
+        #[arg(short = 'n', long, default_value_t = 5)]
+        runs: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// TCP throughput both ways over the forwarded API port, and API requests/s.
     ///
     /// Boots a runtime with `bench` on its command line, unless --addr names one that
@@ -464,6 +473,15 @@ fn run(cli: Cli) -> Result<ProcessExit> {
                 }
             })?;
             print_report(&report, json)?;
+            Ok(ProcessExit::SUCCESS)
+        }
+        Cmd::Bench {
+            which: BenchCmd::Image { runs, json },
+        } => {
+            if runs == 0 {
+                bail!("--runs must be at least 1");
+            }
+            print_report(&plinth::image::bench_build(runs)?, json)?;
             Ok(ProcessExit::SUCCESS)
         }
         Cmd::Bench {

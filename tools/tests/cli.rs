@@ -162,6 +162,11 @@ fn bench_commands_report_figures_and_their_qemu_command_line() {
     let idle = bench_json(&["bench", "idle", "-n", "1", "--seconds", "0.5"]);
     let pct = idle["median_cpu_percent"].as_f64().unwrap();
     assert!((0.0..=200.0).contains(&pct), "{idle}");
+
+    let image = bench_json(&["bench", "image", "-n", "2"]);
+    assert_eq!(image["build_ms"].as_array().unwrap().len(), 2, "{image}");
+    assert!(image["median_build_ms"].as_f64().unwrap() > 0.0, "{image}");
+    assert_eq!(image["agents"], 2, "{image}");
 }
 
 fn plinth(args: &[&str]) -> (Option<i32>, String, String) {
