@@ -91,6 +91,23 @@ pub fn base_of(path: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// [`plinth_policy::check_files`] over read files, named by their paths.
+pub fn check_sources(
+    sources: &[Source],
+    agents: Option<&[AgentDef]>,
+) -> Result<plinth_policy::Checked, Vec<Diagnostic>> {
+    let names: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
+    let files: Vec<(&str, &str)> = names
+        .iter()
+        .zip(sources)
+        .map(|(n, s)| (n.as_str(), s.text.as_str()))
+        .collect();
+    plinth_policy::check_files(&files, agents)
+}
+
 /// What a clean check found.
 pub struct Summary {
     pub files: usize,

@@ -14,16 +14,7 @@ pub struct Extent<'a> {
 
 /// A JSON string holding `s`.
 fn string(out: &mut impl Write, s: &str) -> fmt::Result {
-    out.write_char('"')?;
-    for c in s.chars() {
-        match c {
-            '"' => out.write_str("\\\"")?,
-            '\\' => out.write_str("\\\\")?,
-            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32)?,
-            c => out.write_char(c)?,
-        }
-    }
-    out.write_char('"')
+    plinth_policy::policies::write_json_string(out, s)
 }
 
 fn hex(out: &mut impl Write, bytes: &[u8]) -> fmt::Result {

@@ -76,7 +76,7 @@ use plinth_tar::{Entry, Limits, TarError};
 
 pub use manifest::{
     Cpu, Device, Disk, Manifest, ManifestError, Memory, Network, Resources, Version,
-    check_agent_name, check_env_key,
+    check_agent_name, check_env_key, line_col,
 };
 pub use signature::{
     HexError, PUBLIC_KEY_PREFIX, PublicKey, SECRET_KEY_PREFIX, SignatureLine, SignatureLineError,

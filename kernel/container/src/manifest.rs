@@ -216,7 +216,8 @@ impl Pos {
 
 /// Byte offset into `src` to a 1-based line and column; the column counts characters,
 /// as toml's own messages do. An offset past the end (or inside a character) is clamped.
-pub(crate) fn pos_at(src: &str, offset: usize) -> Pos {
+/// Shared with `plinth-policy`, whose diagnostics count the same way.
+pub fn line_col(src: &str, offset: usize) -> (u32, u32) {
     let mut offset = offset.min(src.len());
     while !src.is_char_boundary(offset) {
         offset -= 1;
@@ -225,10 +226,15 @@ pub(crate) fn pos_at(src: &str, offset: usize) -> Pos {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
     let col = before[line_start..].chars().count() + 1;
-    Pos {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        col: u32::try_from(col).unwrap_or(u32::MAX),
-    }
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
+}
+
+pub(crate) fn pos_at(src: &str, offset: usize) -> Pos {
+    let (line, col) = line_col(src, offset);
+    Pos { line, col }
 }
 
 fn span_pos(src: &str, span: Option<Range<usize>>) -> Pos {

@@ -50,22 +50,7 @@ impl<T> At<T> {
     }
 }
 
-/// Byte offset into `src` to a 1-based line and column; the column counts characters, as
-/// toml's own messages do. An offset past the end (or inside a character) is clamped.
-pub fn line_col(src: &str, offset: usize) -> (u32, u32) {
-    let mut offset = offset.min(src.len());
-    while !src.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &src[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let col = before[line_start..].chars().count() + 1;
-    (
-        u32::try_from(line).unwrap_or(u32::MAX),
-        u32::try_from(col).unwrap_or(u32::MAX),
-    )
-}
+pub use plinth_container::line_col;
 
 /// The source text of one file and the problems found in it so far.
 pub struct Doc<'s> {

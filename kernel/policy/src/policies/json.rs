@@ -11,7 +11,7 @@ use super::{
 };
 
 /// A JSON string literal: quotes, backslashes and control characters escaped.
-pub(crate) fn write_str(out: &mut impl Write, s: &str) -> fmt::Result {
+pub fn write_str(out: &mut impl Write, s: &str) -> fmt::Result {
     out.write_char('"')?;
     let mut rest = s;
     // Unescaped runs are written whole; only the characters JSON forbids are escaped.

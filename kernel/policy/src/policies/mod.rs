@@ -26,6 +26,8 @@ mod troubleshooting;
 
 #[cfg(test)]
 pub(crate) use json::write_str as json_write_str;
+/// A JSON string literal, escaped; for other crates' JSON around a [`PolicySet`]'s.
+pub use json::write_str as write_json_string;
 
 use alloc::collections::BTreeMap;
 use alloc::format;
