@@ -307,7 +307,9 @@ pub fn build(
         Format::Raw => out.with_extension("img.part"),
         Format::Qcow2 => out.with_extension("raw.part"),
     };
-    let layout = write_image(&raw_path, a, &g.catalog)?;
+    let layout = write_image(&raw_path, a, &g.catalog).inspect_err(|_| {
+        let _ = std::fs::remove_file(&raw_path);
+    })?;
     bar.inc(1);
     match format {
         Format::Raw => std::fs::rename(&raw_path, out).map_err(io(out))?,
