@@ -780,7 +780,7 @@ memory = {{ cap_mib = 512 }}
                 0,
                 5,
                 23,
-                "CPU cap 401% is more than the machine's 4 CPUs give (400%)",
+                "CPU cap 401% is more than the machine gives with 4 CPUs (400%)",
             ),
             (
                 0,
@@ -792,7 +792,7 @@ memory = {{ cap_mib = 512 }}
                 0,
                 10,
                 23,
-                "CPU cap 101% is more than partition `edge-b`'s 1 CPUs give (100%)",
+                "CPU cap 101% is more than partition `edge-b` gives with 1 CPUs (100%)",
             ),
             (
                 0,

@@ -333,92 +333,68 @@ pub(super) fn check(
     (contention, limits)
 }
 
-/// A partition's own caps fit its quotas.
-fn check_partition_caps(name: &str, l: &RawLimit, cx: &mut Cx<'_, '_>) {
-    let Some(Some(p)) = cx.partition(name) else {
-        return;
-    };
+/// `l`'s caps fit something with `memory_mib` and `cpus`: `holder` names it in messages
+/// (`` partition `mgmt` ``, `the machine`), `subject` says whose caps they are (empty for
+/// the limit's own target).
+fn check_caps_fit(
+    l: &RawLimit,
+    memory_mib: u64,
+    cpus: u32,
+    subject: &str,
+    holder: &str,
+    cx: &mut Cx<'_, '_>,
+) {
     if let Some(cap) = &l.memory_cap
-        && cap.value > p.memory_mib
+        && cap.value > memory_mib
     {
         cx.error(
             cap.pos,
             format!(
-                "memory cap {} MiB is more than partition `{name}` has ({} MiB)",
-                cap.value, p.memory_mib
+                "memory cap {} MiB{subject} is more than {holder} has ({memory_mib} MiB)",
+                cap.value
             ),
         );
     }
-    if let Some(cap) = &l.cpu_cap {
-        let most = 100 * u64::from(p.cpus);
-        if u64::from(cap.value) > most {
-            cx.error(
-                cap.pos,
-                format!(
-                    "CPU cap {}% is more than partition `{name}`'s {} CPUs give ({most}%)",
-                    cap.value, p.cpus
-                ),
-            );
-        }
+    let most = 100 * u64::from(cpus);
+    if let Some(cap) = &l.cpu_cap
+        && u64::from(cap.value) > most
+    {
+        cx.error(
+            cap.pos,
+            format!(
+                "CPU cap {}%{subject} is more than {holder} gives with {cpus} CPUs ({most}%)",
+                cap.value
+            ),
+        );
+    }
+}
+
+/// A partition's own caps fit its quotas.
+fn check_partition_caps(name: &str, l: &RawLimit, cx: &mut Cx<'_, '_>) {
+    if let Some(Some(p)) = cx.partition(name) {
+        let (memory, cpus) = (p.memory_mib, p.cpus);
+        check_caps_fit(l, memory, cpus, "", &format!("partition `{name}`"), cx);
     }
 }
 
 /// An agent's caps fit the machine and every partition the deployment places it on.
 fn check_agent_caps(name: &str, l: &RawLimit, placements: &Placements, cx: &mut Cx<'_, '_>) {
     if let Some(m) = cx.world.machine {
-        if let Some(cap) = &l.memory_cap
-            && cap.value > m.memory_mib
-        {
-            cx.error(
-                cap.pos,
-                format!(
-                    "memory cap {} MiB is more than the machine has ({} MiB)",
-                    cap.value, m.memory_mib
-                ),
-            );
-        }
-        if let Some(cap) = &l.cpu_cap {
-            let most = 100 * u64::from(m.cpus);
-            if u64::from(cap.value) > most {
-                cx.error(
-                    cap.pos,
-                    format!(
-                        "CPU cap {}% is more than the machine's {} CPUs give ({most}%)",
-                        cap.value, m.cpus
-                    ),
-                );
-            }
-        }
+        check_caps_fit(l, m.memory_mib, m.cpus, "", "the machine", cx);
     }
     for partition in placements.get(name).into_iter().flatten() {
         let Some(Some(p)) = cx.partition(partition) else {
             continue;
         };
-        if let Some(cap) = &l.memory_cap
-            && cap.value > p.memory_mib
-        {
-            cx.error(
-                cap.pos,
-                format!(
-                    "memory cap {} MiB of agent `{name}` is more than partition `{partition}`, \
-                     where it is deployed, has ({} MiB)",
-                    cap.value, p.memory_mib
-                ),
-            );
-        }
-        if let Some(cap) = &l.cpu_cap {
-            let most = 100 * u64::from(p.cpus);
-            if u64::from(cap.value) > most {
-                cx.error(
-                    cap.pos,
-                    format!(
-                        "CPU cap {}% of agent `{name}` is more than partition `{partition}`, \
-                         where it is deployed, gives with {} CPUs ({most}%)",
-                        cap.value, p.cpus
-                    ),
-                );
-            }
-        }
+        let (memory, cpus) = (p.memory_mib, p.cpus);
+        check_caps_fit(
+            l,
+            memory,
+            cpus,
+            &format!(" of agent `{name}`"),
+            &format!("partition `{partition}`, where it is deployed,"),
+            cx,
+        );
     }
 }
 
