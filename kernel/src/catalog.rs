@@ -167,7 +167,7 @@ pub fn load(max_payload: u64) {
                     a.version,
                     a.partitions.len(),
                     catalog.agents.len(),
-                    catalog.policy_files.len(),
+                    a.policies.len(),
                     catalog.keys.len(),
                     crate::clock::Millis(clock::now_ns().saturating_sub(started))
                 );

@@ -191,7 +191,8 @@ fn gather(spec_path: &Path, key: Option<&Path>, bar: &ProgressBar) -> Result<Gat
             name: m.name.clone(),
             version: m.version,
         });
-        add("agent container", name.clone(), data.clone())?;
+        drop(c);
+        add("agent container", name.clone(), data)?;
         out.agents
             .push(At::new(AgentSource::File(name), a.span.clone()));
         bar.inc(1);
@@ -502,8 +503,8 @@ fn describe(c: &Catalog) -> String {
         );
     }
     r += "policies:\n";
-    for p in &c.policy_files {
-        r += &format!("  {p}\n");
+    for p in &a.policies {
+        r += &format!("  {}\n", p.value);
     }
     for d in &c.policies.deployments {
         r += &format!(

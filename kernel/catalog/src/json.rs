@@ -130,7 +130,7 @@ pub fn write_json(catalog: &Catalog, extents: &[Extent<'_>], out: &mut impl Writ
         out.write_str("}}")?;
     }
     out.write_str("],\"policy_files\":")?;
-    strings(out, catalog.policy_files.iter().map(|p| p.as_str()))?;
+    strings(out, a.policies.iter().map(|p| p.value.as_str()))?;
     out.write_str(",\"policies\":")?;
     catalog.policies.write_json(out)?;
     out.write_char('}')

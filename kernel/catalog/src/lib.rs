@@ -319,7 +319,6 @@ pub struct Catalog {
     pub appliance: Appliance,
     pub keys: Vec<Key>,
     pub agents: Vec<Agent>,
-    pub policy_files: Vec<String>,
     pub policies: PolicySet,
     pub payload_sha256: [u8; 32],
 }
@@ -452,7 +451,6 @@ impl Catalog {
             PolicySet::check_named(&files, &named, &world).map_err(|d| diagnostics(&names, d))?;
 
         Ok(Catalog {
-            policy_files: appliance.policies.iter().map(|p| p.value.clone()).collect(),
             appliance,
             keys,
             agents,

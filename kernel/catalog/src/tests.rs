@@ -129,7 +129,7 @@ fn a_built_catalog_opens_with_its_model() {
         vec![String::from("mgmt")]
     );
     assert_eq!(c.policies.tenants[0].vlan, 10);
-    assert_eq!(c.policy_files.len(), 2);
+    assert_eq!(c.appliance.policies.len(), 2);
 
     let mut json = String::new();
     let extents = [Extent {
