@@ -23,6 +23,11 @@ fn run_exit_on_ready_boots_prints_banner_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("booting: memory: 192 MiB"), "{stdout}");
+    // With no disk given, `run` builds and boots the default appliance.
+    assert!(
+        stdout.contains("catalog: verified appliance default 0.1.0 on blk0"),
+        "{stdout}"
+    );
     assert_eq!(
         stdout
             .lines()
