@@ -1,0 +1,1 @@
+#![cfg_attr(not(feature = "host"), no_std)]

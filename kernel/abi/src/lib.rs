@@ -1,0 +1,258 @@
+//! The system-call ABI between an agent (through `hostshim`) and the plinth runtime.
+//!
+//! Owns the numbers, the argument conventions, the error codes and the layout of an
+//! agent's address space — the contract both sides compile against, so neither can drift.
+//! It must not contain any mechanism: no `syscall` instruction (that is `hostshim`), no
+//! validation (that is the kernel's `syscall` module).
+//!
+//! # Calling convention
+//!
+//! `syscall` with the number in `rax` and up to five arguments in `rdi`, `rsi`, `rdx`,
+//! `r10`, `r8` (the Linux order: `rcx` and `r11` are taken by the instruction). The result
+//! comes back in `rax` as an `i64`: zero or a positive value on success, a negative
+//! [`Error`] code on failure. Every other register is preserved.
+//!
+//! # Address space
+//!
+//! An agent sees only the user window `[USER_BASE, USER_END)`: the second 512 GiB of the
+//! address space (PML4 slot 1), while the kernel keeps slot 0 (its identity map of RAM,
+//! supervisor-only). Executables are static ELF64 files linked inside the window
+//! ([`IMAGE_BASE`]); the stack sits at the top of the window with an unmapped guard page
+//! below it; memory granted by [`Call::MemGrow`] comes from [`HEAP_BASE`] upwards.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// Page size of the user window, bytes.
+pub const PAGE_SIZE: u64 = 4096;
+/// First address of the user window (PML4 slot 1).
+pub const USER_BASE: u64 = 0x0000_0080_0000_0000;
+/// End (exclusive) of the user window.
+pub const USER_END: u64 = 0x0000_0100_0000_0000;
+/// Where agent executables are linked (`hostshim`'s linker script).
+pub const IMAGE_BASE: u64 = USER_BASE + 0x0040_0000;
+/// Executables must fit below this address: the heap starts here.
+pub const IMAGE_END: u64 = USER_BASE + 0x4000_0000;
+/// First address [`Call::MemGrow`] hands out.
+pub const HEAP_BASE: u64 = IMAGE_END;
+/// Top of the heap region (exclusive); the stack region lies above.
+pub const HEAP_END: u64 = USER_END - 0x1_0000_0000;
+/// Top (exclusive) of the initial stack; the page at this address stays unmapped too.
+pub const STACK_TOP: u64 = USER_END - PAGE_SIZE;
+/// Size of the initial stack, bytes. The page below it is an unmapped guard.
+pub const STACK_SIZE: u64 = 64 * 1024;
+
+/// Longest log line an agent may send in one call, bytes (longer is [`Error::BadLength`]).
+pub const MAX_LOG: u64 = 512;
+/// Largest transfer of one disk or config call, bytes.
+pub const MAX_IO: u64 = 64 * 1024;
+/// Sector size of a partition's data disk, bytes.
+pub const SECTOR_SIZE: u64 = 512;
+
+/// System-call numbers (`rax`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum Call {
+    /// Does nothing and returns 0: the round-trip benchmark.
+    Null = 0,
+    /// `(ptr, len)`: one UTF-8 log line (no newline needed). Returns 0.
+    Log = 1,
+    /// Monotonic time since the runtime booted, nanoseconds.
+    Clock = 2,
+    /// `(ns)`: sleep at least this long. Returns 0.
+    Sleep = 3,
+    /// Give up the rest of this time slice. Returns 0.
+    Yield = 4,
+    /// `(code)`: end the agent; 0 is success, anything else a failure. Never returns.
+    Exit = 5,
+    /// Tell the runtime this agent is alive. Returns the heartbeat count.
+    Heartbeat = 6,
+    /// `(name_ptr, name_len, buf_ptr, buf_len, offset)`: read a file of the agent's own
+    /// container from `offset`. Returns the bytes copied (0 at the end of the file).
+    ConfigRead = 7,
+    /// Size of the partition's data disk, sectors (0 without a disk is [`Error::NoDisk`]).
+    DiskSectors = 8,
+    /// `(sector, buf_ptr, len)`: read whole sectors. Returns the bytes read.
+    DiskRead = 9,
+    /// `(sector, buf_ptr, len)`: write whole sectors. Returns the bytes written.
+    DiskWrite = 10,
+    /// Make every completed write durable. Returns 0.
+    DiskFlush = 11,
+    /// `(bytes)`: map this much more zeroed memory (rounded up to pages), charged to the
+    /// partition's quota. Returns the address of the new region.
+    MemGrow = 12,
+}
+
+impl Call {
+    /// Every call, in number order.
+    pub const ALL: [Call; 13] = [
+        Call::Null,
+        Call::Log,
+        Call::Clock,
+        Call::Sleep,
+        Call::Yield,
+        Call::Exit,
+        Call::Heartbeat,
+        Call::ConfigRead,
+        Call::DiskSectors,
+        Call::DiskRead,
+        Call::DiskWrite,
+        Call::DiskFlush,
+        Call::MemGrow,
+    ];
+
+    /// The call with number `n`, if there is one.
+    pub fn from_number(n: u64) -> Option<Call> {
+        Self::ALL.get(usize::try_from(n).ok()?).copied()
+    }
+
+    /// Short name, for events and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Null => "null",
+            Call::Log => "log",
+            Call::Clock => "clock",
+            Call::Sleep => "sleep",
+            Call::Yield => "yield",
+            Call::Exit => "exit",
+            Call::Heartbeat => "heartbeat",
+            Call::ConfigRead => "config_read",
+            Call::DiskSectors => "disk_sectors",
+            Call::DiskRead => "disk_read",
+            Call::DiskWrite => "disk_write",
+            Call::DiskFlush => "disk_flush",
+            Call::MemGrow => "mem_grow",
+        }
+    }
+}
+
+/// Why a call failed; the negated value comes back in `rax`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i64)]
+pub enum Error {
+    /// No system call has this number.
+    UnknownCall = -1,
+    /// A pointer argument is outside the user window, unmapped, or (for a buffer the
+    /// runtime writes) read-only.
+    BadPointer = -2,
+    /// A length overflows, exceeds the call's maximum, or is not whole sectors.
+    BadLength = -3,
+    /// Text that must be UTF-8 is not.
+    NotUtf8 = -4,
+    /// No such file in the agent's container.
+    NotFound = -5,
+    /// The partition has no data disk.
+    NoDisk = -6,
+    /// Sectors beyond the end of the partition's data disk.
+    OutOfRange = -7,
+    /// The partition's memory quota would be exceeded.
+    QuotaExceeded = -8,
+    /// The device reported an error.
+    Io = -9,
+    /// An argument is out of its domain (e.g. a zero-byte grow).
+    Invalid = -10,
+}
+
+impl Error {
+    /// Every error, most negative last.
+    pub const ALL: [Error; 10] = [
+        Error::UnknownCall,
+        Error::BadPointer,
+        Error::BadLength,
+        Error::NotUtf8,
+        Error::NotFound,
+        Error::NoDisk,
+        Error::OutOfRange,
+        Error::QuotaExceeded,
+        Error::Io,
+        Error::Invalid,
+    ];
+
+    /// The error `rax` holds, if it holds one of ours.
+    pub fn from_code(code: i64) -> Option<Error> {
+        Self::ALL.into_iter().find(|e| *e as i64 == code)
+    }
+
+    /// The value placed in `rax`.
+    pub fn code(self) -> u64 {
+        self as i64 as u64
+    }
+
+    /// What went wrong, in words.
+    pub fn message(self) -> &'static str {
+        match self {
+            Error::UnknownCall => "unknown system call",
+            Error::BadPointer => "bad pointer",
+            Error::BadLength => "bad length",
+            Error::NotUtf8 => "not UTF-8",
+            Error::NotFound => "not found",
+            Error::NoDisk => "no data disk",
+            Error::OutOfRange => "beyond the end of the disk",
+            Error::QuotaExceeded => "memory quota exceeded",
+            Error::Io => "I/O error",
+            Error::Invalid => "invalid argument",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Splits a raw `rax` into a result: negative values that are ours are errors.
+pub fn decode(rax: u64) -> Result<u64, Error> {
+    match Error::from_code(rax as i64) {
+        Some(e) => Err(e),
+        None => Ok(rax),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_unknown_numbers_are_none() {
+        for (i, c) in Call::ALL.iter().enumerate() {
+            assert_eq!(*c as u64, i as u64);
+            assert_eq!(Call::from_number(i as u64), Some(*c));
+        }
+        assert_eq!(Call::from_number(Call::ALL.len() as u64), None);
+        assert_eq!(Call::from_number(u64::MAX), None);
+    }
+
+    #[test]
+    fn errors_decode_and_successes_do_not() {
+        for e in Error::ALL {
+            assert_eq!(decode(e.code()), Err(e));
+        }
+        assert_eq!(decode(0), Ok(0));
+        assert_eq!(decode(USER_BASE), Ok(USER_BASE));
+        // A negative value that is not ours is a value (e.g. a huge size), not an error.
+        assert_eq!(decode(-1000i64 as u64), Ok(-1000i64 as u64));
+    }
+
+    #[test]
+    fn the_window_is_ordered_and_page_aligned() {
+        let marks = [
+            USER_BASE,
+            IMAGE_BASE,
+            IMAGE_END,
+            HEAP_BASE,
+            HEAP_END,
+            STACK_TOP - STACK_SIZE - PAGE_SIZE,
+            STACK_TOP,
+            USER_END,
+        ];
+        for w in marks.windows(2) {
+            assert!(w[0] <= w[1], "{:#x} > {:#x}", w[0], w[1]);
+        }
+        for m in marks {
+            assert_eq!(m % PAGE_SIZE, 0);
+        }
+        // PML4 slot 1 exactly.
+        assert_eq!(USER_BASE >> 39, 1);
+        assert_eq!((USER_END - 1) >> 39, 1);
+    }
+}
