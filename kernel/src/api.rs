@@ -262,10 +262,18 @@ const GET_HEAD: &str = "GET, HEAD";
 fn route(req: &Request, ctx: &Context, nic: &NicInfo) -> Response {
     let read_only = matches!(req.method(), "GET" | "HEAD");
     let path = req.path();
+    let partition = path
+        .strip_prefix("/api/v1/partitions/")
+        .filter(|n| !n.is_empty());
     let known = matches!(
         path,
-        "/api/v1/health" | "/api/v1/status" | "/api/v1/catalog" | "/metrics"
-    );
+        "/api/v1/health"
+            | "/api/v1/status"
+            | "/api/v1/catalog"
+            | "/metrics"
+            | "/api/v1/partitions"
+            | "/api/v1/events"
+    ) || partition.is_some();
     if !known {
         return Response::error(404, "no such resource");
     }
@@ -276,12 +284,34 @@ fn route(req: &Request, ctx: &Context, nic: &NicInfo) -> Response {
         "/api/v1/health" => Response::json(200, String::from("{\"status\":\"ok\"}")),
         "/api/v1/status" => Response::json(200, status_json(ctx, nic)),
         "/api/v1/catalog" => catalog_response(),
+        "/api/v1/partitions" => Response::json(200, crate::partition::api::list_json()),
+        "/api/v1/events" => events_response(req.query()),
+        _ if partition.is_some() => match partition.and_then(crate::partition::api::one_json) {
+            Some(body) => Response::json(200, body),
+            None => Response::error(404, "no such partition"),
+        },
         _ => Response::text(
             200,
             "text/plain; version=0.0.4; charset=utf-8",
             metrics_text(ctx, nic),
         ),
     }
+}
+
+/// Events after `since` (a sequence number; `?since=N`), oldest first; a malformed
+/// query is a 400, not a guess.
+fn events_response(query: Option<&str>) -> Response {
+    let mut since = 0u64;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("since", v)) => match v.parse() {
+                Ok(n) => since = n,
+                Err(_) => return Response::error(400, "since: expected a sequence number"),
+            },
+            _ => return Response::error(400, "unknown query parameter (expected since=N)"),
+        }
+    }
+    Response::json(200, crate::partition::api::events_json(since))
 }
 
 /// The checked catalog (200), or why there is none: 503 while it is being read or when

@@ -74,10 +74,12 @@ fn read_sectors(disk: usize, lba: u64, sectors: u64) -> Result<Vec<u8>, DiskErro
     Ok(out)
 }
 
-/// A checked catalog and the data extents (GPT name, first LBA, sectors) beside it.
-struct Loaded {
-    catalog: Box<Catalog>,
-    extents: Vec<(String, u64, u64)>,
+/// A checked catalog, the disk it came from and the data extents (GPT name, first LBA,
+/// sectors) beside it: what partitions are created from.
+pub struct Loaded {
+    pub catalog: Box<Catalog>,
+    pub disk: usize,
+    pub extents: Vec<(String, u64, u64)>,
 }
 
 /// Why one disk yielded no catalog, or the outcome of checking the one it holds.
@@ -121,6 +123,7 @@ fn search(disk: usize, name: &str, max_payload: u64) -> Found {
             .collect();
         Ok(Loaded {
             catalog: Box::new(catalog),
+            disk,
             extents,
         })
     })();
@@ -128,9 +131,9 @@ fn search(disk: usize, name: &str, max_payload: u64) -> Found {
 }
 
 /// Finds and checks the catalog on the first disk that has one, and records the
-/// outcome. Runs once, after `ready`: signature checks cost milliseconds under TCG, and
-/// boot time is a target.
-pub fn load(max_payload: u64) {
+/// outcome; returns the catalog when it verified. Runs once, after `ready`: signature
+/// checks cost milliseconds under TCG, and boot time is a target.
+pub fn load(max_payload: u64) -> Option<Loaded> {
     let started = clock::now_ns();
     let mut disks: Vec<String> = Vec::new();
     block::for_each_disk(|name, _, _, _| disks.push(String::from(name)));
@@ -144,7 +147,12 @@ pub fn load(max_payload: u64) {
             Found::Checked(r) => r,
         };
         let state = match outcome {
-            Ok(Loaded { catalog, extents }) => {
+            Ok(loaded) => {
+                let Loaded {
+                    ref catalog,
+                    ref extents,
+                    ..
+                } = loaded;
                 let ext: Vec<Extent<'_>> = extents
                     .iter()
                     .map(|(n, first_lba, sectors)| Extent {
@@ -158,7 +166,7 @@ pub fn load(max_payload: u64) {
                 json.push_str(name);
                 json.push_str("\",\"catalog\":");
                 // Writing to a String cannot fail.
-                let _ = plinth_catalog::write_json(&catalog, &ext, &mut json);
+                let _ = plinth_catalog::write_json(catalog, &ext, &mut json);
                 json.push('}');
                 let a = &catalog.appliance;
                 info!(
@@ -171,12 +179,14 @@ pub fn load(max_payload: u64) {
                     catalog.keys.len(),
                     crate::clock::Millis(clock::now_ns().saturating_sub(started))
                 );
-                State::Verified {
+                let state = State::Verified {
                     disk: name.clone(),
                     json,
                     partitions: a.partitions.len(),
                     agents: catalog.agents.len(),
-                }
+                };
+                STATE.call_once(|| state);
+                return Some(loaded);
             }
             Err(e) => {
                 error!("catalog: INVALID on {name}: {e}; safe state: nothing is started");
@@ -187,7 +197,7 @@ pub fn load(max_payload: u64) {
             }
         };
         STATE.call_once(|| state);
-        return;
+        return None;
     }
     let reason = if seen.is_empty() {
         String::from("no disk attached")
@@ -196,4 +206,5 @@ pub fn load(max_payload: u64) {
     };
     info!("catalog: none found ({reason}); nothing to start");
     STATE.call_once(|| State::Absent { reason });
+    None
 }

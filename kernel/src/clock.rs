@@ -129,6 +129,12 @@ pub fn tsc_to_ns_since_entry(tsc: u64) -> u64 {
     BASE_NS.load(Ordering::Relaxed) + ns as u64
 }
 
+/// Nanoseconds `delta` TSC counts take at the current rate.
+pub fn tsc_delta_ns(delta: u64) -> u64 {
+    // As in `tsc_to_ns_since_entry`: the product fits in u128.
+    ((u128::from(delta) * u128::from(NS_PER_TSC_2_32.load(Ordering::Relaxed))) >> 32) as u64
+}
+
 /// Nanoseconds since kernel entry.
 pub fn now_ns() -> u64 {
     tsc_to_ns_since_entry(rdtsc())

@@ -24,7 +24,9 @@ mod console;
 mod devices;
 mod memory;
 mod net;
+mod partition;
 mod selftest;
+mod syscall;
 mod trap;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -141,7 +143,18 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     console::flush_boot_log();
     // The catalog is checked after `ready`: its signature checks take milliseconds under
     // TCG. A quarter of the heap bounds what it may hold in memory.
-    catalog::load(layout.heap_size as u64 / 4);
+    let loaded = catalog::load(layout.heap_size as u64 / 4);
+    let protections = arch::user::init();
+    if !(protections.smep && protections.smap) {
+        warn!(
+            "cpu: SMEP {}, SMAP {}: the kernel is less protected from agents (use a CPU model that has both)",
+            if protections.smep { "on" } else { "missing" },
+            if protections.smap { "on" } else { "missing" }
+        );
+    }
+    if let Some(l) = loaded {
+        partition::boot(&l.catalog, l.disk, &l.extents);
+    }
 
     // The clock self-test measures the steady clock, after the TSC rate is refined.
     let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);
@@ -206,6 +219,10 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
                     s.poll(&api_ctx);
                 }
             });
+        }
+        // Agents run between the runtime's own duties, one slice at a time.
+        if let partition::Ran::Agent = partition::run() {
+            continue;
         }
         // Interrupts off between the last check and `sti; hlt`, so a device interrupt
         // arriving now is not left waiting for the next tick.

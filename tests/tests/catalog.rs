@@ -26,8 +26,10 @@ fn root() -> PathBuf {
     plinth::repo_root()
 }
 
-/// Builds the repository's default appliance into `d`.
+/// Builds the repository's default appliance (its agents first) into `d`.
 fn default_image(d: &Path) -> PathBuf {
+    plinth::build::install_agents(&root().join(image::DEFAULT_AGENTS), true)
+        .unwrap_or_else(|e| panic!("{e}"));
     let out = d.join("appliance.img");
     image::build(
         &root().join(image::DEFAULT_SPEC),
@@ -130,7 +132,9 @@ fn the_default_appliance_boots_and_its_catalog_matches_the_spec() {
         agents,
         [
             ("hello".into(), "0.1.0".into(), dev_hex.to_string()),
-            ("meter".into(), "0.2.0".into(), dev_hex.to_string())
+            ("scrubber".into(), "0.1.0".into(), dev_hex.to_string()),
+            ("spinner".into(), "0.1.0".into(), dev_hex.to_string()),
+            ("hostile".into(), "0.1.0".into(), dev_hex.to_string()),
         ]
     );
 
@@ -138,10 +142,10 @@ fn the_default_appliance_boots_and_its_catalog_matches_the_spec() {
     let deployments = pol["deployments"].as_array().unwrap();
     assert_eq!(deployments[0]["agent"], "hello");
     assert_eq!(deployments[0]["partitions"], serde_json::json!(["mgmt"]));
-    assert_eq!(deployments[1]["agent"], "meter");
+    assert_eq!(deployments[1]["agent"], "scrubber");
     assert_eq!(
         deployments[1]["partitions"],
-        serde_json::json!(["tenant-a", "tenant-b"])
+        serde_json::json!(["tenant-a"])
     );
     let tenants: Vec<(String, u64)> = pol["tenants"]
         .as_array()
@@ -158,7 +162,7 @@ fn the_default_appliance_boots_and_its_catalog_matches_the_spec() {
 
     let (_, s) = get(addr, "/api/v1/status");
     assert_eq!(s["catalog"]["state"], "verified");
-    assert_eq!(s["catalog"]["agents"], 2);
+    assert_eq!(s["catalog"]["agents"], 4);
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -342,10 +346,10 @@ fn hostile_catalogs_are_refused_at_boot_one_after_another() {
         (
             "tampered-agent",
             {
-                // A byte of the hello script, inside the signed container.
+                // A byte of the first agent's executable, inside its signed container.
                 let mut p = payload.clone();
-                let at = p.windows(9).position(|w| w == b"#!/bin/sh").unwrap();
-                p[at + 3] ^= 0x01;
+                let at = p.windows(4).position(|w| w == b"\x7fELF").unwrap();
+                p[at + 200] ^= 0x01;
                 p
             },
             "bad signature",

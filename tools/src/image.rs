@@ -33,6 +33,8 @@ pub const DEFAULT_SPEC: &str = "tools/appliance/appliance.toml";
 /// The key the default appliance's directory agents are signed with: a development key,
 /// committed so the default image builds anywhere. Never trust it in production.
 pub const DEFAULT_KEY: &str = "tools/appliance/keys/dev.key";
+/// Where the default appliance's agent directories are; their `bin/` is built.
+pub const DEFAULT_AGENTS: &str = "tools/appliance/agents";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -45,6 +47,8 @@ pub enum ImageError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Agent(#[from] AgentError),
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
     #[error("{spec}: agent {dir:?} is a directory and must be signed: give --key SECRET_KEY")]
     NoKey { spec: PathBuf, dir: String },
     #[error("{path}: {message}")]
@@ -525,6 +529,7 @@ fn describe(c: &Catalog) -> String {
 pub fn build_default(out: &Path) -> Result<u64, ImageError> {
     let root = crate::repo_root();
     let spec = root.join(DEFAULT_SPEC);
+    crate::build::install_agents(&root.join(DEFAULT_AGENTS), true)?;
     build(&spec, out, Format::Raw, Some(&root.join(DEFAULT_KEY)), true)?;
     let text = std::fs::read_to_string(&spec).map_err(io(&spec))?;
     Ok(Appliance::parse(&text, 0).map_or(128, |a| a.machine.memory_mib))
@@ -573,6 +578,7 @@ pub fn bench_build(runs: usize) -> Result<BuildBenchReport, ImageError> {
     let root = crate::repo_root();
     let spec = root.join(DEFAULT_SPEC);
     let key = root.join(DEFAULT_KEY);
+    crate::build::install_agents(&root.join(DEFAULT_AGENTS), true)?;
     let dir = std::env::temp_dir().join(format!("plinth-bench-image-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let out = dir.join("appliance.img");

@@ -88,6 +88,9 @@ enum PolicyCmd {
 
 #[derive(Subcommand)]
 enum AgentCmd {
+    /// Build the example agents (hostshim/examples) for the runtime and install them as
+    /// bin/NAME in the default appliance's agent directories.
+    Build,
     /// Pack DIR (its manifest.toml and every other file in it) into a signed container.
     Pack {
         dir: std::path::PathBuf,
@@ -311,6 +314,13 @@ fn run(cli: Cli) -> Result<ProcessExit> {
         }
         Cmd::Agent { which } => {
             match which {
+                AgentCmd::Build => {
+                    let dir = plinth::repo_root().join(plinth::image::DEFAULT_AGENTS);
+                    plinth::build::install_agents(&dir, false)?;
+                    for n in plinth::build::EXAMPLE_AGENTS {
+                        println!("installed {}", dir.join(n).join("bin").join(n).display());
+                    }
+                }
                 AgentCmd::Pack { dir, out, key } => {
                     let p = plinth::agent::pack(&dir, &out, &key)?;
                     println!(

@@ -171,7 +171,7 @@ fn bench_commands_report_figures_and_their_qemu_command_line() {
     let image = bench_json(&["bench", "image", "-n", "2"]);
     assert_eq!(image["build_ms"].as_array().unwrap().len(), 2, "{image}");
     assert!(image["median_build_ms"].as_f64().unwrap() > 0.0, "{image}");
-    assert_eq!(image["agents"], 2, "{image}");
+    assert_eq!(image["agents"], 4, "{image}");
 }
 
 fn plinth(args: &[&str]) -> (Option<i32>, String, String) {
@@ -262,6 +262,10 @@ fn image_build_writes_a_gpt_disk_that_standard_tools_list() {
     let raw = d.join("appliance.img");
     let spec = repo("tools/appliance/appliance.toml");
     let key = repo("tools/appliance/keys/dev.key");
+    // The default appliance's agents are built from hostshim's examples first.
+    let (code, stdout, stderr) = plinth(&["agent", "build"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("bin/hostile"), "{stdout}");
     let (code, stdout, stderr) = plinth(&[
         "image",
         "build",

@@ -304,6 +304,19 @@ pub struct Agent {
     /// SHA-256 of the container file: what an operator compares with the file pushed.
     pub sha256: [u8; 32],
     pub bytes: u64,
+    /// The container's files (neither `manifest.toml` nor `SIGNATURE`), name and bytes,
+    /// in archive order: what the runtime loads and serves to the agent.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Agent {
+    /// The bytes of the container file `name`, if it has one.
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_slice())
+    }
 }
 
 /// A trusted key and the file it came from.
@@ -415,6 +428,11 @@ impl Catalog {
                 signer: container.signer(),
                 sha256: sha256(e.data),
                 bytes: e.data.len() as u64,
+                files: container
+                    .files()
+                    .iter()
+                    .map(|f| (String::from(&*f.name), Vec::from(f.data)))
+                    .collect(),
             });
         }
 

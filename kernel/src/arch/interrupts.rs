@@ -3,7 +3,8 @@
 //! Stable Rust has no `x86-interrupt` ABI, so each vector gets a naked stub that pushes a
 //! uniform [`TrapFrame`] (a dummy error code where the CPU pushes none, then the vector
 //! number and all fifteen general registers) and calls [`crate::trap::handle`]. On return
-//! the registers are restored and `iretq` resumes the interrupted code.
+//! the registers are restored and `iretq` resumes the interrupted code. A trap from ring 3
+//! instead ends the agent's run: see [`super::user`].
 
 use super::{apic, gdt};
 use core::arch::naked_asm;
@@ -49,6 +50,10 @@ extern "C" fn trap_common() {
     naked_asm!(
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        // From ring 3 (CS RPL != 0): the frame just filled an agent's context (TSS.RSP0
+        // points past it); hand control back to the kernel that entered the agent.
+        "test qword ptr [rsp + 144], 3",
+        "jnz {user_exit}",
         "mov rdi, rsp",
         "cld",
         "call {dispatch}",
@@ -57,6 +62,7 @@ extern "C" fn trap_common() {
         "add rsp, 16",
         "iretq",
         dispatch = sym dispatch,
+        user_exit = sym super::user::user_exit,
     )
 }
 

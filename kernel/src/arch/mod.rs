@@ -22,6 +22,7 @@ pub mod phys;
 pub mod pit;
 pub mod serial;
 pub mod stacks;
+pub mod user;
 pub mod virtio_blk;
 pub mod virtio_hal;
 pub mod virtio_isr;

@@ -289,9 +289,9 @@ pub fn map_mmio(
         .checked_add(len)
         .and_then(|e| e.checked_next_multiple_of(PAGE))
         .ok_or(PagingError::Overlap(phys))?;
-    // Identity mapping needs a canonical lower-half address (and one the builder's 4-level
-    // walk covers): below 2^47.
-    if end > 1 << 47 {
+    // Identity mapping stays in PML4 slot 0, the one slot every partition's address space
+    // shares; slot 1 onwards is the user window (plinth_abi::USER_BASE).
+    if end > plinth_abi::USER_BASE {
         return Err(PagingError::Overlap(phys));
     }
     let flags = PRESENT | WRITABLE | NO_EXECUTE | NO_CACHE | WRITE_THROUGH;
@@ -310,4 +310,261 @@ pub fn map_mmio(
         }
         Ok(())
     })
+}
+
+const USER: u64 = 1 << 2;
+/// PML4 slot of the user window; slot 0 (the kernel's identity map) is shared.
+const USER_SLOT: u64 = plinth_abi::USER_BASE >> 39;
+const _: () = assert!(USER_SLOT == 1 && (plinth_abi::USER_END - 1) >> 39 == USER_SLOT);
+
+/// What an agent may do with a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserPerms {
+    pub write: bool,
+    pub execute: bool,
+}
+
+/// Why a user address could not be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAccessError {
+    /// Outside the user window, or not mapped.
+    Unmapped(u64),
+    /// Mapped read-only, and the access writes.
+    ReadOnly(u64),
+}
+
+/// A partition's page tables. PML4 slot 0 points at the kernel's own tables (entries
+/// without the user bit, so ring 3 cannot touch them); the user window (slot 1) is
+/// private, and every frame under it — tables and pages — was allocated by this value,
+/// zeroed, and is returned by [`AddressSpace::release`].
+pub struct AddressSpace {
+    pml4: u64,
+}
+
+impl AddressSpace {
+    /// An address space with nothing mapped in the user window.
+    pub fn new(alloc: &mut dyn FnMut() -> Option<u64>) -> Result<AddressSpace, PagingError> {
+        let kernel = KERNEL_PML4.load(Ordering::Relaxed);
+        if kernel == 0 {
+            return Err(PagingError::UnexpectedLayout);
+        }
+        let mut b = Builder {
+            pml4: 0,
+            alloc,
+            tables: 0,
+        };
+        let pml4 = b.new_table()?;
+        // SAFETY: both are page-table frames in identity-mapped RAM: the kernel's (live,
+        // read here) and the new one (written here, not yet in use).
+        unsafe { Builder::entry(pml4, 0).write(Builder::entry(kernel, 0).read()) };
+        Ok(AddressSpace { pml4 })
+    }
+
+    /// Maps a fresh zeroed frame at user page `va` with `perms`. Returns its physical
+    /// address; `Overlap` if `va` is mapped already, `OutOfFrames` when `alloc` runs dry.
+    pub fn map_new(
+        &mut self,
+        va: u64,
+        perms: UserPerms,
+        alloc: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<u64, PagingError> {
+        if !va.is_multiple_of(PAGE) || !(plinth_abi::USER_BASE..plinth_abi::USER_END).contains(&va)
+        {
+            return Err(PagingError::Overlap(va));
+        }
+        let mut b = Builder {
+            pml4: self.pml4,
+            alloc,
+            tables: 0,
+        };
+        let mut table = self.pml4;
+        for shift in [39u64, 30, 21] {
+            let e = Builder::entry(table, va >> shift);
+            // SAFETY: `table` is one of this space's page-table frames (identity-mapped).
+            let value = unsafe { e.read() };
+            table = if value & PRESENT == 0 {
+                let t = b.new_table()?;
+                // SAFETY: as above.
+                unsafe { e.write(t | TABLE_FLAGS | USER) };
+                t
+            } else {
+                value & ADDR_MASK
+            };
+        }
+        let e = Builder::entry(table, va >> 12);
+        // SAFETY: as above.
+        if unsafe { e.read() } & PRESENT != 0 {
+            return Err(PagingError::Overlap(va));
+        }
+        let frame = b.new_table()?; // a zeroed frame; not a table, the same allocation
+        let mut leaf = frame | PRESENT | USER;
+        if perms.write {
+            leaf |= WRITABLE;
+        }
+        if !perms.execute {
+            leaf |= NO_EXECUTE;
+        }
+        // SAFETY: as above; the entry was not present, so no TLB entry can be stale.
+        unsafe { e.write(leaf) };
+        Ok(frame)
+    }
+
+    /// The frame behind user page `va` and what the agent may do with it: present with
+    /// the user bit at every level, inside the user window.
+    pub fn translate(&self, va: u64) -> Option<(u64, UserPerms)> {
+        if !(plinth_abi::USER_BASE..plinth_abi::USER_END).contains(&va) {
+            return None;
+        }
+        let mut table = self.pml4;
+        let mut writable = true;
+        let mut executable = true;
+        for shift in [39u64, 30, 21, 12] {
+            // SAFETY: `table` is one of this space's page-table frames (identity-mapped).
+            let value = unsafe { Builder::entry(table, va >> shift).read() };
+            if value & (PRESENT | USER) != PRESENT | USER || value & HUGE_PAGE != 0 {
+                return None;
+            }
+            writable &= value & WRITABLE != 0;
+            executable &= value & NO_EXECUTE == 0;
+            table = value & ADDR_MASK;
+        }
+        Some((
+            table,
+            UserPerms {
+                write: writable,
+                execute: executable,
+            },
+        ))
+    }
+
+    /// Copies `dst.len()` bytes of agent memory from `va`. Every page must be mapped for
+    /// ring 3; nothing is copied past the first one that is not.
+    pub fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), UserAccessError> {
+        self.each_page(va, dst.len(), false, &mut |frame_addr, done, n| {
+            // SAFETY: `frame_addr..+n` lies in one frame this space mapped for the agent,
+            // allocated to it alone and identity-mapped; `dst` is a distinct kernel buffer.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    frame_addr as *const u8,
+                    dst[done..done + n].as_mut_ptr(),
+                    n,
+                )
+            }
+        })
+    }
+
+    /// Copies `src` into agent memory at `va`; every page must be mapped writable for
+    /// ring 3 unless `as_loader` (the kernel filling a fresh image).
+    pub fn write(&mut self, va: u64, src: &[u8], as_loader: bool) -> Result<(), UserAccessError> {
+        self.each_page(va, src.len(), !as_loader, &mut |frame_addr, done, n| {
+            // SAFETY: as in `read`, with the roles swapped.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    src[done..done + n].as_ptr(),
+                    frame_addr as *mut u8,
+                    n,
+                )
+            }
+        })
+    }
+
+    /// Checks the whole range first, then calls `f(frame address, offset, length)` per
+    /// page piece; so a bad range copies nothing.
+    fn each_page(
+        &self,
+        va: u64,
+        len: usize,
+        need_write: bool,
+        f: &mut dyn FnMut(u64, usize, usize),
+    ) -> Result<(), UserAccessError> {
+        let end = va
+            .checked_add(len as u64)
+            .ok_or(UserAccessError::Unmapped(va))?;
+        let mut pieces = 0;
+        for pass in 0..2 {
+            let mut a = va;
+            while a < end {
+                let page = a & !(PAGE - 1);
+                let n = (page + PAGE).min(end) - a;
+                let (frame, perms) = self.translate(page).ok_or(UserAccessError::Unmapped(a))?;
+                if need_write && !perms.write {
+                    return Err(UserAccessError::ReadOnly(a));
+                }
+                if pass == 1 {
+                    f(frame + (a - page), (a - va) as usize, n as usize);
+                }
+                pieces += 1;
+                a += n;
+            }
+        }
+        debug_assert!(pieces % 2 == 0);
+        Ok(())
+    }
+
+    /// Makes this the live address space.
+    pub fn activate(&self) {
+        if Cr3::read_raw().0.start_address().as_u64() != self.pml4 {
+            // SAFETY: slot 0 maps the kernel exactly as the kernel tables do (it is the same
+            // entry), so the running code, its stack and data stay mapped.
+            unsafe {
+                Cr3::write(
+                    PhysFrame::containing_address(PhysAddr::new(self.pml4)),
+                    Cr3Flags::empty(),
+                )
+            };
+        }
+    }
+
+    /// Returns every frame of the user window (pages and tables) and the PML4 through
+    /// `free`, switching to the kernel's tables first if this space is live. Returns
+    /// the number of frames freed.
+    pub fn release(self, free: &mut dyn FnMut(u64)) -> usize {
+        if Cr3::read_raw().0.start_address().as_u64() == self.pml4 {
+            activate_kernel();
+        }
+        let mut count = 0;
+        let mut give = |addr: u64| {
+            free(addr);
+            count += 1;
+        };
+        Self::release_table(self.pml4, 4, USER_SLOT..USER_SLOT + 1, &mut give);
+        give(self.pml4);
+        count
+    }
+
+    /// Frees what entries `slots` of the table at `table` (level 4 = PML4) point to.
+    fn release_table(
+        table: u64,
+        level: u32,
+        slots: core::ops::Range<u64>,
+        free: &mut dyn FnMut(u64),
+    ) {
+        for i in slots {
+            // SAFETY: `table` is one of this space's page-table frames (identity-mapped),
+            // no longer live.
+            let value = unsafe { Builder::entry(table, i).read() };
+            if value & PRESENT == 0 {
+                continue;
+            }
+            let next = value & ADDR_MASK;
+            if level > 1 {
+                Self::release_table(next, level - 1, 0..512, free);
+            }
+            free(next);
+        }
+    }
+}
+
+/// Switches back to the kernel's own tables (no user window).
+pub fn activate_kernel() {
+    let pml4 = KERNEL_PML4.load(Ordering::Relaxed);
+    if pml4 != 0 && Cr3::read_raw().0.start_address().as_u64() != pml4 {
+        // SAFETY: the kernel tables map everything the kernel uses (see `init`).
+        unsafe {
+            Cr3::write(
+                PhysFrame::containing_address(PhysAddr::new(pml4)),
+                Cr3Flags::empty(),
+            )
+        };
+    }
 }

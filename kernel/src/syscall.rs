@@ -1,0 +1,225 @@
+//! System calls: the one door from a partition into the runtime.
+//!
+//! Decodes the number and arguments an agent left in its registers, validates every
+//! pointer and length against the agent's own address space *before* anything is read or
+//! written (a range must lie in the user window, be mapped for ring 3 on every page and,
+//! when the runtime writes it, be writable), accounts the call, does it, and leaves the
+//! result or a negative `plinth_abi::Error` in `rax`. Nothing an agent passes can make the
+//! runtime panic or touch memory that is not the agent's.
+//!
+//! Owns the decoding and the checks; it must not schedule (it only says what should
+//! happen next, see [`Outcome`]) or reach another partition's state.
+
+use alloc::vec;
+
+use log::info;
+use plinth_abi::{Call, Error, HEAP_END, MAX_IO, MAX_LOG, PAGE_SIZE, SECTOR_SIZE};
+
+use crate::arch::paging::{UserAccessError, UserPerms};
+use crate::block;
+use crate::clock;
+use crate::partition::{Runtime, charged_alloc};
+
+/// What the run loop does after a call.
+pub enum Outcome {
+    /// Return to the agent.
+    Continue,
+    /// The agent yielded or sleeps: pick again.
+    Reschedule,
+    /// The agent ended with this code.
+    Exit(i32),
+}
+
+/// Longest file name `ConfigRead` accepts, bytes.
+const MAX_NAME: u64 = 256;
+
+/// Handles the system call task `ti` just made.
+pub fn dispatch(rt: &mut Runtime, ti: usize) -> Outcome {
+    let f = &rt.tasks[ti].ctx.frame;
+    let (number, a) = (f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]);
+    let mut outcome = Outcome::Continue;
+    let result = match Call::from_number(number) {
+        None => Err(Error::UnknownCall),
+        Some(call) => call_one(rt, ti, call, a, &mut outcome),
+    };
+    rt.tasks[ti].ctx.frame.rax = match result {
+        Ok(v) => v,
+        Err(e) => e.code(),
+    };
+    outcome
+}
+
+fn call_one(
+    rt: &mut Runtime,
+    ti: usize,
+    call: Call,
+    a: [u64; 5],
+    outcome: &mut Outcome,
+) -> Result<u64, Error> {
+    let (pi, si) = (rt.tasks[ti].partition, rt.tasks[ti].slot);
+    match call {
+        Call::Null => Ok(0),
+        Call::Log => {
+            let len = checked_len(a[1], MAX_LOG)?;
+            let mut buf = [0u8; MAX_LOG as usize];
+            let text = &mut buf[..len];
+            rt.tasks[ti].space.read(a[0], text).map_err(bad_pointer)?;
+            let text = core::str::from_utf8(text).map_err(|_| Error::NotUtf8)?;
+            let p = &rt.partitions[pi];
+            info!(
+                "{}/{}: {}",
+                p.name,
+                p.agents[si].image.name,
+                text.trim_end()
+            );
+            Ok(0)
+        }
+        Call::Clock => Ok(clock::now_ns()),
+        Call::Sleep => {
+            let until = clock::now_ns().saturating_add(a[0]);
+            let id = rt.tasks[ti].id;
+            rt.sched.sleep_until(id, until);
+            *outcome = Outcome::Reschedule;
+            Ok(0)
+        }
+        Call::Yield => {
+            *outcome = Outcome::Reschedule;
+            Ok(0)
+        }
+        Call::Exit => {
+            // The code is an i32 in the low half; the rest is ignored, as by Linux.
+            *outcome = Outcome::Exit(a[0] as u32 as i32);
+            Ok(0)
+        }
+        Call::Heartbeat => {
+            let slot = &mut rt.partitions[pi].agents[si];
+            slot.heartbeats += 1;
+            slot.last_heartbeat_ns = Some(clock::now_ns());
+            Ok(slot.heartbeats)
+        }
+        Call::ConfigRead => {
+            let name_len = checked_len(a[1], MAX_NAME)?;
+            let mut name = [0u8; MAX_NAME as usize];
+            let task = &mut rt.tasks[ti];
+            task.space
+                .read(a[0], &mut name[..name_len])
+                .map_err(bad_pointer)?;
+            let name = core::str::from_utf8(&name[..name_len]).map_err(|_| Error::NotUtf8)?;
+            let len = checked_len(a[3], MAX_IO)?;
+            check_range(task, a[2], len, true)?;
+            let image = rt.partitions[pi].agents[si].image.clone();
+            let data = image.file(name).ok_or(Error::NotFound)?;
+            let offset = usize::try_from(a[4]).unwrap_or(usize::MAX).min(data.len());
+            let n = len.min(data.len() - offset);
+            task.space
+                .write(a[2], &data[offset..offset + n], false)
+                .map_err(bad_pointer)?;
+            Ok(n as u64)
+        }
+        Call::DiskSectors => Ok(rt.partitions[pi].disk.ok_or(Error::NoDisk)?.sectors),
+        Call::DiskRead | Call::DiskWrite => {
+            let disk = rt.partitions[pi].disk.ok_or(Error::NoDisk)?;
+            let len = checked_len(a[2], MAX_IO)?;
+            if len == 0 || !(len as u64).is_multiple_of(SECTOR_SIZE) {
+                return Err(Error::BadLength);
+            }
+            let count = len as u64 / SECTOR_SIZE;
+            let sector = a[0];
+            if sector
+                .checked_add(count)
+                .is_none_or(|end| end > disk.sectors)
+            {
+                return Err(Error::OutOfRange);
+            }
+            let task = &mut rt.tasks[ti];
+            let write = call == Call::DiskWrite;
+            // The agent's buffer is checked before the disk is touched.
+            check_range(task, a[1], len, !write)?;
+            let lba = disk.first_lba + sector;
+            if write {
+                let mut buf = vec![0u8; len];
+                task.space.read(a[1], &mut buf).map_err(bad_pointer)?;
+                let t = block::write(disk.disk, lba, buf).map_err(|_| Error::Io)?;
+                block::wait(t, &mut || {}).map_err(|_| Error::Io)?;
+            } else {
+                let t = block::read(disk.disk, lba, vec![0u8; len]).map_err(|_| Error::Io)?;
+                let buf = block::wait(t, &mut || {}).map_err(|_| Error::Io)?;
+                task.space.write(a[1], &buf, false).map_err(bad_pointer)?;
+            }
+            Ok(len as u64)
+        }
+        Call::DiskFlush => {
+            let disk = rt.partitions[pi].disk.ok_or(Error::NoDisk)?;
+            let t = block::flush(disk.disk).map_err(|_| Error::Io)?;
+            block::wait(t, &mut || {}).map_err(|_| Error::Io)?;
+            Ok(0)
+        }
+        Call::MemGrow => {
+            if a[0] == 0 {
+                return Err(Error::Invalid);
+            }
+            let pages = a[0].div_ceil(PAGE_SIZE);
+            let task = &mut rt.tasks[ti];
+            let start = task.heap_next;
+            let end = pages
+                .checked_mul(PAGE_SIZE)
+                .and_then(|b| start.checked_add(b))
+                .filter(|e| *e <= HEAP_END)
+                .ok_or(Error::QuotaExceeded)?;
+            let part = &mut rt.partitions[pi];
+            // Pages plus, at worst, one new table per level per 2 MiB: refuse up front
+            // rather than leave a half-grown region.
+            let tables = pages.div_ceil(512) + 2;
+            if part.frames.saturating_add(pages + tables) > part.quota_frames() {
+                return Err(Error::QuotaExceeded);
+            }
+            let mut alloc = charged_alloc(part);
+            let perms = UserPerms {
+                write: true,
+                execute: false,
+            };
+            let mut va = start;
+            while va < end {
+                if task.space.map_new(va, perms, &mut alloc).is_err() {
+                    // Keep what was mapped (it is charged and stays the agent's).
+                    task.heap_next = va;
+                    return Err(Error::QuotaExceeded);
+                }
+                va += PAGE_SIZE;
+            }
+            task.heap_next = end;
+            Ok(start)
+        }
+    }
+}
+
+/// A length that fits `max` (and so `usize`).
+fn checked_len(len: u64, max: u64) -> Result<usize, Error> {
+    if len > max {
+        return Err(Error::BadLength);
+    }
+    usize::try_from(len).map_err(|_| Error::BadLength)
+}
+
+/// Checks that `[va, va + len)` is agent memory the runtime may write (or read).
+fn check_range(
+    task: &crate::partition::Task,
+    va: u64,
+    len: usize,
+    write: bool,
+) -> Result<(), Error> {
+    let end = va.checked_add(len as u64).ok_or(Error::BadPointer)?;
+    let mut page = va & !(PAGE_SIZE - 1);
+    while page < end {
+        let (_, perms) = task.space.translate(page).ok_or(Error::BadPointer)?;
+        if write && !perms.write {
+            return Err(Error::BadPointer);
+        }
+        page += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+fn bad_pointer(_: UserAccessError) -> Error {
+    Error::BadPointer
+}
