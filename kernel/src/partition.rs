@@ -841,6 +841,7 @@ pub mod api {
             }
         }
         w.end_array();
+        w.key("uptime_ns").u64(clock::now_ns());
         w.key("agents_busy_ns")
             .u64(guard.as_ref().map_or(0, |r| r.busy_ns));
         w.end_object();

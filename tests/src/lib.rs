@@ -335,7 +335,9 @@ pub fn build_appliance(
         );
         let configs: Vec<String> = a.config.iter().map(|(p, _)| format!("{p:?}")).collect();
         let manifest = format!(
-            "name = {:?}\nversion = \"0.1.0\"\nentry = \"bin/{}\"\nconfig = [{}]\n",
+            "name = {:?}\nversion = \"0.1.0\"\nentry = \"bin/{}\"\nconfig = [{}]\n\n\
+             [resources.cpu]\naverage_percent = 1\npeak_percent = 100\n\n\
+             [resources.memory]\naverage_mib = 1\npeak_mib = 64\n",
             a.name,
             a.example,
             configs.join(", ")

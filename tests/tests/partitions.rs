@@ -1,0 +1,533 @@
+//! Partitions and agents end to end: appliances built from hostshim's example agents,
+//! booted, and watched the way an operator would — serial lines, `/api/v1/partitions`
+//! and `/api/v1/events`. Negative cases first: agents that fault, abuse system calls or
+//! exhaust their memory must be contained while their neighbours carry on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use plinth::api;
+use plinth::profile::Disk;
+use plinth_tests::{Boot, Runtime, TestAgent, build_appliance};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(10);
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("plinth-part-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn boot(image: PathBuf) -> (Runtime, SocketAddr) {
+    let mut rt = Boot {
+        disk: Some(Disk {
+            image,
+            serial: "appliance".into(),
+        }),
+        nic: true,
+        memory_mib: 256,
+        ..Boot::default()
+    }
+    .start();
+    rt.expect_ready();
+    rt.expect_line("catalog: verified appliance");
+    let addr = rt.expect_api();
+    (rt, addr)
+}
+
+fn get(addr: SocketAddr, path: &str) -> Value {
+    let r = api::get(addr, path, T).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(
+        r.status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}: {:?}", String::from_utf8_lossy(&r.body)))
+}
+
+/// The agent `name` of partition `part` in a `/api/v1/partitions` answer.
+fn agent<'a>(list: &'a Value, part: &str, name: &str) -> &'a Value {
+    list["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == part)
+        .unwrap_or_else(|| panic!("no partition {part}: {list}"))["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no agent {name} in {part}: {list}"))
+}
+
+fn events(addr: SocketAddr) -> Vec<Value> {
+    get(addr, "/api/v1/events")["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+const MACHINE: &str = "[machine]\nmemory_mib = 256\ncpus = 1\nruntime_mib = 64\n";
+
+fn spec(agents: &[&str], partitions: &str, policies: &[&str]) -> String {
+    let mut s = String::from("kind = \"appliance\"\nname = \"test\"\nversion = \"0.1.0\"\n");
+    s += "trusted_keys = [\"keys/dev.pub\"]\npolicies = [";
+    s += &policies
+        .iter()
+        .map(|p| format!("\"policies/{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    s += "]\n";
+    s += MACHINE;
+    for a in agents {
+        s += &format!("\n[[agent]]\ndir = \"agents/{a}\"\n");
+    }
+    s += partitions;
+    s
+}
+
+fn deploy(pairs: &[(&str, &str)]) -> String {
+    let mut s = String::from("kind = \"deployment\"\n");
+    for (agent, to) in pairs {
+        s += &format!("\n[[deploy]]\nagent = \"{agent}\"\nversion = \"0.1.0\"\nto = [\"{to}\"]\n");
+    }
+    s
+}
+
+#[test]
+fn faulting_and_hostile_agents_are_contained_and_neighbours_carry_on() {
+    let d = dir("isolation");
+    let hostile = |name: &'static str, cfg: &'static str| TestAgent {
+        name,
+        example: "hostile",
+        config: Box::leak(Box::new([("etc/hostile.toml", cfg)])),
+    };
+    let agents = [
+        TestAgent {
+            name: "hello",
+            example: "hello",
+            config: &[("etc/hello.toml", "interval_ms = 200\n")],
+        },
+        TestAgent {
+            name: "scrubber",
+            example: "scrubber",
+            config: &[],
+        },
+        hostile("null-deref", "mode = \"null-deref\"\n"),
+        hostile("write-kernel", "mode = \"write-kernel\"\n"),
+        // Physical RAM at 64 MiB: frames of other partitions live around there, and the
+        // kernel's identity map covers it (supervisor-only).
+        hostile("read-other", "mode = \"read-other\"\naddress = 0x4000000\n"),
+        hostile("invalid-opcode", "mode = \"invalid-opcode\"\n"),
+        hostile("gp", "mode = \"gp\"\n"),
+        hostile("bad-syscalls", "mode = \"bad-syscalls\"\n"),
+    ];
+    let names: Vec<&str> = agents.iter().map(|a| a.name).collect();
+    let partitions = "
+[[partition]]
+name = \"victim\"
+memory_mib = 16
+cpus = 1
+disk_mib = 4
+
+[[partition]]
+name = \"attacker\"
+memory_mib = 32
+cpus = 1
+
+[[partition]]
+name = \"prober\"
+memory_mib = 16
+cpus = 1
+disk_mib = 1
+";
+    let deployment = deploy(&[
+        ("hello", "victim"),
+        ("scrubber", "victim"),
+        ("null-deref", "attacker"),
+        ("write-kernel", "attacker"),
+        ("read-other", "attacker"),
+        ("invalid-opcode", "attacker"),
+        ("gp", "attacker"),
+        ("bad-syscalls", "prober"),
+    ]);
+    let image = build_appliance(
+        &d,
+        &spec(&names, partitions, &["deployment.toml"]),
+        &[("deployment.toml", &deployment)],
+        &agents,
+    );
+    let (mut rt, addr) = boot(image);
+
+    // Every abuse of the system-call door came back as an error.
+    rt.expect_line("prober/bad-syscalls: hostile: bad-syscalls done");
+    let transcript = rt.transcript();
+    let cases: Vec<&str> = transcript
+        .lines()
+        .filter(|l| l.contains("prober/bad-syscalls: hostile: ") && l.contains(" -> "))
+        .collect();
+    assert_eq!(cases.len(), 14, "{transcript}");
+    for c in &cases {
+        let code: i64 = c
+            .split(" -> ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no code in {c:?}"));
+        assert!(code < 0, "{c}");
+        assert!(!c.contains("NOT AN ERROR"), "{c}");
+    }
+    assert!(
+        !transcript.contains("this line must never be logged"),
+        "{transcript}"
+    );
+
+    // Five faults, each reported with partition, agent, vector and address.
+    let mut faults = Vec::new();
+    for _ in 0..100 {
+        faults = events(addr)
+            .into_iter()
+            .filter(|e| e["kind"] == "agent_faulted")
+            .collect();
+        if faults.len() >= 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fault = |agent: &str| {
+        faults
+            .iter()
+            .find(|e| e["agent"] == agent)
+            .unwrap_or_else(|| panic!("no fault of {agent}: {faults:?}"))
+            .clone()
+    };
+    for (agent, vector, address) in [
+        ("null-deref", 14, Some(0u64)),
+        ("write-kernel", 14, Some(0x10_0000)),
+        ("read-other", 14, Some(0x400_0000)),
+        ("invalid-opcode", 6, None),
+        ("gp", 13, None),
+    ] {
+        let f = fault(agent);
+        assert_eq!(f["partition"], "attacker", "{f}");
+        assert_eq!(f["vector"], vector, "{f}");
+        if let Some(a) = address {
+            assert_eq!(f["address"], a, "{f}");
+            // A user-mode access (error code bit 2), never the kernel's.
+            assert_ne!(f["error_code"].as_u64().unwrap() & 4, 0, "{f}");
+        }
+        let rip = f["rip"].as_u64().unwrap();
+        assert!(
+            (plinth_abi::IMAGE_BASE..plinth_abi::IMAGE_END).contains(&rip),
+            "{f}"
+        );
+    }
+    let t = rt.transcript();
+    assert!(!t.contains("NOT CONTAINED"), "{t}");
+    assert!(
+        t.contains("agent attacker/null-deref: FAULT page fault (vector 14)"),
+        "{t}"
+    );
+
+    // The victim keeps heartbeating and its disk keeps verifying after every fault.
+    let before = get(addr, "/api/v1/partitions");
+    let beats = agent(&before, "victim", "hello")["heartbeats"]
+        .as_u64()
+        .unwrap();
+    let passes = rt
+        .transcript()
+        .matches("victim/scrubber: scrubber: pass")
+        .count();
+    rt.expect_line(&format!(
+        "victim/scrubber: scrubber: pass {} verified",
+        passes + 1
+    ));
+    let after = get(addr, "/api/v1/partitions");
+    let hello = agent(&after, "victim", "hello");
+    assert_eq!(hello["status"], "running", "{after}");
+    assert!(hello["heartbeats"].as_u64().unwrap() > beats, "{after}");
+    assert_eq!(agent(&after, "victim", "scrubber")["status"], "running");
+    for a in [
+        "null-deref",
+        "write-kernel",
+        "read-other",
+        "invalid-opcode",
+        "gp",
+    ] {
+        assert_eq!(agent(&after, "attacker", a)["status"], "ended", "{after}");
+    }
+    // The attacker's frames all came back when its agents ended.
+    let attacker = after["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "attacker")
+        .unwrap();
+    assert_eq!(attacker["memory"]["used_bytes"], 0, "{attacker}");
+    let health = api::get(addr, "/api/v1/health", T).unwrap();
+    assert_eq!(health.status, 200);
+    assert!(!rt.transcript().contains("NOT AN ERROR"));
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn memory_quota_is_an_error_to_the_agent_and_crashes_restart_then_quarantine() {
+    let d = dir("memory");
+    let agents = [
+        TestAgent {
+            name: "greedy",
+            example: "hostile",
+            config: &[("etc/hostile.toml", "mode = \"exhaust-memory\"\n")],
+        },
+        TestAgent {
+            name: "crashy",
+            example: "hostile",
+            config: &[("etc/hostile.toml", "mode = \"crash\"\n")],
+        },
+    ];
+    let partitions = "
+[[partition]]
+name = \"small\"
+memory_mib = 8
+cpus = 1
+
+[[partition]]
+name = \"flaky\"
+memory_mib = 8
+cpus = 1
+";
+    let troubleshooting = "kind = \"troubleshooting\"
+
+[[rule]]
+partition = \"flaky\"
+restart = \"on-failure\"
+max_restarts = 3
+window_secs = 60
+backoff = { initial_ms = 200, max_ms = 5000, multiplier = 2 }
+on_exhausted = [\"quarantine\", \"alert\"]
+";
+    let image = build_appliance(
+        &d,
+        &spec(
+            &["greedy", "crashy"],
+            partitions,
+            &["deployment.toml", "troubleshooting.toml"],
+        ),
+        &[
+            (
+                "deployment.toml",
+                &deploy(&[("greedy", "small"), ("crashy", "flaky")]),
+            ),
+            ("troubleshooting.toml", troubleshooting),
+        ],
+        &agents,
+    );
+    let (mut rt, addr) = boot(image);
+
+    // The quota: an error code to the agent, which carries on (and heartbeats).
+    let line = rt
+        .expect_line("small/greedy: hostile: quota enforced after ")
+        .text;
+    let mib: u64 = line
+        .rsplit("after ")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    // 8 MiB less the image, stack and page tables, in whole MiB.
+    assert!((5..8).contains(&mib), "{line}");
+    let list = get(addr, "/api/v1/partitions");
+    let small = &list["partitions"][0];
+    assert_eq!(small["name"], "small");
+    assert!(
+        small["memory"]["used_bytes"].as_u64().unwrap() <= 8 << 20,
+        "{small}"
+    );
+    assert!(
+        small["memory"]["used_bytes"].as_u64().unwrap() > (mib << 20),
+        "{small}"
+    );
+    assert_eq!(agent(&list, "small", "greedy")["status"], "running");
+
+    // Crash, restart after 200, 400, 800 ms, then quarantine with an alert.
+    rt.expect_line("agent flaky/crashy: QUARANTINED after 3 restarts within 60 s");
+    let ev: Vec<Value> = events(addr)
+        .into_iter()
+        .filter(|e| e["agent"] == "crashy")
+        .collect();
+    let kinds: Vec<&str> = ev.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "agent_started",
+            "agent_exited",
+            "restart_scheduled",
+            "agent_started",
+            "agent_exited",
+            "restart_scheduled",
+            "agent_started",
+            "agent_exited",
+            "restart_scheduled",
+            "agent_started",
+            "agent_exited",
+            "quarantined",
+            "alert"
+        ],
+        "{ev:?}"
+    );
+    let delays: Vec<u64> = ev
+        .iter()
+        .filter(|e| e["kind"] == "restart_scheduled")
+        .map(|e| e["delay_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delays, [200, 400, 800]);
+    // Each restart waited at least its backoff.
+    let time = |i: usize| ev[i]["time_ms"].as_f64().unwrap();
+    for (exit, start, delay) in [(1, 3, 200.0), (4, 6, 400.0), (7, 9, 800.0)] {
+        assert!(time(start) - time(exit) >= delay, "{ev:?}");
+    }
+    for e in ev.iter().filter(|e| e["kind"] == "agent_exited") {
+        assert_eq!(e["code"], 1, "{e}");
+    }
+    let list = get(addr, "/api/v1/partitions");
+    let crashy = agent(&list, "flaky", "crashy");
+    assert_eq!(crashy["status"], "quarantined", "{list}");
+    assert_eq!(crashy["restarts"], 3, "{list}");
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// CPU time of each named agent (`cpu_ns`) and the guest's clock.
+fn cpu(addr: SocketAddr, who: &[(&str, &str)]) -> (Vec<u64>, u64) {
+    let list = get(addr, "/api/v1/partitions");
+    let times = who
+        .iter()
+        .map(|(p, a)| agent(&list, p, a)["cpu_ns"].as_u64().unwrap())
+        .collect();
+    (times, list["uptime_ns"].as_u64().unwrap())
+}
+
+#[test]
+fn cpu_weights_share_the_cpu_and_a_cap_holds_on_an_idle_cpu() {
+    let d = dir("cpu");
+    let spinners = |names: &[&'static str]| -> Vec<TestAgent<'static>> {
+        names
+            .iter()
+            .map(|n| TestAgent {
+                name: n,
+                example: "spinner",
+                config: &[],
+            })
+            .collect()
+    };
+    let partitions = "
+[[partition]]
+name = \"light\"
+memory_mib = 4
+cpus = 1
+
+[[partition]]
+name = \"heavy\"
+memory_mib = 4
+cpus = 1
+";
+    let protection = "kind = \"protection\"
+
+[[limit]]
+partition = \"light\"
+cpu = { weight = 100 }
+
+[[limit]]
+partition = \"heavy\"
+cpu = { weight = 300 }
+";
+    let image = build_appliance(
+        &d,
+        &spec(
+            &["spin-a", "spin-b"],
+            partitions,
+            &["deployment.toml", "protection.toml"],
+        ),
+        &[
+            (
+                "deployment.toml",
+                &deploy(&[("spin-a", "light"), ("spin-b", "heavy")]),
+            ),
+            ("protection.toml", protection),
+        ],
+        &spinners(&["spin-a", "spin-b"]),
+    );
+    let (mut rt, addr) = boot(image);
+    rt.expect_line("heavy/spin-b: spinner:");
+    let who = [("light", "spin-a"), ("heavy", "spin-b")];
+    let (a0, t0) = cpu(addr, &who);
+    std::thread::sleep(Duration::from_secs(5));
+    let (a1, t1) = cpu(addr, &who);
+    let (light, heavy) = ((a1[0] - a0[0]) as f64, (a1[1] - a0[1]) as f64);
+    let light_pct = 100.0 * light / (light + heavy);
+    eprintln!(
+        "weights 1:3 over {:.2} s of guest time: light {light_pct:.2}%, heavy {:.2}% (agents busy {:.1}% of the time)",
+        (t1 - t0) as f64 / 1e9,
+        100.0 - light_pct,
+        100.0 * (light + heavy) / (t1 - t0) as f64
+    );
+    assert!(
+        (23.0..=27.0).contains(&light_pct),
+        "light got {light_pct:.2}%"
+    );
+    assert!(
+        t1 - t0 >= 4_000_000_000,
+        "guest clock advanced {} ns",
+        t1 - t0
+    );
+    rt.shutdown();
+
+    // Alone, capped at 20%.
+    let d2 = dir("cap");
+    let partitions = "
+[[partition]]
+name = \"capped\"
+memory_mib = 4
+cpus = 1
+";
+    let protection = "kind = \"protection\"
+
+[[limit]]
+partition = \"capped\"
+cpu = { cap_percent = 20 }
+";
+    let image = build_appliance(
+        &d2,
+        &spec(
+            &["spin-c"],
+            partitions,
+            &["deployment.toml", "protection.toml"],
+        ),
+        &[
+            ("deployment.toml", &deploy(&[("spin-c", "capped")])),
+            ("protection.toml", protection),
+        ],
+        &spinners(&["spin-c"]),
+    );
+    let (mut rt, addr) = boot(image);
+    rt.expect_line("capped/spin-c: spinner:");
+    let who = [("capped", "spin-c")];
+    let (c0, t0) = cpu(addr, &who);
+    std::thread::sleep(Duration::from_secs(5));
+    let (c1, t1) = cpu(addr, &who);
+    let pct = 100.0 * (c1[0] - c0[0]) as f64 / (t1 - t0) as f64;
+    eprintln!(
+        "cap 20% over {:.2} s of guest time: {pct:.2}%",
+        (t1 - t0) as f64 / 1e9
+    );
+    assert!((18.0..=22.0).contains(&pct), "capped spinner got {pct:.2}%");
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&d2);
+}
