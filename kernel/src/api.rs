@@ -194,7 +194,7 @@ pub fn serve(
     while let Some(next) = conn.http.next_request(now_ms) {
         moved = true;
         match next {
-            Ok((request, _body)) => {
+            Ok((request, body)) => {
                 match bench_stream(&request, ctx, now_ms) {
                     Some(Ok(mut stream)) => {
                         log::debug!("api: {} {} -> 101", request.method(), request.path());
@@ -215,7 +215,7 @@ pub fn serve(
                     }
                     None => {}
                 }
-                let response = route(&request, ctx, nic);
+                let response = route(&request, &body, ctx, nic);
                 log::debug!(
                     "api: {} {} -> {}",
                     request.method(),
@@ -259,21 +259,16 @@ pub fn serve(
 
 const GET_HEAD: &str = "GET, HEAD";
 
-fn route(req: &Request, ctx: &Context, nic: &NicInfo) -> Response {
+fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Response {
     let read_only = matches!(req.method(), "GET" | "HEAD");
     let path = req.path();
-    let partition = path
-        .strip_prefix("/api/v1/partitions/")
-        .filter(|n| !n.is_empty());
+    if path == "/api/v1/partitions" || path.starts_with("/api/v1/partitions/") {
+        return crate::partition::api::command(req.method(), path, body);
+    }
     let known = matches!(
         path,
-        "/api/v1/health"
-            | "/api/v1/status"
-            | "/api/v1/catalog"
-            | "/metrics"
-            | "/api/v1/partitions"
-            | "/api/v1/events"
-    ) || partition.is_some();
+        "/api/v1/health" | "/api/v1/status" | "/api/v1/catalog" | "/metrics" | "/api/v1/events"
+    );
     if !known {
         return Response::error(404, "no such resource");
     }
@@ -284,12 +279,7 @@ fn route(req: &Request, ctx: &Context, nic: &NicInfo) -> Response {
         "/api/v1/health" => Response::json(200, String::from("{\"status\":\"ok\"}")),
         "/api/v1/status" => Response::json(200, status_json(ctx, nic)),
         "/api/v1/catalog" => catalog_response(),
-        "/api/v1/partitions" => Response::json(200, crate::partition::api::list_json()),
         "/api/v1/events" => events_response(req.query()),
-        _ if partition.is_some() => match partition.and_then(crate::partition::api::one_json) {
-            Some(body) => Response::json(200, body),
-            None => Response::error(404, "no such partition"),
-        },
         _ => Response::text(
             200,
             "text/plain; version=0.0.4; charset=utf-8",

@@ -152,8 +152,9 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             if protections.smap { "on" } else { "missing" }
         );
     }
-    if let Some(l) = loaded {
-        partition::boot(&l.catalog, l.disk, &l.extents);
+    match loaded {
+        Some(l) => partition::boot(&l.catalog, l.disk, &l.extents),
+        None => partition::boot_empty(),
     }
 
     // The clock self-test measures the steady clock, after the TSC rate is refined.

@@ -11,6 +11,7 @@
 //! happen next, see [`Outcome`]) or reach another partition's state.
 
 use alloc::vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use log::info;
 use plinth_abi::{Call, Error, HEAP_END, MAX_IO, MAX_LOG, PAGE_SIZE, SECTOR_SIZE};
@@ -28,6 +29,29 @@ pub enum Outcome {
     Reschedule,
     /// The agent ended with this code.
     Exit(i32),
+}
+
+/// System calls answered on the fast path since the run loop last collected them: the
+/// accounting of calls that never leave the entry stub.
+static FAST_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The fast path (see `arch::user::syscall_entry`): calls that need no agent memory and no
+/// runtime state but atomics. Runs with interrupts off on the kernel stack; `None` sends
+/// the call down the full path.
+pub fn fast(number: u64) -> Option<u64> {
+    let value = match Call::from_number(number)? {
+        Call::Null => 0,
+        Call::Clock => clock::now_ns(),
+        _ => return None,
+    };
+    FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+    Some(value)
+}
+
+/// Fast-path calls since the last collection (the run loop charges them to the task
+/// that ran meanwhile).
+pub fn take_fast_calls() -> u64 {
+    FAST_CALLS.swap(0, Ordering::Relaxed)
 }
 
 /// Longest file name `ConfigRead` accepts, bytes.

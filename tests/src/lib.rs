@@ -291,70 +291,15 @@ pub fn agents() -> &'static [(&'static str, PathBuf)] {
     })
 }
 
-/// One agent of a test appliance: hostshim's example `example` packed as agent `name`
-/// 0.1.0 (so one executable can appear under several names, each with its own config),
-/// with `config` files (path in the container, contents).
-pub struct TestAgent<'a> {
-    pub name: &'a str,
-    pub example: &'a str,
-    pub config: &'a [(&'a str, &'a str)],
-}
+pub use plinth::image::TestAgent;
 
-/// Writes an appliance directory under `dir` — `spec` as `appliance.toml` (its agents
-/// must be `agents/NAME` for each of `agents`, its key `keys/dev.pub`), `policies`
-/// (file name, text) under `policies/`, the agents — and builds it, signed with the
-/// development key, into `dir/appliance.img`.
+/// [`plinth::image::build_with_examples`] with the agents built once per test binary.
 pub fn build_appliance(
     dir: &std::path::Path,
     spec: &str,
     policies: &[(&str, &str)],
     agents: &[TestAgent<'_>],
 ) -> PathBuf {
-    let root = plinth::repo_root();
-    let write = |path: PathBuf, data: &[u8]| {
-        std::fs::create_dir_all(path.parent().expect("a file in a directory")).unwrap();
-        std::fs::write(&path, data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    };
-    write(dir.join("appliance.toml"), spec.as_bytes());
-    let key = root.join(plinth::image::DEFAULT_KEY);
-    let public = std::fs::read(key.with_extension("pub")).expect("the dev public key");
-    write(dir.join("keys").join("dev.pub"), &public);
-    for (name, text) in policies {
-        write(dir.join("policies").join(name), text.as_bytes());
-    }
-    let built = self::agents();
-    for a in agents {
-        let exe = built
-            .iter()
-            .find(|(n, _)| *n == a.example)
-            .unwrap_or_else(|| panic!("no example agent {}", a.example));
-        let d = dir.join("agents").join(a.name);
-        write(
-            d.join("bin").join(a.example),
-            &std::fs::read(&exe.1).unwrap(),
-        );
-        let configs: Vec<String> = a.config.iter().map(|(p, _)| format!("{p:?}")).collect();
-        let manifest = format!(
-            "name = {:?}\nversion = \"0.1.0\"\nentry = \"bin/{}\"\nconfig = [{}]\n\n\
-             [resources.cpu]\naverage_percent = 1\npeak_percent = 100\n\n\
-             [resources.memory]\naverage_mib = 1\npeak_mib = 64\n",
-            a.name,
-            a.example,
-            configs.join(", ")
-        );
-        write(d.join("manifest.toml"), manifest.as_bytes());
-        for (p, text) in a.config {
-            write(d.join(p), text.as_bytes());
-        }
-    }
-    let out = dir.join("appliance.img");
-    plinth::image::build(
-        &dir.join("appliance.toml"),
-        &out,
-        plinth::image::Format::Raw,
-        Some(&key),
-        false,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    out
+    plinth::image::build_with_examples(dir, spec, policies, agents, self::agents())
+        .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -531,3 +531,222 @@ cpu = { cap_percent = 20 }
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&d2);
 }
+
+fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let r = api::request(addr, method, path, body.map(str::as_bytes), T)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, v)
+}
+
+fn free_bytes(addr: SocketAddr) -> u64 {
+    get(addr, "/api/v1/status")["memory"]["free_bytes"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn the_command_set_drives_partitions_and_1000_cycles_return_every_frame() {
+    let d = dir("control");
+    let agents = [TestAgent {
+        name: "hello",
+        example: "hello",
+        config: &[("etc/hello.toml", "interval_ms = 100\n")],
+    }];
+    let partitions = "
+[[partition]]
+name = \"spare\"
+memory_mib = 4
+cpus = 1
+disk_mib = 1
+";
+    let image = build_appliance(
+        &d,
+        &spec(&["hello"], partitions, &["deployment.toml"]),
+        &[("deployment.toml", "kind = \"deployment\"\n")],
+        &agents,
+    );
+    let (mut rt, addr) = boot(image);
+    let free0 = free_bytes(addr);
+
+    // Create (stopped), start, watch it heartbeat.
+    let (s, p) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions",
+        Some(
+            r#"{"name":"web","memory_mib":4,"cpu_weight":200,"labels":["demo"],"agents":[{"name":"hello"}]}"#,
+        ),
+    );
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["state"], "stopped", "{p}");
+    assert_eq!(p["memory"]["used_bytes"], 0, "{p}");
+    let (s, p) = call(addr, "POST", "/api/v1/partitions/web/start", None);
+    assert_eq!((s, &p["state"]), (200, &Value::from("running")), "{p}");
+    rt.expect_line("web/hello: hello: heartbeat 2");
+    let (_, p) = call(addr, "GET", "/api/v1/partitions/web", None);
+    assert!(p["memory"]["used_bytes"].as_u64().unwrap() > 0, "{p}");
+    assert_eq!(p["agents"][0]["cpu"]["weight"], 200, "{p}");
+
+    // Stop returns the frames; restart runs it again.
+    let (s, p) = call(addr, "POST", "/api/v1/partitions/web/stop", None);
+    assert_eq!(s, 200);
+    assert_eq!(p["state"], "stopped", "{p}");
+    assert_eq!(p["agents"][0]["status"], "stopped", "{p}");
+    assert_eq!(p["memory"]["used_bytes"], 0, "{p}");
+    let (s, p) = call(addr, "POST", "/api/v1/partitions/web/restart", None);
+    assert_eq!(
+        (s, &p["agents"][0]["status"]),
+        (200, &Value::from("running")),
+        "{p}"
+    );
+
+    // Resize: CPU and memory; never below what is in use.
+    let (s, p) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/web/resize",
+        Some(r#"{"memory_mib":8,"cpu_cap_percent":50}"#),
+    );
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["memory"]["quota_bytes"], 8u64 << 20, "{p}");
+    assert_eq!(p["agents"][0]["cpu"]["cap_percent"], 50.0, "{p}");
+    // 1 MiB holds it (about 100 KiB in use); a quota below use is refused.
+    let (s, _) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/web/resize",
+        Some(r#"{"memory_mib":1}"#),
+    );
+    assert_eq!(s, 200);
+
+    // A data disk moves from one partition to another, never shared.
+    let (s, e) = call(
+        addr,
+        "PUT",
+        "/api/v1/partitions/web/disk",
+        Some(r#"{"extent":"spare"}"#),
+    );
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("attached to partition spare"),
+        "{e}"
+    );
+    let (s, _) = call(addr, "DELETE", "/api/v1/partitions/spare/disk", None);
+    assert_eq!(s, 200);
+    let (s, p) = call(
+        addr,
+        "PUT",
+        "/api/v1/partitions/web/disk",
+        Some(r#"{"extent":"spare"}"#),
+    );
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["disk"]["sectors"], 2048, "{p}");
+    let (s, _) = call(addr, "DELETE", "/api/v1/partitions/spare/disk", None);
+    assert_eq!(s, 409);
+
+    // Refusals, each with its status and a reason.
+    for (method, path, body, status, needle) in [
+        (
+            "POST",
+            "/api/v1/partitions",
+            Some(r#"{"name":"web","memory_mib":1}"#),
+            409,
+            "exists",
+        ),
+        (
+            "POST",
+            "/api/v1/partitions",
+            Some(r#"{"name":"x","memory_mib":1,"agents":[{"name":"nosuch"}]}"#),
+            422,
+            "nosuch",
+        ),
+        (
+            "POST",
+            "/api/v1/partitions",
+            Some(r#"{"name":"x","memory_mib":999999}"#),
+            409,
+            "not enough memory",
+        ),
+        (
+            "POST",
+            "/api/v1/partitions",
+            Some(r#"{"name":"x","memory_mib":1,"colour":"red"}"#),
+            400,
+            "colour",
+        ),
+        (
+            "POST",
+            "/api/v1/partitions",
+            Some(r#"{"name":"x","memory_mib":"#),
+            400,
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/partitions",
+            Some(r#"{"name":"X Y","memory_mib":1}"#),
+            422,
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/partitions/nosuch/start",
+            None,
+            404,
+            "no such partition",
+        ),
+        (
+            "DELETE",
+            "/api/v1/partitions/nosuch",
+            None,
+            404,
+            "no such partition",
+        ),
+        ("PATCH", "/api/v1/partitions/web", None, 405, ""),
+        ("POST", "/api/v1/partitions/web/explode", None, 404, ""),
+    ] {
+        let (s, e) = call(addr, method, path, body);
+        assert_eq!(s, status, "{method} {path} {body:?}: {e}");
+        assert!(
+            e["error"].as_str().unwrap_or("").contains(needle),
+            "{method} {path}: {e}"
+        );
+    }
+
+    let (s, t) = call(addr, "DELETE", "/api/v1/partitions/web", None);
+    assert_eq!(s, 200, "{t}");
+    assert!(t["frames_returned"].as_u64().unwrap() > 0, "{t}");
+    assert_eq!(
+        free_bytes(addr),
+        free0,
+        "terminating web returned every frame"
+    );
+
+    // 1000 create/start/terminate cycles: free memory comes back to the byte.
+    for i in 0..1000 {
+        let (s, p) = call(
+            addr,
+            "POST",
+            "/api/v1/partitions",
+            Some(r#"{"name":"cycle","memory_mib":1,"agents":[{"name":"hello"}]}"#),
+        );
+        assert_eq!(s, 201, "cycle {i}: {p}");
+        let (s, p) = call(addr, "POST", "/api/v1/partitions/cycle/start", None);
+        assert_eq!(s, 200, "cycle {i}: {p}");
+        assert!(
+            p["memory"]["used_bytes"].as_u64().unwrap() > 0,
+            "cycle {i}: {p}"
+        );
+        let (s, t) = call(addr, "DELETE", "/api/v1/partitions/cycle", None);
+        assert_eq!(s, 200, "cycle {i}: {t}");
+    }
+    assert_eq!(free_bytes(addr), free0, "after 1000 cycles");
+    let list = get(addr, "/api/v1/partitions");
+    assert_eq!(list["partitions"].as_array().unwrap().len(), 1, "{list}");
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -118,6 +118,34 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, 
     read_response(&mut BufReader::new(s), false)
 }
 
+/// `METHOD path` on a fresh connection, with a JSON body if given (`Content-Length: 0`
+/// otherwise, except for GET and HEAD). Any status is returned as it is.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json_body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Response, ApiError> {
+    let mut s = connect(addr, timeout)?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: plinth\r\n"
+    );
+    match json_body {
+        Some(b) => head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        )),
+        None if method != "GET" && method != "HEAD" => head.push_str("Content-Length: 0\r\n"),
+        None => {}
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(json_body.unwrap_or_default());
+    s.write_all(&out)?;
+    read_response(&mut BufReader::new(s), method == "HEAD")
+}
+
 /// Polls `GET /api/v1/health` until it answers 200 (the runtime's address comes from
 /// DHCP after `ready`, so the forward answers a little later). On timeout, the last
 /// failure is returned.

@@ -79,7 +79,7 @@ pub enum BenchError {
 }
 
 /// Shuts the runtime down through its console and checks it ended cleanly.
-fn shut_down(m: &mut Machine, run: usize) -> Result<(), BenchError> {
+pub(crate) fn shut_down(m: &mut Machine, run: usize) -> Result<(), BenchError> {
     if let Err(source) = m.send_line("shutdown") {
         return Err(BenchError::Boot {
             run,
@@ -228,7 +228,7 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(values: &[f64]) -> Spread {
+    pub fn of(values: &[f64]) -> Spread {
         let s = Summary::of(values);
         Spread {
             median: s.median_ms,

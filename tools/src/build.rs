@@ -20,7 +20,7 @@ pub enum BuildError {
 }
 
 /// The example agents `hostshim` carries (its `examples/`), built for the runtime.
-pub const EXAMPLE_AGENTS: [&str; 4] = ["hello", "spinner", "scrubber", "hostile"];
+pub const EXAMPLE_AGENTS: [&str; 5] = ["hello", "spinner", "scrubber", "hostile", "bench"];
 
 /// A cargo command for the target, without the host's flags.
 fn target_cargo(root: &std::path::Path, target_dir: &std::path::Path) -> Command {
@@ -78,7 +78,12 @@ pub fn build_agents(quiet: bool) -> Result<Vec<(&'static str, PathBuf)>, BuildEr
 /// Builds the example agents and installs each as `bin/NAME` of the agent directory
 /// `NAME` under `agents_dir` (the default appliance keeps them there, ignored by git).
 /// Each file is replaced atomically, so concurrent builds never see half a file.
-pub fn install_agents(agents_dir: &std::path::Path, quiet: bool) -> Result<(), BuildError> {
+/// Returns the files installed (examples without a directory there are skipped).
+pub fn install_agents(
+    agents_dir: &std::path::Path,
+    quiet: bool,
+) -> Result<Vec<PathBuf>, BuildError> {
+    let mut installed = Vec::new();
     for (name, built) in build_agents(quiet)? {
         let dir = agents_dir.join(name);
         if !dir.is_dir() {
@@ -96,8 +101,9 @@ pub fn install_agents(agents_dir: &std::path::Path, quiet: bool) -> Result<(), B
             path: dst.clone(),
             error,
         })?;
+        installed.push(dst);
     }
-    Ok(())
+    Ok(installed)
 }
 
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";

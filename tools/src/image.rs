@@ -607,3 +607,80 @@ pub fn bench_build(runs: usize) -> Result<BuildBenchReport, ImageError> {
         target_ms: 5000.0,
     })
 }
+
+/// One agent of an appliance assembled from hostshim's example agents: example
+/// `example` packed as agent `name` 0.1.0 (so one executable can appear under several
+/// names, each with its own config), with `config` files (path in the container,
+/// contents). Tests and benchmarks build their appliances this way.
+pub struct TestAgent<'a> {
+    pub name: &'a str,
+    pub example: &'a str,
+    pub config: &'a [(&'a str, &'a str)],
+}
+
+/// Writes an appliance directory under `dir` — `spec` as `appliance.toml` (its agents
+/// must be `agents/NAME` for each of `agents`, its key `keys/dev.pub`), `policies`
+/// (file name, text) under `policies/`, the agents with executables from `built`
+/// ([`crate::build::build_agents`]) — and builds it, signed with the development key,
+/// into `dir/appliance.img`.
+pub fn build_with_examples(
+    dir: &Path,
+    spec: &str,
+    policies: &[(&str, &str)],
+    agents: &[TestAgent<'_>],
+    built: &[(&str, std::path::PathBuf)],
+) -> Result<std::path::PathBuf, ImageError> {
+    let root = crate::repo_root();
+    let write = |path: std::path::PathBuf, data: &[u8]| -> Result<(), ImageError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, data).map_err(io(&path))
+    };
+    write(dir.join("appliance.toml"), spec.as_bytes())?;
+    let key = root.join(DEFAULT_KEY);
+    let public_path = key.with_extension("pub");
+    let public = std::fs::read(&public_path).map_err(io(&public_path))?;
+    write(dir.join("keys").join("dev.pub"), &public)?;
+    for (name, text) in policies {
+        write(dir.join("policies").join(name), text.as_bytes())?;
+    }
+    for a in agents {
+        let Some((_, exe)) = built.iter().find(|(n, _)| *n == a.example) else {
+            return Err(ImageError::Io {
+                path: PathBuf::from(a.example),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such example agent in hostshim/examples",
+                ),
+            });
+        };
+        let d = dir.join("agents").join(a.name);
+        write(
+            d.join("bin").join(a.example),
+            &std::fs::read(exe).map_err(io(exe))?,
+        )?;
+        let configs: Vec<String> = a.config.iter().map(|(p, _)| format!("{p:?}")).collect();
+        let manifest = format!(
+            "name = {:?}\nversion = \"0.1.0\"\nentry = \"bin/{}\"\nconfig = [{}]\n\n\
+             [resources.cpu]\naverage_percent = 1\npeak_percent = 100\n\n\
+             [resources.memory]\naverage_mib = 1\npeak_mib = 64\n",
+            a.name,
+            a.example,
+            configs.join(", ")
+        );
+        write(d.join("manifest.toml"), manifest.as_bytes())?;
+        for (p, text) in a.config {
+            write(d.join(p), text.as_bytes())?;
+        }
+    }
+    let out = dir.join("appliance.img");
+    build(
+        &dir.join("appliance.toml"),
+        &out,
+        Format::Raw,
+        Some(&key),
+        false,
+    )?;
+    Ok(out)
+}

@@ -31,6 +31,12 @@ enum Cmd {
     Run(RunArgs),
     /// Query a running runtime's management API (`GET /api/v1/status`).
     Status(StatusArgs),
+    /// Partitions of a running runtime: list, show, create, start, stop, restart,
+    /// terminate, resize, attach-disk, detach-disk.
+    ///
+    /// Exit status: 0 on success, 1 when the runtime refuses the request (its message is
+    /// printed), 2 on bad arguments or when the API cannot be reached.
+    Part(plinth::part::PartArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -180,6 +186,18 @@ struct StatusArgs {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Null system call round trip and switch between partitions, measured by agents
+    /// in ring 3 (two boots per run).
+    Syscall {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Number of runs.
+        #[arg(short = 'n', long, default_value_t = 3)]
+        runs: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Boot N times; report launch->first line, launch->ready and kernel init time.
     Boot {
         #[command(flatten)]
@@ -316,9 +334,8 @@ fn run(cli: Cli) -> Result<ProcessExit> {
             match which {
                 AgentCmd::Build => {
                     let dir = plinth::repo_root().join(plinth::image::DEFAULT_AGENTS);
-                    plinth::build::install_agents(&dir, false)?;
-                    for n in plinth::build::EXAMPLE_AGENTS {
-                        println!("installed {}", dir.join(n).join("bin").join(n).display());
+                    for path in plinth::build::install_agents(&dir, false)? {
+                        println!("installed {}", path.display());
                     }
                 }
                 AgentCmd::Pack { dir, out, key } => {
@@ -405,6 +422,19 @@ fn run(cli: Cli) -> Result<ProcessExit> {
             }
             Err(e) => Err(e.into()),
         },
+        // The message alone: a connection error's cause is in it already.
+        Cmd::Part(args) => {
+            match plinth::part::execute(&args).map_err(|e| anyhow::anyhow!("{e}"))? {
+                plinth::part::Reply::Done(text) => {
+                    println!("{text}");
+                    Ok(ProcessExit::SUCCESS)
+                }
+                plinth::part::Reply::Refused(r) => {
+                    eprintln!("plinth: error: {r}");
+                    Ok(ProcessExit::from(1))
+                }
+            }
+        }
         Cmd::Status(args) => {
             let v = plinth::api::get_json(
                 args.addr,
@@ -480,6 +510,26 @@ fn run(cli: Cli) -> Result<ProcessExit> {
                         s.rand_read_iops,
                         s.rand_read_latency_us
                     );
+                }
+            })?;
+            print_report(&report, json)?;
+            Ok(ProcessExit::SUCCESS)
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Syscall {
+                    machine,
+                    runs,
+                    json,
+                },
+        } => {
+            if runs == 0 {
+                bail!("--runs must be at least 1");
+            }
+            let (profile, opts) = prepare(&machine)?;
+            let report = plinth::bench_part::syscall(&profile, &opts, runs, |run, n, s| {
+                if !json {
+                    eprintln!("run {run:>2}: null system call {n:7.1} ns, switch {s:9.1} ns");
                 }
             })?;
             print_report(&report, json)?;

@@ -339,6 +339,8 @@ pub enum UserAccessError {
 /// zeroed, and is returned by [`AddressSpace::release`].
 pub struct AddressSpace {
     pml4: u64,
+    /// Page-table frames, the PML4 included: the cost of isolation.
+    tables: u64,
 }
 
 impl AddressSpace {
@@ -357,7 +359,7 @@ impl AddressSpace {
         // SAFETY: both are page-table frames in identity-mapped RAM: the kernel's (live,
         // read here) and the new one (written here, not yet in use).
         unsafe { Builder::entry(pml4, 0).write(Builder::entry(kernel, 0).read()) };
-        Ok(AddressSpace { pml4 })
+        Ok(AddressSpace { pml4, tables: 1 })
     }
 
     /// Maps a fresh zeroed frame at user page `va` with `perms`. Returns its physical
@@ -386,6 +388,7 @@ impl AddressSpace {
                 let t = b.new_table()?;
                 // SAFETY: as above.
                 unsafe { e.write(t | TABLE_FLAGS | USER) };
+                self.tables += 1;
                 t
             } else {
                 value & ADDR_MASK
@@ -407,6 +410,11 @@ impl AddressSpace {
         // SAFETY: as above; the entry was not present, so no TLB entry can be stale.
         unsafe { e.write(leaf) };
         Ok(frame)
+    }
+
+    /// Page-table frames this space holds.
+    pub fn table_frames(&self) -> u64 {
+        self.tables
     }
 
     /// The frame behind user page `va` and what the agent may do with it: present with

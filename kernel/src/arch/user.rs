@@ -108,13 +108,24 @@ impl UserContext {
             gdt::set_rsp0(end);
             FRAME_END.store(end, Ordering::Relaxed);
         }
+        // After a system call the agent expects RCX and R11 clobbered (the `syscall`
+        // contract), so the cheaper `sysretq` may return it; an interrupted or new
+        // context needs every register back, which only `iretq` does.
+        let by_sysret = self.frame.vector == SYSCALL_VECTOR;
         // SAFETY: `self` is a valid, 16-byte aligned context in kernel memory that
         // outlives the call (it is borrowed mutably for it); TSS.RSP0 and FRAME_END point
         // at its end, so everything the CPU and the entry stubs push while the agent runs
-        // lands inside it. The frame holds ring-3 selectors, a canonical RIP and RFLAGS
-        // with IOPL 0, so `iretq` can only enter ring 3. `enter` returns through
-        // `user_exit` with the callee-saved registers it pushed.
-        unsafe { enter(self) };
+        // lands inside it. The frame holds ring-3 selectors, a canonical RIP (checked
+        // above, which `sysretq` needs as much as `iretq`) and RFLAGS with IOPL 0, so
+        // either return can only enter ring 3. Both return through `user_exit` with the
+        // callee-saved registers they pushed.
+        unsafe {
+            if by_sysret {
+                enter_sysret(self)
+            } else {
+                enter(self)
+            }
+        };
         Ok(())
     }
 }
@@ -134,6 +145,27 @@ unsafe extern "C" fn enter(ctx: *mut UserContext) {
     )
 }
 
+/// As [`enter`], returning with `sysretq`: RIP from the frame into RCX, RFLAGS into R11,
+/// the agent's RSP loaded last. Interrupts stay off until `sysretq` sets the agent's
+/// RFLAGS (IF on), so nothing runs on the agent's stack in ring 0. (An NMI in that
+/// window would; plinth configures no NMI sources.)
+#[unsafe(naked)]
+unsafe extern "C" fn enter_sysret(ctx: *mut UserContext) {
+    naked_asm!(
+        "push rbp", "push rbx", "push r12", "push r13", "push r14", "push r15",
+        "mov [rip + {kernel_rsp}], rsp",
+        "mov rsp, rdi",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        // Now RSP points at vector; then error code, RIP, CS, RFLAGS, RSP, SS.
+        "mov rcx, [rsp + 16]",
+        "mov r11, [rsp + 32]",
+        "mov rsp, [rsp + 40]",
+        "sysretq",
+        kernel_rsp = sym KERNEL_RSP,
+    )
+}
+
 /// Back to the kernel: the context is full; restore what `enter` saved and return from it.
 #[unsafe(naked)]
 pub extern "C" fn user_exit() {
@@ -145,11 +177,62 @@ pub extern "C" fn user_exit() {
     )
 }
 
+/// What the kernel's fast path made of a system call: `handled` 0 sends the call down
+/// the full path; otherwise `value` goes back in RAX at once. Returned in RAX:RDX.
+#[repr(C)]
+pub struct FastResult {
+    pub handled: u64,
+    pub value: u64,
+}
+
+/// The fast path's Rust side, called on the kernel stack with interrupts off.
+extern "C" fn fast_path(number: u64) -> FastResult {
+    match crate::syscall::fast(number) {
+        Some(value) => FastResult { handled: 1, value },
+        None => FastResult {
+            handled: 0,
+            value: 0,
+        },
+    }
+}
+
 /// `syscall` lands here in ring 0 with the agent's RSP, RIP in RCX and RFLAGS in R11, and
-/// interrupts off (SFMASK clears IF). Builds the same frame an interrupt would.
+/// interrupts off (SFMASK clears IF).
+///
+/// First the fast path: calls that touch no agent memory and no runtime state beyond
+/// atomics (`crate::syscall::fast`) are answered on the kernel stack below the point
+/// `enter` saved, preserving every register the ABI preserves, and the agent resumes by
+/// `sysretq` — about a quarter of the full path's memory traffic. Anything else restores
+/// the registers and takes the full path, which builds the same frame an interrupt would
+/// and returns from `enter`.
 #[unsafe(naked)]
 extern "C" fn syscall_entry() {
     naked_asm!(
+        "mov [rip + {user_rsp}], rsp",
+        // Below the kernel's saved RSP is free stack (the kernel is suspended in
+        // `enter`). It is 8 mod 16 there; eleven pushes make the `call` aligned.
+        "mov rsp, [rip + {kernel_rsp}]",
+        "push rcx", "push r11", "push qword ptr [rip + {user_rsp}]",
+        "push rax", "push rdi", "push rsi", "push rdx", "push r8", "push r9", "push r10",
+        "sub rsp, 8",
+        "mov rdi, rax",
+        "call {fast}",
+        "add rsp, 8",
+        "test rax, rax",
+        "jz 2f",
+        "mov rax, rdx",
+        "pop r10", "pop r9", "pop r8", "pop rdx", "pop rsi", "pop rdi",
+        "add rsp, 8",
+        "pop qword ptr [rip + {user_rsp}]",
+        "pop r11", "pop rcx",
+        "mov rsp, [rip + {user_rsp}]",
+        "sysretq",
+        // Not a fast call: every register back as the agent left it, then the full path.
+        "2:",
+        "pop r10", "pop r9", "pop r8", "pop rdx", "pop rsi", "pop rdi", "pop rax",
+        "pop qword ptr [rip + {user_rsp}]",
+        "pop r11", "pop rcx",
+        "mov rsp, [rip + {user_rsp}]",
         "mov [rip + {user_rsp}], rsp",
         "mov rsp, [rip + {frame_end}]",
         "push {ss}",
@@ -168,6 +251,8 @@ extern "C" fn syscall_entry() {
         cs = const gdt::USER_CS as u64,
         vector = const SYSCALL_VECTOR,
         exit = sym user_exit,
+        kernel_rsp = sym KERNEL_RSP,
+        fast = sym fast_path,
     )
 }
 

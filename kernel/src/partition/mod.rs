@@ -24,15 +24,18 @@ use log::{info, warn};
 use plinth_abi::{IMAGE_BASE, IMAGE_END, PAGE_SIZE, STACK_SIZE, STACK_TOP};
 use plinth_catalog::Catalog;
 use plinth_elf::{Executable, Limits, Window};
-use plinth_policy::policies::{Restart, Target};
+use plinth_policy::policies::{PolicySet, Restart, Target};
 use plinth_sched::{Cap, Decision, Scheduler, Share};
 use spin::Mutex;
 
+use crate::arch::cpu;
 use crate::arch::paging::{AddressSpace, PagingError, UserPerms};
 use crate::arch::user::{SYSCALL_VECTOR, UserContext};
-use crate::arch::{cpu, paging};
 use crate::syscall::{self, Outcome};
 use crate::{clock, memory, trap};
+
+pub mod api;
+pub mod control;
 
 /// Longest slice the scheduler grants at once; the timer tick preempts at 10 ms anyway.
 const SLICE_NS: u64 = 10_000_000;
@@ -228,13 +231,24 @@ pub struct Runtime {
     next_partition: u32,
     /// Time spent in agents (ring 3 plus their system calls), ns.
     pub busy_ns: u64,
+    /// The catalog's runnable agents.
+    pub images: Vec<Arc<AgentImage>>,
+    /// The appliance disk's data extents (GPT name, first LBA, sectors) and its index.
+    pub extents: Vec<(String, u64, u64)>,
+    pub appliance_disk: Option<usize>,
+    /// The catalog's policies: restart rules and CPU limits for agents placed later.
+    pub policies: PolicySet,
 }
 
 pub static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 
 impl Runtime {
-    fn new() -> Runtime {
+    fn new(policies: PolicySet) -> Runtime {
         Runtime {
+            images: Vec::new(),
+            extents: Vec::new(),
+            appliance_disk: None,
+            policies,
             partitions: Vec::new(),
             tasks: Vec::new(),
             sched: Scheduler::new(SLICE_NS),
@@ -489,10 +503,10 @@ impl Runtime {
     fn restart_due(&mut self, now: u64) {
         for pi in 0..self.partitions.len() {
             for si in 0..self.partitions[pi].agents.len() {
-                if let AgentStatus::Backoff { at_ns } = self.partitions[pi].agents[si].status {
-                    if at_ns <= now {
-                        self.start_agent(pi, si);
-                    }
+                if let AgentStatus::Backoff { at_ns } = self.partitions[pi].agents[si].status
+                    && at_ns <= now
+                {
+                    self.start_agent(pi, si);
                 }
             }
         }
@@ -529,9 +543,17 @@ pub fn charged_alloc(part: &mut Partition) -> impl FnMut() -> Option<u64> + '_ {
     }
 }
 
+/// No catalog: partitions can still be created through the API, with no agents to
+/// place in them.
+pub fn boot_empty() {
+    *RUNTIME.lock() = Some(Runtime::new(PolicySet::default()));
+}
+
 /// Creates the catalog's partitions and starts the agents its deployments place in them.
 pub fn boot(catalog: &Catalog, disk: usize, extents: &[(String, u64, u64)]) {
-    let mut rt = Runtime::new();
+    let mut rt = Runtime::new(catalog.policies.clone());
+    rt.extents = extents.to_vec();
+    rt.appliance_disk = Some(disk);
     let policies = &catalog.policies;
     let mut images: Vec<Arc<AgentImage>> = Vec::new();
     for a in &catalog.agents {
@@ -624,11 +646,12 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(String, u64, u64)]) {
         rt.partitions.len(),
         rt.tasks.len()
     );
+    rt.images = images;
     *RUNTIME.lock() = Some(rt);
 }
 
 /// The agent's own rule first, then its partition's; none means never restart.
-fn restart_for(p: &plinth_policy::policies::PolicySet, agent: &str, partition: &str) -> Restart {
+fn restart_for(p: &PolicySet, agent: &str, partition: &str) -> Restart {
     let find = |t: &dyn Fn(&Target) -> bool| {
         p.restart_rules
             .iter()
@@ -641,7 +664,7 @@ fn restart_for(p: &plinth_policy::policies::PolicySet, agent: &str, partition: &
 }
 
 /// CPU weight and cap: the agent's limit, else its partition's, else weight 100, no cap.
-fn share_for(p: &plinth_policy::policies::PolicySet, agent: &str, partition: &str) -> Share {
+fn share_for(p: &PolicySet, agent: &str, partition: &str) -> Share {
     let cpu = p
         .limits
         .iter()
@@ -665,268 +688,112 @@ fn share_for(p: &plinth_policy::policies::PolicySet, agent: &str, partition: &st
 
 /// What [`run`] did.
 pub enum Ran {
-    /// An agent ran; call again after serving the runtime's own duties.
+    /// Agents ran until an interrupt; call again after serving the runtime's own duties.
     Agent,
     /// Nothing to run before the next interrupt (the timer tick wakes sleepers).
     Idle,
 }
 
-/// Runs the next agent for one slice: until its slice ends, it blocks, exits or faults,
-/// or a device interrupt needs the runtime. Time is charged as measured by the TSC.
+/// Why a slice ended.
+enum SliceEnd {
+    /// A timer or device interrupt: the runtime's duties come first.
+    Interrupt,
+    /// The agent yielded, slept or ended: pick the next one at once.
+    Switch,
+}
+
+/// Runs agents, switching between them directly as they yield, sleep or end, until an
+/// interrupt (the tick or a device) gives the runtime its turn or nothing is runnable.
+/// Each slice's time is charged as measured by the TSC.
 pub fn run() -> Ran {
     let mut guard = RUNTIME.lock();
     let Some(rt) = guard.as_mut() else {
         return Ran::Idle;
     };
-    let now = clock::now_ns();
-    rt.restart_due(now);
-    let (id, slice_ns) = match rt.sched.pick(now) {
-        Decision::Run { id, slice_ns } => (id, slice_ns),
-        Decision::Idle { .. } => return Ran::Idle,
-    };
-    let Some(ti) = rt.task_index(id) else {
-        rt.sched.remove(id);
-        return Ran::Agent;
-    };
-    rt.tasks[ti].space.activate();
-    let start = cpu::rdtsc();
-    let deadline = now.saturating_add(slice_ns);
-    let ending = loop {
-        let task = &mut rt.tasks[ti];
-        if let Err(e) = task.ctx.run() {
-            break Some(Ending::Fault(EventKind::AgentFaulted {
-                vector: 13,
-                name: "bad instruction pointer",
-                rip: match e {
-                    crate::arch::user::EnterError::BadRip(r) => r,
-                },
-                address: None,
-                error_code: 0,
-            }));
-        }
-        let vector = task.ctx.frame.vector;
-        if vector == SYSCALL_VECTOR {
-            task.syscalls += 1;
-            match syscall::dispatch(rt, ti) {
-                Outcome::Continue => {
-                    if crate::devices::interrupt_pending() || clock::now_ns() >= deadline {
-                        break None;
-                    }
-                    continue;
-                }
-                Outcome::Reschedule => break None,
-                Outcome::Exit(code) => break Some(Ending::Exit(code)),
+    let mut ran_any = false;
+    loop {
+        let now = clock::now_ns();
+        rt.restart_due(now);
+        let (id, slice_ns) = match rt.sched.pick(now) {
+            Decision::Run { id, slice_ns } => (id, slice_ns),
+            Decision::Idle { .. } => {
+                return if ran_any { Ran::Agent } else { Ran::Idle };
             }
-        } else if vector < 32 {
-            let cr2 = cpu::cr2();
-            let f = &task.ctx.frame;
-            let (_, name) = trap::exception_name(vector);
-            break Some(Ending::Fault(EventKind::AgentFaulted {
-                vector,
-                name,
-                rip: f.rip,
-                address: (vector == 14).then_some(cr2),
-                error_code: f.error_code,
-            }));
-        } else {
-            // A device or timer interrupt: the runtime's business; the slice ends when the
-            // tick says so or a device needs service.
-            trap::handle(&mut task.ctx.frame);
-            if crate::devices::interrupt_pending() || clock::now_ns() >= deadline {
-                break None;
-            }
+        };
+        ran_any = true;
+        let Some(ti) = rt.task_index(id) else {
+            rt.sched.remove(id);
+            continue;
+        };
+        if let SliceEnd::Interrupt = rt.slice(ti, now.saturating_add(slice_ns)) {
+            return Ran::Agent;
         }
-    };
-    let ran = clock::tsc_delta_ns(cpu::rdtsc().wrapping_sub(start));
-    rt.busy_ns += ran;
-    rt.sched.charge(id, ran, clock::now_ns());
-    paging::activate_kernel();
-    if let Some(how) = ending {
-        rt.end_task(ti, how);
     }
-    Ran::Agent
 }
 
-/// The partitions and events as the HTTP API serves them.
-pub mod api {
-    use alloc::string::String;
-
-    use plinth_http::json::Writer;
-
-    use super::{AgentStatus, EventKind, Partition, RUNTIME, Runtime};
-    use crate::clock;
-
-    fn partition(w: &mut Writer, p: &Partition, rt: &Runtime) {
-        let now = clock::now_ns();
-        w.begin_object();
-        w.key("id").u64(u64::from(p.id));
-        w.key("name").string(&p.name);
-        w.key("state").string(p.state.name());
-        w.key("tenant");
-        match &p.tenant {
-            Some(t) => w.string(t),
-            None => w.null(),
-        };
-        w.key("labels").begin_array();
-        for l in &p.labels {
-            w.string(l);
-        }
-        w.end_array();
-        w.key("memory").begin_object();
-        w.key("quota_bytes").u64(p.memory_quota);
-        w.key("used_bytes").u64(p.frames * plinth_abi::PAGE_SIZE);
-        w.key("peak_bytes")
-            .u64(p.peak_frames * plinth_abi::PAGE_SIZE);
-        w.end_object();
-        w.key("disk");
-        match p.disk {
-            Some(d) => {
-                w.begin_object();
-                w.key("first_lba").u64(d.first_lba);
-                w.key("sectors").u64(d.sectors);
-                w.end_object();
+impl Runtime {
+    /// Runs task `ti` until `deadline_ns` (checked at interrupts: between them only the
+    /// agent's own code and its system calls run, and the tick interrupts those), a
+    /// yield, sleep, exit or fault.
+    fn slice(&mut self, ti: usize, deadline_ns: u64) -> SliceEnd {
+        // The space stays live after the slice: slot 0 maps the kernel in every space,
+        // and each CR3 write costs a full TLB flush (under TCG, too).
+        self.tasks[ti].space.activate();
+        let id = self.tasks[ti].id;
+        let start = cpu::rdtsc();
+        let (ending, end) = loop {
+            let task = &mut self.tasks[ti];
+            if let Err(e) = task.ctx.run() {
+                let crate::arch::user::EnterError::BadRip(rip) = e;
+                break (
+                    Some(Ending::Fault(EventKind::AgentFaulted {
+                        vector: 13,
+                        name: "bad instruction pointer",
+                        rip,
+                        address: None,
+                        error_code: 0,
+                    })),
+                    SliceEnd::Switch,
+                );
             }
-            None => {
-                w.null();
-            }
-        }
-        w.key("agents").begin_array();
-        for a in &p.agents {
-            w.begin_object();
-            w.key("name").string(&a.image.name);
-            w.key("version").string(&a.image.version);
-            w.key("status").string(a.status.name());
-            if let AgentStatus::Running(id) = a.status {
-                w.key("task").u64(u64::from(id));
-                if let Some(u) = rt.sched.usage(id) {
-                    w.key("cpu_ns").u64(u.ran_ns);
+            let vector = task.ctx.frame.vector;
+            if vector == SYSCALL_VECTOR {
+                task.syscalls += 1;
+                match syscall::dispatch(self, ti) {
+                    Outcome::Continue => continue,
+                    Outcome::Reschedule => break (None, SliceEnd::Switch),
+                    Outcome::Exit(code) => break (Some(Ending::Exit(code)), SliceEnd::Switch),
                 }
-                if let Some(t) = rt.tasks.iter().find(|t| t.id == id) {
-                    w.key("syscalls").u64(t.syscalls);
-                }
-            }
-            if let AgentStatus::Ended(Some(code)) = a.status {
-                w.key("exit_code").i64(i64::from(code));
-            }
-            w.key("restarts").u64(u64::from(a.restarts));
-            w.key("heartbeats").u64(a.heartbeats);
-            w.key("last_heartbeat_ms_ago");
-            match a.last_heartbeat_ns {
-                Some(t) => w.u64(now.saturating_sub(t) / 1_000_000),
-                None => w.null(),
-            };
-            w.key("cpu").begin_object();
-            w.key("weight").u64(u64::from(a.share.weight));
-            w.key("cap_percent");
-            match a.share.cap {
-                Some(c) => w.f64(c.quota_ns as f64 * 100.0 / c.period_ns as f64),
-                None => w.null(),
-            };
-            w.end_object();
-            w.end_object();
-        }
-        w.end_array();
-        w.end_object();
-    }
-
-    /// `GET /api/v1/partitions`.
-    pub fn list_json() -> String {
-        let guard = RUNTIME.lock();
-        let mut w = Writer::new();
-        w.begin_object();
-        w.key("partitions").begin_array();
-        if let Some(rt) = guard.as_ref() {
-            for p in &rt.partitions {
-                partition(&mut w, p, rt);
-            }
-        }
-        w.end_array();
-        w.key("uptime_ns").u64(clock::now_ns());
-        w.key("agents_busy_ns")
-            .u64(guard.as_ref().map_or(0, |r| r.busy_ns));
-        w.end_object();
-        w.finish()
-    }
-
-    /// `GET /api/v1/partitions/NAME`.
-    pub fn one_json(name: &str) -> Option<String> {
-        let guard = RUNTIME.lock();
-        let rt = guard.as_ref()?;
-        let p = rt.partitions.iter().find(|p| p.name == name)?;
-        let mut w = Writer::new();
-        partition(&mut w, p, rt);
-        Some(w.finish())
-    }
-
-    /// `GET /api/v1/events?since=N`.
-    pub fn events_json(since: u64) -> String {
-        let guard = RUNTIME.lock();
-        let mut w = Writer::new();
-        w.begin_object();
-        w.key("events").begin_array();
-        let mut last = since;
-        if let Some(rt) = guard.as_ref() {
-            for e in rt.events.iter().filter(|e| e.seq > since) {
-                last = e.seq;
-                w.begin_object();
-                w.key("seq").u64(e.seq);
-                w.key("time_ms").f64(e.time_ns as f64 / 1e6);
-                w.key("partition").string(&e.partition);
-                w.key("agent");
-                match &e.agent {
-                    Some(a) => w.string(a),
-                    None => w.null(),
-                };
-                w.key("kind").string(e.kind.name());
-                match &e.kind {
-                    EventKind::AgentStarted { task } => {
-                        w.key("task").u64(u64::from(*task));
-                    }
-                    EventKind::AgentFailedToStart { error } => {
-                        w.key("error").string(error);
-                    }
-                    EventKind::AgentExited { code } => {
-                        w.key("code").i64(i64::from(*code));
-                    }
-                    EventKind::AgentFaulted {
+            } else if vector < 32 {
+                let cr2 = cpu::cr2();
+                let f = &task.ctx.frame;
+                let (_, name) = trap::exception_name(vector);
+                break (
+                    Some(Ending::Fault(EventKind::AgentFaulted {
                         vector,
                         name,
-                        rip,
-                        address,
-                        error_code,
-                    } => {
-                        w.key("vector").u64(*vector);
-                        w.key("exception").string(name);
-                        w.key("rip").u64(*rip);
-                        w.key("error_code").u64(*error_code);
-                        w.key("address");
-                        match address {
-                            Some(a) => w.u64(*a),
-                            None => w.null(),
-                        };
-                    }
-                    EventKind::RestartScheduled { attempt, delay_ms } => {
-                        w.key("attempt").u64(u64::from(*attempt));
-                        w.key("delay_ms").u64(*delay_ms);
-                    }
-                    EventKind::Quarantined {
-                        restarts,
-                        window_secs,
-                    } => {
-                        w.key("restarts").u64(u64::from(*restarts));
-                        w.key("window_secs").u64(u64::from(*window_secs));
-                    }
-                    EventKind::Alert { reason } => {
-                        w.key("reason").string(reason);
-                    }
-                    EventKind::PartitionCreated => {}
+                        rip: f.rip,
+                        address: (vector == 14).then_some(cr2),
+                        error_code: f.error_code,
+                    })),
+                    SliceEnd::Switch,
+                );
+            } else {
+                // A device or timer interrupt: the runtime's business. The slice goes on
+                // unless its time is up or a device needs service.
+                trap::handle(&mut task.ctx.frame);
+                if crate::devices::interrupt_pending() || clock::now_ns() >= deadline_ns {
+                    break (None, SliceEnd::Interrupt);
                 }
-                w.end_object();
             }
+        };
+        let ran = clock::tsc_delta_ns(cpu::rdtsc().wrapping_sub(start));
+        self.tasks[ti].syscalls += syscall::take_fast_calls();
+        self.busy_ns += ran;
+        self.sched.charge(id, ran, clock::now_ns());
+        if let Some(how) = ending {
+            self.end_task(ti, how);
         }
-        w.end_array();
-        w.key("last_seq").u64(last);
-        w.end_object();
-        w.finish()
+        end
     }
 }
