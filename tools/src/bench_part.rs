@@ -259,3 +259,176 @@ pub fn syscall(
         switch_target_ns: 10_000.0,
     })
 }
+
+/// `plinth bench density`: how many minimal partitions (1 MiB quota, one sleeping
+/// `hello`) fit, and what each costs the runtime.
+#[derive(Debug, serde::Serialize)]
+pub struct DensityReport {
+    pub profile: String,
+    pub memory_mib: u32,
+    /// Partitions created and running when the runtime refused the next one.
+    pub partitions: u64,
+    /// The runtime's reason for refusing the next one.
+    pub refused: String,
+    /// Memory charged to each partition (its agent's image, stack and page tables), KiB.
+    pub charged_kib_per_partition: f64,
+    /// Of that, page tables (the cost of an address space of its own), KiB.
+    pub page_table_kib_per_partition: f64,
+    /// Runtime heap per partition (its records, the agent's saved registers), KiB.
+    pub heap_kib_per_partition: f64,
+    /// Page tables plus heap: what isolating one more partition costs the runtime, KiB.
+    pub overhead_kib_per_partition: f64,
+    pub overhead_target_kib: f64,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for DensityReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "density benchmark: profile {}, {} MiB, partitions of 1 MiB quota with one sleeping agent",
+            self.profile, self.memory_mib
+        )?;
+        writeln!(
+            f,
+            "partitions running: {} (the next refused: {})",
+            self.partitions, self.refused
+        )?;
+        writeln!(
+            f,
+            "per partition: {:.1} KiB charged ({:.1} KiB page tables), {:.2} KiB runtime heap",
+            self.charged_kib_per_partition,
+            self.page_table_kib_per_partition,
+            self.heap_kib_per_partition
+        )?;
+        writeln!(
+            f,
+            "runtime overhead per partition: {:.1} KiB (page tables + heap); target <= {:.0} KiB: {:.2}x of it",
+            self.overhead_kib_per_partition,
+            self.overhead_target_kib,
+            self.overhead_kib_per_partition / self.overhead_target_kib
+        )?;
+        write!(f, "took {:.1} s", self.seconds)
+    }
+}
+
+/// Boots with `opts.memory_mib` and creates partitions through the API until one is
+/// refused.
+pub fn density(
+    profile: &Profile,
+    opts: &LaunchOptions,
+    mut progress: impl FnMut(u64),
+) -> Result<DensityReport, BenchError> {
+    let started = std::time::Instant::now();
+    let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
+    let built = crate::build::build_agents(true).map_err(|e| setup(&e))?;
+    let scratch = Scratch::new("density")?;
+    let image = crate::image::build_with_examples(
+        &scratch.0,
+        &spec(&["idle"], &partition("base")),
+        &[("deployment.toml", "kind = \"deployment\"\n")],
+        &[TestAgent {
+            name: "idle",
+            example: "hello",
+            config: &[("etc/hello.toml", "interval_ms = 600000\n")],
+        }],
+        &built,
+    )
+    .map_err(|e| setup(&e))?;
+    let mut opts = opts.clone();
+    opts.disk = Some(crate::profile::Disk {
+        image: image.clone(),
+        serial: "plinth-bench".into(),
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| setup(&e))?
+        .port();
+    opts.nic = Some(crate::profile::Nic {
+        mac: crate::profile::Nic::DEFAULT_MAC,
+        api_host_port: port,
+        api_port: plinth_cmdline::parse(&opts.append).options.api_port,
+    });
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
+        run: 1,
+        source,
+        transcript: String::new(),
+    })?;
+    let boot_fail = |m: &mut Machine, source| BenchError::Boot {
+        run: 1,
+        source,
+        transcript: m.transcript(),
+    };
+    if let Err(e) = m.wait_for(Duration::from_secs(120), |l| l.contains("api: listening")) {
+        return Err(boot_fail(&mut m, e));
+    }
+    let t = Duration::from_secs(20);
+    crate::api::wait_healthy(addr, Duration::from_secs(60)).map_err(|e| setup(&e))?;
+    let status = |what: &str| -> Result<serde_json::Value, BenchError> {
+        crate::api::get_json(addr, "/api/v1/status", t).map_err(|e| setup(&format!("{what}: {e}")))
+    };
+    let heap0 = status("status")?["memory"]["heap_used_bytes"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let mut n = 0u64;
+    let refused = loop {
+        let body = format!(r#"{{"name":"d{n}","memory_mib":1,"agents":[{{"name":"idle"}}]}}"#);
+        let r = crate::api::request(addr, "POST", "/api/v1/partitions", Some(body.as_bytes()), t)
+            .map_err(|e| setup(&e))?;
+        if r.status != 201 {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            break format!("{}: {}", r.status, v["error"].as_str().unwrap_or("?"));
+        }
+        let r = crate::api::request(
+            addr,
+            "POST",
+            &format!("/api/v1/partitions/d{n}/start"),
+            None,
+            t,
+        )
+        .map_err(|e| setup(&e))?;
+        if r.status != 200 {
+            return Err(setup(&format!("starting d{n}: {}", r.text())));
+        }
+        n += 1;
+        if n.is_multiple_of(50) {
+            progress(n);
+        }
+    };
+    let heap1 = status("status")?["memory"]["heap_used_bytes"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let list = crate::api::get_json(addr, "/api/v1/partitions", t).map_err(|e| setup(&e))?;
+    let mut charged = 0.0;
+    let mut tables = 0.0;
+    let mut running = 0u64;
+    for p in list["partitions"].as_array().into_iter().flatten() {
+        if !p["name"].as_str().is_some_and(|s| s.starts_with('d')) {
+            continue;
+        }
+        charged += p["memory"]["used_bytes"].as_f64().unwrap_or(0.0);
+        tables += p["memory"]["page_table_bytes"].as_f64().unwrap_or(0.0);
+        if p["agents"][0]["status"] == "running" {
+            running += 1;
+        }
+    }
+    if running != n {
+        return Err(setup(&format!("{running} of {n} partitions running")));
+    }
+    shut_down(&mut m, 1)?;
+    let per = |x: f64| x / 1024.0 / (n.max(1) as f64);
+    let heap_kib = per(heap1 - heap0);
+    Ok(DensityReport {
+        profile: profile.name.clone(),
+        memory_mib: opts.memory_mib,
+        partitions: n,
+        refused,
+        charged_kib_per_partition: per(charged),
+        page_table_kib_per_partition: per(tables),
+        heap_kib_per_partition: heap_kib,
+        overhead_kib_per_partition: per(tables) + heap_kib,
+        overhead_target_kib: 256.0,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

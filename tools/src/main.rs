@@ -198,6 +198,15 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// How many minimal partitions (1 MiB, one sleeping agent) fit, and the runtime's
+    /// memory overhead per partition (boots once, with 512 MiB unless -m).
+    Density {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Boot N times; report launch->first line, launch->ready and kernel init time.
     Boot {
         #[command(flatten)]
@@ -530,6 +539,19 @@ fn run(cli: Cli) -> Result<ProcessExit> {
             let report = plinth::bench_part::syscall(&profile, &opts, runs, |run, n, s| {
                 if !json {
                     eprintln!("run {run:>2}: null system call {n:7.1} ns, switch {s:9.1} ns");
+                }
+            })?;
+            print_report(&report, json)?;
+            Ok(ProcessExit::SUCCESS)
+        }
+        Cmd::Bench {
+            which: BenchCmd::Density { mut machine, json },
+        } => {
+            machine.memory = Some(machine.memory.unwrap_or(512));
+            let (profile, opts) = prepare(&machine)?;
+            let report = plinth::bench_part::density(&profile, &opts, |n| {
+                if !json {
+                    eprintln!("{n} partitions running");
                 }
             })?;
             print_report(&report, json)?;

@@ -355,3 +355,31 @@ fn image_build_writes_a_gpt_disk_that_standard_tools_list() {
     assert!(stderr.contains("must be signed: give --key"), "{stderr}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn partition_benchmarks_report_their_figures() {
+    let s = bench_json(&["bench", "syscall", "-n", "1"]);
+    let null = s["null_syscall_ns"]["median"].as_f64().unwrap();
+    let switch = s["switch_ns"]["median"].as_f64().unwrap();
+    // Figures, not targets: a round trip takes some time, and a switch (a yield, the
+    // scheduler and an address-space change) more than a null call.
+    assert!(null > 1.0 && switch > null, "{s}");
+    assert_eq!(s["null_target_ns"], 250.0, "{s}");
+
+    let d = bench_json(&["bench", "density", "-m", "128"]);
+    let n = d["partitions"].as_u64().unwrap();
+    // 128 MiB less the runtime's share, in 1 MiB quotas: dozens, and every one running.
+    assert!(n >= 20, "{d}");
+    assert!(
+        d["refused"].as_str().unwrap().contains("not enough memory"),
+        "{d}"
+    );
+    assert!(
+        d["page_table_kib_per_partition"].as_f64().unwrap() >= 8.0,
+        "{d}"
+    );
+    assert!(
+        d["overhead_kib_per_partition"].as_f64().unwrap() > 0.0,
+        "{d}"
+    );
+}
