@@ -7,6 +7,7 @@
 //! - `null-deref`: reads address 0. `write-kernel`: writes to 0x100000 (kernel memory).
 //!   `read-other`: reads the address the config gives as `address = 0x...`.
 //!   `invalid-opcode`: executes `ud2`. `gp`: loads from a non-canonical address.
+//!   `stack-overflow`: recurses until it runs off its stack into the guard page.
 //!   Each should kill the agent with a fault; surviving is logged and exits 4.
 //! - `bad-syscalls`: makes every abusive call it knows (unknown numbers, null, kernel,
 //!   unmapped, overflowing and window-crossing pointers, a read-only buffer to write,
@@ -58,6 +59,11 @@ fn run() -> i32 {
             }
         },
         "invalid-opcode" => fault::invalid_opcode(),
+        "stack-overflow" => {
+            let depth = recurse(0);
+            logf!("hostile: stack-overflow returned at depth {depth}; NOT CONTAINED");
+            4
+        }
         "gp" => survived(mode, Some(fault::read(NON_CANONICAL))),
         "bad-syscalls" => {
             bad_syscalls();
@@ -209,4 +215,14 @@ mod fault {
         // SAFETY: `ud2` raises #UD and never completes, which `noreturn` states.
         unsafe { asm!("ud2", options(noreturn, nomem, nostack)) }
     }
+}
+
+/// Recurses with a 1 KiB frame until the stack runs out (the guard page below it faults).
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth as u8; 1024]);
+    if depth == u64::MAX {
+        return depth;
+    }
+    core::hint::black_box(recurse(depth + 1)) + u64::from(frame[0])
 }

@@ -145,11 +145,14 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     // TCG. A quarter of the heap bounds what it may hold in memory.
     let loaded = catalog::load(layout.heap_size as u64 / 4);
     let protections = arch::user::init();
-    if !(protections.smep && protections.smap) {
+    let word = |on: bool| if on { "on" } else { "MISSING" };
+    if protections.smep && protections.smap {
+        info!("cpu: agents run in ring 3; SMEP on, SMAP on, NX on");
+    } else {
         warn!(
             "cpu: SMEP {}, SMAP {}: the kernel is less protected from agents (use a CPU model that has both)",
-            if protections.smep { "on" } else { "missing" },
-            if protections.smap { "on" } else { "missing" }
+            word(protections.smep),
+            word(protections.smap)
         );
     }
     match loaded {

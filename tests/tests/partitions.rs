@@ -125,6 +125,7 @@ fn faulting_and_hostile_agents_are_contained_and_neighbours_carry_on() {
         hostile("read-other", "mode = \"read-other\"\naddress = 0x4000000\n"),
         hostile("invalid-opcode", "mode = \"invalid-opcode\"\n"),
         hostile("gp", "mode = \"gp\"\n"),
+        hostile("stack-overflow", "mode = \"stack-overflow\"\n"),
         hostile("bad-syscalls", "mode = \"bad-syscalls\"\n"),
     ];
     let names: Vec<&str> = agents.iter().map(|a| a.name).collect();
@@ -154,6 +155,7 @@ disk_mib = 1
         ("read-other", "attacker"),
         ("invalid-opcode", "attacker"),
         ("gp", "attacker"),
+        ("stack-overflow", "attacker"),
         ("bad-syscalls", "prober"),
     ]);
     let image = build_appliance(
@@ -163,6 +165,11 @@ disk_mib = 1
         &agents,
     );
     let (mut rt, addr) = boot(image);
+    let t = rt.transcript();
+    assert!(
+        t.contains("cpu: agents run in ring 3; SMEP on, SMAP on, NX on"),
+        "{t}"
+    );
 
     // Every abuse of the system-call door came back as an error.
     rt.expect_line("prober/bad-syscalls: hostile: bad-syscalls done");
@@ -187,14 +194,14 @@ disk_mib = 1
         "{transcript}"
     );
 
-    // Five faults, each reported with partition, agent, vector and address.
+    // Six faults, each reported with partition, agent, vector and address.
     let mut faults = Vec::new();
     for _ in 0..100 {
         faults = events(addr)
             .into_iter()
             .filter(|e| e["kind"] == "agent_faulted")
             .collect();
-        if faults.len() >= 5 {
+        if faults.len() >= 6 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -227,6 +234,12 @@ disk_mib = 1
             "{f}"
         );
     }
+    // The overflow ran into the unmapped page under the stack.
+    let f = fault("stack-overflow");
+    let guard = plinth_abi::STACK_TOP - plinth_abi::STACK_SIZE - plinth_abi::PAGE_SIZE;
+    assert_eq!(f["vector"], 14, "{f}");
+    let at = f["address"].as_u64().unwrap();
+    assert!((guard..guard + plinth_abi::PAGE_SIZE).contains(&at), "{f}");
     let t = rt.transcript();
     assert!(!t.contains("NOT CONTAINED"), "{t}");
     assert!(
