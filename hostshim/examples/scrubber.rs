@@ -3,8 +3,8 @@
 //! Demonstrates the disk calls and `mem_grow`. Each pass writes a deterministic pattern
 //! (a function of the pass number, the sector and the position in it) over the whole
 //! disk in transfers of up to 64 KiB, flushes, reads everything back and verifies it,
-//! logs `scrubber: pass P verified S sectors` and heartbeats; then sleeps a second and
-//! starts the next pass. Exit codes: 2 without a disk, 3 on a mismatch (logged as
+//! logs `scrubber: pass P verified S sectors` and heartbeats; then sleeps `interval_ms`
+//! from `etc/scrubber.toml` (default 1000) and starts the next pass. Exit codes: 2 without a disk, 3 on a mismatch (logged as
 //! `scrubber: MISMATCH at sector X`), 4 if a call fails.
 #![cfg_attr(not(feature = "host"), no_std, no_main)]
 
@@ -19,6 +19,14 @@ const SECTOR: usize = SECTOR_SIZE as usize;
 const CHUNK_SECTORS: u64 = MAX_IO / SECTOR_SIZE;
 
 fn run() -> i32 {
+    let mut text = [0u8; 256];
+    let interval_ms = match hostshim::config_read("etc/scrubber.toml", 0, &mut text) {
+        Ok(n) => core::str::from_utf8(&text[..n])
+            .ok()
+            .and_then(|t| hostshim::config::number(t, "interval_ms"))
+            .unwrap_or(1000),
+        Err(_) => 1000,
+    };
     let sectors = match hostshim::disk_sectors() {
         Ok(n) => n,
         Err(e) => {
@@ -49,7 +57,7 @@ fn run() -> i32 {
             }
         }
         hostshim::heartbeat();
-        hostshim::sleep_ms(1000);
+        hostshim::sleep_ms(interval_ms);
         pass += 1;
     }
 }

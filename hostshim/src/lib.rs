@@ -19,7 +19,7 @@
 //!
 //! An agent is a binary that starts with
 //! `#![cfg_attr(not(feature = "host"), no_std, no_main)]` and names its entry function
-//! with [`entry!`]; see the crate's examples (`hello`, `spinner`, `scrubber`, `hostile`).
+//! with [`entry!`]; see the crate's examples (`hello`, `spinner`, `scrubber`, `hostile`, `bench`).
 //!
 //! # Building agents for the runtime
 //!

@@ -517,5 +517,6 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
             w.metric(metric, help, Kind::Counter, &labels, value as f64);
         }
     }
+    crate::partition::api::metrics(&mut w);
     w.finish()
 }

@@ -300,6 +300,16 @@ pub fn service() -> bool {
     moved
 }
 
+/// Gives up on `t` (its owner is gone): its completion, if it has not come yet, is
+/// dropped when it does.
+pub fn abandon(t: Ticket) {
+    if let Some(d) = DISKS.lock().get_mut(t.disk)
+        && d.done.remove(&t.tag).is_none()
+    {
+        d.abandoned.insert(t.tag);
+    }
+}
+
 /// The outcome of `t` if it has finished.
 pub fn poll(t: &Ticket) -> Option<Result<Vec<u8>, DiskError>> {
     DISKS.lock().get_mut(t.disk)?.done.remove(&t.tag)

@@ -160,22 +160,28 @@ fn call_one(
             // The agent's buffer is checked before the disk is touched.
             check_range(task, a[1], len, !write)?;
             let lba = disk.first_lba + sector;
-            if write {
+            let ticket = if write {
                 let mut buf = vec![0u8; len];
                 task.space.read(a[1], &mut buf).map_err(bad_pointer)?;
-                let t = block::write(disk.disk, lba, buf).map_err(|_| Error::Io)?;
-                block::wait(t, &mut || {}).map_err(|_| Error::Io)?;
+                block::write(disk.disk, lba, buf)
             } else {
-                let t = block::read(disk.disk, lba, vec![0u8; len]).map_err(|_| Error::Io)?;
-                let buf = block::wait(t, &mut || {}).map_err(|_| Error::Io)?;
-                task.space.write(a[1], &buf, false).map_err(bad_pointer)?;
+                block::read(disk.disk, lba, vec![0u8; len])
             }
-            Ok(len as u64)
+            .map_err(|_| Error::Io)?;
+            wait_for(
+                rt,
+                ti,
+                ticket,
+                (!write).then_some(a[1]),
+                len as u64,
+                outcome,
+            );
+            Ok(0)
         }
         Call::DiskFlush => {
             let disk = rt.partitions[pi].disk.ok_or(Error::NoDisk)?;
-            let t = block::flush(disk.disk).map_err(|_| Error::Io)?;
-            block::wait(t, &mut || {}).map_err(|_| Error::Io)?;
+            let ticket = block::flush(disk.disk).map_err(|_| Error::Io)?;
+            wait_for(rt, ti, ticket, None, 0, outcome);
             Ok(0)
         }
         Call::MemGrow => {
@@ -215,6 +221,26 @@ fn call_one(
             Ok(start)
         }
     }
+}
+
+/// Blocks the task until its disk request completes: the other agents run meanwhile,
+/// and the run loop puts the result in `rax` (see `Runtime::complete_io`).
+fn wait_for(
+    rt: &mut Runtime,
+    ti: usize,
+    ticket: block::Ticket,
+    read_into: Option<u64>,
+    result: u64,
+    outcome: &mut Outcome,
+) {
+    let task = &mut rt.tasks[ti];
+    task.io = Some(crate::partition::PendingIo {
+        ticket,
+        read_into,
+        result,
+    });
+    rt.sched.block(task.id);
+    *outcome = Outcome::Reschedule;
 }
 
 /// A length that fits `max` (and so `usize`).

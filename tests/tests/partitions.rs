@@ -263,7 +263,10 @@ disk_mib = 1
     let after = get(addr, "/api/v1/partitions");
     let hello = agent(&after, "victim", "hello");
     assert_eq!(hello["status"], "running", "{after}");
-    assert!(hello["heartbeats"].as_u64().unwrap() > beats, "{after}");
+    assert!(
+        hello["heartbeats"].as_u64().unwrap() > beats,
+        "{beats} before: {before}\nafter: {after}"
+    );
     assert_eq!(agent(&after, "victim", "scrubber")["status"], "running");
     for a in [
         "null-deref",
@@ -284,6 +287,20 @@ disk_mib = 1
     assert_eq!(attacker["memory"]["used_bytes"], 0, "{attacker}");
     let health = api::get(addr, "/api/v1/health", T).unwrap();
     assert_eq!(health.status, 200);
+    // The same counters reach Prometheus.
+    let metrics = api::get(addr, "/metrics", T).unwrap().text();
+    let beats_line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(r#"plinth_agent_heartbeats_total{partition="victim",agent="hello"} "#)
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let beats: f64 = beats_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(beats >= 1.0, "{beats_line}");
+    assert!(
+        metrics.contains(r#"plinth_partition_memory_used_bytes{partition="attacker"} 0"#),
+        "{metrics}"
+    );
     assert!(!rt.transcript().contains("NOT AN ERROR"));
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);

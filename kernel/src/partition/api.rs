@@ -230,3 +230,79 @@ pub fn events_json(since: u64) -> String {
     w.end_object();
     w.finish()
 }
+
+/// Per-partition and per-agent series for `/metrics`: what governors and usage metering
+/// will read.
+pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
+    use plinth_http::prometheus::Kind;
+    let guard = RUNTIME.lock();
+    let Some(rt) = guard.as_ref() else {
+        return;
+    };
+    for p in &rt.partitions {
+        let l = [("partition", p.name.as_str())];
+        w.metric(
+            "plinth_partition_memory_used_bytes",
+            "Memory charged to the partition (pages and page tables).",
+            Kind::Gauge,
+            &l,
+            (p.frames * plinth_abi::PAGE_SIZE) as f64,
+        );
+        w.metric(
+            "plinth_partition_memory_quota_bytes",
+            "The partition's memory quota.",
+            Kind::Gauge,
+            &l,
+            p.memory_quota as f64,
+        );
+    }
+    for p in &rt.partitions {
+        for a in &p.agents {
+            let l = [
+                ("partition", p.name.as_str()),
+                ("agent", a.image.name.as_str()),
+            ];
+            let cpu = match a.status {
+                AgentStatus::Running(id) => rt.sched.usage(id).map_or(0, |u| u.ran_ns),
+                _ => 0,
+            };
+            w.metric(
+                "plinth_agent_cpu_seconds",
+                "CPU time of the agent's current run (ring 3 and its system calls).",
+                Kind::Gauge,
+                &l,
+                cpu as f64 / 1e9,
+            );
+        }
+    }
+    for p in &rt.partitions {
+        for a in &p.agents {
+            let l = [
+                ("partition", p.name.as_str()),
+                ("agent", a.image.name.as_str()),
+            ];
+            w.metric(
+                "plinth_agent_restarts_total",
+                "Restarts by the troubleshooting policy.",
+                Kind::Counter,
+                &l,
+                f64::from(a.restarts),
+            );
+        }
+    }
+    for p in &rt.partitions {
+        for a in &p.agents {
+            let l = [
+                ("partition", p.name.as_str()),
+                ("agent", a.image.name.as_str()),
+            ];
+            w.metric(
+                "plinth_agent_heartbeats_total",
+                "Heartbeats the agent sent.",
+                Kind::Counter,
+                &l,
+                a.heartbeats as f64,
+            );
+        }
+    }
+}

@@ -161,6 +161,18 @@ pub struct Task {
     pub space: AddressSpace,
     pub heap_next: u64,
     pub syscalls: u64,
+    /// A disk request the task waits for (it is blocked in the scheduler meanwhile).
+    pub io: Option<PendingIo>,
+}
+
+/// A disk request in flight for a task; its result goes to the task's `rax` (and, for a
+/// read, into its buffer) when it completes.
+pub struct PendingIo {
+    pub ticket: crate::block::Ticket,
+    /// Where a read's data goes in the agent's memory (checked writable at submission).
+    pub read_into: Option<u64>,
+    /// What `rax` says on success.
+    pub result: u64,
 }
 
 /// Something that happened to a partition or agent, for the API and the log.
@@ -333,6 +345,7 @@ impl Runtime {
                     space,
                     heap_next: plinth_abi::HEAP_BASE,
                     syscalls: 0,
+                    io: None,
                 });
                 self.partitions[pi].agents[slot].status = AgentStatus::Running(id);
                 self.event(pi, Some(slot), EventKind::AgentStarted { task: id });
@@ -397,6 +410,9 @@ impl Runtime {
     fn end_task(&mut self, ti: usize, how: Ending) {
         let task = self.tasks.swap_remove(ti);
         self.sched.remove(task.id);
+        if let Some(io) = task.io {
+            crate::block::abandon(io.ticket);
+        }
         let freed = task.space.release(&mut memory::free_frame_addr);
         let (pi, si) = (task.partition, task.slot);
         self.partitions[pi].frames -= freed as u64;
@@ -714,6 +730,7 @@ pub fn run() -> Ran {
     loop {
         let now = clock::now_ns();
         rt.restart_due(now);
+        rt.complete_io(now);
         let (id, slice_ns) = match rt.sched.pick(now) {
             Decision::Run { id, slice_ns } => (id, slice_ns),
             Decision::Idle { .. } => {
@@ -732,6 +749,31 @@ pub fn run() -> Ran {
 }
 
 impl Runtime {
+    /// Hands finished disk requests to the tasks waiting for them and wakes them.
+    fn complete_io(&mut self, now: u64) {
+        for t in &mut self.tasks {
+            let Some(io) = t.io.as_ref() else { continue };
+            let Some(outcome) = crate::block::poll(&io.ticket) else {
+                continue;
+            };
+            let rax = match outcome {
+                Ok(buf) => match io.read_into {
+                    // Checked at submission, and the agent could not unmap it since: it
+                    // was blocked. A failure here would still be an error, not a fault.
+                    Some(va) => match t.space.write(va, &buf, false) {
+                        Ok(()) => io.result,
+                        Err(_) => plinth_abi::Error::BadPointer.code(),
+                    },
+                    None => io.result,
+                },
+                Err(_) => plinth_abi::Error::Io.code(),
+            };
+            t.ctx.frame.rax = rax;
+            t.io = None;
+            self.sched.wake(t.id, now);
+        }
+    }
+
     /// Runs task `ti` until `deadline_ns` (checked at interrupts: between them only the
     /// agent's own code and its system calls run, and the tick interrupts those), a
     /// yield, sleep, exit or fault.
