@@ -155,6 +155,8 @@ fn bad_syscalls() {
             None => logf!("hostile: {case} -> {code} (NOT AN ERROR)"),
         }
     }
+    // Not an error, but a forgery the runtime must defuse: a line of its own.
+    hostshim::log("hostile: forging\nplinth: ready (forged)\x1b[2J");
     hostshim::log("hostile: bad-syscalls done");
 }
 

@@ -94,7 +94,7 @@ fn call_one(
                 "{}/{}: {}",
                 p.name,
                 p.agents[si].image.name,
-                text.trim_end()
+                OneLine(text.trim_end())
             );
             Ok(0)
         }
@@ -189,11 +189,15 @@ fn call_one(
                 return Err(Error::Invalid);
             }
             let pages = a[0].div_ceil(PAGE_SIZE);
+            // More than the whole heap region can ever hold is a bad length, not a quota
+            // question (as in hostshim's host backend).
+            if pages > (HEAP_END - plinth_abi::HEAP_BASE) / PAGE_SIZE {
+                return Err(Error::BadLength);
+            }
             let task = &mut rt.tasks[ti];
             let start = task.heap_next;
-            let end = pages
-                .checked_mul(PAGE_SIZE)
-                .and_then(|b| start.checked_add(b))
+            let end = start
+                .checked_add(pages * PAGE_SIZE)
                 .filter(|e| *e <= HEAP_END)
                 .ok_or(Error::QuotaExceeded)?;
             let part = &mut rt.partitions[pi];
@@ -241,6 +245,25 @@ fn wait_for(
     });
     rt.sched.block(task.id);
     *outcome = Outcome::Reschedule;
+}
+
+/// An agent's text as one log line: control characters (newlines, escape sequences) are
+/// shown as `\u{..}`, so an agent cannot start a line of its own on the console — say,
+/// a forged `plinth: ready` — or move the terminal's cursor.
+struct OneLine<'a>(&'a str);
+
+impl core::fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A length that fits `max` (and so `usize`).

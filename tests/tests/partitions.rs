@@ -193,6 +193,17 @@ disk_mib = 1
         !transcript.contains("this line must never be logged"),
         "{transcript}"
     );
+    // A log call cannot start a console line of its own, or send escape sequences.
+    assert!(
+        !transcript
+            .lines()
+            .any(|l| l.starts_with("plinth: ready (forged")),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains(r"hostile: forging\u{a}plinth: ready (forged)\u{1b}[2J"),
+        "{transcript}"
+    );
 
     // Six faults, each reported with partition, agent, vector and address.
     let mut faults = Vec::new();
@@ -256,9 +267,11 @@ disk_mib = 1
         .transcript()
         .matches("victim/scrubber: scrubber: pass")
         .count();
+    // Two more passes: the one in progress may end at once, the next only after the
+    // scrubber's 1 s pause, in which hello (every 200 ms) must beat.
     rt.expect_line(&format!(
         "victim/scrubber: scrubber: pass {} verified",
-        passes + 1
+        passes + 2
     ));
     let after = get(addr, "/api/v1/partitions");
     let hello = agent(&after, "victim", "hello");
