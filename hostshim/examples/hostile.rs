@@ -15,6 +15,10 @@
 //!   ERROR` if one succeeded), then `hostile: bad-syscalls done`, and heartbeats forever.
 //! - `exhaust-memory`: grows 1 MiB at a time until the quota refuses, logs
 //!   `hostile: quota enforced after N MiB`, then heartbeats forever.
+//! - `syscall-fuzz`: 20 000 system calls with random numbers and arguments drawn from
+//!   the interesting ones (null, kernel, unmapped, window-edge and scratch pointers;
+//!   zero, small, page-crossing, huge lengths), never `exit` or `sleep`; logs
+//!   `hostile: syscall-fuzz done: N calls, E errors`, then heartbeats forever.
 //! - `crash`: logs `hostile: crashing` and exits 1. `spin-yield`: yields forever.
 //! - anything else: logged, exit 2.
 #![cfg_attr(not(feature = "host"), no_std, no_main)]
@@ -71,6 +75,10 @@ fn run() -> i32 {
         }
         "exhaust-memory" => {
             exhaust_memory();
+            alive_forever()
+        }
+        "syscall-fuzz" => {
+            syscall_fuzz(config::number(text, "seed").unwrap_or(0x9e37_79b9_7f4a_7c15));
             alive_forever()
         }
         "crash" => {
@@ -227,4 +235,57 @@ fn recurse(depth: u64) -> u64 {
         return depth;
     }
     core::hint::black_box(recurse(depth + 1)) + u64::from(frame[0])
+}
+
+/// Random system calls; the runtime must answer every one (or end the agent cleanly).
+fn syscall_fuzz(seed: u64) {
+    let scratch = match hostshim::mem_grow(2 * PAGE_SIZE) {
+        Ok(b) => b.as_mut_ptr() as u64,
+        Err(e) => {
+            logf!("hostile: syscall-fuzz has no scratch memory ({e})");
+            return;
+        }
+    };
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut calls, mut errors) = (0u64, 0u64);
+    for _ in 0..20_000 {
+        let r = next();
+        let n = match r % 4 {
+            0 => next(),
+            _ => r % 16,
+        };
+        // Never end or park the agent: the point is to keep calling.
+        if n == Call::Exit as u64 || n == Call::Sleep as u64 {
+            continue;
+        }
+        let mut a = [0u64; 5];
+        for v in a.iter_mut() {
+            let r = next();
+            *v = match r % 12 {
+                0 => 0,
+                1 => KERNEL_ADDRESS,
+                2 => USER_BASE,
+                3 => USER_END - 8,
+                4 => NON_CANONICAL,
+                5 | 6 => scratch + (r >> 8) % (3 * PAGE_SIZE),
+                7 => (r >> 8) % 600,
+                8 => PAGE_SIZE + 1,
+                9 => u64::MAX,
+                10 => 512 * ((r >> 8) % 130),
+                _ => next(),
+            };
+        }
+        let rax = hostshim::raw::syscall5(n, a);
+        calls += 1;
+        if Error::from_code(rax as i64).is_some() {
+            errors += 1;
+        }
+    }
+    logf!("hostile: syscall-fuzz done: {calls} calls, {errors} errors");
 }

@@ -127,6 +127,7 @@ fn faulting_and_hostile_agents_are_contained_and_neighbours_carry_on() {
         hostile("gp", "mode = \"gp\"\n"),
         hostile("stack-overflow", "mode = \"stack-overflow\"\n"),
         hostile("bad-syscalls", "mode = \"bad-syscalls\"\n"),
+        hostile("fuzzer", "mode = \"syscall-fuzz\"\n"),
     ];
     let names: Vec<&str> = agents.iter().map(|a| a.name).collect();
     let partitions = "
@@ -146,6 +147,12 @@ name = \"prober\"
 memory_mib = 16
 cpus = 1
 disk_mib = 1
+
+[[partition]]
+name = \"fuzzed\"
+memory_mib = 8
+cpus = 1
+disk_mib = 1
 ";
     let deployment = deploy(&[
         ("hello", "victim"),
@@ -157,6 +164,7 @@ disk_mib = 1
         ("gp", "attacker"),
         ("stack-overflow", "attacker"),
         ("bad-syscalls", "prober"),
+        ("fuzzer", "fuzzed"),
     ]);
     let image = build_appliance(
         &d,
@@ -204,6 +212,12 @@ disk_mib = 1
         transcript.contains(r"hostile: forging\u{a}plinth: ready (forged)\u{1b}[2J"),
         "{transcript}"
     );
+
+    // 20 000 random system calls, every one answered.
+    let line = rt
+        .expect_line("fuzzed/fuzzer: hostile: syscall-fuzz done: ")
+        .text;
+    assert!(line.contains(" calls, "), "{line}");
 
     // Six faults, each reported with partition, agent, vector and address.
     let mut faults = Vec::new();
@@ -281,6 +295,12 @@ disk_mib = 1
         "{beats} before: {before}\nafter: {after}"
     );
     assert_eq!(agent(&after, "victim", "scrubber")["status"], "running");
+    assert_eq!(
+        agent(&after, "fuzzed", "fuzzer")["status"],
+        "running",
+        "{after}"
+    );
+    assert!(!faults.iter().any(|f| f["agent"] == "fuzzer"), "{faults:?}");
     for a in [
         "null-deref",
         "write-kernel",
