@@ -256,53 +256,40 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
             p.memory_quota as f64,
         );
     }
-    for p in &rt.partitions {
-        for a in &p.agents {
-            let l = [
-                ("partition", p.name.as_str()),
-                ("agent", a.image.name.as_str()),
-            ];
-            let cpu = match a.status {
-                AgentStatus::Running(id) => rt.sched.usage(id).map_or(0, |u| u.ran_ns),
-                _ => 0,
-            };
-            w.metric(
-                "plinth_agent_cpu_seconds",
-                "CPU time of the agent's current run (ring 3 and its system calls).",
-                Kind::Gauge,
-                &l,
-                cpu as f64 / 1e9,
-            );
-        }
-    }
-    for p in &rt.partitions {
-        for a in &p.agents {
-            let l = [
-                ("partition", p.name.as_str()),
-                ("agent", a.image.name.as_str()),
-            ];
-            w.metric(
-                "plinth_agent_restarts_total",
-                "Restarts by the troubleshooting policy.",
-                Kind::Counter,
-                &l,
-                f64::from(a.restarts),
-            );
-        }
-    }
-    for p in &rt.partitions {
-        for a in &p.agents {
-            let l = [
-                ("partition", p.name.as_str()),
-                ("agent", a.image.name.as_str()),
-            ];
-            w.metric(
-                "plinth_agent_heartbeats_total",
-                "Heartbeats the agent sent.",
-                Kind::Counter,
-                &l,
-                a.heartbeats as f64,
-            );
+    type Series = fn(&super::AgentSlot, &Runtime) -> f64;
+    let agent_series: [(&str, &str, Kind, Series); 3] = [
+        (
+            "plinth_agent_cpu_seconds",
+            "CPU time of the agent's current run (ring 3 and its system calls).",
+            Kind::Gauge,
+            |a, rt| match a.status {
+                AgentStatus::Running(id) => rt.sched.usage(id).map_or(0, |u| u.ran_ns) as f64 / 1e9,
+                _ => 0.0,
+            },
+        ),
+        (
+            "plinth_agent_restarts_total",
+            "Restarts by the troubleshooting policy.",
+            Kind::Counter,
+            |a, _| f64::from(a.restarts),
+        ),
+        (
+            "plinth_agent_heartbeats_total",
+            "Heartbeats the agent sent.",
+            Kind::Counter,
+            |a, _| a.heartbeats as f64,
+        ),
+    ];
+    // One family at a time: Prometheus wants a family's samples together.
+    for (name, help, kind, value) in agent_series {
+        for p in &rt.partitions {
+            for a in &p.agents {
+                let l = [
+                    ("partition", p.name.as_str()),
+                    ("agent", a.image.name.as_str()),
+                ];
+                w.metric(name, help, kind, &l, value(a, rt));
+            }
         }
     }
 }
