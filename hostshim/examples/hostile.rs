@@ -8,6 +8,7 @@
 //!   `read-other`: reads the address the config gives as `address = 0x...`.
 //!   `invalid-opcode`: executes `ud2`. `gp`: loads from a non-canonical address.
 //!   `stack-overflow`: recurses until it runs off its stack into the guard page.
+//!   `x87`: executes `fninit` (the runtime keeps the x87 unit off: #NM).
 //!   Each should kill the agent with a fault; surviving is logged and exits 4.
 //! - `bad-syscalls`: makes every abusive call it knows (unknown numbers, null, kernel,
 //!   unmapped, overflowing and window-crossing pointers, a read-only buffer to write,
@@ -63,6 +64,10 @@ fn run() -> i32 {
             }
         },
         "invalid-opcode" => fault::invalid_opcode(),
+        "x87" => {
+            fault::x87();
+            survived(mode, None)
+        }
         "stack-overflow" => {
             let depth = recurse(0);
             logf!("hostile: stack-overflow returned at depth {depth}; NOT CONTAINED");
@@ -218,6 +223,14 @@ mod fault {
             asm!("mov qword ptr [{a}], {v}", a = in(reg) address, v = in(reg) value,
                 options(nostack));
         }
+    }
+
+    /// Touches the x87 unit (`fninit`), whose state the runtime does not switch between
+    /// agents: it must raise #NM rather than work.
+    pub fn x87() {
+        // SAFETY: deliberately none: on the runtime the instruction faults; on a host it
+        // only resets this process's own x87 state.
+        unsafe { asm!("fninit", options(nostack, nomem)) }
     }
 
     /// Executes `ud2` (#UD).

@@ -147,7 +147,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     let protections = arch::user::init();
     let word = |on: bool| if on { "on" } else { "MISSING" };
     if protections.smep && protections.smap {
-        info!("cpu: agents run in ring 3; SMEP on, SMAP on, NX on");
+        info!("cpu: agents run in ring 3; SMEP on, SMAP on, NX on, x87/SSE off");
     } else {
         warn!(
             "cpu: SMEP {}, SMAP {}: the kernel is less protected from agents (use a CPU model that has both)",

@@ -126,6 +126,7 @@ fn faulting_and_hostile_agents_are_contained_and_neighbours_carry_on() {
         hostile("invalid-opcode", "mode = \"invalid-opcode\"\n"),
         hostile("gp", "mode = \"gp\"\n"),
         hostile("stack-overflow", "mode = \"stack-overflow\"\n"),
+        hostile("x87", "mode = \"x87\"\n"),
         hostile("bad-syscalls", "mode = \"bad-syscalls\"\n"),
         hostile("fuzzer", "mode = \"syscall-fuzz\"\n"),
     ];
@@ -163,6 +164,7 @@ disk_mib = 1
         ("invalid-opcode", "attacker"),
         ("gp", "attacker"),
         ("stack-overflow", "attacker"),
+        ("x87", "attacker"),
         ("bad-syscalls", "prober"),
         ("fuzzer", "fuzzed"),
     ]);
@@ -175,7 +177,7 @@ disk_mib = 1
     let (mut rt, addr) = boot(image);
     let t = rt.transcript();
     assert!(
-        t.contains("cpu: agents run in ring 3; SMEP on, SMAP on, NX on"),
+        t.contains("cpu: agents run in ring 3; SMEP on, SMAP on, NX on, x87/SSE off"),
         "{t}"
     );
 
@@ -219,14 +221,14 @@ disk_mib = 1
         .text;
     assert!(line.contains(" calls, "), "{line}");
 
-    // Six faults, each reported with partition, agent, vector and address.
+    // Seven faults, each reported with partition, agent, vector and address.
     let mut faults = Vec::new();
     for _ in 0..100 {
         faults = events(addr)
             .into_iter()
             .filter(|e| e["kind"] == "agent_faulted")
             .collect();
-        if faults.len() >= 6 {
+        if faults.len() >= 7 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -243,6 +245,7 @@ disk_mib = 1
         ("write-kernel", 14, Some(0x10_0000)),
         ("read-other", 14, Some(0x400_0000)),
         ("invalid-opcode", 6, None),
+        ("x87", 7, None),
         ("gp", 13, None),
     ] {
         let f = fault(agent);
@@ -307,6 +310,8 @@ disk_mib = 1
         "read-other",
         "invalid-opcode",
         "gp",
+        "stack-overflow",
+        "x87",
     ] {
         assert_eq!(agent(&after, "attacker", a)["status"], "ended", "{after}");
     }

@@ -20,7 +20,7 @@
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use x86_64::registers::control::{Cr4, Cr4Flags};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask};
 use x86_64::registers::rflags::RFlags;
 
@@ -296,6 +296,11 @@ pub fn init() -> Protections {
         LStar::write(x86_64::VirtAddr::new(syscall_entry as *const () as u64));
         Msr::new(0xc000_0081).write(star);
         Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+        // x87/MMX state is not switched between agents (the target is soft-float: no
+        // agent or kernel code uses it), so it must not be usable: with CR0.EM set, any
+        // x87 or MMX instruction raises #NM and ends the agent, instead of leaving state
+        // for the next one to read. SSE already raises #UD (CR4.OSFXSR stays clear).
+        Cr0::update(|f| f.insert(Cr0Flags::EMULATE_COPROCESSOR));
         Cr4::update(|f| {
             if p.smep {
                 f.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
