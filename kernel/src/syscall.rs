@@ -130,7 +130,7 @@ fn call_one(
                 .map_err(bad_pointer)?;
             let name = core::str::from_utf8(&name[..name_len]).map_err(|_| Error::NotUtf8)?;
             let len = checked_len(a[3], MAX_IO)?;
-            check_range(task, a[2], len, true)?;
+            task.space.check(a[2], len, true).map_err(bad_pointer)?;
             let image = rt.partitions[pi].agents[si].image.clone();
             let data = image.file(name).ok_or(Error::NotFound)?;
             let offset = usize::try_from(a[4]).unwrap_or(usize::MAX).min(data.len());
@@ -158,7 +158,7 @@ fn call_one(
             let task = &mut rt.tasks[ti];
             let write = call == Call::DiskWrite;
             // The agent's buffer is checked before the disk is touched.
-            check_range(task, a[1], len, !write)?;
+            task.space.check(a[1], len, !write).map_err(bad_pointer)?;
             let lba = disk.first_lba + sector;
             let ticket = if write {
                 let mut buf = vec![0u8; len];
@@ -272,25 +272,6 @@ fn checked_len(len: u64, max: u64) -> Result<usize, Error> {
         return Err(Error::BadLength);
     }
     usize::try_from(len).map_err(|_| Error::BadLength)
-}
-
-/// Checks that `[va, va + len)` is agent memory the runtime may write (or read).
-fn check_range(
-    task: &crate::partition::Task,
-    va: u64,
-    len: usize,
-    write: bool,
-) -> Result<(), Error> {
-    let end = va.checked_add(len as u64).ok_or(Error::BadPointer)?;
-    let mut page = va & !(PAGE_SIZE - 1);
-    while page < end {
-        let (_, perms) = task.space.translate(page).ok_or(Error::BadPointer)?;
-        if write && !perms.write {
-            return Err(Error::BadPointer);
-        }
-        page += PAGE_SIZE;
-    }
-    Ok(())
 }
 
 fn bad_pointer(_: UserAccessError) -> Error {

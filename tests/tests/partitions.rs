@@ -72,31 +72,12 @@ fn events(addr: SocketAddr) -> Vec<Value> {
         .clone()
 }
 
-const MACHINE: &str = "[machine]\nmemory_mib = 256\ncpus = 1\nruntime_mib = 64\n";
-
 fn spec(agents: &[&str], partitions: &str, policies: &[&str]) -> String {
-    let mut s = String::from("kind = \"appliance\"\nname = \"test\"\nversion = \"0.1.0\"\n");
-    s += "trusted_keys = [\"keys/dev.pub\"]\npolicies = [";
-    s += &policies
-        .iter()
-        .map(|p| format!("\"policies/{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    s += "]\n";
-    s += MACHINE;
-    for a in agents {
-        s += &format!("\n[[agent]]\ndir = \"agents/{a}\"\n");
-    }
-    s += partitions;
-    s
+    plinth::image::example_spec(256, agents, partitions, policies)
 }
 
 fn deploy(pairs: &[(&str, &str)]) -> String {
-    let mut s = String::from("kind = \"deployment\"\n");
-    for (agent, to) in pairs {
-        s += &format!("\n[[deploy]]\nagent = \"{agent}\"\nversion = \"0.1.0\"\nto = [\"{to}\"]\n");
-    }
-    s
+    plinth::image::example_deployment(pairs)
 }
 
 #[test]

@@ -10,29 +10,6 @@ use crate::image::TestAgent;
 use crate::machine::Machine;
 use crate::profile::{LaunchOptions, Profile};
 
-const MACHINE: &str = "[machine]\nmemory_mib = 512\ncpus = 1\nruntime_mib = 64\n";
-
-/// An appliance spec with `agents` and `partitions` (TOML), deploying per `deploy`.
-fn spec(agents: &[&str], partitions: &str) -> String {
-    let mut s = String::from(
-        "kind = \"appliance\"\nname = \"bench\"\nversion = \"0.1.0\"\n\
-         trusted_keys = [\"keys/dev.pub\"]\npolicies = [\"policies/deployment.toml\"]\n",
-    );
-    s += MACHINE;
-    for a in agents {
-        s += &format!("\n[[agent]]\ndir = \"agents/{a}\"\n");
-    }
-    s + partitions
-}
-
-fn deployment(pairs: &[(&str, &str)]) -> String {
-    let mut s = String::from("kind = \"deployment\"\n");
-    for (agent, to) in pairs {
-        s += &format!("\n[[deploy]]\nagent = \"{agent}\"\nversion = \"0.1.0\"\nto = [\"{to}\"]\n");
-    }
-    s
-}
-
 fn partition(name: &str) -> String {
     format!("\n[[partition]]\nname = \"{name}\"\nmemory_mib = 4\ncpus = 1\n")
 }
@@ -177,8 +154,8 @@ pub fn syscall(
         let partitions: String = parts.iter().map(|p| partition(p)).collect();
         crate::image::build_with_examples(
             &d,
-            &spec(&names, &partitions),
-            &[("deployment.toml", &deployment(deploy))],
+            &crate::image::example_spec(512, &names, &partitions, &["deployment.toml"]),
+            &[("deployment.toml", &crate::image::example_deployment(deploy))],
             agents,
             &built,
         )
@@ -325,7 +302,7 @@ pub fn density(
     let scratch = Scratch::new("density")?;
     let image = crate::image::build_with_examples(
         &scratch.0,
-        &spec(&["idle"], &partition("base")),
+        &crate::image::example_spec(512, &["idle"], &partition("base"), &["deployment.toml"]),
         &[("deployment.toml", "kind = \"deployment\"\n")],
         &[TestAgent {
             name: "idle",

@@ -608,6 +608,41 @@ pub fn bench_build(runs: usize) -> Result<BuildBenchReport, ImageError> {
     })
 }
 
+/// An appliance spec for [`build_with_examples`]: machine of `memory_mib`, the agents
+/// `agents/NAME` for each of `agents`, `partitions` (TOML `[[partition]]` tables) and
+/// the policy files `policies/FILE` for each of `policies`, trusting `keys/dev.pub`.
+pub fn example_spec(
+    memory_mib: u64,
+    agents: &[&str],
+    partitions: &str,
+    policies: &[&str],
+) -> String {
+    let policies: Vec<String> = policies
+        .iter()
+        .map(|p| format!("\"policies/{p}\""))
+        .collect();
+    let mut s = format!(
+        "kind = \"appliance\"\nname = \"example\"\nversion = \"0.1.0\"\n\
+         trusted_keys = [\"keys/dev.pub\"]\npolicies = [{}]\n\n\
+         [machine]\nmemory_mib = {memory_mib}\ncpus = 1\nruntime_mib = 64\n",
+        policies.join(", ")
+    );
+    for a in agents {
+        s += &format!("\n[[agent]]\ndir = \"agents/{a}\"\n");
+    }
+    s + partitions
+}
+
+/// A deployment policy placing each agent (version 0.1.0, as [`build_with_examples`]
+/// packs them) in one partition.
+pub fn example_deployment(pairs: &[(&str, &str)]) -> String {
+    let mut s = String::from("kind = \"deployment\"\n");
+    for (agent, to) in pairs {
+        s += &format!("\n[[deploy]]\nagent = \"{agent}\"\nversion = \"0.1.0\"\nto = [\"{to}\"]\n");
+    }
+    s
+}
+
 /// One agent of an appliance assembled from hostshim's example agents: example
 /// `example` packed as agent `name` 0.1.0 (so one executable can appear under several
 /// names, each with its own config), with `config` files (path in the container,

@@ -476,9 +476,28 @@ impl AddressSpace {
         })
     }
 
-    /// Checks the whole range first, then calls `f(frame address, offset, length)` per
-    /// page piece; so a bad range copies nothing.
+    /// Checks that `[va, va + len)` is mapped for ring 3 on every page (and writable,
+    /// with `need_write`); touches nothing.
+    pub fn check(&self, va: u64, len: usize, need_write: bool) -> Result<(), UserAccessError> {
+        self.pages(va, len, need_write, &mut |_, _, _| {})
+    }
+
+    /// Checks the whole range first ([`Self::check`]), then calls `f(frame address,
+    /// offset, length)` per page piece; so a bad range copies nothing.
     fn each_page(
+        &self,
+        va: u64,
+        len: usize,
+        need_write: bool,
+        f: &mut dyn FnMut(u64, usize, usize),
+    ) -> Result<(), UserAccessError> {
+        self.check(va, len, need_write)?;
+        self.pages(va, len, need_write, f)
+    }
+
+    /// Walks `[va, va + len)` page piece by page piece, calling `f` for each one that is
+    /// mapped as asked, stopping at the first that is not.
+    fn pages(
         &self,
         va: u64,
         len: usize,
@@ -488,24 +507,17 @@ impl AddressSpace {
         let end = va
             .checked_add(len as u64)
             .ok_or(UserAccessError::Unmapped(va))?;
-        let mut pieces = 0;
-        for pass in 0..2 {
-            let mut a = va;
-            while a < end {
-                let page = a & !(PAGE - 1);
-                let n = (page + PAGE).min(end) - a;
-                let (frame, perms) = self.translate(page).ok_or(UserAccessError::Unmapped(a))?;
-                if need_write && !perms.write {
-                    return Err(UserAccessError::ReadOnly(a));
-                }
-                if pass == 1 {
-                    f(frame + (a - page), (a - va) as usize, n as usize);
-                }
-                pieces += 1;
-                a += n;
+        let mut a = va;
+        while a < end {
+            let page = a & !(PAGE - 1);
+            let n = (page + PAGE).min(end) - a;
+            let (frame, perms) = self.translate(page).ok_or(UserAccessError::Unmapped(a))?;
+            if need_write && !perms.write {
+                return Err(UserAccessError::ReadOnly(a));
             }
+            f(frame + (a - page), (a - va) as usize, n as usize);
+            a += n;
         }
-        debug_assert!(pieces % 2 == 0);
         Ok(())
     }
 

@@ -362,35 +362,29 @@ impl Runtime {
         let mut alloc = charged_alloc(part);
         let mut space = AddressSpace::new(&mut alloc).map_err(|e| start_error(&e))?;
         let result = (|| {
+            let mut map = |pages: core::ops::Range<u64>, perms| {
+                pages
+                    .step_by(PAGE_SIZE as usize)
+                    .try_for_each(|page| space.map_new(page, perms, &mut alloc).map(drop))
+                    .map_err(|e| start_error(&e))
+            };
             for seg in &image.executable.segments {
                 let perms = UserPerms {
                     write: seg.perms.write,
                     execute: seg.perms.execute,
                 };
-                let mut page = seg.pages().start;
-                while page < seg.pages().end {
-                    space
-                        .map_new(page, perms, &mut alloc)
-                        .map_err(|e| start_error(&e))?;
-                    page += PAGE_SIZE;
-                }
-            }
-            let exe = image.file(&image.entry).unwrap_or_default();
-            for seg in &image.executable.segments {
-                space
-                    .write(seg.vaddr, seg.file_bytes(exe), true)
-                    .map_err(|e| format!("loading the executable: {e:?}"))?;
+                map(seg.pages(), perms)?;
             }
             let stack = UserPerms {
                 write: true,
                 execute: false,
             };
-            let mut page = STACK_TOP - STACK_SIZE;
-            while page < STACK_TOP {
+            map(STACK_TOP - STACK_SIZE..STACK_TOP, stack)?;
+            let exe = image.file(&image.entry).unwrap_or_default();
+            for seg in &image.executable.segments {
                 space
-                    .map_new(page, stack, &mut alloc)
-                    .map_err(|e| start_error(&e))?;
-                page += PAGE_SIZE;
+                    .write(seg.vaddr, seg.file_bytes(exe), true)
+                    .map_err(|e| format!("loading the executable: {e:?}"))?;
             }
             Ok(())
         })();
