@@ -92,14 +92,15 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         while f < last {
             let (w, b) = (f / 64, f % 64);
             let n = (64 - b).min(last - f);
-            let mask = if n == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << n) - 1) << b
-            };
+            let mask = word_mask(b, n);
             let word = &mut self.bits.as_mut()[w];
+            // Words are all-clear or all-set almost always (`init` clears them first);
+            // the target has no POPCNT, so the count is skipped when it is obvious.
             if free {
-                let newly = (mask & !*word).count_ones() as usize;
+                let newly = match *word & mask {
+                    0 => n,
+                    bits => (mask & !bits).count_ones() as usize,
+                };
                 *word |= mask;
                 self.free += newly;
                 self.usable += newly;
@@ -146,11 +147,9 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         let align = align.max(1);
         let mut start = self.hint.next_multiple_of(align);
         while start.checked_add(count)? <= self.frames {
-            match (start..start + count).find(|&f| !self.is_free_index(f)) {
+            match self.find(start, start + count, false) {
                 None => {
-                    for f in start..start + count {
-                        self.set(f, false);
-                    }
+                    self.set_range(start, start + count, false);
                     self.free -= count;
                     if start == self.hint {
                         self.hint = start + count;
@@ -178,12 +177,10 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         if end > self.frames {
             return Err(FreeError::OutOfRange);
         }
-        if (first..end).any(|f| self.is_free_index(f)) {
+        if self.find(first, end, true).is_some() {
             return Err(FreeError::NotAllocated);
         }
-        for f in first..end {
-            self.set(f, true);
-        }
+        self.set_range(first, end, true);
         self.free += count;
         self.hint = self.hint.min(first);
         Ok(())
@@ -205,13 +202,47 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         self.bits.as_ref()[f / 64] & (1 << (f % 64)) != 0
     }
 
-    fn set(&mut self, f: usize, free: bool) {
-        let word = &mut self.bits.as_mut()[f / 64];
-        if free {
-            *word |= 1 << (f % 64);
-        } else {
-            *word &= !(1 << (f % 64));
+    /// The first frame in `[first, last)` that is free (`free`) or taken (`!free`). A
+    /// word at a time: the heap's run of thousands of frames is checked at boot.
+    fn find(&self, first: usize, last: usize, free: bool) -> Option<usize> {
+        let mut f = first;
+        while f < last {
+            let (w, b) = (f / 64, f % 64);
+            let n = (64 - b).min(last - f);
+            let word = self.bits.as_ref()[w];
+            let hits = if free { word } else { !word } & word_mask(b, n);
+            if hits != 0 {
+                return Some(w * 64 + hits.trailing_zeros() as usize);
+            }
+            f += n;
         }
+        None
+    }
+
+    /// Marks frames `[first, last)` free or taken, a word at a time; the caller keeps
+    /// the counts.
+    fn set_range(&mut self, first: usize, last: usize, free: bool) {
+        let mut f = first;
+        while f < last {
+            let (w, b) = (f / 64, f % 64);
+            let n = (64 - b).min(last - f);
+            let word = &mut self.bits.as_mut()[w];
+            if free {
+                *word |= word_mask(b, n);
+            } else {
+                *word &= !word_mask(b, n);
+            }
+            f += n;
+        }
+    }
+}
+
+/// Bits `b..b + n` of a word (`b + n <= 64`, `n >= 1`).
+fn word_mask(b: usize, n: usize) -> u64 {
+    if n == 64 {
+        u64::MAX
+    } else {
+        ((1u64 << n) - 1) << b
     }
 }
 
@@ -276,6 +307,36 @@ mod tests {
                 assert!(!a.is_free(run + f * 4096));
             }
             assert_eq!(a.alloc(), Some(0), "lowest free frame first");
+        });
+    }
+
+    #[test]
+    fn long_runs_are_checked_word_by_word_across_word_edges() {
+        // 64 MiB: the run below spans hundreds of bitmap words, starting mid-word.
+        let usable = [PhysRange::new(0, 64 * MIB)];
+        // One reserved frame deep inside the first candidate run.
+        let hole = PhysRange::new(5000 * 4096, 4096);
+        with_alloc(&usable, &[hole], |a| {
+            let start = a.free_frames();
+            assert_eq!(a.alloc_contiguous(3, 1), Some(0));
+            let run = a.alloc_contiguous(6000, 1).expect("a run after the hole");
+            assert_eq!(run, 5001 * 4096, "the run must skip the reserved frame");
+            assert_eq!(a.free_frames(), start - 6003);
+            assert!(!a.is_free(run) && !a.is_free(run + 5999 * 4096));
+            assert!(
+                a.is_free(run + 6000 * 4096),
+                "the frame after the run stays free"
+            );
+            assert!(
+                a.is_free(3 * 4096) && a.is_free(4999 * 4096),
+                "frames before the hole stay free"
+            );
+            a.free_contiguous(run, 6000).unwrap();
+            assert_eq!(a.free_frames(), start - 3);
+            assert_eq!(
+                a.free_contiguous(run + 64 * 4096, 1),
+                Err(FreeError::NotAllocated)
+            );
         });
     }
 

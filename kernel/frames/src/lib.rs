@@ -70,31 +70,3 @@ impl PhysRange {
         PhysRange { start, end }
     }
 }
-
-/// `pieces` minus `hole`: the parts of each piece outside it (at most two per piece;
-/// pieces that do not fit in `N` are dropped, which callers size against).
-pub(crate) fn cut<const N: usize>(
-    pieces: &[PhysRange],
-    hole: PhysRange,
-) -> heapless::Vec<PhysRange, N> {
-    let mut out = heapless::Vec::new();
-    for p in pieces {
-        if !p.overlaps(&hole) {
-            let _ = out.push(*p);
-            continue;
-        }
-        if p.start < hole.start {
-            let _ = out.push(PhysRange {
-                start: p.start,
-                end: hole.start,
-            });
-        }
-        if hole.end < p.end {
-            let _ = out.push(PhysRange {
-                start: hole.end,
-                end: p.end,
-            });
-        }
-    }
-    out
-}

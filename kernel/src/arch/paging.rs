@@ -130,19 +130,24 @@ impl Builder<'_> {
     }
 
     /// Maps `[start, end)` (page-aligned; empty if `end <= start`) to itself, with 2 MiB
-    /// pages where alignment allows. Not inlined: one copy serves every range, which keeps
-    /// the boot path short to translate under TCG.
+    /// pages where alignment allows. 4 KiB pages are filled a page table at a time, one
+    /// walk per table: the kernel image alone is hundreds of them. Not inlined: one copy
+    /// serves every range, which keeps the boot path short to translate under TCG.
     #[inline(never)]
     fn map_range(&mut self, start: u64, end: u64, flags: u64) -> Result<(), PagingError> {
         let mut a = start;
         while a < end {
-            let size = if a.is_multiple_of(HUGE) && end - a >= HUGE {
-                HUGE
-            } else {
-                PAGE
-            };
-            self.map(a, size, flags)?;
-            a += size;
+            if a.is_multiple_of(HUGE) && end - a >= HUGE {
+                self.map(a, HUGE, flags)?;
+                a += HUGE;
+                continue;
+            }
+            let stop = end.min((a / HUGE + 1) * HUGE);
+            let table = self.leaf_table(a, PAGE)?;
+            while a < stop {
+                self.set_leaf(table, a, PAGE, flags, false)?;
+                a += PAGE;
+            }
         }
         Ok(())
     }
@@ -154,6 +159,7 @@ impl Builder<'_> {
     }
 
     /// As `map`; with `same_ok`, a page already mapped exactly so is not an error.
+    #[inline(never)]
     fn map_with(
         &mut self,
         addr: u64,
@@ -161,27 +167,23 @@ impl Builder<'_> {
         flags: u64,
         same_ok: bool,
     ) -> Result<(), PagingError> {
-        let mut table = self.pml4;
+        let table = self.leaf_table(addr, size)?;
+        self.set_leaf(table, addr, size, flags, same_ok)
+    }
+
+    /// The table that holds the entry for a page of `size` at `addr`, created (with the
+    /// tables above it) if missing.
+    fn leaf_table(&mut self, addr: u64, size: u64) -> Result<u64, PagingError> {
         let leaf_shift = if size == HUGE { 21 } else { 12 };
-        for shift in [39u64, 30, 21, 12] {
+        let mut table = self.pml4;
+        for shift in [39u64, 30, 21] {
+            if shift == leaf_shift {
+                break;
+            }
             let e = Self::entry(table, addr >> shift);
             // SAFETY: `table` is a page table this builder created (identity-mapped), and
             // `entry` stays inside it.
             let value = unsafe { e.read() };
-            if shift == leaf_shift {
-                let leaf = addr | flags | if size == HUGE { HUGE_PAGE } else { 0 };
-                if value & PRESENT != 0 {
-                    // The CPU may have marked the page accessed or dirty since.
-                    return if same_ok && value & !ACCESSED_DIRTY == leaf {
-                        Ok(())
-                    } else {
-                        Err(PagingError::Overlap(addr))
-                    };
-                }
-                // SAFETY: as above.
-                unsafe { e.write(leaf) };
-                return Ok(());
-            }
             table = if value & PRESENT == 0 {
                 let t = self.new_table()?;
                 // SAFETY: as above.
@@ -193,6 +195,39 @@ impl Builder<'_> {
                 value & ADDR_MASK
             };
         }
+        Ok(table)
+    }
+
+    /// Writes the entry for a page of `size` at `addr` into `table` (from `leaf_table`);
+    /// with `same_ok`, a page already mapped exactly so is not an error.
+    fn set_leaf(
+        &mut self,
+        table: u64,
+        addr: u64,
+        size: u64,
+        flags: u64,
+        same_ok: bool,
+    ) -> Result<(), PagingError> {
+        let (shift, huge) = if size == HUGE {
+            (21, HUGE_PAGE)
+        } else {
+            (12, 0)
+        };
+        let e = Self::entry(table, addr >> shift);
+        // SAFETY: `table` is a page table this builder created (identity-mapped), and
+        // `entry` stays inside it.
+        let value = unsafe { e.read() };
+        let leaf = addr | flags | huge;
+        if value & PRESENT != 0 {
+            // The CPU may have marked the page accessed or dirty since.
+            return if same_ok && value & !ACCESSED_DIRTY == leaf {
+                Ok(())
+            } else {
+                Err(PagingError::Overlap(addr))
+            };
+        }
+        // SAFETY: as above.
+        unsafe { e.write(leaf) };
         Ok(())
     }
 }
