@@ -10,6 +10,11 @@
 //! writes them out, in order, right after `ready` — the printk way: output is deferred,
 //! never lost. The fault and panic paths flush it first, so a crash report always follows
 //! the lines logged before it.
+//!
+//! The boot log is kept in stamp order, so init may also record *values* and log them
+//! after `ready` with the stamp of when they were true ([`log_at`]): the line lands where
+//! it would have, and formatting it — the first use of `core::fmt`, costly to translate
+//! under TCG — is not init work.
 
 use core::fmt::{self, Write};
 use heapless::String;
@@ -41,8 +46,12 @@ struct BootLog {
 }
 
 struct BootLine {
-    /// TSC when a log line was written; `None` for a raw line.
-    tsc: Option<u64>,
+    /// TSC when the line was written, or when what it reports happened.
+    tsc: u64,
+    /// Log lines are printed with `tsc` as their time; raw lines are not.
+    stamped: bool,
+    /// Where its text is in `BootLog::text`.
+    start: usize,
     end: usize,
 }
 
@@ -55,9 +64,9 @@ impl BootLog {
         }
     }
 
-    /// Appends one line (the text ends in `\n`); a line that does not fit is dropped whole
-    /// and counted.
-    fn push(&mut self, tsc: Option<u64>, args: fmt::Arguments) {
+    /// Adds one line (the text ends in `\n`) after every line stamped no later than
+    /// `tsc`; a line that does not fit is dropped whole and counted.
+    fn push(&mut self, tsc: u64, stamped: bool, args: fmt::Arguments) {
         let start = self.text.len();
         if self.lines.is_full() || self.text.write_fmt(args).is_err() {
             self.text.truncate(start);
@@ -65,7 +74,15 @@ impl BootLog {
             return;
         }
         let end = self.text.len();
-        let _ = self.lines.push(BootLine { tsc, end });
+        let at = self.lines.partition_point(|l| l.tsc <= tsc);
+        let line = BootLine {
+            tsc,
+            stamped,
+            start,
+            end,
+        };
+        // Not full (checked above), so the insert cannot fail.
+        let _ = self.lines.insert(at, line);
     }
 
     fn clear(&mut self) {
@@ -75,13 +92,11 @@ impl BootLog {
     }
 
     fn write_out(&self, serial: &mut Serial) {
-        let mut start = 0;
         for line in &self.lines {
-            if let Some(tsc) = line.tsc {
-                let _ = stamp(serial, clock::tsc_to_ns_since_entry(tsc));
+            if line.stamped {
+                let _ = stamp(serial, clock::tsc_to_ns_since_entry(line.tsc));
             }
-            let _ = serial.write_str(&self.text[start..line.end]);
-            start = line.end;
+            let _ = serial.write_str(&self.text[line.start..line.end]);
         }
         if self.dropped > 0 {
             let _ = stamp(serial, clock::now_ns());
@@ -143,7 +158,8 @@ fn write_line(tsc: Option<u64>, args: fmt::Arguments) {
         let mut console = CONSOLE.lock();
         let Some(c) = console.as_mut() else { return };
         if c.buffering {
-            c.boot_log.push(tsc, args);
+            let at = tsc.unwrap_or_else(crate::arch::cpu::rdtsc);
+            c.boot_log.push(at, tsc.is_some(), args);
             return;
         }
         if let Some(tsc) = tsc {
@@ -189,6 +205,25 @@ pub fn emergency(args: fmt::Arguments) {
     }
 }
 
+/// Logs `args` at `level` as if it had been logged when the TSC read `tsc`: during boot
+/// the line takes its place among the others by that stamp. For boot narration made of
+/// values recorded during init and formatted after `ready`.
+pub fn log_at(tsc: u64, level: Level, args: fmt::Arguments) {
+    if log::max_level() >= level {
+        write_line(Some(tsc), format_args!("{} {}\n", level_word(level), args));
+    }
+}
+
+fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::Error => "ERROR",
+        Level::Warn => "WARN ",
+        Level::Info => "INFO ",
+        Level::Debug => "DEBUG",
+        Level::Trace => "TRACE",
+    }
+}
+
 struct Logger;
 
 impl Log for Logger {
@@ -209,14 +244,10 @@ impl Log for Logger {
             return;
         }
         let tsc = crate::arch::cpu::rdtsc();
-        let level = match record.level() {
-            Level::Error => "ERROR",
-            Level::Warn => "WARN ",
-            Level::Info => "INFO ",
-            Level::Debug => "DEBUG",
-            Level::Trace => "TRACE",
-        };
-        write_line(Some(tsc), format_args!("{} {}\n", level, record.args()));
+        write_line(
+            Some(tsc),
+            format_args!("{} {}\n", level_word(record.level()), record.args()),
+        );
     }
 
     fn flush(&self) {}

@@ -18,6 +18,7 @@ mod api;
 mod arch;
 mod bench;
 mod block;
+mod boottime;
 mod catalog;
 mod clock;
 mod console;
@@ -31,7 +32,7 @@ mod trap;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use log::{LevelFilter, error, info, warn};
+use log::{Level, LevelFilter, error, info, warn};
 use plinth_boot::BootInfo;
 use plinth_cmdline::{LogLevel, SelfTests};
 use plinth_exit::ExitCode;
@@ -49,12 +50,14 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         // Without a console nobody can be told anything; stop with a distinct code.
         exit::exit(ExitCode::BootFailed);
     }
+    boottime::mark("console");
     apic::init();
     // The TSC and APIC timer are calibrated against the PIT over the whole of init.
     clock::start(entry_tsc);
     arch::gdt::init();
     arch::interrupts::init();
     clock::calibration_checkpoint();
+    boottime::mark("cpu");
 
     let boot = match BootInfo::read(&arch::paging::BootIdentityMap, start_info) {
         Ok(b) => b,
@@ -66,13 +69,9 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     let cmdline = plinth_cmdline::parse(boot.cmdline());
     log::set_max_level(level_filter(cmdline.options.log_level));
     let usable = boot.memory_map.usable_bytes();
-    info!(
-        "plinth {} booting: memory: {} MiB ({} KiB usable), cmdline \"{}\"",
-        env!("CARGO_PKG_VERSION"),
-        usable.div_ceil(1 << 20),
-        usable / 1024,
-        boot.cmdline()
-    );
+    // The banner and the other `info` lines of init are logged after `ready`, stamped
+    // with when they became true (see `console::log_at`): formatting is not init work.
+    let banner_at = cpu::rdtsc();
     for p in &cmdline.problems {
         warn!("cmdline: ignored {:?} \"{}\"", p.kind, p.token);
     }
@@ -93,6 +92,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     }
 
     clock::calibration_checkpoint();
+    boottime::mark("bootinfo");
     let layout = match memory::init(&boot) {
         Ok(l) => l,
         Err(e) => {
@@ -106,32 +106,17 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             layout.ignored_bytes >> 20
         );
     }
-    info!(
-        "memory: {} regions, heap {} MiB at {:#x}, {} page-table frames, frames {} free",
-        layout.usable_regions,
-        layout.heap_size >> 20,
-        layout.heap_start,
-        layout.page_table_frames,
-        memory::frame_counts().0
-    );
+    let memory_at = (cpu::rdtsc(), memory::frame_counts().0);
 
     clock::calibration_checkpoint();
-    let mut nics = devices::init(&cmdline.options.virtio_mmio, &boot.memory_map.usable());
-    clock::calibration_checkpoint();
+    boottime::mark("memory");
     let rates = clock::finish_boot_calibration();
+    let clock_at = cpu::rdtsc();
     let apic_hz = rates.map_or(0, |r| r.apic_hz);
-    if let Some(r) = rates {
-        info!(
-            "clock: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (calibrated against the PIT over {} ms of boot)",
-            r.tsc_hz / 1_000_000,
-            (r.tsc_hz / 1_000) % 1_000,
-            r.apic_hz / 1_000_000,
-            (r.apic_hz / 1_000) % 1_000,
-            Millis(r.window_ns)
-        );
-    }
     apic::start_periodic((apic_hz / TICK_HZ).max(1) as u32);
+    boottime::mark("clock");
     selftest::run_boot_tests(cmdline.options.selftests);
+    boottime::mark("selftests");
 
     let init_ns = clock::now_ns();
     println!(
@@ -139,11 +124,55 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         Millis(init_ns),
         usable.div_ceil(1 << 20)
     );
+    console::log_at(
+        banner_at,
+        Level::Info,
+        format_args!(
+            "plinth {} booting: memory: {} MiB ({} KiB usable), cmdline \"{}\"",
+            env!("CARGO_PKG_VERSION"),
+            usable.div_ceil(1 << 20),
+            usable / 1024,
+            boot.cmdline()
+        ),
+    );
+    console::log_at(
+        memory_at.0,
+        Level::Info,
+        format_args!(
+            "memory: {} regions, heap {} MiB at {:#x}, {} page-table frames, frames {} free",
+            layout.usable_regions,
+            layout.heap_size >> 20,
+            layout.heap_start,
+            layout.page_table_frames,
+            memory_at.1
+        ),
+    );
+    if let Some(r) = rates {
+        console::log_at(
+            clock_at,
+            Level::Info,
+            format_args!(
+                "clock: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (calibrated against the PIT over {} ms of boot)",
+                r.tsc_hz / 1_000_000,
+                (r.tsc_hz / 1_000) % 1_000,
+                r.apic_hz / 1_000_000,
+                (r.apic_hz / 1_000) % 1_000,
+                Millis(r.window_ns)
+            ),
+        );
+    }
     // Boot log lines reach the UART only now; `init` above does not include writing them.
     console::flush_boot_log();
-    // The catalog is checked after `ready`: its signature checks take milliseconds under
-    // TCG. A quarter of the heap bounds what it may hold in memory.
+
+    // `ready` is the runtime core: console, memory, traps, clock and tick. The appliance
+    // comes up next — devices, catalog, partitions, network — before the first console
+    // command is read, each step timed on the `boot: after ready` line.
+    boottime::ready();
+    let mut nics = devices::init(&cmdline.options.virtio_mmio, &boot.memory_map.usable());
+    boottime::mark("devices");
+    // A quarter of the heap bounds what the catalog may hold in memory.
     let loaded = catalog::load(layout.heap_size as u64 / 4);
+    boottime::mark("catalog");
     let protections = arch::user::init();
     let word = |on: bool| if on { "on" } else { "MISSING" };
     if protections.smep && protections.smap {
@@ -159,6 +188,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         Some(l) => partition::boot(&l.catalog, l.disk, &l.extents),
         None => partition::boot_empty(),
     }
+    boottime::mark("partitions");
 
     // The clock self-test measures the steady clock, after the TSC rate is refined.
     let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);
@@ -190,6 +220,8 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         ))
     };
     drop(nics);
+    boottime::mark("network");
+    boottime::report();
     loop {
         let interrupted = devices::take_interrupt();
         if let Some(s) = stack.as_mut() {

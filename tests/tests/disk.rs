@@ -41,9 +41,9 @@ fn disk_capacity_and_serial_match_the_image() {
     // An odd size, so a hard-coded capacity could not pass.
     let path = image("odd.img", 6001);
     let mut rt = boot_with(&path, "odd-serial-42");
+    // Devices are bound right after `ready`, before the first command is read.
+    rt.expect_ready();
     rt.expect_line("blk0: virtio-blk at 00:");
-    let line = rt.expect_ready();
-    drop(line);
     rt.send("disks");
     let l = rt.expect_line("disk blk0:");
     assert!(l.text.contains("6001 sectors"), "{}", l.text);
@@ -148,9 +148,9 @@ fn bench_blk_reports_figures_and_writes_only_its_region() {
     let path = image("bench.img", sectors);
     std::fs::write(&path, pattern(5, 0, (sectors * SECTOR) as usize)).unwrap();
     let mut rt = boot_with(&path, "bench");
+    rt.expect_ready();
     let l = rt.expect_line("blk0: virtio-blk");
     assert!(l.text.ends_with(", MSI-X"), "{}", l.text);
-    rt.expect_ready();
     for (cmd, answer) in [
         ("bench blk 3", "bench blk 3: error: no such disk"),
         (
@@ -221,11 +221,11 @@ fn devices_without_msix_work_on_intx() {
         ..Boot::default()
     }
     .start();
+    rt.expect_ready();
     for dev in ["blk0: virtio-blk", "net0: virtio-net"] {
         let l = rt.expect_line(dev);
         assert!(l.text.ends_with(", INTx"), "{}", l.text);
     }
-    rt.expect_ready();
     let addr = rt.expect_api();
     let mut expected = Fnv1a::new();
     expected.update(&pattern(9, 0, 4096 * SECTOR as usize));
@@ -269,12 +269,12 @@ fn microvm_drives_virtio_mmio_disk_and_nic() {
         ..Boot::default()
     }
     .start();
+    rt.expect_ready();
     let blk = rt.expect_line("blk0: virtio-blk at mmio@0x").text;
     assert!(blk.contains("serial \"mmio-disk\""), "{blk}");
     assert!(blk.contains(", IRQ "), "{blk}");
     let net = rt.expect_line("net0: virtio-net at mmio@0x").text;
     assert!(net.contains(", IRQ "), "{net}");
-    rt.expect_ready();
     let addr = rt.expect_api();
 
     let mut expected = Fnv1a::new();

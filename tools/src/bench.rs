@@ -37,7 +37,7 @@ impl Summary {
 }
 
 /// One boot's figures.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct BootSample {
     /// Host: QEMU spawned → first serial line received.
     pub launch_to_first_line_ms: f64,
@@ -45,6 +45,12 @@ pub struct BootSample {
     pub launch_to_ready_ms: f64,
     /// Guest: kernel entry → ready, by the kernel's TSC clock (from the ready line).
     pub kernel_init_ms: f64,
+    /// Guest: each init step's share of `kernel_init_ms`, in boot order (from the
+    /// kernel's `boot: steps` line).
+    pub steps: Vec<(String, f64)>,
+    /// Guest: the steps after `ready` that bring the appliance up (devices, catalog,
+    /// partitions, network), from the `boot: after ready` line.
+    pub after_ready: Vec<(String, f64)>,
 }
 
 /// The result of `plinth bench boot`.
@@ -57,6 +63,10 @@ pub struct BootReport {
     pub launch_to_first_line: Summary,
     pub launch_to_ready: Summary,
     pub kernel_init: Summary,
+    /// Per-step summaries of the kernel's init, in boot order.
+    pub steps: Vec<(String, Summary)>,
+    /// Per-step summaries of the bring-up after `ready`.
+    pub after_ready: Vec<(String, Summary)>,
     pub samples: Vec<BootSample>,
 }
 
@@ -100,6 +110,23 @@ pub fn parse_init_ms(ready_line: &str) -> Option<f64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// The kernel's line of init steps.
+pub const STEPS_LINE: &str = "boot: steps (us):";
+/// The kernel's line of steps after `ready`.
+pub const AFTER_READY_LINE: &str = "boot: after ready (us):";
+
+/// Reads `PREFIX console=12 cpu=34 ...` (`PREFIX` is [`STEPS_LINE`] or
+/// [`AFTER_READY_LINE`]) into (step, milliseconds) pairs.
+pub fn parse_steps(line: &str, prefix: &str) -> Option<Vec<(String, f64)>> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    rest.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.parse::<f64>().ok()? / 1e3))
+        })
+        .collect()
+}
+
 /// Boots `runs` times and measures each boot; every run is shut down through the console.
 pub fn boot(
     profile: &Profile,
@@ -132,17 +159,51 @@ pub fn boot(
             run,
             line: ready.text.clone(),
         })?;
+        let mut step_lines = Vec::new();
+        for prefix in [STEPS_LINE, AFTER_READY_LINE] {
+            let line = match m.wait_for(timeout, |l| l.contains(prefix)) {
+                Ok(l) => l,
+                Err(e) => return Err(fail(&mut m, e)),
+            };
+            step_lines.push(parse_steps(&line.text, prefix).ok_or_else(|| {
+                BenchError::Figures {
+                    run,
+                    line: line.text.clone(),
+                }
+            })?);
+        }
+        let after_ready = step_lines.pop().unwrap_or_default();
+        let steps = step_lines.pop().unwrap_or_default();
         shut_down(&mut m, run)?;
         let ms = |at: std::time::Instant| at.duration_since(m.launched_at).as_secs_f64() * 1e3;
         let sample = BootSample {
             launch_to_first_line_ms: ms(first.at),
             launch_to_ready_ms: ms(ready.at),
             kernel_init_ms,
+            steps,
+            after_ready,
         };
         progress(run, &sample);
         samples.push(sample);
     }
     let pick = |f: fn(&BootSample) -> f64| Summary::of(&samples.iter().map(f).collect::<Vec<_>>());
+    let per_step = |get: fn(&BootSample) -> &[(String, f64)]| -> Vec<(String, Summary)> {
+        let Some(first) = samples.first() else {
+            return Vec::new();
+        };
+        get(first)
+            .iter()
+            .map(|(name, _)| {
+                let values: Vec<f64> = samples
+                    .iter()
+                    .filter_map(|s| get(s).iter().find(|(n, _)| n == name).map(|p| p.1))
+                    .collect();
+                (name.clone(), Summary::of(&values))
+            })
+            .collect()
+    };
+    let steps = per_step(|s| &s.steps);
+    let after_ready = per_step(|s| &s.after_ready);
     Ok(BootReport {
         profile: profile.name.clone(),
         accel: opts.accel,
@@ -151,6 +212,8 @@ pub fn boot(
         launch_to_first_line: pick(|s| s.launch_to_first_line_ms),
         launch_to_ready: pick(|s| s.launch_to_ready_ms),
         kernel_init: pick(|s| s.kernel_init_ms),
+        steps,
+        after_ready,
         samples,
     })
 }
@@ -183,6 +246,21 @@ impl std::fmt::Display for BootReport {
                 "{name:<34} {:>10.2} {:>10.2} {:>10.2}",
                 s.median_ms, s.min_ms, s.max_ms
             )?;
+        }
+        for (label, steps) in [
+            ("init step", &self.steps),
+            ("after ready", &self.after_ready),
+        ] {
+            for (name, s) in steps {
+                writeln!(
+                    f,
+                    "{:<34} {:>10.2} {:>10.2} {:>10.2}",
+                    format!("  {label}: {name}"),
+                    s.median_ms,
+                    s.min_ms,
+                    s.max_ms
+                )?;
+            }
         }
         write!(
             f,
@@ -550,5 +628,22 @@ mod tests {
         );
         assert_eq!(parse_init_ms("plinth: ready"), None);
         assert_eq!(parse_init_ms("plinth: ready (init soon ms)"), None);
+    }
+
+    #[test]
+    fn init_steps_are_read_in_boot_order() {
+        let line = "[   0.010000] INFO  boot: steps (us): console=459 cpu=30 memory=1723";
+        let steps = parse_steps(line, STEPS_LINE).unwrap();
+        let names: Vec<&str> = steps.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["console", "cpu", "memory"]);
+        assert!((steps[2].1 - 1.723).abs() < 1e-9);
+        assert_eq!(parse_steps(line, AFTER_READY_LINE), None);
+        let after = parse_steps(
+            "INFO  boot: after ready (us): devices=1200",
+            AFTER_READY_LINE,
+        );
+        assert_eq!(after, Some(vec![("devices".to_string(), 1.2)]));
+        assert_eq!(parse_steps("boot: steps (us): console=x", STEPS_LINE), None);
+        assert_eq!(parse_steps("plinth: ready", STEPS_LINE), None);
     }
 }
