@@ -5,7 +5,6 @@
 use core::cell::UnsafeCell;
 
 use super::stacks;
-use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
@@ -37,7 +36,16 @@ struct Tss(UnsafeCell<TaskStateSegment>);
 unsafe impl Sync for Tss {}
 
 static TSS: Tss = Tss(UnsafeCell::new(TaskStateSegment::new()));
-static GDT: Once<GlobalDescriptorTable<8>> = Once::new();
+/// The GDT, filled by `init` (the TSS descriptor needs the TSS's address, which a
+/// constant cannot hold) and read only by the CPU afterwards. A plain cell, not a
+/// `Once`: one CPU, one call, and less code on the path to `ready`.
+struct Gdt(UnsafeCell<GlobalDescriptorTable<8>>);
+
+// SAFETY: written once by `init` on the boot CPU before anything reads it; afterwards
+// only the CPU reads it (through GDTR).
+unsafe impl Sync for Gdt {}
+
+static GDT: Gdt = Gdt(UnsafeCell::new(GlobalDescriptorTable::empty()));
 
 /// Loads the GDT, reloads the segment registers and loads the TSS.
 pub fn init() {
@@ -47,7 +55,7 @@ pub fn init() {
         (*TSS.0.get()).interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] =
             VirtAddr::new(stacks::fault_stack_top());
     }
-    let gdt = GDT.call_once(|| {
+    let table = {
         let mut table = GlobalDescriptorTable::<8>::empty();
         let code = table.append(Descriptor::kernel_code_segment());
         let data = table.append(Descriptor::kernel_data_segment());
@@ -69,7 +77,13 @@ pub fn init() {
             ]
         );
         table
-    });
+    };
+    // SAFETY: `init` runs once, on the boot CPU, before any reference to the GDT exists;
+    // the shared reference made here is the only one from then on.
+    let gdt: &'static GlobalDescriptorTable<8> = unsafe {
+        *GDT.0.get() = table;
+        &*GDT.0.get()
+    };
     gdt.load();
     let code = SegmentSelector(KERNEL_CS);
     let data = SegmentSelector(KERNEL_DS);

@@ -8,7 +8,7 @@
 
 use super::{apic, gdt};
 use core::arch::naked_asm;
-use spin::Once;
+use core::cell::UnsafeCell;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, Segment};
 use x86_64::instructions::tables::lidt;
@@ -144,7 +144,15 @@ impl Gate {
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
-static IDT: Once<Idt> = Once::new();
+/// The IDT: every gate missing until `init` fills in the stubs' gates in place. A plain
+/// cell, not a `Once`: one CPU, one call, and less code on the path to `ready`.
+struct IdtCell(UnsafeCell<Idt>);
+
+// SAFETY: written only by `init`, once, on the boot CPU before `lidt`; afterwards only
+// the CPU reads it (through IDTR).
+unsafe impl Sync for IdtCell {}
+
+static IDT: IdtCell = IdtCell(UnsafeCell::new(Idt([Gate::MISSING; 256])));
 
 /// Builds and loads the IDT. Double faults run on their own IST stack. The table is built
 /// by hand from [`STUBS`] (the `x86_64` crate's typed IDT spends hundreds of instructions
@@ -154,22 +162,21 @@ pub fn init() {
     debug_assert!(STUBS.iter().any(|(v, _)| *v == apic::TIMER_VECTOR));
     debug_assert!(STUBS.iter().any(|(v, _)| *v == apic::SPURIOUS_VECTOR));
     let code = CS::get_reg().0;
-    let idt = IDT.call_once(|| {
-        let mut idt = Idt([Gate::MISSING; 256]);
-        for &(vector, stub) in STUBS {
-            // IST numbers in a gate are 1-based; 0 means "stay on the current stack".
-            let ist = if vector == 8 {
-                gdt::DOUBLE_FAULT_IST as u8 + 1
-            } else {
-                0
-            };
-            idt.0[usize::from(vector)] = Gate::new(stub as *const () as u64, code, ist);
-        }
-        idt
-    });
+    // SAFETY: `init` runs once, on the boot CPU, before `lidt`: nothing else references
+    // the table yet, and only the CPU reads it afterwards.
+    let idt: &'static mut Idt = unsafe { &mut *IDT.0.get() };
+    for &(vector, stub) in STUBS {
+        // IST numbers in a gate are 1-based; 0 means "stay on the current stack".
+        let ist = if vector == 8 {
+            gdt::DOUBLE_FAULT_IST as u8 + 1
+        } else {
+            0
+        };
+        idt.0[usize::from(vector)] = Gate::new(stub as *const () as u64, code, ist);
+    }
     let pointer = DescriptorTablePointer {
         limit: (size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::new(idt as *const Idt as u64),
+        base: VirtAddr::new(&raw const *idt as u64),
     };
     // SAFETY: the table lives forever (a static) and every present gate points at a stub
     // that builds a TrapFrame and returns with `iretq`, in the code segment loaded by
