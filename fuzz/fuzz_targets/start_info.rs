@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use plinth_boot::{BootInfo, PhysMemory};
+use plinth_frames::RegionKind;
 
 struct Memory<'a>(&'a [u8]);
 
@@ -30,6 +31,17 @@ fuzz_target!(|data: &[u8]| {
     let addr = u64::from_le_bytes(data[..8].try_into().unwrap()) % (data.len() as u64 + 64);
     if let Ok(info) = BootInfo::read(&Memory(&data[8..]), addr) {
         assert!(info.cmdline().len() <= plinth_boot::pvh::CMDLINE_MAX);
-        let _ = info.memory_map.usable();
+        // What the frame allocator is built from: sorted, disjoint (touching ranges are
+        // merged), frame-aligned, inside usable regions and clear of every other region.
+        let usable = info.memory_map.usable();
+        for (i, r) in usable.iter().enumerate() {
+            assert!(r.start < r.end && r.start % 4096 == 0 && r.end % 4096 == 0, "{r:?}");
+            assert!(i == 0 || usable[i - 1].end < r.start, "{usable:?}");
+            for other in info.memory_map.regions() {
+                if other.kind != RegionKind::Usable {
+                    assert!(!other.range.overlaps(r), "{r:?} overlaps {other:?}");
+                }
+            }
+        }
     }
 });

@@ -57,6 +57,9 @@ pub fn kernel_image() -> KernelImage {
 pub struct BootIdentityMap;
 
 impl PhysMemory for BootIdentityMap {
+    /// Not inlined: `BootInfo::read` calls it from three places on the way to `ready`,
+    /// and under TCG every inlined copy is translated anew.
+    #[inline(never)]
     fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
         let Some(end) = addr.checked_add(buf.len() as u64) else {
             return false;
@@ -64,12 +67,11 @@ impl PhysMemory for BootIdentityMap {
         if addr < PAGE || end > 1 << 32 {
             return false;
         }
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: [addr, end) lies in the boot stub's identity map of the first 4 GiB
-            // (checked above), which is live until `init` switches tables; bytewise
-            // volatile reads have no alignment requirement.
-            *b = unsafe { core::ptr::read_volatile((addr + i as u64) as *const u8) };
-        }
+        // SAFETY: [addr, end) lies in the boot stub's identity map of the first 4 GiB
+        // (checked above), which is live until `init` switches tables; it is firmware
+        // data in RAM, not device memory, and a byte copy has no alignment requirement.
+        // `buf` is the caller's own buffer on the kernel stack, so the two cannot overlap.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len()) };
         true
     }
 }
