@@ -11,10 +11,11 @@
 //! never lost. The fault and panic paths flush it first, so a crash report always follows
 //! the lines logged before it.
 //!
-//! The boot log is kept in stamp order, so init may also record *values* and log them
-//! after `ready` with the stamp of when they were true ([`log_at`]): the line lands where
-//! it would have, and formatting it — the first use of `core::fmt`, costly to translate
-//! under TCG — is not init work.
+//! The boot log is kept in stamp order, so init may also [`defer`] a line: it records the
+//! values elsewhere and hands over a function that formats them; the line is made, with
+//! the stamp of the `defer` call, whenever the boot log is written out — after `ready`, or
+//! by a fault or panic during init. It lands where it would have, and formatting — the
+//! first use of `core::fmt`, costly to translate under TCG — is not init work.
 
 use core::fmt::{self, Write};
 use heapless::String;
@@ -32,6 +33,8 @@ const BOOT_LOG_LINES: usize = 128;
 
 struct Console {
     serial: Serial,
+    /// Lines deferred during boot, made when the boot log is written out.
+    deferred: heapless::Vec<Deferred, MAX_DEFERRED>,
     /// Lines are held here while `buffering`; written out and cleared by `flush`. Never
     /// moved: it is larger than the double-fault stack the flush may run on.
     boot_log: BootLog,
@@ -109,6 +112,27 @@ impl BootLog {
     }
 }
 
+/// Formats a deferred line's text (without level or stamp) from values its owner keeps.
+pub type Render = fn(&mut dyn Write) -> fmt::Result;
+
+/// Deferred lines held; init defers three.
+const MAX_DEFERRED: usize = 8;
+
+struct Deferred {
+    tsc: u64,
+    level: Level,
+    render: Render,
+}
+
+/// Displays a deferred line by calling its renderer.
+struct Rendered(Render);
+
+impl fmt::Display for Rendered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
 static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 static LOGGER: Logger = Logger;
 
@@ -124,6 +148,7 @@ pub fn init() -> bool {
     without_interrupts(|| {
         *CONSOLE.lock() = Some(Console {
             serial,
+            deferred: heapless::Vec::new(),
             boot_log: BootLog::new(),
             buffering: true,
         })
@@ -147,6 +172,11 @@ fn flush(c: &mut Console) {
         c.buffering = false;
         // Lines were stamped with the raw TSC; they need the rate to be read as time.
         clock::finish_boot_calibration();
+        for d in &c.deferred {
+            let line = format_args!("{} {}\n", level_word(d.level), Rendered(d.render));
+            c.boot_log.push(d.tsc, true, line);
+        }
+        c.deferred.clear();
         c.boot_log.write_out(&mut c.serial);
         c.boot_log.clear();
     }
@@ -205,12 +235,35 @@ pub fn emergency(args: fmt::Arguments) {
     }
 }
 
-/// Logs `args` at `level` as if it had been logged when the TSC read `tsc`: during boot
-/// the line takes its place among the others by that stamp. For boot narration made of
-/// values recorded during init and formatted after `ready`.
-pub fn log_at(tsc: u64, level: Level, args: fmt::Arguments) {
-    if log::max_level() >= level {
-        write_line(Some(tsc), format_args!("{} {}\n", level_word(level), args));
+/// Logs a line at `level`, stamped now, whose text `render` makes when the boot log is
+/// written out (see the module doc); after boot it is made at once. A renderer that
+/// fails (its values are busy) drops the line, which is counted like a full boot log.
+/// Not inlined: init calls it three times, and under TCG each inlined copy is translated.
+#[inline(never)]
+pub fn defer(level: Level, render: Render) {
+    if log::max_level() < level {
+        return;
+    }
+    let tsc = crate::arch::cpu::rdtsc();
+    let now = without_interrupts(|| {
+        let mut console = CONSOLE.lock();
+        let Some(c) = console.as_mut() else {
+            return false;
+        };
+        if c.buffering {
+            let d = Deferred { tsc, level, render };
+            if c.deferred.push(d).is_err() {
+                c.boot_log.dropped += 1;
+            }
+            return false;
+        }
+        true
+    });
+    if now {
+        write_line(
+            Some(tsc),
+            format_args!("{} {}\n", level_word(level), Rendered(render)),
+        );
     }
 }
 

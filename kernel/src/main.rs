@@ -30,6 +30,7 @@ mod selftest;
 mod syscall;
 mod trap;
 
+use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::{Level, LevelFilter, error, info, warn};
@@ -66,12 +67,22 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             stop(ExitCode::BootFailed);
         }
     };
-    let cmdline = plinth_cmdline::parse(boot.cmdline());
+    let cmdline_text = boot.cmdline();
+    let cmdline = plinth_cmdline::parse(cmdline_text);
     log::set_max_level(level_filter(cmdline.options.log_level));
     let usable = boot.memory_map.usable_bytes();
-    // The banner and the other `info` lines of init are logged after `ready`, stamped
-    // with when they became true (see `console::log_at`): formatting is not init work.
-    let banner_at = cpu::rdtsc();
+    // The banner and init's other `info` lines are deferred: their values are kept in
+    // `INIT_NOTES` and formatted when the boot log is written out (see `console::defer`).
+    // No handler takes this lock (renderers only try it), so interrupts may stay as
+    // they are.
+    {
+        let mut notes = INIT_NOTES.lock();
+        notes.usable = usable;
+        notes.cmdline.clear();
+        // Both hold at most CMDLINE_MAX bytes, so this always fits.
+        let _ = notes.cmdline.push_str(cmdline_text);
+    }
+    console::defer(Level::Info, InitNotes::banner);
     for p in &cmdline.problems {
         warn!("cmdline: ignored {:?} \"{}\"", p.kind, p.token);
     }
@@ -106,12 +117,17 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             layout.ignored_bytes >> 20
         );
     }
-    let memory_at = (cpu::rdtsc(), memory::frame_counts().0);
+    let free_frames = memory::frame_counts().0;
+    INIT_NOTES.lock().memory = Some((layout, free_frames));
+    console::defer(Level::Info, InitNotes::memory);
 
     clock::calibration_checkpoint();
     boottime::mark("memory");
     let rates = clock::finish_boot_calibration();
-    let clock_at = cpu::rdtsc();
+    if rates.is_some() {
+        INIT_NOTES.lock().rates = rates;
+        console::defer(Level::Info, InitNotes::clock);
+    }
     let apic_hz = rates.map_or(0, |r| r.apic_hz);
     apic::start_periodic((apic_hz / TICK_HZ).max(1) as u32);
     boottime::mark("clock");
@@ -124,43 +140,6 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         Millis(init_ns),
         usable.div_ceil(1 << 20)
     );
-    console::log_at(
-        banner_at,
-        Level::Info,
-        format_args!(
-            "plinth {} booting: memory: {} MiB ({} KiB usable), cmdline \"{}\"",
-            env!("CARGO_PKG_VERSION"),
-            usable.div_ceil(1 << 20),
-            usable / 1024,
-            boot.cmdline()
-        ),
-    );
-    console::log_at(
-        memory_at.0,
-        Level::Info,
-        format_args!(
-            "memory: {} regions, heap {} MiB at {:#x}, {} page-table frames, frames {} free",
-            layout.usable_regions,
-            layout.heap_size >> 20,
-            layout.heap_start,
-            layout.page_table_frames,
-            memory_at.1
-        ),
-    );
-    if let Some(r) = rates {
-        console::log_at(
-            clock_at,
-            Level::Info,
-            format_args!(
-                "clock: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (calibrated against the PIT over {} ms of boot)",
-                r.tsc_hz / 1_000_000,
-                (r.tsc_hz / 1_000) % 1_000,
-                r.apic_hz / 1_000_000,
-                (r.apic_hz / 1_000) % 1_000,
-                Millis(r.window_ns)
-            ),
-        );
-    }
     // Boot log lines reach the UART only now; `init` above does not include writing them.
     console::flush_boot_log();
 
@@ -268,6 +247,67 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             continue;
         }
         cpu::idle_wait();
+    }
+}
+
+/// Init's own `info` lines, kept as values: `console::defer` has them formatted when the
+/// boot log is written out — after `ready`, or by a fault or panic during init.
+struct InitNotes {
+    usable: u64,
+    cmdline: heapless::String<{ plinth_boot::pvh::CMDLINE_MAX }>,
+    memory: Option<(memory::MemoryLayout, usize)>,
+    rates: Option<clock::Rates>,
+}
+
+static INIT_NOTES: spin::Mutex<InitNotes> = spin::Mutex::new(InitNotes {
+    usable: 0,
+    cmdline: heapless::String::new(),
+    memory: None,
+    rates: None,
+});
+
+impl InitNotes {
+    /// The notes, unless a fault interrupted their owner mid-write (the line is dropped).
+    fn get() -> Result<spin::MutexGuard<'static, InitNotes>, fmt::Error> {
+        INIT_NOTES.try_lock().ok_or(fmt::Error)
+    }
+
+    fn banner(w: &mut dyn fmt::Write) -> fmt::Result {
+        let n = Self::get()?;
+        write!(
+            w,
+            "plinth {} booting: memory: {} MiB ({} KiB usable), cmdline \"{}\"",
+            env!("CARGO_PKG_VERSION"),
+            n.usable.div_ceil(1 << 20),
+            n.usable / 1024,
+            n.cmdline
+        )
+    }
+
+    fn memory(w: &mut dyn fmt::Write) -> fmt::Result {
+        let (layout, free) = Self::get()?.memory.ok_or(fmt::Error)?;
+        write!(
+            w,
+            "memory: {} regions, heap {} MiB at {:#x}, {} page-table frames, frames {} free",
+            layout.usable_regions,
+            layout.heap_size >> 20,
+            layout.heap_start,
+            layout.page_table_frames,
+            free
+        )
+    }
+
+    fn clock(w: &mut dyn fmt::Write) -> fmt::Result {
+        let r = Self::get()?.rates.ok_or(fmt::Error)?;
+        write!(
+            w,
+            "clock: TSC {}.{:03} MHz, APIC timer {}.{:03} MHz (calibrated against the PIT over {} ms of boot)",
+            r.tsc_hz / 1_000_000,
+            (r.tsc_hz / 1_000) % 1_000,
+            r.apic_hz / 1_000_000,
+            (r.apic_hz / 1_000) % 1_000,
+            Millis(r.window_ns)
+        )
     }
 }
 

@@ -102,6 +102,14 @@ fn clock_runs_at_host_wall_clock_rate() {
 /// Boots a fault self-test and returns the transcript after checking the exit code.
 fn fault(selftest: &str, code: ExitCode) -> String {
     let mut rt = boot(&format!("selftest={selftest}"));
+    // The crash report follows everything init logged, its deferred lines included.
+    let banner = rt.expect_line("booting: memory: ").text;
+    assert!(
+        banner.contains(&format!("cmdline \"selftest={selftest}\"")),
+        "{banner}"
+    );
+    rt.expect_line(" regions, heap ");
+    rt.expect_line("clock: TSC ");
     rt.expect_line(&format!("selftest {selftest}: triggering"));
     rt.expect_exit(code);
     let t = rt.transcript();

@@ -117,6 +117,8 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// Not inlined: called from `init` and `leaf_table`, one translated copy.
+    #[inline(never)]
     fn new_table(&mut self) -> Result<u64, PagingError> {
         let frame = (self.alloc)().ok_or(PagingError::OutOfFrames)?;
         // SAFETY: the frame was just allocated for this table alone and is identity-mapped
