@@ -31,8 +31,11 @@ const BOOT_LOG_BYTES: usize = 16 * 1024;
 /// Lines held by the boot log.
 const BOOT_LOG_LINES: usize = 128;
 
+/// Built in place in its static: `init` only adds the port. (Assembling the 20 KiB value
+/// on the stack and copying it in was a rep-string loop, slow under TCG, at boot.)
 struct Console {
-    serial: Serial,
+    /// COM1, once `init` found it; without it nothing is written or read.
+    serial: Option<Serial>,
     /// Lines deferred during boot, made when the boot log is written out.
     deferred: heapless::Vec<Deferred, MAX_DEFERRED>,
     /// Lines are held here while `buffering`; written out and cleared by `flush`. Never
@@ -133,7 +136,18 @@ impl fmt::Display for Rendered {
     }
 }
 
-static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
+impl Console {
+    const fn new() -> Console {
+        Console {
+            serial: None,
+            deferred: heapless::Vec::new(),
+            boot_log: BootLog::new(),
+            buffering: true,
+        }
+    }
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console::new());
 static LOGGER: Logger = Logger;
 
 /// Longest command line accepted; longer input is discarded with a message.
@@ -145,14 +159,7 @@ pub fn init() -> bool {
     let Ok(serial) = Serial::com1() else {
         return false;
     };
-    without_interrupts(|| {
-        *CONSOLE.lock() = Some(Console {
-            serial,
-            deferred: heapless::Vec::new(),
-            boot_log: BootLog::new(),
-            buffering: true,
-        })
-    });
+    without_interrupts(|| CONSOLE.lock().serial = Some(serial));
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(LevelFilter::Info);
     true
@@ -160,14 +167,13 @@ pub fn init() -> bool {
 
 /// Writes the boot log out and sends every later line straight to the UART.
 pub fn flush_boot_log() {
-    without_interrupts(|| {
-        if let Some(c) = CONSOLE.lock().as_mut() {
-            flush(c);
-        }
-    });
+    without_interrupts(|| flush(&mut CONSOLE.lock()));
 }
 
 fn flush(c: &mut Console) {
+    let Some(serial) = c.serial.as_mut() else {
+        return;
+    };
     if c.buffering {
         c.buffering = false;
         // Lines were stamped with the raw TSC; they need the rate to be read as time.
@@ -177,7 +183,7 @@ fn flush(c: &mut Console) {
             c.boot_log.push(d.tsc, true, line);
         }
         c.deferred.clear();
-        c.boot_log.write_out(&mut c.serial);
+        c.boot_log.write_out(serial);
         c.boot_log.clear();
     }
 }
@@ -186,16 +192,19 @@ fn write_line(tsc: Option<u64>, args: fmt::Arguments) {
     // Interrupts off while the lock is held, so a handler never spins on it.
     without_interrupts(|| {
         let mut console = CONSOLE.lock();
-        let Some(c) = console.as_mut() else { return };
+        let c = &mut *console;
+        let Some(serial) = c.serial.as_mut() else {
+            return;
+        };
         if c.buffering {
             let at = tsc.unwrap_or_else(crate::arch::cpu::rdtsc);
             c.boot_log.push(at, tsc.is_some(), args);
             return;
         }
         if let Some(tsc) = tsc {
-            let _ = stamp(&mut c.serial, clock::tsc_to_ns_since_entry(tsc));
+            let _ = stamp(serial, clock::tsc_to_ns_since_entry(tsc));
         }
-        let _ = c.serial.write_fmt(args);
+        let _ = serial.write_fmt(args);
     });
 }
 
@@ -225,10 +234,8 @@ macro_rules! println {
 /// log is written out first if the lock is free (it is not only when the fault hit
 /// inside the console itself; then those lines are lost, the report is not).
 pub fn emergency(args: fmt::Arguments) {
-    if let Some(mut guard) = CONSOLE.try_lock()
-        && let Some(c) = guard.as_mut()
-    {
-        flush(c);
+    if let Some(mut guard) = CONSOLE.try_lock() {
+        flush(&mut guard);
     }
     if let Some(mut s) = Serial::emergency() {
         let _ = s.write_fmt(args);
@@ -246,10 +253,10 @@ pub fn defer(level: Level, render: Render) {
     }
     let tsc = crate::arch::cpu::rdtsc();
     let now = without_interrupts(|| {
-        let mut console = CONSOLE.lock();
-        let Some(c) = console.as_mut() else {
+        let mut c = CONSOLE.lock();
+        if c.serial.is_none() {
             return false;
-        };
+        }
         if c.buffering {
             let d = Deferred { tsc, level, render };
             if c.deferred.push(d).is_err() {
@@ -448,7 +455,7 @@ static INPUT: Mutex<LineBuffer> = Mutex::new(LineBuffer {
 pub fn poll_command() -> Option<Command> {
     without_interrupts(|| {
         let mut console = CONSOLE.lock();
-        let serial = &mut console.as_mut()?.serial;
+        let serial = console.serial.as_mut()?;
         let mut input = INPUT.lock();
         while let Some(byte) = serial.try_read() {
             match byte {
