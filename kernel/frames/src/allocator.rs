@@ -91,6 +91,23 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> FrameAllocator<S> {
         let mut f = first;
         while f < last {
             let (w, b) = (f / 64, f % 64);
+            if free && b == 0 && last - f >= 64 {
+                // Whole words: the bulk of RAM at init, so this loop is kept to a few
+                // instructions a word (64 GiB of RAM is 262,144 words).
+                let end = w + (last - f) / 64;
+                let mut newly = 0;
+                for word in &mut self.bits.as_mut()[w..end] {
+                    newly += match *word {
+                        0 => 64,
+                        bits => bits.count_zeros() as usize,
+                    };
+                    *word = u64::MAX;
+                }
+                self.free += newly;
+                self.usable += newly;
+                f = end * 64;
+                continue;
+            }
             let n = (64 - b).min(last - f);
             let mask = word_mask(b, n);
             let word = &mut self.bits.as_mut()[w];
@@ -337,6 +354,21 @@ mod tests {
                 a.free_contiguous(run + 64 * 4096, 1),
                 Err(FreeError::NotAllocated)
             );
+        });
+    }
+
+    #[test]
+    fn overlapping_usable_ranges_count_each_frame_once() {
+        // The second range starts mid-word and overlaps whole words of the first.
+        let usable = [
+            PhysRange::new(0, MIB),
+            PhysRange::new(MIB / 2 + 3 * 4096, 2 * MIB - (MIB / 2 + 3 * 4096)),
+        ];
+        with_alloc(&usable, &[], |a| {
+            assert_eq!(a.usable_frames(), 512);
+            assert_eq!(a.free_frames(), 512);
+            assert_eq!(a.alloc_contiguous(512, 1), Some(0));
+            assert_eq!(a.alloc(), None);
         });
     }
 

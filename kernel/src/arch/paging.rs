@@ -134,23 +134,26 @@ impl Builder<'_> {
     }
 
     /// Maps `[start, end)` (page-aligned; empty if `end <= start`) to itself, with 2 MiB
-    /// pages where alignment allows. 4 KiB pages are filled a page table at a time, one
-    /// walk per table: the kernel image alone is hundreds of them. Not inlined: one copy
+    /// pages where alignment allows. Pages are filled a table at a time, one walk per
+    /// table: the kernel image is hundreds of 4 KiB pages, and 64 GiB of RAM 32,768
+    /// 2 MiB ones. Not inlined: one copy
     /// serves every range, which keeps the boot path short to translate under TCG.
     #[inline(never)]
     fn map_range(&mut self, start: u64, end: u64, flags: u64) -> Result<(), PagingError> {
         let mut a = start;
         while a < end {
-            if a.is_multiple_of(HUGE) && end - a >= HUGE {
-                self.map(a, HUGE, flags)?;
-                a += HUGE;
-                continue;
-            }
-            let stop = end.min((a / HUGE + 1) * HUGE);
-            let table = self.leaf_table(a, PAGE)?;
+            // A run of pages of one size that one table holds: 2 MiB pages up to the next
+            // 1 GiB line, else 4 KiB pages up to the next 2 MiB line.
+            let (size, stop) = if a.is_multiple_of(HUGE) && end - a >= HUGE {
+                let reach = end.min((a / (512 * HUGE) + 1) * (512 * HUGE)) - a;
+                (HUGE, a + reach / HUGE * HUGE)
+            } else {
+                (PAGE, end.min((a / HUGE + 1) * HUGE))
+            };
+            let table = self.leaf_table(a, size)?;
             while a < stop {
-                self.set_leaf(table, a, PAGE, flags, false)?;
-                a += PAGE;
+                self.set_leaf(table, a, size, flags, false)?;
+                a += size;
             }
         }
         Ok(())
