@@ -70,7 +70,9 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     let cmdline_text = boot.cmdline();
     let cmdline = plinth_cmdline::parse(cmdline_text);
     log::set_max_level(level_filter(cmdline.options.log_level));
-    let usable = boot.memory_map.usable_bytes();
+    // The memory map is sanitised once; memory, devices and the API all use this.
+    let ram = boot.memory_map.usable();
+    let usable: u64 = ram.iter().map(|r| r.len()).sum();
     // The banner and init's other `info` lines are deferred: their values are kept in
     // `INIT_NOTES` and formatted when the boot log is written out (see `console::defer`).
     // No handler takes this lock (renderers only try it), so interrupts may stay as
@@ -104,7 +106,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
 
     clock::calibration_checkpoint();
     boottime::mark("bootinfo");
-    let layout = match memory::init(&boot) {
+    let layout = match memory::init(&boot, &ram) {
         Ok(l) => l,
         Err(e) => {
             error!("memory: setup failed: {e:?}");
@@ -147,7 +149,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     // comes up next — devices, catalog, partitions, network — before the first console
     // command is read, each step timed on the `boot: after ready` line.
     boottime::ready();
-    let mut nics = devices::init(&cmdline.options.virtio_mmio, &boot.memory_map.usable());
+    let mut nics = devices::init(&cmdline.options.virtio_mmio, &ram);
     boottime::mark("devices");
     // A quarter of the heap bounds what the catalog may hold in memory.
     let loaded = catalog::load(layout.heap_size as u64 / 4);

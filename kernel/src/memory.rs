@@ -47,10 +47,10 @@ pub fn heap_size_for(usable: u64) -> usize {
     (size & !(MIB - 1)) as usize
 }
 
-/// Builds the frame allocator, the kernel page tables and the heap.
-pub fn init(boot: &BootInfo) -> Result<MemoryLayout, MemoryError> {
+/// Builds the frame allocator, the kernel page tables and the heap over `usable`
+/// (`boot.memory_map.usable()`).
+pub fn init(boot: &BootInfo, usable: &[PhysRange]) -> Result<MemoryLayout, MemoryError> {
     let image = arch::paging::kernel_image();
-    let usable = boot.memory_map.usable();
     let reserved = [
         PhysRange::new(0, MIB), // real-mode area, BIOS data, option ROMs
         image.whole,
@@ -61,7 +61,7 @@ pub fn init(boot: &BootInfo) -> Result<MemoryLayout, MemoryError> {
     let usable_bytes: u64 = usable.iter().map(PhysRange::len).sum();
     let covered = without_interrupts(|| {
         let mut frames = FRAMES.lock();
-        frames.init(&usable, &reserved);
+        frames.init(usable, &reserved);
         frames.covered_bytes()
     });
     let ignored_bytes = usable
@@ -69,7 +69,7 @@ pub fn init(boot: &BootInfo) -> Result<MemoryLayout, MemoryError> {
         .map(|r| r.end.saturating_sub(r.start.max(covered)).min(r.len()))
         .sum();
 
-    let page_table_frames = arch::paging::init(&usable, arch::apic::base(), &mut alloc_frame_addr)
+    let page_table_frames = arch::paging::init(usable, arch::apic::base(), &mut alloc_frame_addr)
         .map_err(MemoryError::Paging)?;
 
     let heap_size = heap_size_for(usable_bytes);
