@@ -37,6 +37,7 @@ use log::{Level, LevelFilter, error, info, warn};
 use plinth_boot::BootInfo;
 use plinth_cmdline::{LogLevel, SelfTests};
 use plinth_exit::ExitCode;
+use plinth_frames::PhysRange;
 
 use crate::arch::{apic, cpu, exit};
 use crate::clock::Millis;
@@ -72,7 +73,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     log::set_max_level(level_filter(cmdline.options.log_level));
     // The memory map is sanitised once; memory, devices and the API all use this.
     let ram = boot.memory_map.usable();
-    let usable: u64 = ram.iter().map(|r| r.len()).sum();
+    let usable = PhysRange::total_len(&ram);
     // The banner and init's other `info` lines are deferred: their values are kept in
     // `INIT_NOTES` and formatted when the boot log is written out (see `console::defer`).
     // No handler takes this lock (renderers only try it), so interrupts may stay as

@@ -58,7 +58,7 @@ pub fn init(boot: &BootInfo, usable: &[PhysRange]) -> Result<MemoryLayout, Memor
         boot.firmware_ranges[1],
         boot.firmware_ranges[2],
     ];
-    let usable_bytes: u64 = usable.iter().map(PhysRange::len).sum();
+    let usable_bytes = PhysRange::total_len(usable);
     let covered = without_interrupts(|| {
         let mut frames = FRAMES.lock();
         frames.init(usable, &reserved);

@@ -35,6 +35,11 @@ impl PhysRange {
         self.end.saturating_sub(self.start)
     }
 
+    /// Bytes in `ranges` (disjoint ones, such as [`MemoryMap::usable`] returns).
+    pub fn total_len(ranges: &[PhysRange]) -> u64 {
+        ranges.iter().map(PhysRange::len).sum()
+    }
+
     pub const fn is_empty(&self) -> bool {
         self.end <= self.start
     }

@@ -123,7 +123,7 @@ impl MemoryMap {
 
     /// Bytes of usable RAM, as [`MemoryMap::usable`] counts it.
     pub fn usable_bytes(&self) -> u64 {
-        self.usable().iter().map(PhysRange::len).sum()
+        PhysRange::total_len(&self.usable())
     }
 }
 
