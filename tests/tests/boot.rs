@@ -40,6 +40,53 @@ fn banner_reports_memory_size_and_ready_appears_once() {
     }
 }
 
+/// `name=micros` pairs of a `boot: ...` step line.
+fn steps(line: &str, prefix: &str) -> Vec<(String, u64)> {
+    let rest = &line[line.find(prefix).unwrap() + prefix.len()..];
+    rest.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn boot_steps_are_timed_and_add_up_to_the_init_time() {
+    let mut rt = boot("");
+    let ready = rt.expect_ready().text;
+    let init = &ready[ready.find("init ").unwrap() + 5..];
+    let init_us = (init
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        * 1e3) as u64;
+    let init_steps = steps(
+        &rt.expect_line("boot: steps (us):").text,
+        "boot: steps (us):",
+    );
+    let names: Vec<&str> = init_steps.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["console", "cpu", "bootinfo", "memory", "clock", "selftests"]
+    );
+    // The steps run from kernel entry to just before the ready line's clock read.
+    let sum: u64 = init_steps.iter().map(|(_, us)| us).sum();
+    assert!(
+        sum <= init_us && init_us - sum < 500,
+        "steps {init_steps:?} sum to {sum} us, init {init_us} us"
+    );
+    let after = steps(
+        &rt.expect_line("boot: after ready (us):").text,
+        "boot: after ready (us):",
+    );
+    let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["devices", "catalog", "partitions", "network"]);
+    rt.shutdown();
+}
+
 #[test]
 fn microvm_profile_boots() {
     let mut rt = Boot {

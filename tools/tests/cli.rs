@@ -103,6 +103,30 @@ fn bench_json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn bench_commands_report_figures_and_their_qemu_command_line() {
     // Small sizes: this checks the commands work end to end, not how fast.
+    let boot = bench_json(&["bench", "boot", "-n", "2"]);
+    assert!(
+        boot["kernel_init"]["median_ms"].as_f64().unwrap() > 0.0,
+        "{boot}"
+    );
+    let names = |key: &str| -> Vec<String> {
+        boot[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[0].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("steps"),
+        ["console", "cpu", "bootinfo", "memory", "clock", "selftests"],
+        "{boot}"
+    );
+    assert_eq!(
+        names("after_ready"),
+        ["devices", "catalog", "partitions", "network"],
+        "{boot}"
+    );
+    assert_eq!(boot["samples"].as_array().unwrap().len(), 2, "{boot}");
     let blk = bench_json(&[
         "bench",
         "blk",
