@@ -147,6 +147,8 @@ pub struct Connection {
     now: u64,
     /// Last time bytes moved or a response was written: the idle timeout's start.
     last_activity: u64,
+    /// Last time the client got something done: a complete request, or output sent.
+    last_progress: u64,
     /// When the head now being read started (meaningful in `State::Head` with input); for
     /// the first request, when the connection was created.
     head_started: u64,
@@ -173,6 +175,7 @@ impl Connection {
             closing: false,
             now: now_ms,
             last_activity: now_ms,
+            last_progress: now_ms,
             head_started: now_ms,
             head_seen: false,
             waiting_on_us: false,
@@ -287,6 +290,7 @@ impl Connection {
             http10: request.version() == Version::Http10,
         };
         self.waiting_on_us = true;
+        self.last_progress = self.now;
         Some(Ok((request, body)))
     }
 
@@ -386,7 +390,24 @@ impl Connection {
             self.output.consume(n);
             self.output_since = self.now;
             self.last_activity = self.now;
+            self.last_progress = self.now;
         }
+    }
+
+    /// The last time the client got something done: a complete request handed out, or
+    /// output taken by the peer; the connection's creation before either. Bytes of an
+    /// unfinished head or body do not count, so a client that trickles a head a byte at
+    /// a time ages like one that sends nothing — what a server that must drop someone
+    /// to take a new client ranks by (see [`crate::admission`]).
+    pub fn last_progress_ms(&self) -> u64 {
+        self.last_progress
+    }
+
+    /// Whether the server owes the client something: a request handed out and not yet
+    /// answered, or output not yet sent; always after a protocol switch (the stream is
+    /// the caller's).
+    pub fn is_busy(&self) -> bool {
+        matches!(self.state, State::InFlight { .. } | State::Switched) || !self.output.is_empty()
     }
 
     /// Whether the connection is finished: nothing more will be read and everything

@@ -8,10 +8,11 @@
 //! chunked request bodies are refused, and anything that could be read two ways — request
 //! smuggling — is a 400), keep-alive and pipelining, timeouts for slow, idle and silent
 //! clients ([`Connection::poll`]), bounded buffering in both directions, and handing the
-//! stream over when a request switches protocols ([`Connection::switch_protocols`]). Also
+//! stream over when a request switches protocols ([`Connection::switch_protocols`]),
+//! and which connection gives way when a server's table is full ([`admission`]). Also
 //! small writers for JSON ([`json`]) and the Prometheus text format ([`prometheus`]).
 //!
-//! It must not know routes, sockets, smoltcp or the kernel: the kernel's `api` module
+//! It must not know routes, sockets, smoltcp or the kernel: the kernel's `mgmt` module
 //! routes a [`Request`] to a [`Response`], smoltcp carries the bytes, and the kernel's
 //! clock supplies `now`.
 #![no_std]
@@ -24,6 +25,7 @@ mod connection;
 mod request;
 mod response;
 
+pub mod admission;
 pub mod json;
 pub mod prometheus;
 

@@ -1173,3 +1173,31 @@ fn fuzz_driver_handles_degenerate_scripts() {
     big.extend(core::iter::repeat_n(b'a', 70_000));
     fuzzing::connection(&big);
 }
+
+#[test]
+fn progress_counts_requests_and_sent_output_not_trickled_head_bytes() {
+    let mut c = Connection::new(Limits::default(), 0);
+    assert_eq!(c.last_progress_ms(), 0);
+    assert!(!c.is_busy());
+    // A head trickled a byte at a time is activity, not progress.
+    for (i, b) in GET[..GET.len() - 1].iter().enumerate() {
+        c.receive(10 + i as u64, core::slice::from_ref(b));
+        assert!(c.next_request(10 + i as u64).is_none());
+    }
+    assert_eq!(c.last_progress_ms(), 0, "partial head bytes are no progress");
+    assert!(!c.is_busy());
+    // The last byte completes the request: progress, and the server owes an answer.
+    c.receive(500, &GET[GET.len() - 1..]);
+    assert!(matches!(c.next_request(500), Some(Ok(_))));
+    assert_eq!(c.last_progress_ms(), 500);
+    assert!(c.is_busy(), "a request in flight");
+    c.respond(Response::json(200, "{}".to_owned()));
+    assert!(c.is_busy(), "output not yet sent");
+    assert_eq!(c.last_progress_ms(), 500, "writing a response is our work, not theirs");
+    // The peer takes the response: progress again, and nothing is owed.
+    c.poll(700);
+    let n = c.outgoing().len();
+    c.consume_outgoing(n);
+    assert_eq!(c.last_progress_ms(), 700);
+    assert!(!c.is_busy());
+}
