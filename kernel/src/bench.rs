@@ -8,7 +8,7 @@ use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::arch::virtio_blk::SECTOR_SIZE;
+use crate::block::SECTOR_SIZE;
 
 use crate::block::{self, DiskError};
 use crate::clock;

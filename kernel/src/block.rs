@@ -9,8 +9,8 @@
 //! queued after it starts before it is done — so "acknowledged after flush" means durable.
 //! Flushes complete by interrupt like everything else.
 //!
-//! It owns the disks once `devices` found them. It must not decide what the disks hold
-//! (partitions, the catalog) and touches the hardware only through `arch::virtio_blk`.
+//! It owns the disks once `drivers` found them. It must not decide what the disks hold
+//! (partitions, the catalog) and touches the hardware only through `drivers::virtio::blk`.
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
@@ -19,8 +19,10 @@ use core::fmt;
 
 use spin::Mutex;
 
-use crate::arch::virtio_blk::{BlkDevice, BlkError, Op, SECTOR_SIZE};
-use crate::{clock, devices};
+use crate::clock;
+pub use crate::drivers::virtio::blk::SECTOR_SIZE;
+use crate::drivers::virtio::blk::{BlkDevice, BlkError, Op};
+use crate::drivers::{self, BlockDevice};
 
 /// Request counters of one disk, for `/metrics`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -108,7 +110,13 @@ pub struct Ticket {
 static DISKS: Mutex<Vec<Disk>> = Mutex::new(Vec::new());
 
 impl Disk {
-    pub fn new(name: String, location: String, dev: BlkDevice, serial: String) -> Disk {
+    fn new(found: BlockDevice) -> Disk {
+        let BlockDevice {
+            name,
+            location,
+            serial,
+            dev,
+        } = found;
         Disk {
             sectors: dev.capacity(),
             serial,
@@ -237,8 +245,8 @@ impl Disk {
 }
 
 /// Hands the disks found at boot to the block layer.
-pub fn install(disks: Vec<Disk>) {
-    *DISKS.lock() = disks;
+pub fn install(found: Vec<BlockDevice>) {
+    *DISKS.lock() = found.into_iter().map(Disk::new).collect();
 }
 
 fn submit(disk: usize, op: Option<Op>, sector: u64, buf: Vec<u8>) -> Result<Ticket, DiskError> {
@@ -333,7 +341,7 @@ pub fn wait(t: Ticket, serve: &mut dyn FnMut()) -> Result<Vec<u8>, DiskError> {
             }
             return Err(DiskError::Timeout);
         }
-        devices::wait_for_interrupt();
+        drivers::wait_for_interrupt();
         serve();
     }
 }

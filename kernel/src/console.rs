@@ -1,8 +1,9 @@
-//! The serial console: the timestamped log, raw status lines, and typed-in commands.
+//! The serial console: the timestamped log, raw status lines, and typed-in lines.
 //!
 //! Owns COM1 after boot. Log lines read `[   0.001234] INFO  message`, time since kernel
-//! entry. Lines the host tools match on (`plinth: ready`) are printed raw. Commands are
-//! read by polling from the idle loop, so the console costs nothing while idle.
+//! entry. Lines the host tools match on (`plinth: ready`) are printed raw. Input is read
+//! by polling from the idle loop, so the console costs nothing while idle; what a line
+//! means is `crate::shell`'s business.
 //!
 //! During boot, lines go to an in-memory boot log instead of the UART (each byte written
 //! to the emulated UART costs microseconds, and the clock's rate is not known until init
@@ -313,134 +314,6 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-/// A command typed on the console.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Stop the runtime cleanly (exit code `Success`).
-    Shutdown,
-    /// Print uptime and memory.
-    Status,
-    /// List commands.
-    Help,
-    /// List the disks.
-    Disks,
-    /// Checksum `count` sectors of a disk from `first`.
-    DiskSum { disk: usize, first: u64, count: u64 },
-    /// Write the test pattern for `seed` over `count` sectors from `first`, then flush.
-    DiskFill {
-        disk: usize,
-        first: u64,
-        count: u64,
-        seed: u64,
-    },
-    /// Benchmark disk `disk` in the runtime: see [`crate::bench::blk`].
-    BenchBlk(crate::bench::BlkParams),
-    /// A known command with missing or malformed arguments (its usage is echoed).
-    Usage(&'static str),
-    /// Anything else (the line is echoed in the error).
-    Unknown(String<MAX_COMMAND>),
-    /// The line exceeded [`MAX_COMMAND`] bytes and was dropped.
-    TooLong,
-}
-
-impl Command {
-    /// Parses one line; `None` for a blank line.
-    pub fn parse(line: &str) -> Option<Command> {
-        let line = line.trim();
-        Some(match line {
-            "" => return None,
-            "shutdown" | "poweroff" => Command::Shutdown,
-            "status" => Command::Status,
-            "help" | "?" => Command::Help,
-            "disks" => Command::Disks,
-            _ if line.starts_with("disk ") => Self::parse_disk(line),
-            _ if line.starts_with("bench ") => Self::parse_bench(line),
-            other => {
-                let mut s = String::new();
-                for c in other.chars() {
-                    if s.push(c).is_err() {
-                        break;
-                    }
-                }
-                Command::Unknown(s)
-            }
-        })
-    }
-}
-
-impl Command {
-    fn parse_disk(line: &str) -> Command {
-        let mut words = line.split_whitespace().skip(1);
-        let verb = words.next();
-        let mut nums = [0u64; 4];
-        let mut given = 0;
-        for (slot, w) in nums.iter_mut().zip(words.by_ref()) {
-            match w.parse() {
-                Ok(v) => *slot = v,
-                Err(_) => return Command::Usage(DISK_USAGE),
-            }
-            given += 1;
-        }
-        let extra = words.next().is_some();
-        let disk = usize::try_from(nums[0]).unwrap_or(usize::MAX);
-        match (verb, given, extra) {
-            (Some("sum"), 3, false) => Command::DiskSum {
-                disk,
-                first: nums[1],
-                count: nums[2],
-            },
-            (Some("fill"), 4, false) => Command::DiskFill {
-                disk,
-                first: nums[1],
-                count: nums[2],
-                seed: nums[3],
-            },
-            _ => Command::Usage(DISK_USAGE),
-        }
-    }
-}
-
-impl Command {
-    fn parse_bench(line: &str) -> Command {
-        let mut words = line.split_whitespace().skip(1);
-        if words.next() != Some("blk") {
-            return Command::Usage(BENCH_USAGE);
-        }
-        // disk, region MiB, request KiB, depth, random reads; defaults after the disk.
-        let mut nums = [0u64, 64, 1024, 4, 4000];
-        let mut given = 0;
-        for (slot, w) in nums.iter_mut().zip(words.by_ref()) {
-            match w.parse() {
-                Ok(v) => *slot = v,
-                Err(_) => return Command::Usage(BENCH_USAGE),
-            }
-            given += 1;
-        }
-        // Region, request size and depth must be at least 1 (random reads may be 0).
-        if given == 0 || words.next().is_some() || nums[1..4].contains(&0) {
-            return Command::Usage(BENCH_USAGE);
-        }
-        let (Some(region), Some(request), Ok(depth)) = (
-            nums[1].checked_mul(1 << 20),
-            nums[2].checked_mul(1 << 10),
-            usize::try_from(nums[3]),
-        ) else {
-            return Command::Usage(BENCH_USAGE);
-        };
-        Command::BenchBlk(crate::bench::BlkParams {
-            disk: usize::try_from(nums[0]).unwrap_or(usize::MAX),
-            region,
-            request,
-            depth,
-            random_reads: nums[4],
-        })
-    }
-}
-
-const BENCH_USAGE: &str = "bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]]";
-
-const DISK_USAGE: &str = "disk sum N FIRST COUNT | disk fill N FIRST COUNT SEED";
-
 struct LineBuffer {
     line: String<MAX_COMMAND>,
     overflowed: bool,
@@ -451,8 +324,16 @@ static INPUT: Mutex<LineBuffer> = Mutex::new(LineBuffer {
     overflowed: false,
 });
 
-/// Reads whatever bytes are waiting and returns a command once a line is complete.
-pub fn poll_command() -> Option<Command> {
+/// A line typed on the console.
+pub enum Input {
+    /// Printable ASCII, at most [`MAX_COMMAND`] bytes, not yet trimmed.
+    Line(String<MAX_COMMAND>),
+    /// The line exceeded [`MAX_COMMAND`] bytes and was dropped.
+    TooLong,
+}
+
+/// Reads whatever bytes are waiting and returns the line once one is complete.
+pub fn poll_line() -> Option<Input> {
     without_interrupts(|| {
         let mut console = CONSOLE.lock();
         let serial = console.serial.as_mut()?;
@@ -461,15 +342,12 @@ pub fn poll_command() -> Option<Command> {
             match byte {
                 b'\r' | b'\n' => {
                     let overflowed = core::mem::replace(&mut input.overflowed, false);
-                    let cmd = if overflowed {
-                        Some(Command::TooLong)
+                    let line = core::mem::take(&mut input.line);
+                    return Some(if overflowed {
+                        Input::TooLong
                     } else {
-                        Command::parse(&input.line)
-                    };
-                    input.line.clear();
-                    if cmd.is_some() {
-                        return cmd;
-                    }
+                        Input::Line(line)
+                    });
                 }
                 // Printable ASCII only; anything else (escape sequences, binary) is dropped.
                 0x20..=0x7e if input.line.push(char::from(byte)).is_err() => {
@@ -480,4 +358,10 @@ pub fn poll_command() -> Option<Command> {
         }
         None
     })
+}
+
+/// Writes out the boot log and stops the machine with `code`.
+pub fn stop(code: plinth_exit::ExitCode) -> ! {
+    flush_boot_log();
+    crate::arch::exit::exit(code)
 }

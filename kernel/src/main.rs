@@ -1,19 +1,26 @@
-//! The plinth runtime kernel: boot, memory, interrupts, time, and the idle loop.
+//! The plinth runtime kernel: boot order and the idle loop.
 //!
-//! `plinth_kernel_main` is called by the boot stub (`plinth-boot`) in long mode on the
-//! boot stack. It brings the machine up in a fixed order, prints exactly one line starting
-//! `plinth: ready`, then halts between interrupts, serving console commands. All unsafe
-//! code lives in `arch`; everything here is safe Rust.
+//! `kernel_main` is called by the boot stub (`plinth-boot`) in long mode on the boot
+//! stack. It brings the machine up in a fixed order, prints exactly one line starting
+//! `plinth: ready`, then brings the appliance up and halts between interrupts, serving
+//! the network, the disks, agents and console commands. All unsafe code lives in `arch`
+//! (the CPU) and the driver glue under `drivers`; everything here is safe Rust.
+//!
+//! Modules, lowest first; each uses only those before it (docs/ARCHITECTURE.md shows the
+//! check): `arch` (the CPU); `memory`, `clock`, `console`, `boottime`; `drivers` (device
+//! discovery, binding, virtio); `trap` (interrupt and fault policy); `block` (disk
+//! request queues) and `net` (the NIC-facing side); `catalog`, `bench`; `partition`
+//! (partitions, agents, system calls, the command set); `mgmt` (the HTTP API);
+//! `selftest`, `shell` (console commands); and this file.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 extern crate alloc;
 
-mod api;
 #[allow(
     unsafe_code,
-    reason = "arch is the unsafe boundary: CPU tables, MMIO, port I/O, DMA"
+    reason = "arch is the unsafe boundary: CPU tables, paging, ring 3, port I/O"
 )]
 mod arch;
 mod bench;
@@ -22,12 +29,13 @@ mod boottime;
 mod catalog;
 mod clock;
 mod console;
-mod devices;
+mod drivers;
 mod memory;
+mod mgmt;
 mod net;
 mod partition;
 mod selftest;
-mod syscall;
+mod shell;
 mod trap;
 
 use core::fmt;
@@ -41,12 +49,14 @@ use plinth_frames::PhysRange;
 
 use crate::arch::{apic, cpu, exit};
 use crate::clock::Millis;
-use crate::console::Command;
+use crate::console::stop;
 
 /// Timer interrupts per second.
 const TICK_HZ: u64 = 100;
 
-/// Brings the machine up and idles; called by `arch::entry` on the boot stack.
+entry_point!(kernel_main);
+
+/// Brings the machine up and idles; called by the boot stub on the boot stack.
 fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     if !console::init() {
         // Without a console nobody can be told anything; stop with a distinct code.
@@ -57,7 +67,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     // The TSC and APIC timer are calibrated against the PIT over the whole of init.
     clock::start(entry_tsc);
     arch::gdt::init();
-    arch::interrupts::init();
+    arch::interrupts::init(trap::handle);
     clock::calibration_checkpoint();
     boottime::mark("cpu");
 
@@ -150,12 +160,14 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     // comes up next — devices, catalog, partitions, network — before the first console
     // command is read, each step timed on the `boot: after ready` line.
     boottime::ready();
-    let mut nics = devices::init(&cmdline.options.virtio_mmio, &ram);
+    let found = drivers::init(&cmdline.options.virtio_mmio, &ram);
+    block::install(found.disks);
+    let mut nics = found.nics;
     boottime::mark("devices");
     // A quarter of the heap bounds what the catalog may hold in memory.
     let loaded = catalog::load(layout.heap_size as u64 / 4);
     boottime::mark("catalog");
-    let protections = arch::user::init();
+    let protections = arch::user::init(partition::syscall::fast);
     let word = |on: bool| if on { "on" } else { "MISSING" };
     if protections.smep && protections.smap {
         info!("cpu: agents run in ring 3; SMEP on, SMAP on, NX on, x87/SSE off");
@@ -179,12 +191,12 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
 
     // The management network starts after `ready`: its address comes from DHCP, which
     // completes asynchronously anyway, and its socket buffers are not boot work.
-    let api_ctx = api::Context {
+    let api_ctx = mgmt::Context {
         memory_bytes: usable,
         cpus: 1,
         bench: cmdline.options.bench,
     };
-    let mut stack = if nics.is_empty() {
+    let mut network = if nics.is_empty() {
         info!("net: no NIC; the management API is not served");
         None
     } else {
@@ -192,26 +204,32 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             warn!("{}: not used (one management NIC)", extra.name);
         }
         let first = nics.swap_remove(0);
-        Some(net::Stack::new(
+        let mut stack = net::Stack::new(
             first,
             net::NetConfig {
                 ip: cmdline.options.ip,
                 gateway: cmdline.options.gateway,
-                api_port: cmdline.options.api_port,
             },
-        ))
+        );
+        let server = mgmt::Server::new(&mut stack, cmdline.options.api_port);
+        Some((stack, server))
     };
     drop(nics);
     boottime::mark("network");
     boottime::report();
-    loop {
-        let interrupted = devices::take_interrupt();
-        if let Some(s) = stack.as_mut() {
-            s.poll(&api_ctx);
+    // The network and the API, served from the idle loop and while a console command
+    // waits on a disk.
+    let mut serve = || {
+        if let Some((stack, server)) = network.as_mut() {
+            mgmt::poll(stack, server, &api_ctx);
         }
+    };
+    loop {
+        let interrupted = drivers::take_interrupt();
+        serve();
         if interrupted {
             block::service();
-            devices::service_done();
+            drivers::service_done();
         }
         if let Some((old, new)) = refiner.poll() {
             let ppm = (i128::from(new) - i128::from(old)) * 1_000_000 / i128::from(old.max(1));
@@ -230,13 +248,12 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         {
             clock_marks = None;
         }
-        if let Some(cmd) = console::poll_command() {
+        if let Some(cmd) = console::poll_line()
+            .as_ref()
+            .and_then(shell::Command::from_input)
+        {
             // A command that waits on the disk keeps serving the network meanwhile.
-            run_command(cmd, &mut || {
-                if let Some(s) = stack.as_mut() {
-                    s.poll(&api_ctx);
-                }
-            });
+            shell::run(cmd, &mut serve);
         }
         // Agents run between the runtime's own duties, one slice at a time.
         if let partition::Ran::Agent = partition::run() {
@@ -245,7 +262,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         // Interrupts off between the last check and `sti; hlt`, so a device interrupt
         // arriving now is not left waiting for the next tick.
         x86_64::instructions::interrupts::disable();
-        if devices::interrupt_pending() {
+        if drivers::interrupt_pending() {
             x86_64::instructions::interrupts::enable();
             continue;
         }
@@ -314,12 +331,6 @@ impl InitNotes {
     }
 }
 
-/// Writes out the boot log and stops the machine with `code`.
-pub fn stop(code: ExitCode) -> ! {
-    console::flush_boot_log();
-    exit::exit(code)
-}
-
 fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
         LogLevel::Error => LevelFilter::Error,
@@ -327,115 +338,6 @@ fn level_filter(level: LogLevel) -> LevelFilter {
         LogLevel::Info => LevelFilter::Info,
         LogLevel::Debug => LevelFilter::Debug,
         LogLevel::Trace => LevelFilter::Trace,
-    }
-}
-
-fn run_command(cmd: Command, serve: &mut dyn FnMut()) {
-    match cmd {
-        Command::Shutdown => {
-            println!("plinth: shutting down");
-            exit::exit(ExitCode::Success);
-        }
-        Command::Status => {
-            let (free, usable) = memory::frame_counts();
-            let (heap_used, heap_size) = arch::heap::usage();
-            println!(
-                "status: uptime {} ms, ticks {}, frames {free}/{usable} free, heap {heap_used}/{heap_size} bytes used",
-                Millis(clock::now_ns()),
-                clock::ticks()
-            );
-        }
-        Command::Help => println!(
-            "commands: status, disks, disk sum N FIRST COUNT, disk fill N FIRST COUNT SEED, bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]], shutdown, help"
-        ),
-        Command::Disks => {
-            let mut any = false;
-            block::for_each_disk(|name, at, sectors, serial| {
-                any = true;
-                println!("disk {name}: at {at}, {sectors} sectors, serial \"{serial}\"");
-            });
-            if !any {
-                println!("no disks");
-            }
-        }
-        Command::DiskSum { disk, first, count } => {
-            let mut hash = plinth_diskcheck::Fnv1a::new();
-            match block::with_sectors(
-                disk,
-                first,
-                count,
-                false,
-                |_, chunk| hash.update(chunk),
-                serve,
-            ) {
-                Ok(()) => println!(
-                    "disk sum {disk} {first} {count}: fnv1a64 {:016x}",
-                    hash.finish()
-                ),
-                Err(e) => println!("disk sum {disk} {first} {count}: error: {e}"),
-            }
-        }
-        Command::DiskFill {
-            disk,
-            first,
-            count,
-            seed,
-        } => {
-            let r = block::with_sectors(
-                disk,
-                first,
-                count,
-                true,
-                |offset, chunk| plinth_diskcheck::fill(seed, offset, chunk),
-                serve,
-            );
-            match r {
-                Ok(()) => println!("disk fill {disk} {first} {count} {seed}: written and flushed"),
-                Err(e) => println!("disk fill {disk} {first} {count} {seed}: error: {e}"),
-            }
-        }
-        Command::BenchBlk(p) => bench_blk(&p, serve),
-        Command::Unknown(s) => println!("unknown command \"{s}\" (try help)"),
-        Command::TooLong => println!("command too long (max {} bytes)", console::MAX_COMMAND),
-        Command::Usage(usage) => println!("usage: {usage}"),
-    }
-}
-
-/// Runs the disk benchmark and prints its figures on one `key=value` line.
-fn bench_blk(p: &bench::BlkParams, serve: &mut dyn FnMut()) {
-    // Memory for `depth` requests in flight, plus room for everything else.
-    let (used, size) = arch::heap::usage();
-    let needed = p.request.saturating_mul(p.depth as u64);
-    if needed > (size - used) as u64 / 2 {
-        println!(
-            "bench blk {}: error: {} requests of {} KiB need more than half the free heap ({} KiB)",
-            p.disk,
-            p.depth,
-            p.request >> 10,
-            (size - used) >> 10
-        );
-        return;
-    }
-    match bench::blk(p, serve) {
-        Ok(f) => {
-            let region = p.region / p.request * p.request;
-            println!(
-                "bench blk {}: region={} request={} depth={} write_ns={} flush_ns={} read_ns={} random_reads={} random_ns={} (write {} MiB/s, read {} MiB/s, 4 KiB random read {} IOPS)",
-                p.disk,
-                region,
-                p.request,
-                p.depth,
-                f.write_ns,
-                f.flush_ns,
-                f.read_ns,
-                p.random_reads,
-                f.random_ns,
-                bench::Rate(region, f.write_ns),
-                bench::Rate(region, f.read_ns),
-                u128::from(p.random_reads) * 1_000_000_000 / u128::from(f.random_ns.max(1))
-            );
-        }
-        Err(e) => println!("bench blk {}: error: {e}", p.disk),
     }
 }
 

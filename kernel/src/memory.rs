@@ -9,6 +9,7 @@ use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
 use crate::arch;
+use crate::arch::phys::FrameSource;
 
 /// Bitmap words: one bit per 4 KiB frame, so 2^16 words describe 16 GiB of RAM
 /// (512 KiB of .bss, of which only the part up to the top of RAM is ever touched).
@@ -90,7 +91,22 @@ pub fn init(boot: &BootInfo, usable: &[PhysRange]) -> Result<MemoryLayout, Memor
     })
 }
 
-/// Physical address of a free frame (for `OwnedFrame` and page tables).
+/// The global frame allocator as a [`FrameSource`], for `arch` types that own frames.
+pub struct KernelFrames;
+
+pub static KERNEL_FRAMES: KernelFrames = KernelFrames;
+
+impl FrameSource for KernelFrames {
+    fn alloc(&self) -> Option<u64> {
+        alloc_frame_addr()
+    }
+
+    fn free(&self, addr: u64) {
+        free_frame_addr(addr);
+    }
+}
+
+/// Physical address of a free frame (for page tables, DMA-free device mappings).
 pub fn alloc_frame_addr() -> Option<u64> {
     without_interrupts(|| FRAMES.lock().alloc())
 }

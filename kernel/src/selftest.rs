@@ -33,7 +33,7 @@ pub fn run_boot_tests(selected: SelfTests) {
             Ok(detail) => log::info!("selftest {name}: ok ({detail})"),
             Err(why) => {
                 log::error!("selftest {name}: FAILED: {why}");
-                crate::stop(ExitCode::SelfTestFailed);
+                crate::console::stop(ExitCode::SelfTestFailed);
             }
         }
     }
@@ -65,7 +65,7 @@ fn frames() -> Result<heapless::String<96>, &'static str> {
     let (free_before, usable) = memory::frame_counts();
     let mut held: Vec<OwnedFrame> = Vec::with_capacity(COUNT);
     for _ in 0..COUNT {
-        held.push(OwnedFrame::alloc().ok_or("frame allocator ran dry")?);
+        held.push(OwnedFrame::alloc(&memory::KERNEL_FRAMES).ok_or("frame allocator ran dry")?);
     }
     if memory::frame_counts().0 != free_before - COUNT {
         return Err("free count did not drop by the number allocated");

@@ -2,15 +2,18 @@
 //!
 //! Owns the policy: timer ticks count time; every CPU exception in the kernel is fatal and
 //! is reported with vector, RIP, error code and CR2 before the machine stops with
-//! `ExitCode::Fault`. It must not touch the IDT or stubs (`arch::interrupts` does).
+//! `ExitCode::Fault`. [`handle`] is registered with `arch::interrupts::init`, which calls
+//! it for every trap in ring 0. It must not touch the IDT or stubs (`arch::interrupts`
+//! does).
 
 use plinth_exit::ExitCode;
 
 use crate::arch::apic::{self, SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::arch::interrupts::{TrapFrame, current_rsp};
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
-use crate::arch::{cpu, exit, msix, paging, stacks};
-use crate::{clock, console, devices};
+use crate::arch::{cpu, exit, paging, stacks};
+use crate::drivers::{self, msix};
+use crate::{clock, console};
 
 /// Entry from the interrupt stubs.
 pub fn handle(frame: &mut TrapFrame) {
@@ -23,12 +26,12 @@ pub fn handle(frame: &mut TrapFrame) {
             // Level-triggered and shared: keep the lines masked until the idle loop has
             // asked every device (and so deasserted the line).
             ioapic::mask_device_lines(true);
-            devices::interrupted();
+            drivers::interrupted();
             apic::eoi();
         }
         v if msix::VECTORS.contains(&v) => {
             // Edge-triggered and the device's own: nothing to mask or acknowledge.
-            devices::interrupted();
+            drivers::interrupted();
             apic::eoi();
         }
         SPURIOUS_VECTOR => {}

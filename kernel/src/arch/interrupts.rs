@@ -2,10 +2,12 @@
 //!
 //! Stable Rust has no `x86-interrupt` ABI, so each vector gets a naked stub that pushes a
 //! uniform [`TrapFrame`] (a dummy error code where the CPU pushes none, then the vector
-//! number and all fifteen general registers) and calls [`crate::trap::handle`]. On return
-//! the registers are restored and `iretq` resumes the interrupted code. A trap from ring 3
-//! instead ends the agent's run: see [`super::user`].
+//! number and all fifteen general registers) and calls the handler `init` registered
+//! (the kernel's `trap::handle`: policy lives above `arch`). On return the registers are
+//! restored and `iretq` resumes the interrupted code. A trap from ring 3 instead ends the
+//! agent's run: see [`super::user`].
 
+pub use super::frame::TrapFrame;
 use super::{apic, gdt};
 use core::arch::naked_asm;
 use core::cell::UnsafeCell;
@@ -13,34 +15,6 @@ use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, Segment};
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
-
-/// Registers saved on entry, lowest address first (the order `trap_common` pushes them).
-#[repr(C)]
-#[derive(Debug)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub vector: u64,
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
 
 // After the CPU's 5-qword frame (RSP 16-byte aligned first, as long mode always does), the
 // stubs push 2 and `trap_common` 15 qwords: 22 in all, so RSP is 16-byte aligned again at
@@ -66,8 +40,28 @@ extern "C" fn trap_common() {
     )
 }
 
+/// What runs on a trap in ring 0.
+pub type TrapHandler = fn(&mut TrapFrame);
+
+/// The handler `init` registered. A plain cell, like the IDT: written once by `init`
+/// before `lidt`, so no gate can reach `dispatch` before it holds the real handler.
+struct HandlerCell(UnsafeCell<TrapHandler>);
+
+// SAFETY: written only by `init`, once, on the boot CPU before the IDT is loaded (and
+// so before any trap can read it); only read afterwards.
+unsafe impl Sync for HandlerCell {}
+
+static HANDLER: HandlerCell = HandlerCell(UnsafeCell::new(unregistered));
+
+/// Never runs: no gate is present before `init` has registered the real handler.
+fn unregistered(_: &mut TrapFrame) {
+    super::exit::exit(plinth_exit::ExitCode::Fault);
+}
+
 extern "C" fn dispatch(frame: &mut TrapFrame) {
-    crate::trap::handle(frame);
+    // SAFETY: see `HandlerCell`: the cell is not written once traps can happen.
+    let handler = unsafe { *HANDLER.0.get() };
+    handler(frame);
 }
 
 macro_rules! stubs {
@@ -154,11 +148,14 @@ unsafe impl Sync for IdtCell {}
 
 static IDT: IdtCell = IdtCell(UnsafeCell::new(Idt([Gate::MISSING; 256])));
 
-/// Builds and loads the IDT. Double faults run on their own IST stack. The table is built
+/// Registers `handler` for every trap in ring 0, then builds and loads the IDT. Double
+/// faults run on their own IST stack. The table is built
 /// by hand from [`STUBS`] (the `x86_64` crate's typed IDT spends hundreds of instructions
 /// on per-field setters, and boot time is a target); vectors without a stub stay
 /// not-present, so they end in a double fault that is reported.
-pub fn init() {
+pub fn init(handler: TrapHandler) {
+    // SAFETY: see `HandlerCell`: this is the one write, before `lidt` below.
+    unsafe { *HANDLER.0.get() = handler };
     debug_assert!(STUBS.iter().any(|(v, _)| *v == apic::TIMER_VECTOR));
     debug_assert!(STUBS.iter().any(|(v, _)| *v == apic::SPURIOUS_VECTOR));
     let code = CS::get_reg().0;

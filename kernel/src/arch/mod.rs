@@ -1,30 +1,28 @@
-//! x86_64 and device glue: the kernel's unsafe boundary.
+//! The CPU: the kernel's unsafe boundary for everything that is not a device.
 //!
-//! Every `unsafe` block of the kernel lives under this module, each with a `// SAFETY:`
-//! line; the modules outside `arch` are safe Rust and reach the hardware only through
-//! the safe functions here. It owns CPU tables (GDT, TSS, IDT), page tables, the local
-//! APIC, the PIT, the serial port and the debug-exit port. It must not hold policy: what
-//! to log, when to exit, what to test is decided by the callers.
+//! Every `unsafe` block of the kernel outside the driver glue (`drivers`) lives
+//! under this module, each with a `// SAFETY:` line; the modules outside are safe Rust
+//! and reach the CPU only through the safe functions here. It owns CPU tables (GDT, TSS,
+//! IDT), page tables and address spaces, entering ring 3, the local and I/O APICs, the
+//! PIT, the serial port, the debug-exit port and the heap allocator.
+//!
+//! It calls nothing above it: what runs on a trap or a system call is registered at
+//! init (`interrupts::init`, `user::init`), frames come from an allocator passed in, and
+//! the kernel's entry point is named by `entry_point!` where it is defined. It must not
+//! hold policy: what to log, when to exit, what to test is decided by the callers.
 
 pub mod apic;
 pub mod cpu;
-pub mod doorbell;
 pub mod entry;
 pub mod exit;
+pub mod frame;
 pub mod gdt;
 pub mod heap;
 pub mod interrupts;
 pub mod ioapic;
-pub mod msix;
 pub mod paging;
-pub mod pci;
 pub mod phys;
 pub mod pit;
 pub mod serial;
 pub mod stacks;
 pub mod user;
-pub mod virtio_blk;
-pub mod virtio_hal;
-pub mod virtio_isr;
-pub mod virtio_mmio;
-pub mod virtio_net;

@@ -15,17 +15,19 @@
 //! Both end by restoring the kernel stack saved at entry and returning from `run`.
 //!
 //! Owns the `syscall` MSRs and the entry/exit assembly; it must not interpret system
-//! calls or decide anything about agents (`crate::partition` does).
+//! calls or decide anything about agents (the kernel's `partition` module does). The one system-call
+//! decision taken in here, the fast path, is a function the kernel registers at `init`.
 
 use core::arch::naked_asm;
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask};
 use x86_64::registers::rflags::RFlags;
 
+use super::frame::TrapFrame;
 use super::gdt;
-use super::interrupts::TrapFrame;
 
 /// The vector [`TrapFrame::vector`] holds after a `syscall` (above every real vector).
 pub const SYSCALL_VECTOR: u64 = 0x100;
@@ -185,9 +187,26 @@ pub struct FastResult {
     pub value: u64,
 }
 
+/// Answers a system call on the fast path, given its number: `Some(value)` for RAX, or
+/// `None` to send it down the full path. Runs on the kernel stack with interrupts off and
+/// must touch no agent memory (see `syscall_entry`).
+pub type FastCall = fn(u64) -> Option<u64>;
+
+/// The fast path `init` registered: a plain cell written once before `syscall` is
+/// enabled, so the entry stub never sees it change.
+struct FastCell(UnsafeCell<FastCall>);
+
+// SAFETY: written only by `init`, on the boot CPU, before EFER.SCE is set and LSTAR
+// points at the entry stub (so before any agent can make a system call); only read after.
+unsafe impl Sync for FastCell {}
+
+static FAST: FastCell = FastCell(UnsafeCell::new(|_| None));
+
 /// The fast path's Rust side, called on the kernel stack with interrupts off.
 extern "C" fn fast_path(number: u64) -> FastResult {
-    match crate::syscall::fast(number) {
+    // SAFETY: see `FastCell`.
+    let fast = unsafe { *FAST.0.get() };
+    match fast(number) {
         Some(value) => FastResult { handled: 1, value },
         None => FastResult {
             handled: 0,
@@ -200,7 +219,7 @@ extern "C" fn fast_path(number: u64) -> FastResult {
 /// interrupts off (SFMASK clears IF).
 ///
 /// First the fast path: calls that touch no agent memory and no runtime state beyond
-/// atomics (`crate::syscall::fast`) are answered on the kernel stack below the point
+/// atomics (the registered [`FastCall`]) are answered on the kernel stack below the point
 /// `enter` saved, preserving every register the ABI preserves, and the agent resumes by
 /// `sysretq` — about a quarter of the full path's memory traffic. Anything else restores
 /// the registers and takes the full path, which builds the same frame an interrupt would
@@ -263,9 +282,12 @@ pub struct Protections {
     pub smap: bool,
 }
 
-/// Enables `syscall`/`sysret` (EFER.SCE), points LSTAR at the entry stub, programs STAR
-/// with the GDT's selectors and SFMASK, and turns on SMEP and SMAP where the CPU has them.
-pub fn init() -> Protections {
+/// Registers `fast` as the system-call fast path, enables `syscall`/`sysret` (EFER.SCE),
+/// points LSTAR at the entry stub, programs STAR with the GDT's selectors and SFMASK, and
+/// turns on SMEP and SMAP where the CPU has them.
+pub fn init(fast: FastCall) -> Protections {
+    // SAFETY: see `FastCell`: the one write, before `syscall` is enabled below.
+    unsafe { *FAST.0.get() = fast };
     // CPUID leaf 7, subleaf 0, EBX: bit 7 SMEP, bit 20 SMAP.
     let max_leaf = core::arch::x86_64::__cpuid(0).eax;
     let ebx = if max_leaf >= 7 {

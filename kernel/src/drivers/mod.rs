@@ -1,15 +1,19 @@
-//! The device registry: what the PCI walk found and the drivers bound to it.
+//! Devices: discovery, binding and interrupt routing, with the drivers beneath.
 //!
-//! Owns discovery (PCI bus walk and BAR placement through `plinth-pci`), binding virtio
-//! functions to drivers, routing their interrupts, and the answer to "which block devices
-//! are there". NICs are handed to `net`. It must not decide what the disks are used for,
-//! and touches hardware only through `arch`.
+//! Owns discovery (PCI bus walk and BAR placement through `plinth-pci`, the virtio-mmio
+//! blocks the command line names), binding virtio functions to drivers (`virtio`),
+//! routing their interrupts (MSI-X through `msix`, else the I/O APIC lines), and the
+//! "a device interrupted" flag the trap handler raises. What it found is returned to the
+//! caller — disks for `crate::block`, NICs for `crate::net` — so nothing here calls up.
+//! It must not decide what the disks or NICs are used for.
+//!
+//! The unsafe glue (config-space ports, MSI-X tables, virtqueue buffers, MMIO) lives in
+//! the submodules, each block with a `// SAFETY:` line; this file is safe Rust.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::arch::virtio_blk::SECTOR_SIZE;
 use log::{info, warn};
 use plinth_cmdline::MmioDevice;
 use plinth_frames::PhysRange;
@@ -19,22 +23,41 @@ use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 use virtio_drivers::transport::{DeviceType, Transport};
 use x86_64::instructions::interrupts::without_interrupts;
 
-use crate::arch::doorbell::{Bell, Doorbell, NotifyLayout, QUEUES};
 use crate::arch::ioapic::{self, DEVICE_VECTOR};
-use crate::arch::msix::{self, NO_VECTOR};
-use crate::arch::pci::PortCam;
-use crate::arch::virtio_blk::BlkDevice;
-use crate::arch::virtio_hal::VirtioHal;
-use crate::arch::virtio_isr::IsrRegister;
-use crate::arch::virtio_mmio;
-use crate::arch::virtio_net::Nic;
-use crate::block::{self, Disk};
 use crate::{arch, memory};
+
+#[allow(unsafe_code, reason = "driver glue: MSI-X table entries")]
+pub mod msix;
+#[allow(unsafe_code, reason = "driver glue: PCI configuration ports")]
+pub mod pci;
+#[allow(
+    unsafe_code,
+    reason = "driver glue: virtqueue buffers, device registers, the DMA seam"
+)]
+pub mod virtio;
+
+use msix::NO_VECTOR;
+use pci::PortCam;
+use virtio::blk::{BlkDevice, SECTOR_SIZE};
+use virtio::doorbell::{Bell, Doorbell, NotifyLayout, QUEUES};
+use virtio::hal::VirtioHal;
+use virtio::isr::IsrRegister;
+use virtio::mmio as virtio_mmio;
+use virtio::net::Nic;
 
 /// Where unassigned BARs go: above q35's PCIe MMCONFIG window (0xb000_0000, 256 MiB) and
 /// below the IOAPIC (0xfec0_0000). QEMU never puts RAM there (`q35` caps low RAM at
 /// 2 GiB once RAM exceeds 2.75 GiB).
 const MMIO_WINDOW: (u64, u64) = (0xc000_0000, 0xfec0_0000);
+
+/// A bound disk, handed to `block` (which owns it from then on).
+pub struct BlockDevice {
+    pub name: String,
+    /// PCI address (`00:01.0`) or `mmio@BASE`.
+    pub location: String,
+    pub serial: String,
+    pub dev: BlkDevice,
+}
 
 /// A virtio NIC, handed to `net` (which owns it from then on).
 pub struct NetDevice {
@@ -144,9 +167,16 @@ pub fn for_each_pci_function(mut f: impl FnMut(&PciSummary)) {
     without_interrupts(|| PCI_FUNCTIONS.lock().iter().for_each(&mut f));
 }
 
+/// What [`init`] bound: disks for `block`, NICs for `net`.
+#[derive(Default)]
+pub struct Found {
+    pub disks: Vec<BlockDevice>,
+    pub nics: Vec<NetDevice>,
+}
+
 /// Walks PCI, places BARs, probes the virtio-mmio devices the command line names, and
-/// binds drivers. Disks go to `block`; NICs are returned for `net` to own.
-pub fn init(mmio: &[Option<MmioDevice>], ram: &[PhysRange]) -> Vec<NetDevice> {
+/// binds drivers; returns what it bound for the block layer and the network to own.
+pub fn init(mmio: &[Option<MmioDevice>], ram: &[PhysRange]) -> Found {
     match ioapic::init(DEVICE_VECTOR, &mut memory::alloc_frame_addr) {
         Some(_) => {}
         None => warn!("ioapic: not usable; devices are polled on the timer tick"),
@@ -156,18 +186,10 @@ pub fn init(mmio: &[Option<MmioDevice>], ram: &[PhysRange]) -> Vec<NetDevice> {
     for dev in mmio.iter().flatten() {
         init_mmio(dev, ram, &mut found);
     }
-    block::install(found.disks);
     if without_interrupts(|| !LINE_DEVICES.lock().is_empty()) {
         ioapic::mask_device_lines(false);
     }
-    found.nics
-}
-
-/// What binding found so far.
-#[derive(Default)]
-struct Found {
-    disks: Vec<Disk>,
-    nics: Vec<NetDevice>,
+    found
 }
 
 /// How a device's interrupts reach the CPU.
@@ -298,22 +320,20 @@ fn bind(
         }
     };
     let irq = wire(&wiring, &bell);
-    let disk = Disk::new(
-        alloc::format!("blk{}", found.disks.len()),
-        location,
-        dev,
-        serial,
-    );
+    let name = alloc::format!("blk{}", found.disks.len());
+    let sectors = dev.capacity();
     info!(
-        "{}: virtio-blk at {}, {} sectors ({} MiB), serial \"{}\"{}, {irq}",
-        disk.name,
-        disk.location,
-        disk.sectors,
-        (disk.sectors * SECTOR_SIZE as u64) >> 20,
-        disk.serial.escape_default(),
-        if disk.read_only { ", read-only" } else { "" },
+        "{name}: virtio-blk at {location}, {sectors} sectors ({} MiB), serial \"{}\"{}, {irq}",
+        (sectors * SECTOR_SIZE as u64) >> 20,
+        serial.escape_default(),
+        if dev.readonly() { ", read-only" } else { "" },
     );
-    found.disks.push(disk);
+    found.disks.push(BlockDevice {
+        name,
+        location,
+        serial,
+        dev,
+    });
 }
 
 fn init_pci(found: &mut Found) {

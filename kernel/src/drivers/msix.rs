@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use plinth_pci::MSIX_ENTRY_BYTES;
 
-use super::paging;
+use crate::arch::paging;
 
 /// CPU vectors handed to MSI-X sources (the IDT has stubs for exactly these).
 pub const VECTORS: core::ops::RangeInclusive<u8> = 0x31..=0x3e;

@@ -1,4 +1,9 @@
-//! The partitions and events as the HTTP API serves them (JSON).
+//! The partition command set and events over HTTP: `/api/v1/partitions…` decoded by
+//! `plinth-control` and applied by `partition::control`, events and per-partition
+//! metrics rendered for the API.
+//!
+//! Owns the glue between a request and the partition table's lock. It must not decide
+//! anything about partitions (the command set's checks are `partition::control`'s).
 use alloc::format;
 use alloc::string::String;
 
@@ -6,8 +11,8 @@ use plinth_control::{Command, ControlError};
 use plinth_http::Response;
 use plinth_http::json::Writer;
 
-use super::{AgentStatus, EventKind, Partition, RUNTIME, Runtime};
 use crate::clock;
+use crate::partition::{AgentSlot, AgentStatus, EventKind, Partition, RUNTIME, Runtime};
 
 fn partition(w: &mut Writer, p: &Partition, rt: &Runtime) {
     let now = clock::now_ns();
@@ -167,7 +172,7 @@ pub fn events_json(since: u64) -> String {
     w.key("events").begin_array();
     let mut last = since;
     if let Some(rt) = guard.as_ref() {
-        for e in rt.events.iter().filter(|e| e.seq > since) {
+        for e in rt.events.since(since) {
             last = e.seq;
             w.begin_object();
             w.key("seq").u64(e.seq);
@@ -256,7 +261,7 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
             p.memory_quota as f64,
         );
     }
-    type Series = fn(&super::AgentSlot, &Runtime) -> f64;
+    type Series = fn(&AgentSlot, &Runtime) -> f64;
     let agent_series: [(&str, &str, Kind, Series); 3] = [
         (
             "plinth_agent_cpu_seconds",

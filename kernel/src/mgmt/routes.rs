@@ -1,269 +1,27 @@
-//! The management API: routes HTTP requests to the runtime's answers.
+//! The management API's URL space: routes each request to the runtime's answer.
 //!
-//! Owns the URL space (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`, `/metrics`, and with `bench`
-//! on the command line the benchmark streams `/api/v1/bench/{sink,source}`) and the glue
-//! between a TCP socket and its `plinth-http` connection. It must not parse HTTP itself
-//! (`plinth-http` does, and is fuzzed) nor reach into devices except through the
-//! registry's read-only views.
+//! Owns the paths (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`,
+//! `/api/v1/events`, `/metrics`, and `/api/v1/partitions…` through `partitions`) and the
+//! documents they return. It must not parse HTTP (`plinth-http` does) nor reach into
+//! devices except through their read-only views.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use plinth_http::{Connection, Limits, Request, Response};
-use smoltcp::socket::tcp;
+use plinth_http::{Request, Response};
 
+use super::Context;
 use crate::net::NicInfo;
-use crate::{arch, block, catalog, clock, devices, memory};
-
-/// Facts fixed at boot that the handlers report.
-pub struct Context {
-    pub memory_bytes: u64,
-    pub cpus: u32,
-    /// Whether the benchmark streams are offered (`bench` on the command line).
-    pub bench: bool,
-}
-
-/// The protocol a benchmark stream switches to (`Upgrade: plinth-bench`).
-const BENCH_PROTOCOL: &str = "plinth-bench";
-/// A benchmark stream that moves no byte for this long is dropped.
-const STREAM_IDLE_MS: u64 = 30_000;
-/// Largest `bytes=` a source stream sends.
-const MAX_SOURCE_BYTES: u64 = 1 << 40;
-
-/// One client connection.
-pub struct Conn {
-    http: Connection,
-    /// Set once the connection switched from HTTP to a benchmark stream.
-    stream: Option<Stream>,
-}
-
-/// A raw TCP stream after `101 Switching Protocols`, for `plinth bench net`.
-enum Stream {
-    /// Counts and discards what the peer sends; when it half-closes, answers
-    /// `received COUNT` and closes.
-    Sink { received: u64, last_ms: u64 },
-    /// Sends `remaining` bytes, then closes.
-    Source { remaining: u64, last_ms: u64 },
-}
-
-impl Conn {
-    pub fn new(now_ms: u64) -> Conn {
-        Conn {
-            http: Connection::new(Limits::default(), now_ms),
-            stream: None,
-        }
-    }
-}
-
-/// What a benchmark request asks for, if it is one the runtime offers.
-fn bench_stream(req: &Request, ctx: &Context, now_ms: u64) -> Option<Result<Stream, Response>> {
-    let sink = match req.path() {
-        "/api/v1/bench/sink" => true,
-        "/api/v1/bench/source" => false,
-        _ => return None,
-    };
-    if !ctx.bench {
-        return None; // not offered: an unknown path like any other
-    }
-    if !req.wants_upgrade(BENCH_PROTOCOL) {
-        return Some(Err(Response::error(
-            426,
-            "this resource is a raw stream: send `Connection: Upgrade` and `Upgrade: plinth-bench`",
-        )));
-    }
-    if sink {
-        return Some(Ok(Stream::Sink {
-            received: 0,
-            last_ms: now_ms,
-        }));
-    }
-    let bytes = req
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("bytes="))
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&b| b <= MAX_SOURCE_BYTES);
-    Some(match bytes {
-        Some(remaining) => Ok(Stream::Source {
-            remaining,
-            last_ms: now_ms,
-        }),
-        None => Err(Response::error(400, "source needs ?bytes=N (at most 2^40)")),
-    })
-}
-
-/// Moves a benchmark stream's bytes; returns whether anything moved.
-fn serve_stream(stream: &mut Stream, socket: &mut tcp::Socket, now_ms: u64) -> bool {
-    let mut moved = false;
-    match stream {
-        Stream::Sink { received, last_ms } => {
-            while let Ok(n) = socket.recv(|data| (data.len(), data.len())) {
-                if n == 0 {
-                    break;
-                }
-                *received += n as u64;
-                moved = true;
-            }
-            if socket.state() == tcp::State::CloseWait && !socket.can_recv() {
-                let mut line: heapless::String<40> = heapless::String::new();
-                let _ = writeln!(line, "received {received}");
-                // A fresh 64 KiB send buffer always has room for one line.
-                let _ = socket.send_slice(line.as_bytes());
-                socket.close();
-                moved = true;
-            }
-            if moved {
-                *last_ms = now_ms;
-            }
-            if now_ms.saturating_sub(*last_ms) > STREAM_IDLE_MS {
-                socket.abort();
-            }
-        }
-        Stream::Source { remaining, last_ms } => {
-            while *remaining > 0 && socket.can_send() {
-                let sent = socket
-                    .send(|buf| {
-                        let n = buf
-                            .len()
-                            .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                        buf[..n].fill(b'p');
-                        (n, n)
-                    })
-                    .unwrap_or(0);
-                if sent == 0 {
-                    break;
-                }
-                *remaining -= sent as u64;
-                moved = true;
-            }
-            if *remaining == 0 && socket.may_send() {
-                socket.close(); // FIN after the queued bytes
-            }
-            // Anything the peer sends is not part of the protocol; drop it.
-            while let Ok(n) = socket.recv(|data| (data.len(), data.len())) {
-                if n == 0 {
-                    break;
-                }
-            }
-            // Only progress counts: a peer that stops reading (or never closes after
-            // the last byte) is dropped after the idle limit.
-            if moved {
-                *last_ms = now_ms;
-            }
-            if now_ms.saturating_sub(*last_ms) > STREAM_IDLE_MS {
-                socket.abort();
-            }
-        }
-    }
-    moved
-}
-
-/// Moves bytes between `socket` and `conn`, answering every complete request. Returns
-/// whether anything happened.
-pub fn serve(
-    conn: &mut Conn,
-    socket: &mut tcp::Socket,
-    now_ms: u64,
-    ctx: &Context,
-    nic: &NicInfo,
-) -> bool {
-    let mut moved = false;
-    if !socket.may_send() && !socket.may_recv() {
-        return false; // handshake not finished yet, or already closing
-    }
-    if conn.http.is_switched()
-        && conn.http.outgoing().is_empty()
-        && let Some(stream) = conn.stream.as_mut()
-    {
-        return serve_stream(stream, socket, now_ms);
-    }
-    while socket.can_recv() {
-        let taken = socket
-            .recv(|data| {
-                let n = conn.http.receive(now_ms, data);
-                (n, n)
-            })
-            .unwrap_or(0);
-        if taken == 0 {
-            break;
-        }
-        moved = true;
-    }
-    while let Some(next) = conn.http.next_request(now_ms) {
-        moved = true;
-        match next {
-            Ok((request, body)) => {
-                match bench_stream(&request, ctx, now_ms) {
-                    Some(Ok(mut stream)) => {
-                        log::debug!("api: {} {} -> 101", request.method(), request.path());
-                        if let Some(early) = conn.http.switch_protocols(BENCH_PROTOCOL) {
-                            if let Stream::Sink { received, .. } = &mut stream {
-                                *received += early.len() as u64;
-                            }
-                            conn.stream = Some(stream);
-                            break;
-                        }
-                        conn.http
-                            .respond(Response::error(400, "cannot switch protocols here"));
-                        continue;
-                    }
-                    Some(Err(refusal)) => {
-                        conn.http.respond(refusal);
-                        continue;
-                    }
-                    None => {}
-                }
-                let response = route(&request, &body, ctx, nic);
-                log::debug!(
-                    "api: {} {} -> {}",
-                    request.method(),
-                    request.path(),
-                    response.status
-                );
-                conn.http.respond(response);
-            }
-            // Already answered with its status; the connection is closing.
-            Err(e) => log::debug!("api: refused request: {}", e.message()),
-        }
-    }
-    if let Some(e) = conn.http.poll(now_ms) {
-        log::debug!("api: {}", e.message());
-    }
-    while !conn.http.outgoing().is_empty() && socket.can_send() {
-        match socket.send_slice(conn.http.outgoing()) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                conn.http.consume_outgoing(n);
-                moved = true;
-            }
-        }
-    }
-    if conn.http.is_switched() {
-        if conn.http.outgoing().is_empty()
-            && let Some(stream) = conn.stream.as_mut()
-        {
-            moved |= serve_stream(stream, socket, now_ms);
-        }
-        return moved;
-    }
-    let peer_done = socket.state() == tcp::State::CloseWait;
-    if conn.http.should_close() || (peer_done && conn.http.outgoing().is_empty()) {
-        // Our side is done (error, `Connection: close`, timeout) or the peer closed its
-        // side and has been answered: FIN after the queued bytes.
-        socket.close();
-    }
-    moved
-}
+use crate::{arch, block, catalog, clock, drivers, memory};
 
 const GET_HEAD: &str = "GET, HEAD";
 
-fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Response {
+pub fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Response {
     let read_only = matches!(req.method(), "GET" | "HEAD");
     let path = req.path();
     if path == "/api/v1/partitions" || path.starts_with("/api/v1/partitions/") {
-        return crate::partition::api::command(req.method(), path, body);
+        return super::partitions::command(req.method(), path, body);
     }
     let known = matches!(
         path,
@@ -301,7 +59,7 @@ fn events_response(query: Option<&str>) -> Response {
             _ => return Response::error(400, "unknown query parameter (expected since=N)"),
         }
     }
-    Response::json(200, crate::partition::api::events_json(since))
+    Response::json(200, super::partitions::events_json(since))
 }
 
 /// The checked catalog (200), or why there is none: 503 while it is being read or when
@@ -362,7 +120,7 @@ fn status_json(ctx: &Context, nic: &NicInfo) -> String {
     w.key("heap_bytes").u64(heap_size as u64);
     w.end_object();
     w.key("devices").begin_array();
-    devices::for_each_pci_function(|f| {
+    drivers::for_each_pci_function(|f| {
         w.begin_object();
         w.key("pci").string(&alloc::format!("{}", f.location));
         w.key("vendor_id")
@@ -466,6 +224,13 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
         &[],
         heap_used as f64,
     );
+    w.metric(
+        "plinth_api_connections_reset_total",
+        "API connections reset to make room for new clients (per-peer cap, spare sockets).",
+        Kind::Counter,
+        &[],
+        super::evicted() as f64,
+    );
     let labels = [("nic", nic.name)];
     let c = nic.counters;
     for (name, help, value) in [
@@ -517,6 +282,6 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
             w.metric(metric, help, Kind::Counter, &labels, value as f64);
         }
     }
-    crate::partition::api::metrics(&mut w);
+    super::partitions::metrics(&mut w);
     w.finish()
 }

@@ -1,89 +1,30 @@
-//! The runtime's management network stack: smoltcp over the first NIC, its address (DHCP
-//! or static from the command line), and the TCP listeners of the management API.
+//! The NIC-facing side: the runtime's own IP host (smoltcp over the first NIC), its
+//! address (DHCP or static from the command line) and the socket set that services the
+//! management plane's listeners.
 //!
-//! Owns the smoltcp interface and sockets and the adapter from `arch::virtio_net::Nic`
-//! to smoltcp's `Device`. It must not parse HTTP (`plinth-http` and `api` do) nor touch
-//! the NIC's buffers (the driver glue does). Later the NIC becomes a bridge port and this
-//! stack one port among many (see docs/ARCHITECTURE.md); nothing here assumes it owns
-//! the wire beyond the adapter.
+//! Owns the NIC once `drivers` bound it, the smoltcp interface and socket set, and the
+//! adapter to smoltcp (`port`). It must not parse HTTP or decide what a socket is for
+//! (`crate::mgmt` adds and serves its sockets here), nor touch the NIC's buffers (the
+//! driver glue does). Later the NIC becomes the bridge's uplink and this stack one port
+//! among many (see docs/ARCHITECTURE.md); nothing here assumes it owns the wire beyond
+//! the adapter.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use log::{info, warn};
-use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
-use smoltcp::socket::{dhcpv4, tcp};
-use smoltcp::time::{Duration, Instant};
+use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
+use smoltcp::socket::dhcpv4;
+use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
-use crate::api;
-use crate::arch::virtio_net::{Nic, NicCounters, RxFrame};
 use crate::clock;
-use crate::devices::NetDevice;
+use crate::drivers::NetDevice;
+use crate::drivers::virtio::net::{Nic, NicCounters};
 
-/// Connections the API serves at once; a further SYN is refused with RST (smoltcp answers
-/// a SYN no listening socket takes that way), so load cannot grow memory.
-pub const API_CONNECTIONS: usize = 8;
-/// Per-connection TCP buffers. Big enough for a full window of bulk transfer (the
-/// throughput benchmark) with window scaling.
-const TCP_BUFFER: usize = 64 * 1024;
-/// A peer that stops acknowledging for this long loses its connection.
-const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+mod port;
 
-/// smoltcp's view of the NIC.
-struct Port<'a>(&'a mut Nic);
-
-struct Rx(RxFrame);
-struct Tx<'a>(&'a mut Nic);
-
-impl phy::RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.0.frame())
-    }
-}
-
-impl phy::TxToken for Tx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        self.0.send(len, f)
-    }
-}
-
-impl phy::Device for Port<'_> {
-    type RxToken<'a>
-        = Rx
-    where
-        Self: 'a;
-    type TxToken<'a>
-        = Tx<'a>
-    where
-        Self: 'a;
-
-    fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx<'_>)> {
-        let frame = self.0.receive()?;
-        Some((Rx(frame), Tx(self.0)))
-    }
-
-    fn transmit(&mut self, _now: Instant) -> Option<Tx<'_>> {
-        self.0.can_send().then_some(Tx(self.0))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        // No checksum offload is negotiated: smoltcp computes and checks every checksum.
-        caps
-    }
-}
-
-/// Puts an API socket (back) into the listening state with the API's TCP options.
-fn listen(socket: &mut tcp::Socket, port: u16) -> Result<(), tcp::ListenError> {
-    socket.set_timeout(Some(TCP_TIMEOUT));
-    socket.set_nagle_enabled(false);
-    socket.listen(port)
-}
+use port::Port;
 
 /// Broadcasts an ARP announcement (RFC 5227) for a statically configured address, so
 /// neighbours — QEMU's user network among them, which learns guest MACs only from ARP and
@@ -131,30 +72,16 @@ pub struct NicInfo<'a> {
     pub counters: NicCounters,
 }
 
-/// One API connection slot: a TCP socket and the HTTP state of its current connection.
-struct Slot {
-    handle: SocketHandle,
-    conn: Option<api::Conn>,
-    /// When our side closed, while the peer has not finished closing.
-    closing_since: Option<u64>,
-}
-
-/// After our FIN, how long a peer may take to close its side (or acknowledge) before the
-/// connection is reset: a peer that never closes must not keep a slot (FIN-WAIT-2 has no
-/// timer of its own in TCP, and Linux bounds it the same way with `tcp_fin_timeout`).
-const CLOSING_TIMEOUT_MS: u64 = 10_000;
-
+/// The runtime's IP host on its management NIC.
 pub struct Stack {
     name: String,
     location: String,
     nic: Nic,
     iface: Interface,
     sockets: SocketSet<'static>,
-    dhcp: Option<SocketHandle>,
+    dhcp: Option<smoltcp::iface::SocketHandle>,
     source: AddressSource,
     gateway: Option<Ipv4Address>,
-    api_port: u16,
-    slots: Vec<Slot>,
 }
 
 /// Network options from the command line.
@@ -162,10 +89,10 @@ pub struct Stack {
 pub struct NetConfig {
     pub ip: Option<(core::net::Ipv4Addr, u8)>,
     pub gateway: Option<core::net::Ipv4Addr>,
-    pub api_port: u16,
 }
 
-fn now() -> Instant {
+/// The clock as smoltcp counts it.
+pub fn now() -> Instant {
     Instant::from_micros((clock::now_ns() / 1_000) as i64)
 }
 
@@ -213,20 +140,7 @@ impl Stack {
                 None,
             ),
         };
-        let slots = (0..API_CONNECTIONS)
-            .map(|_| {
-                let socket = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-                    tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
-                );
-                Slot {
-                    handle: sockets.add(socket),
-                    conn: None,
-                    closing_since: None,
-                }
-            })
-            .collect();
-        let mut stack = Stack {
+        Stack {
             name,
             location,
             nic,
@@ -235,38 +149,52 @@ impl Stack {
             dhcp,
             source,
             gateway,
-            api_port: config.api_port,
-            slots,
-        };
-        for slot in &stack.slots {
-            let socket = stack.sockets.get_mut::<tcp::Socket>(slot.handle);
-            if let Err(e) = listen(socket, stack.api_port) {
-                warn!("api: cannot listen on port {}: {e}", stack.api_port);
-            }
         }
-        info!("api: listening on TCP port {}", stack.api_port);
-        stack
     }
 
-    /// Services the NIC and every socket until nothing more happens; called from the idle
-    /// loop after a device interrupt or a timer tick.
-    pub fn poll(&mut self, ctx: &api::Context) {
-        for _ in 0..64 {
-            let t = now();
-            self.nic.reclaim();
-            self.nic.refill();
-            let changed = self
-                .iface
-                .poll(t, &mut Port(&mut self.nic), &mut self.sockets);
-            self.poll_dhcp();
-            let served = self.serve_api(ctx, t);
-            self.nic.refill();
-            // One doorbell for everything this round sent or posted.
-            self.nic.ring();
-            if changed == PollResult::None && !served && !self.nic.has_received() {
-                break;
-            }
-        }
+    /// One round of the NIC and the interface: reclaims sent buffers, posts receive
+    /// buffers, lets smoltcp process what arrived and emit what is due, and follows
+    /// DHCP. Returns whether smoltcp changed any socket. [`Stack::flush`] ends a round.
+    pub fn poll_once(&mut self, t: Instant) -> bool {
+        self.nic.reclaim();
+        self.nic.refill();
+        let changed = self
+            .iface
+            .poll(t, &mut Port(&mut self.nic), &mut self.sockets);
+        self.poll_dhcp();
+        changed != PollResult::None
+    }
+
+    /// Ends a round: posts receive buffers again and rings one doorbell for everything
+    /// the round sent or posted.
+    pub fn flush(&mut self) {
+        self.nic.refill();
+        self.nic.ring();
+    }
+
+    /// Whether frames are waiting to be processed.
+    pub fn has_received(&self) -> bool {
+        self.nic.has_received()
+    }
+
+    /// The sockets, for the management plane to add and serve its own.
+    pub fn sockets(&mut self) -> &mut SocketSet<'static> {
+        &mut self.sockets
+    }
+
+    /// The sockets, to serve them, and what `/api/v1/status` and `/metrics` report of
+    /// the NIC meanwhile.
+    pub fn sockets_and_info(&mut self) -> (&mut SocketSet<'static>, NicInfo<'_>) {
+        let info = NicInfo {
+            name: &self.name,
+            location: &self.location,
+            mac: self.nic.mac(),
+            address: address(&self.iface),
+            gateway: self.gateway,
+            source: self.source,
+            counters: self.nic.counters,
+        };
+        (&mut self.sockets, info)
     }
 
     fn poll_dhcp(&mut self) {
@@ -312,67 +240,12 @@ impl Stack {
         }
     }
 
-    /// Moves bytes between the API sockets and their HTTP connections. Returns whether
-    /// anything moved.
-    fn serve_api(&mut self, ctx: &api::Context, t: Instant) -> bool {
-        let now_ms = t.total_millis().max(0) as u64;
-        let mut moved = false;
-        let info = NicInfo {
-            name: &self.name,
-            location: &self.location,
-            mac: self.nic.mac(),
-            address: self.address(),
-            gateway: self.gateway,
-            source: self.source,
-            counters: self.nic.counters,
-        };
-        for slot in &mut self.slots {
-            let socket = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-            if !socket.is_open() {
-                // Closed (by us or the peer, or timed out), or in TIME-WAIT, which smoltcp
-                // counts as not open: listen again for the next one at once.
-                slot.conn = None;
-                slot.closing_since = None;
-                let _ = listen(socket, self.api_port);
-                continue;
-            }
-            let we_closed = matches!(
-                socket.state(),
-                tcp::State::FinWait1
-                    | tcp::State::FinWait2
-                    | tcp::State::Closing
-                    | tcp::State::LastAck
-            );
-            match (we_closed, slot.closing_since) {
-                (false, _) => slot.closing_since = None,
-                (true, None) => slot.closing_since = Some(now_ms),
-                (true, Some(since)) if now_ms.saturating_sub(since) > CLOSING_TIMEOUT_MS => {
-                    socket.abort();
-                    moved = true;
-                    continue;
-                }
-                (true, Some(_)) => {}
-            }
-            if !socket.is_active() {
-                continue; // still listening
-            }
-            let conn = match &mut slot.conn {
-                Some(c) => c,
-                None => {
-                    log::debug!("api: connection from {:?}", socket.remote_endpoint());
-                    slot.conn.insert(api::Conn::new(now_ms))
-                }
-            };
-            moved |= api::serve(conn, socket, now_ms, ctx, &info);
-        }
-        moved
-    }
-
     fn address(&self) -> Option<Ipv4Cidr> {
-        self.iface
-            .ip_addrs()
-            .iter()
-            .map(|IpCidr::Ipv4(c)| *c)
-            .next()
+        address(&self.iface)
     }
+}
+
+/// The interface's IPv4 address, if it has one yet.
+fn address(iface: &Interface) -> Option<Ipv4Cidr> {
+    iface.ip_addrs().iter().map(|IpCidr::Ipv4(c)| *c).next()
 }

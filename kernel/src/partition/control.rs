@@ -5,7 +5,6 @@
 //! Memory is admitted, not overcommitted: a partition is created or grown only if every
 //! partition can still reach its quota from the frames free now — a quota is a promise.
 
-use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -13,10 +12,10 @@ use alloc::vec::Vec;
 use plinth_control::{Action, AttachDisk, CreatePartition, Resize};
 use plinth_sched::{Cap, Share};
 
-use super::{
-    AgentSlot, AgentStatus, CAP_PERIOD_NS, DataDisk, Ending, EventKind, MIB, Partition,
-    PartitionState, Runtime, restart_for, share_for,
-};
+use super::events::EventKind;
+use super::lifecycle::{Ending, restart_for, share_for};
+use super::model::{AgentSlot, AgentStatus, DataDisk, Partition, PartitionState};
+use super::{CAP_PERIOD_NS, MIB, Runtime};
 use crate::memory;
 
 /// Why a command could not be applied; each maps to an HTTP status.
@@ -118,16 +117,11 @@ impl Runtime {
                 })?
                 .clone();
             let base = share_for(&self.policies, &a.name, &c.name);
-            slots.push(AgentSlot {
-                share: Self::partition_share(c.cpu_weight, c.cpu_cap_percent, base),
-                restart: restart_for(&self.policies, &a.name, &c.name),
+            slots.push(AgentSlot::new(
                 image,
-                status: AgentStatus::Stopped,
-                restart_times: VecDeque::new(),
-                restarts: 0,
-                heartbeats: 0,
-                last_heartbeat_ns: None,
-            });
+                restart_for(&self.policies, &a.name, &c.name),
+                Self::partition_share(c.cpu_weight, c.cpu_cap_percent, base),
+            ));
         }
         let quota = c.memory_mib.saturating_mul(MIB);
         self.admit(quota / PAGE)?;

@@ -7,8 +7,9 @@
 //! result or a negative `plinth_abi::Error` in `rax`. Nothing an agent passes can make the
 //! runtime panic or touch memory that is not the agent's.
 //!
-//! Owns the decoding and the checks; it must not schedule (it only says what should
-//! happen next, see [`Outcome`]) or reach another partition's state.
+//! Owns the decoding and the checks. A call sees only the calling task and its own
+//! partition, so it cannot reach another partition's state; it must not schedule: it
+//! says what the run loop should do next (see [`Outcome`]).
 
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -16,17 +17,22 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use log::info;
 use plinth_abi::{Call, Error, HEAP_END, MAX_IO, MAX_LOG, PAGE_SIZE, SECTOR_SIZE};
 
+use super::loader::charged_alloc;
+use super::model::{Partition, PendingIo, Task};
 use crate::arch::paging::{UserAccessError, UserPerms};
 use crate::block;
 use crate::clock;
-use crate::partition::{Runtime, charged_alloc};
 
 /// What the run loop does after a call.
 pub enum Outcome {
     /// Return to the agent.
     Continue,
-    /// The agent yielded or sleeps: pick again.
-    Reschedule,
+    /// The agent gives up the CPU: pick again.
+    Yield,
+    /// The agent sleeps until this time: pick again.
+    Sleep { until_ns: u64 },
+    /// The agent waits for this disk request: block it until the request completes.
+    Block(PendingIo),
     /// The agent ended with this code.
     Exit(i32),
 }
@@ -35,9 +41,9 @@ pub enum Outcome {
 /// accounting of calls that never leave the entry stub.
 static FAST_CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// The fast path (see `arch::user::syscall_entry`): calls that need no agent memory and no
-/// runtime state but atomics. Runs with interrupts off on the kernel stack; `None` sends
-/// the call down the full path.
+/// The fast path (registered with `arch::user::init`): calls that need no agent memory
+/// and no runtime state but atomics. Runs with interrupts off on the kernel stack; `None`
+/// sends the call down the full path.
 pub fn fast(number: u64) -> Option<u64> {
     let value = match Call::from_number(number)? {
         Call::Null => 0,
@@ -57,16 +63,17 @@ pub fn take_fast_calls() -> u64 {
 /// Longest file name `ConfigRead` accepts, bytes.
 const MAX_NAME: u64 = 256;
 
-/// Handles the system call task `ti` just made.
-pub fn dispatch(rt: &mut Runtime, ti: usize) -> Outcome {
-    let f = &rt.tasks[ti].ctx.frame;
+/// Handles the system call `task` (of partition `part`) just made: the result goes to
+/// its `rax`, and the outcome tells the run loop what to do next.
+pub fn dispatch(task: &mut Task, part: &mut Partition) -> Outcome {
+    let f = &task.ctx.frame;
     let (number, a) = (f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]);
     let mut outcome = Outcome::Continue;
     let result = match Call::from_number(number) {
         None => Err(Error::UnknownCall),
-        Some(call) => call_one(rt, ti, call, a, &mut outcome),
+        Some(call) => call_one(task, part, call, a, &mut outcome),
     };
-    rt.tasks[ti].ctx.frame.rax = match result {
+    task.ctx.frame.rax = match result {
         Ok(v) => v,
         Err(e) => e.code(),
     };
@@ -74,40 +81,38 @@ pub fn dispatch(rt: &mut Runtime, ti: usize) -> Outcome {
 }
 
 fn call_one(
-    rt: &mut Runtime,
-    ti: usize,
+    task: &mut Task,
+    part: &mut Partition,
     call: Call,
     a: [u64; 5],
     outcome: &mut Outcome,
 ) -> Result<u64, Error> {
-    let (pi, si) = (rt.tasks[ti].partition, rt.tasks[ti].slot);
+    let si = task.slot;
     match call {
         Call::Null => Ok(0),
         Call::Log => {
             let len = checked_len(a[1], MAX_LOG)?;
             let mut buf = [0u8; MAX_LOG as usize];
             let text = &mut buf[..len];
-            rt.tasks[ti].space.read(a[0], text).map_err(bad_pointer)?;
+            task.space.read(a[0], text).map_err(bad_pointer)?;
             let text = core::str::from_utf8(text).map_err(|_| Error::NotUtf8)?;
-            let p = &rt.partitions[pi];
             info!(
                 "{}/{}: {}",
-                p.name,
-                p.agents[si].image.name,
+                part.name,
+                part.agents[si].image.name,
                 OneLine(text.trim_end())
             );
             Ok(0)
         }
         Call::Clock => Ok(clock::now_ns()),
         Call::Sleep => {
-            let until = clock::now_ns().saturating_add(a[0]);
-            let id = rt.tasks[ti].id;
-            rt.sched.sleep_until(id, until);
-            *outcome = Outcome::Reschedule;
+            *outcome = Outcome::Sleep {
+                until_ns: clock::now_ns().saturating_add(a[0]),
+            };
             Ok(0)
         }
         Call::Yield => {
-            *outcome = Outcome::Reschedule;
+            *outcome = Outcome::Yield;
             Ok(0)
         }
         Call::Exit => {
@@ -116,7 +121,7 @@ fn call_one(
             Ok(0)
         }
         Call::Heartbeat => {
-            let slot = &mut rt.partitions[pi].agents[si];
+            let slot = &mut part.agents[si];
             slot.heartbeats += 1;
             slot.last_heartbeat_ns = Some(clock::now_ns());
             Ok(slot.heartbeats)
@@ -124,15 +129,13 @@ fn call_one(
         Call::ConfigRead => {
             let name_len = checked_len(a[1], MAX_NAME)?;
             let mut name = [0u8; MAX_NAME as usize];
-            let task = &mut rt.tasks[ti];
             task.space
                 .read(a[0], &mut name[..name_len])
                 .map_err(bad_pointer)?;
             let name = core::str::from_utf8(&name[..name_len]).map_err(|_| Error::NotUtf8)?;
             let len = checked_len(a[3], MAX_IO)?;
             task.space.check(a[2], len, true).map_err(bad_pointer)?;
-            let image = rt.partitions[pi].agents[si].image.clone();
-            let data = image.file(name).ok_or(Error::NotFound)?;
+            let data = part.agents[si].image.file(name).ok_or(Error::NotFound)?;
             let offset = usize::try_from(a[4]).unwrap_or(usize::MAX).min(data.len());
             let n = len.min(data.len() - offset);
             task.space
@@ -140,9 +143,9 @@ fn call_one(
                 .map_err(bad_pointer)?;
             Ok(n as u64)
         }
-        Call::DiskSectors => Ok(rt.partitions[pi].disk.ok_or(Error::NoDisk)?.sectors),
+        Call::DiskSectors => Ok(part.disk.ok_or(Error::NoDisk)?.sectors),
         Call::DiskRead | Call::DiskWrite => {
-            let disk = rt.partitions[pi].disk.ok_or(Error::NoDisk)?;
+            let disk = part.disk.ok_or(Error::NoDisk)?;
             let len = checked_len(a[2], MAX_IO)?;
             if len == 0 || !(len as u64).is_multiple_of(SECTOR_SIZE) {
                 return Err(Error::BadLength);
@@ -155,7 +158,6 @@ fn call_one(
             {
                 return Err(Error::OutOfRange);
             }
-            let task = &mut rt.tasks[ti];
             let write = call == Call::DiskWrite;
             // The agent's buffer is checked before the disk is touched.
             task.space.check(a[1], len, !write).map_err(bad_pointer)?;
@@ -168,20 +170,21 @@ fn call_one(
                 block::read(disk.disk, lba, vec![0u8; len])
             }
             .map_err(|_| Error::Io)?;
-            wait_for(
-                rt,
-                ti,
+            *outcome = Outcome::Block(PendingIo {
                 ticket,
-                (!write).then_some(a[1]),
-                len as u64,
-                outcome,
-            );
+                read_into: (!write).then_some(a[1]),
+                result: len as u64,
+            });
             Ok(0)
         }
         Call::DiskFlush => {
-            let disk = rt.partitions[pi].disk.ok_or(Error::NoDisk)?;
+            let disk = part.disk.ok_or(Error::NoDisk)?;
             let ticket = block::flush(disk.disk).map_err(|_| Error::Io)?;
-            wait_for(rt, ti, ticket, None, 0, outcome);
+            *outcome = Outcome::Block(PendingIo {
+                ticket,
+                read_into: None,
+                result: 0,
+            });
             Ok(0)
         }
         Call::MemGrow => {
@@ -194,13 +197,11 @@ fn call_one(
             if pages > (HEAP_END - plinth_abi::HEAP_BASE) / PAGE_SIZE {
                 return Err(Error::BadLength);
             }
-            let task = &mut rt.tasks[ti];
             let start = task.heap_next;
             let end = start
                 .checked_add(pages * PAGE_SIZE)
                 .filter(|e| *e <= HEAP_END)
                 .ok_or(Error::QuotaExceeded)?;
-            let part = &mut rt.partitions[pi];
             // Pages plus, at worst, one new table per level per 2 MiB: refuse up front
             // rather than leave a half-grown region.
             let tables = pages.div_ceil(512) + 2;
@@ -225,26 +226,6 @@ fn call_one(
             Ok(start)
         }
     }
-}
-
-/// Blocks the task until its disk request completes: the other agents run meanwhile,
-/// and the run loop puts the result in `rax` (see `Runtime::complete_io`).
-fn wait_for(
-    rt: &mut Runtime,
-    ti: usize,
-    ticket: block::Ticket,
-    read_into: Option<u64>,
-    result: u64,
-    outcome: &mut Outcome,
-) {
-    let task = &mut rt.tasks[ti];
-    task.io = Some(crate::partition::PendingIo {
-        ticket,
-        read_into,
-        result,
-    });
-    rt.sched.block(task.id);
-    *outcome = Outcome::Reschedule;
 }
 
 /// An agent's text as one log line: control characters (newlines, escape sequences) are

@@ -22,7 +22,7 @@ use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::{DeviceStatus, Transport};
 
 use super::doorbell::Doorbell;
-use super::virtio_hal::VirtioHal;
+use super::hal::VirtioHal;
 
 pub const SECTOR_SIZE: usize = 512;
 /// Descriptors in the request queue; with indirect descriptors, requests in flight.

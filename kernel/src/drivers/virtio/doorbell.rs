@@ -252,7 +252,7 @@ impl Transport for Doorbell {
             let entry = entries
                 .get(usize::from(queue))
                 .copied()
-                .unwrap_or(super::msix::NO_VECTOR);
+                .unwrap_or(crate::drivers::msix::NO_VECTOR);
             // SAFETY: as in `address`: the common configuration's 16-bit queue_select and
             // queue_msix_vector registers, written while we alone use the transport; the
             // wrapped `queue_set` then selects the queue again and enables it.

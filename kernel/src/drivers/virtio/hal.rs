@@ -16,7 +16,7 @@ use core::ptr::NonNull;
 
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
-use super::paging;
+use crate::arch::paging;
 use crate::memory;
 
 pub struct VirtioHal;

@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
 
-use super::paging;
+use crate::arch::paging;
 use crate::memory;
 
 /// Why a virtio-mmio block could not be used.

@@ -18,7 +18,7 @@ use core::cell::RefCell;
 use virtio_drivers::device::net::VirtIONetRaw;
 
 use super::doorbell::{Bell, Doorbell};
-use super::virtio_hal::VirtioHal;
+use super::hal::VirtioHal;
 
 /// Descriptors per queue: QEMU's default (and maximum without `rx_queue_size`).
 pub const QUEUE_SIZE: usize = 256;

@@ -1,0 +1,147 @@
+//! What happens to partitions and agents, as events: kept in a bounded ring with sequence
+//! numbers for the API (`/api/v1/events?since=N`) and logged as they happen.
+//!
+//! Owns the event types and the ring. It must not act on an event (the restart policy is
+//! `lifecycle`'s); it only records and logs.
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+
+use log::{info, warn};
+
+use super::model::{Partition, TaskId};
+use crate::clock;
+
+/// Events kept for the API; older ones are dropped (their sequence numbers stay unique).
+const EVENTS_KEPT: usize = 512;
+
+/// Something that happened to a partition or agent, for the API and the log.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub seq: u64,
+    pub time_ns: u64,
+    pub partition: String,
+    pub agent: Option<String>,
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum EventKind {
+    PartitionCreated,
+    AgentStarted {
+        task: TaskId,
+    },
+    AgentFailedToStart {
+        error: String,
+    },
+    AgentExited {
+        code: i32,
+    },
+    AgentFaulted {
+        vector: u64,
+        name: &'static str,
+        rip: u64,
+        address: Option<u64>,
+        error_code: u64,
+    },
+    RestartScheduled {
+        attempt: u32,
+        delay_ms: u64,
+    },
+    Quarantined {
+        restarts: u32,
+        window_secs: u32,
+    },
+    Alert {
+        reason: String,
+    },
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::PartitionCreated => "partition_created",
+            EventKind::AgentStarted { .. } => "agent_started",
+            EventKind::AgentFailedToStart { .. } => "agent_failed_to_start",
+            EventKind::AgentExited { .. } => "agent_exited",
+            EventKind::AgentFaulted { .. } => "agent_faulted",
+            EventKind::RestartScheduled { .. } => "restart_scheduled",
+            EventKind::Quarantined { .. } => "quarantined",
+            EventKind::Alert { .. } => "alert",
+        }
+    }
+}
+
+/// The last [`EVENTS_KEPT`] events, oldest first.
+pub struct EventLog {
+    events: VecDeque<Event>,
+    next_seq: u64,
+}
+
+impl EventLog {
+    pub fn new() -> EventLog {
+        EventLog {
+            events: VecDeque::new(),
+            next_seq: 1,
+        }
+    }
+
+    /// Events after sequence number `since`, oldest first.
+    pub fn since(&self, since: u64) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(move |e| e.seq > since)
+    }
+
+    /// Records an event of partition `p` (and its agent in `slot`) and logs it.
+    pub fn record(&mut self, p: &Partition, slot: Option<usize>, kind: EventKind) {
+        let agent = slot.map(|s| p.agents[s].image.name.clone());
+        let who = match &agent {
+            Some(a) => format!("{}/{}", p.name, a),
+            None => p.name.clone(),
+        };
+        log_event(&who, &kind);
+        let e = Event {
+            seq: self.next_seq,
+            time_ns: clock::now_ns(),
+            partition: p.name.clone(),
+            agent,
+            kind,
+        };
+        self.next_seq += 1;
+        if self.events.len() == EVENTS_KEPT {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+}
+
+fn log_event(who: &str, kind: &EventKind) {
+    match kind {
+        EventKind::AgentFaulted {
+            vector,
+            name,
+            rip,
+            address,
+            error_code,
+        } => {
+            let at = address
+                .map(|a| format!(" address={a:#x}"))
+                .unwrap_or_default();
+            warn!(
+                "agent {who}: FAULT {name} (vector {vector}) rip={rip:#x} error={error_code:#x}{at}; terminated"
+            );
+        }
+        EventKind::AgentExited { code } => info!("agent {who}: exited with code {code}"),
+        EventKind::AgentStarted { task } => info!("agent {who}: started (task {task})"),
+        EventKind::AgentFailedToStart { error } => warn!("agent {who}: not started: {error}"),
+        EventKind::RestartScheduled { attempt, delay_ms } => {
+            info!("agent {who}: restart {attempt} in {delay_ms} ms")
+        }
+        EventKind::Quarantined {
+            restarts,
+            window_secs,
+        } => warn!("agent {who}: QUARANTINED after {restarts} restarts within {window_secs} s"),
+        EventKind::Alert { reason } => warn!("ALERT {who}: {reason}"),
+        EventKind::PartitionCreated => {}
+    }
+}

@@ -1,0 +1,305 @@
+//! An agent's life: started in a fresh address space, ended (exit, fault or stop) with
+//! its frames returned, and restarted or quarantined by the troubleshooting policy; and
+//! the partitions the verified catalog describes, created at boot.
+//!
+//! Owns starting, ending and the restart policy's arithmetic (backoff, window, budget).
+//! It must not run agents (`run`) or decode system calls (`syscall`).
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::vec::Vec;
+
+use log::{info, warn};
+use plinth_abi::STACK_TOP;
+use plinth_catalog::Catalog;
+use plinth_policy::policies::{PolicySet, Restart, Target};
+use plinth_sched::{Cap, Share};
+
+use super::events::EventKind;
+use super::loader;
+use super::model::{AgentSlot, AgentStatus, DataDisk, Partition, PartitionState, Task};
+use super::{CAP_PERIOD_NS, MIB, RUNTIME, Runtime};
+use crate::arch::user::UserContext;
+use crate::{clock, memory};
+
+/// How a task ended.
+pub enum Ending {
+    Exit(i32),
+    Fault(EventKind),
+    /// Stopped by the command set: no restart.
+    Stop,
+}
+
+impl Runtime {
+    /// Starts (or restarts) the agent in `slot` of partition `pi`: a fresh address space
+    /// with the executable and a stack, charged to the partition.
+    pub fn start_agent(&mut self, pi: usize, slot: usize) {
+        let image = self.partitions[pi].agents[slot].image.clone();
+        match loader::load(&mut self.partitions[pi], &image) {
+            Ok((space, entry)) => {
+                let id = self.next_task;
+                self.next_task = self.next_task.wrapping_add(1).max(1);
+                // Entered as if called: RSP + 8 is 16-byte aligned, as the SysV ABI
+                // expects at a function's first instruction.
+                let ctx = Box::new(UserContext::new(entry, STACK_TOP - 8));
+                let share = self.partitions[pi].agents[slot].share;
+                if self.sched.add(id, share, clock::now_ns()).is_err() {
+                    warn!("scheduler refused task {id}");
+                }
+                self.tasks.push(Task {
+                    id,
+                    partition: pi,
+                    slot,
+                    ctx,
+                    space,
+                    heap_next: plinth_abi::HEAP_BASE,
+                    syscalls: 0,
+                    io: None,
+                });
+                self.partitions[pi].agents[slot].status = AgentStatus::Running(id);
+                self.event(pi, Some(slot), EventKind::AgentStarted { task: id });
+            }
+            Err(error) => {
+                self.partitions[pi].agents[slot].status = AgentStatus::Ended(None);
+                self.event(pi, Some(slot), EventKind::AgentFailedToStart { error });
+            }
+        }
+    }
+
+    /// Ends task `ti`: returns its frames, removes it from the scheduler, records the
+    /// exit or fault and applies the restart policy.
+    pub fn end_task(&mut self, ti: usize, how: Ending) {
+        let task = self.tasks.swap_remove(ti);
+        self.sched.remove(task.id);
+        if let Some(io) = task.io {
+            crate::block::abandon(io.ticket);
+        }
+        let freed = task.space.release(&mut memory::free_frame_addr);
+        let (pi, si) = (task.partition, task.slot);
+        self.partitions[pi].frames -= freed as u64;
+        drop(task.ctx);
+        let code = match how {
+            Ending::Exit(c) => Some(c),
+            _ => None,
+        };
+        let failed = match how {
+            Ending::Exit(code) => {
+                self.event(pi, Some(si), EventKind::AgentExited { code });
+                code != 0
+            }
+            Ending::Fault(kind) => {
+                self.event(pi, Some(si), kind);
+                true
+            }
+            Ending::Stop => {
+                self.partitions[pi].agents[si].status = AgentStatus::Stopped;
+                return;
+            }
+        };
+        self.after_end(pi, si, failed, code);
+    }
+
+    /// The troubleshooting policy: restart with exponential backoff within the budget,
+    /// else quarantine and/or alert.
+    fn after_end(&mut self, pi: usize, si: usize, failed: bool, code: Option<i32>) {
+        let now = clock::now_ns();
+        let slot = &mut self.partitions[pi].agents[si];
+        let budget = match slot.restart {
+            Restart::Always(b) => Some(b),
+            Restart::OnFailure(b) if failed => Some(b),
+            _ => None,
+        };
+        let Some(b) = budget else {
+            slot.status = AgentStatus::Ended(code);
+            return;
+        };
+        let window_ns = u64::from(b.window_secs) * 1_000_000_000;
+        while slot
+            .restart_times
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) > window_ns)
+        {
+            slot.restart_times.pop_front();
+        }
+        let recent = slot.restart_times.len() as u32;
+        if recent >= b.max_restarts {
+            let restarts = slot.restarts;
+            if b.on_exhausted.quarantine {
+                slot.status = AgentStatus::Quarantined;
+                self.event(
+                    pi,
+                    Some(si),
+                    EventKind::Quarantined {
+                        restarts,
+                        window_secs: b.window_secs,
+                    },
+                );
+            } else {
+                slot.status = AgentStatus::Ended(code);
+            }
+            if b.on_exhausted.alert {
+                self.event(
+                    pi,
+                    Some(si),
+                    EventKind::Alert {
+                        reason: format!(
+                            "{recent} restarts within {} s; restart budget exhausted",
+                            b.window_secs
+                        ),
+                    },
+                );
+            }
+            return;
+        }
+        // Delay before restart n (from 0): initial * multiplier^n, at most max.
+        let mut delay = u64::from(b.backoff.initial_ms);
+        for _ in 0..recent {
+            delay = delay.saturating_mul(u64::from(b.backoff.multiplier));
+            if delay >= u64::from(b.backoff.max_ms) {
+                break;
+            }
+        }
+        let delay = delay.min(u64::from(b.backoff.max_ms));
+        slot.restart_times.push_back(now);
+        slot.restarts += 1;
+        let attempt = slot.restarts;
+        slot.status = AgentStatus::Backoff {
+            at_ns: now + delay * 1_000_000,
+        };
+        self.event(
+            pi,
+            Some(si),
+            EventKind::RestartScheduled {
+                attempt,
+                delay_ms: delay,
+            },
+        );
+    }
+
+    /// Starts agents whose backoff has passed.
+    pub fn restart_due(&mut self, now: u64) {
+        for pi in 0..self.partitions.len() {
+            for si in 0..self.partitions[pi].agents.len() {
+                if let AgentStatus::Backoff { at_ns } = self.partitions[pi].agents[si].status
+                    && at_ns <= now
+                {
+                    self.start_agent(pi, si);
+                }
+            }
+        }
+    }
+}
+
+/// No catalog: partitions can still be created through the API, with no agents to
+/// place in them.
+pub fn boot_empty() {
+    *RUNTIME.lock() = Some(Runtime::new(PolicySet::default()));
+}
+
+/// Creates the catalog's partitions and starts the agents its deployments place in them.
+pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u64, u64)]) {
+    let mut rt = Runtime::new(catalog.policies.clone());
+    rt.extents = extents.to_vec();
+    rt.appliance_disk = Some(disk);
+    let policies = &catalog.policies;
+    let images = loader::images(catalog);
+    for def in &catalog.appliance.partitions {
+        let name = def.name.clone();
+        let tenant = policies
+            .tenants
+            .iter()
+            .find(|t| t.partitions.contains(&name))
+            .map(|t| t.name.clone());
+        let disk = extents
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, first_lba, sectors)| DataDisk {
+                disk,
+                first_lba: *first_lba,
+                sectors: *sectors,
+            });
+        let mut agents = Vec::new();
+        for d in policies
+            .deployments
+            .iter()
+            .filter(|d| d.partitions.contains(&name))
+        {
+            let version = format!("{}", d.version);
+            let Some(image) = images
+                .iter()
+                .find(|i| i.name == d.agent && i.version == version)
+            else {
+                continue;
+            };
+            agents.push(AgentSlot::new(
+                image.clone(),
+                restart_for(policies, &d.agent, &name),
+                share_for(policies, &d.agent, &name),
+            ));
+        }
+        let id = rt.next_partition;
+        rt.next_partition += 1;
+        rt.partitions.push(Partition {
+            id,
+            name,
+            tenant,
+            labels: def.labels.clone(),
+            memory_quota: def.memory_mib * MIB,
+            frames: 0,
+            peak_frames: 0,
+            disk,
+            state: PartitionState::Running,
+            agents,
+        });
+        let pi = rt.partitions.len() - 1;
+        rt.event(pi, None, EventKind::PartitionCreated);
+    }
+    for pi in 0..rt.partitions.len() {
+        for si in 0..rt.partitions[pi].agents.len() {
+            rt.start_agent(pi, si);
+        }
+    }
+    info!(
+        "partitions: {} created, {} agents started",
+        rt.partitions.len(),
+        rt.tasks.len()
+    );
+    rt.images = images;
+    *RUNTIME.lock() = Some(rt);
+}
+
+/// The agent's own rule first, then its partition's; none means never restart.
+pub fn restart_for(p: &PolicySet, agent: &str, partition: &str) -> Restart {
+    let find = |t: &dyn Fn(&Target) -> bool| {
+        p.restart_rules
+            .iter()
+            .find(|r| t(&r.target))
+            .map(|r| r.restart)
+    };
+    find(&|t| matches!(t, Target::Agent(a) if a == agent))
+        .or_else(|| find(&|t| matches!(t, Target::Partition(n) if n == partition)))
+        .unwrap_or(Restart::Never)
+}
+
+/// CPU weight and cap: the agent's limit, else its partition's, else weight 100, no cap.
+pub fn share_for(p: &PolicySet, agent: &str, partition: &str) -> Share {
+    let cpu = p
+        .limits
+        .iter()
+        .filter(|l| matches!(&l.target, Target::Agent(a) if a == agent))
+        .chain(
+            p.limits
+                .iter()
+                .filter(|l| matches!(&l.target, Target::Partition(n) if n == partition)),
+        )
+        .find_map(|l| l.cpu);
+    let weight = cpu.map_or(100, |c| c.weight);
+    // One CPU: a cap over 100% is no cap.
+    let cap = cpu
+        .and_then(|c| c.cap_percent)
+        .filter(|p| *p < 100)
+        .and_then(|p| Cap::percent(p, CAP_PERIOD_NS).ok());
+    Share::new(weight, cap).unwrap_or_else(|_| {
+        Share::new(100, None).unwrap_or_else(|_| unreachable!("weight 100 is valid"))
+    })
+}

@@ -1,0 +1,168 @@
+//! What a partition is: its data disk, state, agents (their images and slots) and the
+//! running tasks, as plain data.
+//!
+//! Owns the types and the small facts derived from them (quota in frames, status names).
+//! It must not change anything: starting, ending and restarting is `lifecycle`'s, the
+//! run loop is `run`'s.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use plinth_abi::PAGE_SIZE;
+use plinth_elf::Executable;
+use plinth_policy::policies::Restart;
+use plinth_sched::Share;
+
+use crate::arch::paging::AddressSpace;
+use crate::arch::user::UserContext;
+use crate::block::Ticket;
+
+/// Identifies one run of one agent (a restart is a new task).
+pub type TaskId = u32;
+
+/// A partition's data disk: an extent of a runtime disk.
+#[derive(Clone, Copy, Debug)]
+pub struct DataDisk {
+    pub disk: usize,
+    pub first_lba: u64,
+    pub sectors: u64,
+}
+
+/// Where a partition is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionState {
+    Running,
+    Stopped,
+}
+
+impl PartitionState {
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionState::Running => "running",
+            PartitionState::Stopped => "stopped",
+        }
+    }
+}
+
+/// An agent's executable and files, shared by every partition that runs it.
+pub struct AgentImage {
+    pub name: String,
+    pub version: String,
+    pub executable: Executable,
+    /// The container's files by name, served by `ConfigRead`; the executable among them.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub entry: String,
+}
+
+impl AgentImage {
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_slice())
+    }
+}
+
+/// What an agent slot is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentStatus {
+    /// Has a task (running, runnable or sleeping).
+    Running(TaskId),
+    /// Waiting for its restart at `at_ns`.
+    Backoff { at_ns: u64 },
+    /// Ended and not restarted (exit code, or None after a fault).
+    Ended(Option<i32>),
+    /// Failed too often; not started again until released.
+    Quarantined,
+    /// Stopped with its partition.
+    Stopped,
+}
+
+impl AgentStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentStatus::Running(_) => "running",
+            AgentStatus::Backoff { .. } => "backoff",
+            AgentStatus::Ended(_) => "ended",
+            AgentStatus::Quarantined => "quarantined",
+            AgentStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// One agent placed in a partition, across its restarts.
+pub struct AgentSlot {
+    pub image: Arc<AgentImage>,
+    pub status: AgentStatus,
+    pub restart: Restart,
+    /// Restart times within the policy window, oldest first.
+    pub restart_times: VecDeque<u64>,
+    pub restarts: u32,
+    pub heartbeats: u64,
+    pub last_heartbeat_ns: Option<u64>,
+    pub share: Share,
+}
+
+impl AgentSlot {
+    /// A slot for `image`, stopped, with no history.
+    pub fn new(image: Arc<AgentImage>, restart: Restart, share: Share) -> AgentSlot {
+        AgentSlot {
+            image,
+            status: AgentStatus::Stopped,
+            restart,
+            restart_times: VecDeque::new(),
+            restarts: 0,
+            heartbeats: 0,
+            last_heartbeat_ns: None,
+            share,
+        }
+    }
+}
+
+/// A partition.
+pub struct Partition {
+    pub id: u32,
+    pub name: String,
+    pub tenant: Option<String>,
+    pub labels: Vec<String>,
+    pub memory_quota: u64,
+    /// Frames charged now: page tables and pages of every agent.
+    pub frames: u64,
+    pub peak_frames: u64,
+    pub disk: Option<DataDisk>,
+    pub state: PartitionState,
+    pub agents: Vec<AgentSlot>,
+}
+
+impl Partition {
+    pub fn quota_frames(&self) -> u64 {
+        self.memory_quota / PAGE_SIZE
+    }
+}
+
+/// A running agent: its registers, address space and where its heap ends.
+pub struct Task {
+    pub id: TaskId,
+    /// Index of its partition in the runtime's table, and of its agent slot there.
+    pub partition: usize,
+    pub slot: usize,
+    pub ctx: Box<UserContext>,
+    pub space: AddressSpace,
+    pub heap_next: u64,
+    pub syscalls: u64,
+    /// A disk request the task waits for (it is blocked in the scheduler meanwhile).
+    pub io: Option<PendingIo>,
+}
+
+/// A disk request in flight for a task; its result goes to the task's `rax` (and, for a
+/// read, into its buffer) when it completes.
+pub struct PendingIo {
+    pub ticket: Ticket,
+    /// Where a read's data goes in the agent's memory (checked writable at submission).
+    pub read_into: Option<u64>,
+    /// What `rax` says on success.
+    pub result: u64,
+}

@@ -1,0 +1,158 @@
+//! The run loop's slice: pick a task, run it in ring 3 until an interrupt, a system call
+//! that gives up the CPU, an exit or a fault; charge the time it used; hand finished disk
+//! requests to the tasks waiting for them.
+//!
+//! Owns the order of those steps and acts on what a system call says it needs (yield,
+//! sleep, block on I/O, exit). It must not decode system calls (`syscall`) or judge
+//! faults beyond ending the task (`lifecycle` applies the restart policy).
+
+use plinth_sched::Decision;
+
+use super::RUNTIME;
+use super::Runtime;
+use super::events::EventKind;
+use super::lifecycle::Ending;
+use super::syscall::{self, Outcome};
+use crate::arch::cpu;
+use crate::arch::user::{EnterError, SYSCALL_VECTOR};
+use crate::{clock, drivers, trap};
+
+/// What [`run`] did.
+pub enum Ran {
+    /// Agents ran until an interrupt; call again after serving the runtime's own duties.
+    Agent,
+    /// Nothing to run before the next interrupt (the timer tick wakes sleepers).
+    Idle,
+}
+
+/// Why a slice ended.
+enum SliceEnd {
+    /// A timer or device interrupt: the runtime's duties come first.
+    Interrupt,
+    /// The agent yielded, slept, blocked or ended: pick the next one at once.
+    Switch,
+}
+
+/// Runs agents, switching between them directly as they yield, sleep or end, until an
+/// interrupt (the tick or a device) gives the runtime its turn or nothing is runnable.
+/// Each slice's time is charged as measured by the TSC.
+pub fn run() -> Ran {
+    let mut guard = RUNTIME.lock();
+    let Some(rt) = guard.as_mut() else {
+        return Ran::Idle;
+    };
+    let mut ran_any = false;
+    loop {
+        let now = clock::now_ns();
+        rt.restart_due(now);
+        rt.complete_io(now);
+        let (id, slice_ns) = match rt.sched.pick(now) {
+            Decision::Run { id, slice_ns } => (id, slice_ns),
+            Decision::Idle { .. } => {
+                return if ran_any { Ran::Agent } else { Ran::Idle };
+            }
+        };
+        ran_any = true;
+        let Some(ti) = rt.task_index(id) else {
+            rt.sched.remove(id);
+            continue;
+        };
+        if let SliceEnd::Interrupt = rt.slice(ti, now.saturating_add(slice_ns)) {
+            return Ran::Agent;
+        }
+    }
+}
+
+impl Runtime {
+    /// Hands finished disk requests to the tasks waiting for them and wakes them.
+    fn complete_io(&mut self, now: u64) {
+        for t in &mut self.tasks {
+            let Some(io) = t.io.as_ref() else { continue };
+            let Some(outcome) = crate::block::poll(&io.ticket) else {
+                continue;
+            };
+            let rax = match outcome {
+                Ok(buf) => match io.read_into {
+                    // Checked at submission, and the agent could not unmap it since: it
+                    // was blocked. A failure here would still be an error, not a fault.
+                    Some(va) => match t.space.write(va, &buf, false) {
+                        Ok(()) => io.result,
+                        Err(_) => plinth_abi::Error::BadPointer.code(),
+                    },
+                    None => io.result,
+                },
+                Err(_) => plinth_abi::Error::Io.code(),
+            };
+            t.ctx.frame.rax = rax;
+            t.io = None;
+            self.sched.wake(t.id, now);
+        }
+    }
+
+    /// Runs task `ti` until `deadline_ns` (checked at interrupts: between them only the
+    /// agent's own code and its system calls run, and the tick interrupts those), a
+    /// yield, sleep, block, exit or fault.
+    fn slice(&mut self, ti: usize, deadline_ns: u64) -> SliceEnd {
+        // The space stays live after the slice: slot 0 maps the kernel in every space,
+        // and each CR3 write costs a full TLB flush (under TCG, too).
+        self.tasks[ti].space.activate();
+        let id = self.tasks[ti].id;
+        let start = cpu::rdtsc();
+        let (ending, end) = loop {
+            let task = &mut self.tasks[ti];
+            if let Err(EnterError::BadRip(rip)) = task.ctx.run() {
+                let fault = EventKind::AgentFaulted {
+                    vector: 13,
+                    name: "bad instruction pointer",
+                    rip,
+                    address: None,
+                    error_code: 0,
+                };
+                break (Some(Ending::Fault(fault)), SliceEnd::Switch);
+            }
+            let vector = task.ctx.frame.vector;
+            if vector == SYSCALL_VECTOR {
+                task.syscalls += 1;
+                let part = &mut self.partitions[task.partition];
+                match syscall::dispatch(task, part) {
+                    Outcome::Continue => continue,
+                    Outcome::Yield => {}
+                    Outcome::Sleep { until_ns } => self.sched.sleep_until(id, until_ns),
+                    Outcome::Block(io) => {
+                        task.io = Some(io);
+                        self.sched.block(id);
+                    }
+                    Outcome::Exit(code) => break (Some(Ending::Exit(code)), SliceEnd::Switch),
+                }
+                break (None, SliceEnd::Switch);
+            } else if vector < 32 {
+                let cr2 = cpu::cr2();
+                let f = &task.ctx.frame;
+                let (_, name) = trap::exception_name(vector);
+                let fault = EventKind::AgentFaulted {
+                    vector,
+                    name,
+                    rip: f.rip,
+                    address: (vector == 14).then_some(cr2),
+                    error_code: f.error_code,
+                };
+                break (Some(Ending::Fault(fault)), SliceEnd::Switch);
+            } else {
+                // A device or timer interrupt: the runtime's business. The slice goes on
+                // unless its time is up or a device needs service.
+                trap::handle(&mut task.ctx.frame);
+                if drivers::interrupt_pending() || clock::now_ns() >= deadline_ns {
+                    break (None, SliceEnd::Interrupt);
+                }
+            }
+        };
+        let ran = clock::tsc_delta_ns(cpu::rdtsc().wrapping_sub(start));
+        self.tasks[ti].syscalls += syscall::take_fast_calls();
+        self.busy_ns += ran;
+        self.sched.charge(id, ran, clock::now_ns());
+        if let Some(how) = ending {
+            self.end_task(ti, how);
+        }
+        end
+    }
+}
