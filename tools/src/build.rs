@@ -17,6 +17,8 @@ pub enum BuildError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error(transparent)]
+    Setup(#[from] crate::setup::SetupError),
 }
 
 /// The example agents `hostshim` carries (its `examples/`), built for the runtime.
@@ -41,8 +43,10 @@ fn target_cargo(root: &std::path::Path, target_dir: &std::path::Path) -> Command
 
 /// Builds `hostshim`'s example agents as static ELF executables for ring 3
 /// (`cargo build -p hostshim --no-default-features --examples --profile agent --target
-/// x86_64-unknown-none`) and returns each name with its path.
+/// x86_64-unknown-none`) and returns each name with its path. Installs the target first
+/// if it is missing.
 pub fn build_agents(quiet: bool) -> Result<Vec<(&'static str, PathBuf)>, BuildError> {
+    crate::setup::ensure_target()?;
     let root = crate::repo_root();
     let target_dir = root.join("target").join("agents");
     let mut cmd = target_cargo(&root, &target_dir);
@@ -111,7 +115,9 @@ pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// Builds the kernel (`cargo build --profile kernel --target x86_64-unknown-none`) into
 /// its own target directory, so it can run while an outer `cargo test` holds the main
 /// one, and returns the ELF's path. Cargo's own progress goes to stderr unless `quiet`.
+/// Installs the target first if it is missing.
 pub fn build_kernel(quiet: bool) -> Result<PathBuf, BuildError> {
+    crate::setup::ensure_target()?;
     let root = crate::repo_root();
     let target_dir = root.join("target").join("kernel");
     let mut cmd = target_cargo(&root, &target_dir);

@@ -59,6 +59,8 @@ pub enum ImageError {
     Catalog(String),
     #[error("disk layout: {0}")]
     Layout(String),
+    #[error(transparent)]
+    Setup(#[from] crate::setup::SetupError),
     #[error("qemu-img convert failed ({status}): {stderr}")]
     QemuImg { status: String, stderr: String },
     #[error("{path}: {message}")]
@@ -302,6 +304,10 @@ pub fn build(
     key: Option<&Path>,
     show_progress: bool,
 ) -> Result<Built, ImageError> {
+    if format == Format::Qcow2 {
+        // Before any work and the progress bar: apt may have to install it.
+        qemu_img()?;
+    }
     // Steps: each agent and policy, the catalog check, writing, converting.
     let bar = progress(show_progress, 3);
     let g = gather(spec_path, key, &bar)?;
@@ -320,7 +326,7 @@ pub fn build(
         Format::Raw => std::fs::rename(&raw_path, out).map_err(io(out))?,
         Format::Qcow2 => {
             bar.set_message("qemu-img convert");
-            let r = Command::new("qemu-img")
+            let r = Command::new(qemu_img()?)
                 .args(["convert", "-f", "raw", "-O", "qcow2"])
                 .arg(&raw_path)
                 .arg(out)
@@ -347,6 +353,11 @@ pub fn build(
     })
 }
 
+/// `qemu-img`, installed first if it is missing (qemu-utils; remembered once present).
+fn qemu_img() -> Result<PathBuf, ImageError> {
+    Ok(crate::setup::ensure_command(&crate::setup::QEMU_IMG)?)
+}
+
 /// A raw image's bytes at `[lba * 512, + buf.len())`.
 fn read_at(f: &mut std::fs::File, lba: u64, buf: &mut [u8]) -> std::io::Result<()> {
     f.seek(SeekFrom::Start(lba * 512))?;
@@ -368,7 +379,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, ImageError> {
         .map_err(io(path))?;
     if magic == *b"QFI\xfb" {
         let raw = std::env::temp_dir().join(format!("plinth-inspect-{}.raw", std::process::id()));
-        let o = Command::new("qemu-img")
+        let o = Command::new(qemu_img()?)
             .args(["convert", "-O", "raw"])
             .arg(path)
             .arg(&raw)

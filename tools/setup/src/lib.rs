@@ -101,6 +101,20 @@ impl Need {
     }
 }
 
+/// [`ensure`] for a [`Need::Command`], and where the command is.
+///
+/// # Panics
+///
+/// If `need` is not a [`Need::Command`].
+pub fn ensure_command(need: &Need) -> Result<PathBuf, SetupError> {
+    let Need::Command { command, .. } = need else {
+        panic!("ensure_command: {need:?} is not a command");
+    };
+    ensure(std::slice::from_ref(need))?;
+    // Present, unless removed since: then the caller's run of it says so.
+    Ok(command_path(command).unwrap_or_else(|| PathBuf::from(command.as_ref())))
+}
+
 /// Where a command is: on `PATH`, or in the sbin directories a user's `PATH` may lack
 /// (`fdisk` and `sgdisk` live there).
 pub fn command_path(command: &str) -> Option<PathBuf> {
