@@ -17,13 +17,10 @@ pub use plinth_exit::ExitCode;
 /// Longest a test waits for one expected line. Generous: CI has 2 cores under TCG.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The kernel ELF, built on first use (and QEMU installed if missing).
+/// The kernel ELF, built on first use (the build installs the Rust target if missing).
 pub fn kernel() -> &'static PathBuf {
     static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL.get_or_init(|| {
-        plinth::setup::ensure_target().unwrap_or_else(|e| panic!("{e}"));
-        plinth::build::build_kernel(true).unwrap_or_else(|e| panic!("{e}"))
-    })
+    KERNEL.get_or_init(|| plinth::build::build_kernel(true).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// How to boot.
@@ -62,7 +59,7 @@ impl Boot {
         }
     }
 
-    /// Starts QEMU.
+    /// Starts QEMU (installing the profile's QEMU first if it is missing).
     pub fn start(self) -> Runtime {
         let profile = Profile::load(self.profile).unwrap_or_else(|e| panic!("{e}"));
         plinth::setup::ensure_qemu(&profile).unwrap_or_else(|e| panic!("{e}"));
@@ -194,7 +191,7 @@ impl Runtime {
 /// A network namespace whose tap device the runtime's NIC is plugged into: Linux's own
 /// network stack on the other end of a real Ethernet segment (no QEMU user network in
 /// between). The host side is 192.168.77.1/24. Deleted on drop. Needs root (CI runs as
-/// root; `ip` comes with iproute2).
+/// root) and `ip` (iproute2, installed if missing).
 pub struct NetNs {
     pub name: String,
     pub tap: String,
@@ -205,6 +202,7 @@ pub const NETNS_HOST_IP: &str = "192.168.77.1";
 
 impl NetNs {
     pub fn create() -> NetNs {
+        plinth::setup::ensure(&[plinth::setup::IP]).unwrap_or_else(|e| panic!("{e}"));
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = std::process::id();
@@ -285,10 +283,7 @@ impl Drop for NetNs {
 /// The example agents (`hostshim/examples`), built for the runtime once per test binary.
 pub fn agents() -> &'static [(&'static str, PathBuf)] {
     static AGENTS: OnceLock<Vec<(&'static str, PathBuf)>> = OnceLock::new();
-    AGENTS.get_or_init(|| {
-        plinth::setup::ensure_target().unwrap_or_else(|e| panic!("{e}"));
-        plinth::build::build_agents(true).unwrap_or_else(|e| panic!("{e}"))
-    })
+    AGENTS.get_or_init(|| plinth::build::build_agents(true).unwrap_or_else(|e| panic!("{e}")))
 }
 
 pub use plinth::image::TestAgent;

@@ -1,7 +1,11 @@
 //! The runtime on a real Ethernet segment: its NIC on a tap device in a network
 //! namespace, where Linux's own stack resolves it by ARP, pings it and talks HTTP to it.
 
+use plinth::setup::Need;
 use plinth_tests::{Boot, NIC_MAC, NetNs};
+
+/// The namespace's side pings and queries the runtime with Python's standard library.
+const PYTHON3: Need = Need::cmd("python3", "python3");
 
 const RUNTIME_IP: &str = "192.168.77.2";
 
@@ -54,6 +58,7 @@ fn text(out: &std::process::Output) -> String {
 
 #[test]
 fn linux_in_a_namespace_resolves_pings_and_queries_the_runtime() {
+    plinth::setup::ensure(&[PYTHON3]).unwrap_or_else(|e| panic!("{e}"));
     let ns = NetNs::create();
     let mut rt = Boot {
         append: format!("ip={RUNTIME_IP}/24"),

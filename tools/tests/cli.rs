@@ -1,9 +1,31 @@
 //! The `plinth` command as a user runs it.
+//!
+//! Each test first makes the machine ready for what it uses ([`ready`]): the `plinth`
+//! binary would install QEMU and the target itself, but doing it here, once per test
+//! binary and under the set-up lock, keeps that out of the commands' output and fails
+//! the test with the missing package's name if it cannot be installed.
 
 use std::process::Command;
 
+use plinth::setup::{FDISK, Need, QEMU_IMG, SGDISK};
+
+/// Installs what is missing of `needs` (or fails the test saying what and how).
+fn ready(needs: &[Need]) {
+    plinth::setup::ensure(needs).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// What booting takes: the default profile's QEMU and firmware, and the target the
+/// kernel and agents are built for.
+fn machine() -> Vec<Need> {
+    let q35 = plinth::profile::Profile::load("q35").unwrap_or_else(|e| panic!("{e}"));
+    let mut needs = plinth::setup::qemu_needs(&q35);
+    needs.push(plinth::setup::target_need());
+    needs
+}
+
 #[test]
 fn run_exit_on_ready_boots_prints_banner_and_exits_zero() {
+    ready(&machine());
     let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args([
             "run",
@@ -41,6 +63,7 @@ fn run_exit_on_ready_boots_prints_banner_and_exits_zero() {
 
 #[test]
 fn run_reports_a_runtime_fault_as_failure() {
+    ready(&machine());
     let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args([
             "run",
@@ -102,6 +125,7 @@ fn bench_json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn bench_commands_report_figures_and_their_qemu_command_line() {
+    ready(&machine());
     // Small sizes: this checks the commands work end to end, not how fast.
     let boot = bench_json(&["bench", "boot", "-n", "2"]);
     assert!(
@@ -221,10 +245,13 @@ fn repo(path: &str) -> String {
     format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs a tool the test made [`ready`] (found in sbin too), which must succeed.
 fn run_tool(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
-        panic!("{cmd} (install gdisk, fdisk and qemu-utils; .ci/run does): {e}")
-    });
+    let path = plinth::setup::command_path(cmd).unwrap_or_else(|| panic!("{cmd} not found"));
+    let out = Command::new(path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -282,6 +309,8 @@ fn policy_check_reports_every_mistake_with_its_position() {
 
 #[test]
 fn image_build_writes_a_gpt_disk_that_standard_tools_list() {
+    // Agents are built for the target; the image is checked with gdisk, fdisk and qemu-img.
+    ready(&[plinth::setup::target_need(), SGDISK, FDISK, QEMU_IMG]);
     let d = tmp_dir("image");
     let raw = d.join("appliance.img");
     let spec = repo("tools/appliance/appliance.toml");
@@ -382,6 +411,7 @@ fn image_build_writes_a_gpt_disk_that_standard_tools_list() {
 
 #[test]
 fn partition_benchmarks_report_their_figures() {
+    ready(&machine());
     let s = bench_json(&["bench", "syscall", "-n", "1"]);
     let null = s["null_syscall_ns"]["median"].as_f64().unwrap();
     let switch = s["switch_ns"]["median"].as_f64().unwrap();
