@@ -2,9 +2,9 @@
 //! (util-linux) must list exactly what [`Layout`] planned, `sgdisk -v` must find nothing
 //! wrong, and a table `sgdisk` writes must read back as `sgdisk` was told to write it.
 //!
-//! The tools are required, not optional: CI installs them (`.ci/run`), and a missing one
-//! fails the test saying which package to install, since skipping would pass without
-//! checking the one thing these tests are for.
+//! The tools are required, not optional: a missing one is installed (`plinth-setup`:
+//! apt as root), or else fails the test saying which package to install, since skipping
+//! would pass without checking the one thing these tests are for.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -13,6 +13,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use plinth_gpt::{Guid, Layout, Partition, PartitionSpec, SECTOR, read};
+use plinth_setup::{FDISK, Need, SGDISK};
 
 const LINUX: Guid = Guid::from_fields(
     0x0FC63DAF,
@@ -62,26 +63,12 @@ impl Drop for TempImage {
     }
 }
 
-/// The tool's path: on `PATH`, or in the sbin directories a user's `PATH` may lack.
-fn tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin"].map(PathBuf::from));
-    for dir in dirs {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "`{name}` not found: install the {package} package (apt-get install {package}); \
-         these tests check images against it and do not skip"
-    );
-}
-
-/// Runs a tool, which must succeed; its stdout and stderr. In a UTF-8 locale, so names
-/// print as written.
-fn run(name: &str, package: &str, args: &[&str]) -> (String, String) {
-    let out = Command::new(tool(name, package))
+/// Runs a tool, installed first if missing, which must succeed; its stdout and stderr.
+/// In a UTF-8 locale, so names print as written.
+fn run(need: Need, args: &[&str]) -> (String, String) {
+    let tool = plinth_setup::ensure_command(&need).unwrap_or_else(|e| panic!("{e}"));
+    let name = tool.display();
+    let out = Command::new(&tool)
         .args(args)
         .env("LC_ALL", "C.UTF-8")
         .output()
@@ -97,13 +84,13 @@ fn run(name: &str, package: &str, args: &[&str]) -> (String, String) {
 }
 
 fn sgdisk(args: &[&str]) -> String {
-    let (stdout, stderr) = run("sgdisk", "gdisk", args);
+    let (stdout, stderr) = run(SGDISK, args);
     assert_eq!(stderr, "", "sgdisk {args:?} warned");
     stdout
 }
 
 fn fdisk(args: &[&str]) -> String {
-    let (stdout, stderr) = run("fdisk", "fdisk", args);
+    let (stdout, stderr) = run(FDISK, args);
     assert_eq!(stderr, "", "fdisk {args:?} warned");
     stdout
 }
