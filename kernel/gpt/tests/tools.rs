@@ -63,9 +63,13 @@ impl Drop for TempImage {
     }
 }
 
-/// Runs a tool, installed first if missing, which must succeed; its stdout and stderr.
-/// In a UTF-8 locale, so names print as written.
+/// The tools these tests compare with.
+const TOOLS: [Need; 2] = [SGDISK, FDISK];
+
+/// Runs one of [`TOOLS`], which must succeed; its stdout and stderr. In a UTF-8 locale,
+/// so names print as written. Missing tools are installed first, all in one go.
 fn run(need: Need, args: &[&str]) -> (String, String) {
+    plinth_setup::ensure(&TOOLS).unwrap_or_else(|e| panic!("{e}"));
     let tool = plinth_setup::ensure_command(&need).unwrap_or_else(|e| panic!("{e}"));
     let name = tool.display();
     let out = Command::new(&tool)
