@@ -1,7 +1,9 @@
 //! Benchmarks that boot the runtime: `plinth bench boot`, `plinth bench blk` and
 //! `plinth bench idle` (the network one is in `bench_net`).
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -51,6 +53,24 @@ pub struct BootSample {
     /// Guest: the steps after `ready` that bring the appliance up (devices, catalog,
     /// partitions, network), from the `boot: after ready` line.
     pub after_ready: Vec<(String, f64)>,
+    /// The same boot as a user's `plinth run` (the default appliance on its disk, a NIC):
+    /// see [`ServingSample`].
+    pub serving: ServingSample,
+}
+
+/// One boot of the default appliance, timed as a user sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServingSample {
+    /// Host: QEMU spawned → the appliance verified, its agents started (the serial
+    /// `partitions: … agents started` line after `catalog: verified …`) *and*
+    /// `GET /api/v1/health` answered 200 to the host, whichever is later.
+    pub launch_to_serving_ms: f64,
+    /// Host: QEMU spawned → the first 200 from `/api/v1/health`.
+    pub launch_to_health_ms: f64,
+    /// Host: QEMU spawned → the serial line saying the agents were started.
+    pub launch_to_agents_started_ms: f64,
+    /// Guest: the steps after `ready` with the disk and NIC attached.
+    pub after_ready: Vec<(String, f64)>,
 }
 
 /// The result of `plinth bench boot`.
@@ -67,6 +87,16 @@ pub struct BootReport {
     pub steps: Vec<(String, Summary)>,
     /// Per-step summaries of the bring-up after `ready`.
     pub after_ready: Vec<(String, Summary)>,
+    /// The default appliance booted as `plinth run` does, with the spec's memory:
+    /// QEMU launch → appliance verified, agents started and `/api/v1/health` answering
+    /// 200 to the host.
+    pub launch_to_serving: Summary,
+    pub launch_to_health: Summary,
+    pub launch_to_agents_started: Summary,
+    /// Memory of the serving boots (the default appliance's), MiB.
+    pub serving_memory_mib: u32,
+    /// Per-step summaries of the bring-up after `ready` in the serving boots.
+    pub serving_after_ready: Vec<(String, Summary)>,
     pub samples: Vec<BootSample>,
 }
 
@@ -84,6 +114,14 @@ pub enum BenchError {
     Shutdown { run: usize, outcome: Outcome },
     #[error("run {run}: the runtime's figures could not be read: {line}")]
     Figures { run: usize, line: String },
+    #[error("run {run}: /api/v1/health did not answer 200 within {timeout:?}\n{transcript}")]
+    NotServing {
+        run: usize,
+        timeout: Duration,
+        transcript: String,
+    },
+    #[error("run {run}: {what}")]
+    Io { run: usize, what: String },
     #[error("{0}")]
     Setup(String),
 }
@@ -127,7 +165,145 @@ pub fn parse_steps(line: &str, prefix: &str) -> Option<Vec<(String, f64)>> {
         .collect()
 }
 
-/// Boots `runs` times and measures each boot; every run is shut down through the console.
+/// When `GET path` at `addr` first answered 200, or `None` by `deadline`.
+///
+/// A new attempt starts every millisecond and each waits for its own answer: QEMU's user
+/// network accepts a host connection at once and forwards it to the guest with a SYN,
+/// which it resends only after a second if the guest is not listening yet, so a single
+/// waiting client would measure QEMU's retransmission timer, not the runtime.
+pub fn first_ok(addr: SocketAddr, path: &str, deadline: Instant) -> Option<Instant> {
+    const SPACING: Duration = Duration::from_millis(1);
+    const PATIENCE: Duration = Duration::from_millis(50);
+    const MAX_ATTEMPTS: usize = 64;
+    struct Attempt {
+        stream: TcpStream,
+        started: Instant,
+        got: Vec<u8>,
+    }
+    let request = format!("GET {path} HTTP/1.1\r\nHost: plinth\r\nConnection: close\r\n\r\n");
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut last_start: Option<Instant> = None;
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        if attempts.len() < MAX_ATTEMPTS && last_start.is_none_or(|t| t.elapsed() >= SPACING) {
+            last_start = Some(Instant::now());
+            if let Ok(mut stream) = TcpStream::connect_timeout(&addr, PATIENCE)
+                && stream.set_nodelay(true).is_ok()
+                && stream.write_all(request.as_bytes()).is_ok()
+                && stream.set_nonblocking(true).is_ok()
+            {
+                attempts.push(Attempt {
+                    stream,
+                    started: Instant::now(),
+                    got: Vec::new(),
+                });
+            }
+        }
+        let mut i = 0;
+        while i < attempts.len() {
+            let a = &mut attempts[i];
+            let keep = match a.stream.read(&mut buf) {
+                Ok(0) => false,
+                Ok(n) => {
+                    a.got.extend_from_slice(&buf[..n]);
+                    if a.got.starts_with(b"HTTP/1.1 200 ") {
+                        return Some(Instant::now());
+                    }
+                    // Any other status line (or garbage): this attempt is done.
+                    a.got.len() < 12
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    a.started.elapsed() < PATIENCE
+                }
+                Err(_) => false,
+            };
+            if keep {
+                i += 1;
+            } else {
+                attempts.swap_remove(i);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    None
+}
+
+/// The serial line that says the appliance's agents were started.
+pub const AGENTS_STARTED: &str = "agents started";
+
+/// One boot of the default appliance (a copy of `image`), as `plinth run` boots it.
+fn serving_boot(
+    profile: &Profile,
+    opts: &LaunchOptions,
+    image: &std::path::Path,
+    run: usize,
+) -> Result<ServingSample, BenchError> {
+    let timeout = Duration::from_secs(60);
+    let io = |what: String| BenchError::Io { run, what };
+    let copy = crate::disk::ScratchImage::create_sized(0).map_err(|e| io(e.to_string()))?;
+    std::fs::copy(image, copy.path())
+        .map_err(|e| io(format!("copying {}: {e}", image.display())))?;
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| io(format!("no free port: {e}")))?
+        .port();
+    let mut opts = opts.clone();
+    opts.disk = Some(crate::profile::Disk {
+        image: copy.path().to_path_buf(),
+        serial: "plinth-disk0".into(),
+    });
+    opts.nic = Some(crate::profile::Nic {
+        mac: crate::profile::Nic::DEFAULT_MAC,
+        api_host_port: port,
+        api_port: plinth_cmdline::parse(&opts.append).options.api_port,
+    });
+    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
+        run,
+        source,
+        transcript: String::new(),
+    })?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let health = first_ok(addr, "/api/v1/health", Instant::now() + timeout).ok_or_else(|| {
+        BenchError::NotServing {
+            run,
+            timeout,
+            transcript: m.transcript(),
+        }
+    })?;
+    let fail = |m: &mut Machine, source| BenchError::Boot {
+        run,
+        source,
+        transcript: m.transcript(),
+    };
+    if let Err(e) = m.wait_for(timeout, |l| l.contains("catalog: verified")) {
+        return Err(fail(&mut m, e));
+    }
+    let agents = match m.wait_for(timeout, |l| l.contains(AGENTS_STARTED)) {
+        Ok(l) => l,
+        Err(e) => return Err(fail(&mut m, e)),
+    };
+    let after = match m.wait_for(timeout, |l| l.contains(AFTER_READY_LINE)) {
+        Ok(l) => l,
+        Err(e) => return Err(fail(&mut m, e)),
+    };
+    let after_ready =
+        parse_steps(&after.text, AFTER_READY_LINE).ok_or_else(|| BenchError::Figures {
+            run,
+            line: after.text.clone(),
+        })?;
+    shut_down(&mut m, run)?;
+    let ms = |at: Instant| at.duration_since(m.launched_at).as_secs_f64() * 1e3;
+    Ok(ServingSample {
+        launch_to_serving_ms: ms(health.max(agents.at)),
+        launch_to_health_ms: ms(health),
+        launch_to_agents_started_ms: ms(agents.at),
+        after_ready,
+    })
+}
+
+/// Boots `runs` times bare (no disk, no NIC: launch → ready and the kernel's init) and
+/// `runs` times as a user's `plinth run` (the default appliance, built once, a NIC: launch
+/// → serving), alternating; every boot is shut down through the console.
 pub fn boot(
     profile: &Profile,
     opts: &LaunchOptions,
@@ -135,6 +311,12 @@ pub fn boot(
     mut progress: impl FnMut(usize, &BootSample),
 ) -> Result<BootReport, BenchError> {
     let timeout = Duration::from_secs(60);
+    let appliance =
+        crate::disk::ScratchImage::create_sized(0).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let serving_memory = crate::image::build_default(appliance.path())
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut serving_opts = opts.clone();
+    serving_opts.memory_mib = u32::try_from(serving_memory).unwrap_or(u32::MAX);
     let mut samples = Vec::with_capacity(runs);
     for run in 1..=runs {
         let mut m = Machine::launch(profile, opts, false).map_err(|source| BenchError::Boot {
@@ -175,13 +357,18 @@ pub fn boot(
         let after_ready = step_lines.pop().unwrap_or_default();
         let steps = step_lines.pop().unwrap_or_default();
         shut_down(&mut m, run)?;
-        let ms = |at: std::time::Instant| at.duration_since(m.launched_at).as_secs_f64() * 1e3;
+        let ms = |at: Instant| at.duration_since(m.launched_at).as_secs_f64() * 1e3;
+        let launch_to_first_line_ms = ms(first.at);
+        let launch_to_ready_ms = ms(ready.at);
+        drop(m);
+        let serving = serving_boot(profile, &serving_opts, appliance.path(), run)?;
         let sample = BootSample {
-            launch_to_first_line_ms: ms(first.at),
-            launch_to_ready_ms: ms(ready.at),
+            launch_to_first_line_ms,
+            launch_to_ready_ms,
             kernel_init_ms,
             steps,
             after_ready,
+            serving,
         };
         progress(run, &sample);
         samples.push(sample);
@@ -204,6 +391,7 @@ pub fn boot(
     };
     let steps = per_step(|s| &s.steps);
     let after_ready = per_step(|s| &s.after_ready);
+    let serving_after_ready = per_step(|s| &s.serving.after_ready);
     Ok(BootReport {
         profile: profile.name.clone(),
         accel: opts.accel,
@@ -214,6 +402,11 @@ pub fn boot(
         kernel_init: pick(|s| s.kernel_init_ms),
         steps,
         after_ready,
+        launch_to_serving: pick(|s| s.serving.launch_to_serving_ms),
+        launch_to_health: pick(|s| s.serving.launch_to_health_ms),
+        launch_to_agents_started: pick(|s| s.serving.launch_to_agents_started_ms),
+        serving_memory_mib: serving_opts.memory_mib,
+        serving_after_ready,
         samples,
     })
 }
@@ -240,6 +433,12 @@ impl std::fmt::Display for BootReport {
             ),
             ("launch -> ready (host)", self.launch_to_ready),
             ("kernel init, entry -> ready (TSC)", self.kernel_init),
+            ("launch -> serving (host)", self.launch_to_serving),
+            ("  launch -> health 200 (host)", self.launch_to_health),
+            (
+                "  launch -> agents started (host)",
+                self.launch_to_agents_started,
+            ),
         ] {
             writeln!(
                 f,
@@ -250,6 +449,7 @@ impl std::fmt::Display for BootReport {
         for (label, steps) in [
             ("init step", &self.steps),
             ("after ready", &self.after_ready),
+            ("serving, after ready", &self.serving_after_ready),
         ] {
             for (name, s) in steps {
                 writeln!(
@@ -262,10 +462,15 @@ impl std::fmt::Display for BootReport {
                 )?;
             }
         }
-        write!(
+        writeln!(
             f,
             "ready after first line: {:.2} ms (median difference)",
             self.launch_to_ready.median_ms - self.launch_to_first_line.median_ms
+        )?;
+        write!(
+            f,
+            "serving: the default appliance ({} MiB) with its disk and a NIC, as `plinth run`",
+            self.serving_memory_mib
         )
     }
 }

@@ -27,15 +27,18 @@ pub struct ScratchImage {
 }
 
 impl ScratchImage {
-    /// Creates `target/plinth/scratch-PID.img` of [`SCRATCH_BYTES`].
+    /// Creates a scratch image of [`SCRATCH_BYTES`] (see [`ScratchImage::create_sized`]).
     pub fn create() -> Result<ScratchImage, DiskError> {
         Self::create_sized(SCRATCH_BYTES)
     }
 
-    /// Creates `target/plinth/scratch-PID.img` of `bytes` (sparse).
+    /// Creates `target/plinth/scratch-PID-N.img` of `bytes` (sparse), N counting the
+    /// process's scratch images so that several can exist at once.
     pub fn create_sized(bytes: u64) -> Result<ScratchImage, DiskError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = crate::repo_root().join("target").join("plinth");
-        let path = dir.join(format!("scratch-{}.img", std::process::id()));
+        let path = dir.join(format!("scratch-{}-{n}.img", std::process::id()));
         let io = |source| DiskError::Io {
             path: path.clone(),
             source,
@@ -67,7 +70,7 @@ fn remove_orphans(dir: &Path) {
         let pid = name
             .to_str()
             .and_then(|n| n.strip_prefix("scratch-")?.strip_suffix(".img"))
-            .and_then(|p| p.parse::<u32>().ok());
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok());
         if let Some(pid) = pid
             && !Path::new(&format!("/proc/{pid}")).exists()
         {
