@@ -1,7 +1,8 @@
 //! The `plinth` host tool as a library: machine profiles, the kernel build, QEMU sessions
-//! with captured serial, machine set-up and benchmarks. The CLI (`main.rs`) and the
-//! end-to-end test harness (`plinth-tests`) are both built on it, so a QEMU command line
-//! exists in exactly one place: a profile in `qemu/`.
+//! with captured serial, machine set-up and benchmarks. The CLI (`main.rs`, one module
+//! per command group under `cli/`) and the end-to-end test harness (`plinth-tests`) are
+//! both built on it, so a QEMU command line exists in exactly one place: a profile in
+//! `qemu/`.
 
 pub mod agent;
 pub mod api;
