@@ -1,6 +1,8 @@
-//! The partition command set, backend-neutral: one definition shared by the runtime, which
-//! decodes HTTP requests into [`Command`]s, and the `plinth part` host tool, which builds
-//! requests from them, so the two cannot drift apart and the decoder is fuzzed once.
+//! The partition command set and the management API's answers, backend-neutral: one
+//! definition shared by the runtime, which decodes HTTP requests into [`Command`]s and
+//! writes its answers from [`views`], and the `plinth` host tool, which builds requests
+//! from the commands and reads the answers into the views, so the two cannot drift
+//! apart and the decoder is fuzzed once.
 //!
 //! This crate owns:
 //! - the commands and their bodies ([`Command`], [`CreatePartition`], [`Resize`],
@@ -10,11 +12,13 @@
 //! - body decoding: JSON with `serde-json-core`, at most [`MAX_BODY`] bytes, escapes
 //!   decoded, unknown, duplicate and missing fields refused with the field named;
 //! - field validation ([`Command::validate`]): names, ranges and counts, with the same
-//!   name and version rules as appliance specs and agent manifests.
+//!   name and version rules as appliance specs and agent manifests;
+//! - the answers' shapes ([`views`]: partitions, the partition list, a termination,
+//!   events, status, health, errors), written and read with `serde_json`.
 //!
 //! It does not apply commands, know which partitions run, or do any I/O: whether a
 //! partition exists, memory can be promised, an extent is free or an agent is in the
-//! catalog is the runtime's business, and so are the answers' shapes.
+//! catalog is the runtime's business, and so are the values in its answers.
 //!
 //! | method           | path                                   | command                 | body              |
 //! |------------------|----------------------------------------|-------------------------|-------------------|
@@ -42,6 +46,7 @@ mod body;
 pub mod fuzzing;
 #[cfg(test)]
 mod tests;
+pub mod views;
 
 use alloc::format;
 use alloc::string::String;

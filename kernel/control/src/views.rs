@@ -1,0 +1,627 @@
+//! The runtime's answers, typed: every JSON document the management API sends about
+//! partitions, agents, events, status and health, defined once so the runtime that
+//! writes them and the `plinth` tool that reads them cannot drift apart.
+//!
+//! This module owns the documents' shapes: field names, their order (the derive writes
+//! fields in declaration order, which is the order the runtime has always used), which
+//! fields are `null` when unknown and which are left out, and how numbers are written
+//! ([`View::to_json`] writes a float with an integral value as an integer, `20` not
+//! `20.0`, as the runtime's hand-written JSON did). It does not decide any value: the
+//! runtime fills the views from its own state, and the tool decides how to show them.
+//!
+//! | document | type | served at |
+//! |---|---|---|
+//! | a partition | [`PartitionView`] | `GET /api/v1/partitions/NAME`, and the answer to create, start, stop, restart, resize, attach and detach |
+//! | the partitions | [`PartitionList`] | `GET /api/v1/partitions` |
+//! | a termination | [`Terminated`] | `DELETE /api/v1/partitions/NAME` |
+//! | the events | [`EventList`] (of [`EventView`]) | `GET /api/v1/events?since=N` |
+//! | the status | [`Status`] | `GET /api/v1/status` |
+//! | health | [`Health`] | `GET /api/v1/health` |
+//! | a refusal | [`ErrorView`] | any error status |
+//!
+//! Reading ([`View::from_json`]) is strict about what this version needs and lenient
+//! about the rest: a missing required field is a [`ViewError`] that names it; fields it
+//! does not know are ignored, and so are names it does not know in a state or status
+//! (kept as `Other`) and kinds of event or catalog state (`Unknown`), so an older tool
+//! still reads a newer runtime. A field that is `null` when unknown may also be absent.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A document of the API: written by the runtime, read by the tool.
+pub trait View: Serialize + DeserializeOwned {
+    /// What the document is, for messages: "partition list".
+    const WHAT: &'static str;
+
+    /// The document as the runtime sends it: compact JSON, fields in declaration order.
+    ///
+    /// Serializing a view cannot fail (strings, integers, floats, options, sequences,
+    /// string-keyed objects; a non-finite float becomes `null`); should `serde_json` ever
+    /// refuse one, the answer is an `{"error":…}` document rather than a panic in the
+    /// runtime.
+    fn to_json(&self) -> String {
+        match serde_json::to_string(self) {
+            Ok(json) => json,
+            Err(_) => format!("{{\"error\":\"the {} could not be written\"}}", Self::WHAT),
+        }
+    }
+
+    /// Reads the document from an answer's body.
+    fn from_json(json: &[u8]) -> Result<Self, ViewError> {
+        serde_json::from_slice(json).map_err(|e| ViewError {
+            what: Self::WHAT,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A body that is not the document it should be: not JSON, a required field missing,
+/// or a field of the wrong type. The message is `serde_json`'s, which names the field
+/// (``missing field `quota_bytes` at line 1 column 120``).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewError {
+    /// The document expected ([`View::WHAT`]).
+    pub what: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed {}: {}", self.what, self.message)
+    }
+}
+
+impl core::error::Error for ViewError {}
+
+/// An enum of the names a string field takes, with `Other` for a name this version does
+/// not know (a newer runtime's), kept as it was sent. Serialized as the name.
+macro_rules! names {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+            /// A name this version does not know (sent by a newer runtime), as sent.
+            /// The runtime never writes one.
+            Other(String),
+        }
+
+        impl $name {
+            /// The known names, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The name on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Other(s) => s,
+                }
+            }
+
+            /// The variant a name stands for (`Other` if none does).
+            pub fn from_name(name: &str) -> $name {
+                match name {
+                    $($text => $name::$variant,)+
+                    other => $name::Other(String::from(other)),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                struct Name;
+                impl serde::de::Visitor<'_> for Name {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a name (string)")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok($name::from_name(v))
+                    }
+                }
+                d.deserialize_str(Name)
+            }
+        }
+    };
+}
+
+names! {
+    /// Where a partition is in its life.
+    pub enum PartitionState {
+        Running = "running",
+        Stopped = "stopped",
+    }
+}
+
+names! {
+    /// What an agent slot is doing.
+    pub enum AgentState {
+        /// Has a task (running, runnable or sleeping).
+        Running = "running",
+        /// Waiting for its restart.
+        Backoff = "backoff",
+        /// Ended and not restarted.
+        Ended = "ended",
+        /// Failed too often; not started again until released.
+        Quarantined = "quarantined",
+        /// Stopped with its partition.
+        Stopped = "stopped",
+    }
+}
+
+names! {
+    /// Where a NIC's IPv4 address came from.
+    pub enum AddressSource {
+        Static = "static",
+        Dhcp = "dhcp",
+    }
+}
+
+names! {
+    /// What `GET /api/v1/health` says.
+    pub enum HealthStatus {
+        Ok = "ok",
+    }
+}
+
+/// Numbers as the runtime's JSON writer put them: a float with an integral value as an
+/// integer (`20`, not `20.0`), a non-finite one as `null`, any other in its shortest
+/// exact form.
+mod number {
+    use serde::Serializer;
+
+    /// 2^53: every integer below it is exact in an `f64`.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+
+    pub fn f64<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        let x = *x;
+        if x.is_finite() && x.abs() < EXACT && (x as i64) as f64 == x {
+            s.serialize_i64(x as i64)
+        } else {
+            // serde_json writes NaN and the infinities as `null`.
+            s.serialize_f64(x)
+        }
+    }
+
+    pub fn option_f64<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match x {
+            Some(x) => f64(x, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// One partition: `GET /api/v1/partitions/NAME`, and the answer to every command that
+/// changes one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionView {
+    pub id: u32,
+    pub name: String,
+    pub state: PartitionState,
+    /// `null` without a tenant.
+    pub tenant: Option<String>,
+    pub labels: Vec<String>,
+    pub memory: MemoryView,
+    /// `null` without a data disk.
+    pub disk: Option<DiskView>,
+    pub agents: Vec<AgentView>,
+}
+
+/// A partition's memory, in bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryView {
+    pub quota_bytes: u64,
+    /// Charged now: its agents' pages and page tables.
+    pub used_bytes: u64,
+    pub peak_bytes: u64,
+    /// Of `used_bytes`, the page tables of its agents' address spaces.
+    pub page_table_bytes: u64,
+}
+
+/// A partition's data disk: an extent of the appliance disk, in 512-byte sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskView {
+    pub first_lba: u64,
+    pub sectors: u64,
+}
+
+impl DiskView {
+    /// The extent's size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.sectors.saturating_mul(512)
+    }
+}
+
+/// One agent of a partition. `task`, `cpu_ns` and `syscalls` are there only while it
+/// runs (and each only if the runtime knows it), `exit_code` only once it ended with
+/// one; otherwise the keys are left out, not `null`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub name: String,
+    pub version: String,
+    pub status: AgentState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<u32>,
+    /// CPU time of the current run (ring 3 and its system calls), ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns: Option<u64>,
+    /// System calls of the current run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Restarts by the troubleshooting policy.
+    pub restarts: u32,
+    pub heartbeats: u64,
+    /// `null` before the first heartbeat.
+    pub last_heartbeat_ms_ago: Option<u64>,
+    pub cpu: CpuView,
+}
+
+/// An agent's CPU share.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuView {
+    pub weight: u32,
+    /// Percent of one CPU; `null` when uncapped.
+    #[serde(serialize_with = "number::option_f64")]
+    pub cap_percent: Option<f64>,
+}
+
+impl CpuView {
+    /// A share of `weight`, capped at `quota_ns` per `period_ns` if `cap` is given.
+    pub fn new(weight: u32, cap: Option<(u64, u64)>) -> CpuView {
+        CpuView {
+            weight,
+            cap_percent: cap
+                .map(|(quota_ns, period_ns)| quota_ns as f64 * 100.0 / period_ns as f64),
+        }
+    }
+}
+
+/// `GET /api/v1/partitions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionList {
+    pub partitions: Vec<PartitionView>,
+    /// Time since kernel entry, ns.
+    pub uptime_ns: u64,
+    /// Time spent in agents (ring 3 and their system calls), ns.
+    pub agents_busy_ns: u64,
+}
+
+/// `DELETE /api/v1/partitions/NAME`: the partition is gone, its frames are free.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terminated {
+    /// The partition's name.
+    pub terminated: String,
+    pub frames_returned: u64,
+}
+
+/// Something that happened to a partition or agent: the common fields, then `kind` and
+/// the kind's own fields, all in one flat object
+/// (`{"seq":3,…,"agent":"hello","kind":"agent_started","task":1}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub seq: u64,
+    /// Time since kernel entry, ms.
+    #[serde(serialize_with = "number::f64")]
+    pub time_ms: f64,
+    pub partition: String,
+    /// `null` for an event of the partition itself.
+    pub agent: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl EventView {
+    /// An event at `time_ns` since kernel entry.
+    pub fn new(
+        seq: u64,
+        time_ns: u64,
+        partition: &str,
+        agent: Option<&str>,
+        kind: EventKind,
+    ) -> EventView {
+        EventView {
+            seq,
+            time_ms: time_ns as f64 / 1e6,
+            partition: String::from(partition),
+            agent: agent.map(String::from),
+            kind,
+        }
+    }
+}
+
+/// What happened, by `kind`, with its fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    PartitionCreated,
+    AgentStarted {
+        task: u32,
+    },
+    AgentFailedToStart {
+        error: String,
+    },
+    AgentExited {
+        code: i32,
+    },
+    AgentFaulted {
+        vector: u64,
+        /// The exception's name ("page fault").
+        exception: String,
+        rip: u64,
+        error_code: u64,
+        /// The faulting address (CR2) of a page fault, else `null`.
+        address: Option<u64>,
+    },
+    RestartScheduled {
+        attempt: u32,
+        delay_ms: u64,
+    },
+    Quarantined {
+        restarts: u32,
+        window_secs: u32,
+    },
+    Alert {
+        reason: String,
+    },
+    /// A kind this version does not know (sent by a newer runtime); its fields are
+    /// dropped. The runtime never writes one.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventKind {
+    /// The `kind` on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::PartitionCreated => "partition_created",
+            EventKind::AgentStarted { .. } => "agent_started",
+            EventKind::AgentFailedToStart { .. } => "agent_failed_to_start",
+            EventKind::AgentExited { .. } => "agent_exited",
+            EventKind::AgentFaulted { .. } => "agent_faulted",
+            EventKind::RestartScheduled { .. } => "restart_scheduled",
+            EventKind::Quarantined { .. } => "quarantined",
+            EventKind::Alert { .. } => "alert",
+            EventKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// `GET /api/v1/events?since=N`: the events after `since`, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventList {
+    pub events: Vec<EventView>,
+    /// The last event's sequence number (`since` when there is none): the next `since`.
+    pub last_seq: u64,
+}
+
+/// `GET /api/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The runtime's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    pub uptime_ms: u64,
+    pub cpus: u32,
+    pub memory: RuntimeMemory,
+    /// Every PCI function found.
+    pub devices: Vec<PciFunctionView>,
+    pub nics: Vec<NicView>,
+    pub catalog: CatalogSummary,
+    pub disks: Vec<BlockDiskView>,
+}
+
+/// The runtime's memory, in bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeMemory {
+    /// RAM the firmware reported usable.
+    pub total_bytes: u64,
+    /// Free physical frames.
+    pub free_bytes: u64,
+    /// Frames the allocator manages.
+    pub usable_frame_bytes: u64,
+    pub heap_used_bytes: u64,
+    pub heap_bytes: u64,
+}
+
+/// A PCI function: where, what (IDs in hex) and the driver bound to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciFunctionView {
+    /// `BB:DD.F`.
+    pub pci: String,
+    /// Four hex digits.
+    pub vendor_id: String,
+    /// Four hex digits.
+    pub device_id: String,
+    /// Class and subclass, four hex digits.
+    pub class: String,
+    /// `null` when no driver claimed it.
+    pub driver: Option<String>,
+}
+
+impl PciFunctionView {
+    /// A function at `location` (displayed as `BB:DD.F`), its IDs written in hex.
+    pub fn new(
+        location: impl fmt::Display,
+        vendor: u16,
+        device: u16,
+        class: u8,
+        subclass: u8,
+        driver: Option<&str>,
+    ) -> PciFunctionView {
+        PciFunctionView {
+            pci: format!("{location}"),
+            vendor_id: format!("{vendor:04x}"),
+            device_id: format!("{device:04x}"),
+            class: format!("{class:02x}{subclass:02x}"),
+            driver: driver.map(String::from),
+        }
+    }
+}
+
+/// A network interface.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicView {
+    pub name: String,
+    pub location: String,
+    /// `52:54:00:12:34:56`: lowercase hex, colon-separated.
+    pub mac: String,
+    /// The IPv4 address with its prefix (`10.0.2.15/24`); `null` before one is known.
+    pub ipv4: Option<String>,
+    /// `null` without a gateway.
+    pub gateway: Option<String>,
+    pub address_source: AddressSource,
+}
+
+impl NicView {
+    /// A NIC with its MAC written as `52:54:00:12:34:56` and its addresses displayed.
+    pub fn new(
+        name: &str,
+        location: &str,
+        mac: [u8; 6],
+        ipv4: Option<impl fmt::Display>,
+        gateway: Option<impl fmt::Display>,
+        address_source: AddressSource,
+    ) -> NicView {
+        NicView {
+            name: String::from(name),
+            location: String::from(location),
+            mac: mac_string(mac),
+            ipv4: ipv4.map(|a| format!("{a}")),
+            gateway: gateway.map(|g| format!("{g}")),
+            address_source,
+        }
+    }
+}
+
+/// A MAC address as `52:54:00:12:34:56`.
+pub fn mac_string(mac: [u8; 6]) -> String {
+    use fmt::Write as _;
+    let mut s = String::with_capacity(17);
+    for (i, b) in mac.iter().enumerate() {
+        let _ = write!(s, "{}{b:02x}", if i == 0 { "" } else { ":" });
+    }
+    s
+}
+
+/// What the runtime made of the appliance catalog, by `state`: only a verified one
+/// carries its disk and counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CatalogSummary {
+    /// Checked and in use.
+    Verified {
+        /// The disk it was read from.
+        disk: String,
+        partitions: u64,
+        agents: u64,
+    },
+    /// Found but failed its checks (the runtime is in its safe state).
+    Invalid,
+    /// No disk holds one.
+    Absent,
+    /// Not read yet.
+    Loading,
+    /// A state this version does not know (sent by a newer runtime). The runtime never
+    /// writes one.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A block device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDiskView {
+    pub name: String,
+    pub location: String,
+    /// 512-byte sectors.
+    pub sectors: u64,
+    /// `sectors` × 512.
+    pub capacity_bytes: u64,
+    pub serial: String,
+}
+
+impl BlockDiskView {
+    /// A disk of `sectors` 512-byte sectors.
+    pub fn new(name: &str, location: &str, sectors: u64, serial: &str) -> BlockDiskView {
+        BlockDiskView {
+            name: String::from(name),
+            location: String::from(location),
+            sectors,
+            capacity_bytes: sectors.saturating_mul(512),
+            serial: String::from(serial),
+        }
+    }
+}
+
+/// `GET /api/v1/health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: HealthStatus,
+}
+
+impl Health {
+    /// `{"status":"ok"}`.
+    pub fn ok() -> Health {
+        Health {
+            status: HealthStatus::Ok,
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == HealthStatus::Ok
+    }
+}
+
+/// The body of an error answer (`plinth-http`'s `Response::error`):
+/// `{"error":"no such partition","status":404}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorView {
+    pub error: String,
+    /// The HTTP status again; absent from some answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+macro_rules! views {
+    ($($t:ty => $what:literal,)+) => {
+        $(impl View for $t {
+            const WHAT: &'static str = $what;
+        })+
+    };
+}
+
+views! {
+    PartitionView => "partition",
+    PartitionList => "partition list",
+    Terminated => "termination",
+    EventView => "event",
+    EventList => "event list",
+    Status => "status",
+    Health => "health",
+    ErrorView => "error",
+}
+
+#[cfg(test)]
+mod tests;
