@@ -1,9 +1,13 @@
 //! Partition benchmarks: the system-call door and switches between partitions
 //! (`plinth bench syscall`), and how many minimal partitions fit in memory
 //! (`plinth bench density`). Both boot appliances assembled from hostshim's example
-//! agents and read what the agents and the API report.
+//! agents and read what the agents and the API report (the API's answers through
+//! `plinth-control`'s views).
 
 use std::time::Duration;
+
+use plinth_control::views::{AgentState, PartitionList, Status};
+use plinth_control::{Action, AgentRef, Command, CreatePartition};
 
 use crate::bench::{BenchError, Spread, shut_down};
 use crate::image::TestAgent;
@@ -342,29 +346,35 @@ pub fn density(
     }
     let t = Duration::from_secs(20);
     crate::api::wait_healthy(addr, Duration::from_secs(60)).map_err(|e| setup(&e))?;
-    let status = |what: &str| -> Result<serde_json::Value, BenchError> {
-        crate::api::get_json(addr, "/api/v1/status", t).map_err(|e| setup(&format!("{what}: {e}")))
+    let heap_used = |what: &str| -> Result<f64, BenchError> {
+        crate::api::get_view::<Status>(addr, "/api/v1/status", t)
+            .map(|s| s.memory.heap_used_bytes as f64)
+            .map_err(|e| setup(&format!("{what}: {e}")))
     };
-    let heap0 = status("status")?["memory"]["heap_used_bytes"]
-        .as_f64()
-        .unwrap_or(0.0);
-    let mut n = 0u64;
-    let refused = loop {
-        let body = format!(r#"{{"name":"d{n}","memory_mib":1,"agents":[{{"name":"idle"}}]}}"#);
-        let r = crate::api::request(addr, "POST", "/api/v1/partitions", Some(body.as_bytes()), t)
-            .map_err(|e| setup(&e))?;
-        if r.status != 201 {
-            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            break format!("{}: {}", r.status, v["error"].as_str().unwrap_or("?"));
-        }
-        let r = crate::api::request(
+    // The requests `plinth part` sends; the runtime decodes them with the same crate.
+    let send = |command: &Command| {
+        crate::api::request(
             addr,
-            "POST",
-            &format!("/api/v1/partitions/d{n}/start"),
-            None,
+            command.method(),
+            &command.path(),
+            crate::part::body(command).as_deref(),
             t,
         )
-        .map_err(|e| setup(&e))?;
+        .map_err(|e| setup(&e))
+    };
+    let heap0 = heap_used("status")?;
+    let mut n = 0u64;
+    let refused = loop {
+        let mut create = CreatePartition::new(&format!("d{n}"), 1);
+        create.agents.push(AgentRef::parse("idle"));
+        let r = send(&Command::Create(create))?;
+        if r.status != 201 {
+            break crate::part::refusal(r.status, &r.body).to_string();
+        }
+        let r = send(&Command::Act {
+            name: format!("d{n}"),
+            action: Action::Start,
+        })?;
         if r.status != 200 {
             return Err(setup(&format!("starting d{n}: {}", r.text())));
         }
@@ -373,20 +383,16 @@ pub fn density(
             progress(n);
         }
     };
-    let heap1 = status("status")?["memory"]["heap_used_bytes"]
-        .as_f64()
-        .unwrap_or(0.0);
-    let list = crate::api::get_json(addr, "/api/v1/partitions", t).map_err(|e| setup(&e))?;
+    let heap1 = heap_used("status")?;
+    let list: PartitionList =
+        crate::api::get_view(addr, "/api/v1/partitions", t).map_err(|e| setup(&e))?;
     let mut charged = 0.0;
     let mut tables = 0.0;
     let mut running = 0u64;
-    for p in list["partitions"].as_array().into_iter().flatten() {
-        if !p["name"].as_str().is_some_and(|s| s.starts_with('d')) {
-            continue;
-        }
-        charged += p["memory"]["used_bytes"].as_f64().unwrap_or(0.0);
-        tables += p["memory"]["page_table_bytes"].as_f64().unwrap_or(0.0);
-        if p["agents"][0]["status"] == "running" {
+    for p in list.partitions.iter().filter(|p| p.name.starts_with('d')) {
+        charged += p.memory.used_bytes as f64;
+        tables += p.memory.page_table_bytes as f64;
+        if p.agents.first().map(|a| &a.status) == Some(&AgentState::Running) {
             running += 1;
         }
     }

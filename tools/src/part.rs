@@ -4,17 +4,21 @@
 //! form of the runtime's answers. The requests themselves come only from
 //! `plinth-control` (method, path, body structs), the same crate the runtime decodes them
 //! with, so the command set exists in one place; arguments are validated by its rules
-//! before anything is sent.
+//! before anything is sent. The answers are read into its views
+//! ([`plinth_control::views`]), the types the runtime writes them from: an answer
+//! without a field this tool prints is an error naming the field, never a guess.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use plinth_control::views::{
+    CpuView, DiskView, ErrorView, PartitionList, PartitionView, Terminated, View, ViewError,
+};
 use plinth_control::{
     Action, AgentRef, AttachDisk, Command, ControlError, CreatePartition, Resize,
 };
-use serde_json::Value;
 
 use crate::api::{self, ApiError};
 
@@ -234,7 +238,9 @@ pub fn execute(args: &PartArgs) -> Result<Reply, PartError> {
     Ok(reply(&command, r.status, &r.body, args.json)?)
 }
 
-/// The [`Reply`] for an answer: `status` and `body` as received.
+/// The [`Reply`] for an answer: `status` and `body` as received. With `json` a
+/// successful answer is passed on as it is; otherwise it is read into the view the
+/// command answers with, and a body that is not that view is [`ApiError::View`].
 pub fn reply(command: &Command, status: u16, body: &[u8], json: bool) -> Result<Reply, ApiError> {
     if !(200..300).contains(&status) {
         return Ok(Reply::Refused(refusal(status, body)));
@@ -244,16 +250,14 @@ pub fn reply(command: &Command, status: u16, body: &[u8], json: bool) -> Result<
             String::from_utf8_lossy(body).trim_end().to_string(),
         ));
     }
-    let v: Value = serde_json::from_slice(body)?;
-    Ok(Reply::Done(format_answer(command, &v)))
+    Ok(Reply::Done(format_answer(command, body)?))
 }
 
 /// The message of an error answer: `{"error": "…"}`, else its text.
 pub fn refusal(status: u16, body: &[u8]) -> Refused {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| {
+    let message = ErrorView::from_json(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
             if text.is_empty() {
@@ -265,18 +269,38 @@ pub fn refusal(status: u16, body: &[u8]) -> Refused {
     Refused { status, message }
 }
 
-/// The human form of a successful answer to `command`.
-pub fn format_answer(command: &Command, v: &Value) -> String {
-    let name = str_of(&v["name"]);
-    let state = str_of(&v["state"]);
+/// The human form of a successful answer to `command`, read from its body: the
+/// partition list for `list`, the termination for `terminate`, the partition for the
+/// others.
+pub fn format_answer(command: &Command, body: &[u8]) -> Result<String, ViewError> {
+    Ok(match command {
+        Command::List => format_list(&PartitionList::from_json(body)?),
+        Command::Terminate { .. } => format_terminated(&Terminated::from_json(body)?),
+        _ => format_changed(command, &PartitionView::from_json(body)?),
+    })
+}
+
+/// `DELETE /api/v1/partitions/NAME` in one line.
+pub fn format_terminated(t: &Terminated) -> String {
+    format!(
+        "terminated {}: {} frames ({} MiB) returned",
+        t.terminated,
+        t.frames_returned,
+        mib_of(t.frames_returned.saturating_mul(4096))
+    )
+}
+
+/// The one-line answer to a command that answers with the partition (`show` prints
+/// [`format_partition`]).
+pub fn format_changed(command: &Command, p: &PartitionView) -> String {
+    let (name, state) = (&p.name, &p.state);
     match command {
-        Command::List => format_list(v),
-        Command::Get { .. } => format_partition(v),
-        Command::Create(c) => {
-            let agents = v["agents"].as_array().map_or(c.agents.len(), Vec::len);
+        Command::Get { .. } | Command::List | Command::Terminate { .. } => format_partition(p),
+        Command::Create(_) => {
+            let agents = p.agents.len();
             format!(
                 "created {name} ({state}, {} MiB, {agents} agent{})",
-                mib(&v["memory"]["quota_bytes"]),
+                mib_of(p.memory.quota_bytes),
                 if agents == 1 { "" } else { "s" }
             )
         }
@@ -288,65 +312,46 @@ pub fn format_answer(command: &Command, v: &Value) -> String {
             };
             format!("{verb} {name} ({state})")
         }
-        Command::Terminate { name } => {
-            let frames = v["frames_returned"].as_u64().unwrap_or(0);
-            format!(
-                "terminated {}: {frames} frames ({} MiB) returned",
-                v["terminated"].as_str().unwrap_or(name),
-                mib_of(frames * 4096)
-            )
-        }
         Command::Resize { .. } => {
             let mut line = format!(
                 "resized {name}: memory quota {} MiB",
-                mib(&v["memory"]["quota_bytes"])
+                mib_of(p.memory.quota_bytes)
             );
-            if let Some(cpu) = v["agents"].get(0).map(|a| &a["cpu"])
-                && cpu.is_object()
-            {
-                let _ = write!(line, ", cpu {}", format_cpu(cpu));
+            if let Some(a) = p.agents.first() {
+                let _ = write!(line, ", cpu {}", format_cpu(&a.cpu));
             }
             line
         }
         Command::AttachDisk { disk, .. } => format!(
             "attached {} to {name} ({})",
             disk.extent,
-            format_disk(&v["disk"])
+            format_disk(p.disk.as_ref())
         ),
         Command::DetachDisk { .. } => format!("detached the data disk of {name}"),
     }
 }
 
 /// `GET /api/v1/partitions` as a table.
-pub fn format_list(v: &Value) -> String {
-    let parts = v["partitions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if parts.is_empty() {
+pub fn format_list(list: &PartitionList) -> String {
+    if list.partitions.is_empty() {
         return String::from("no partitions");
     }
     let header = ["NAME", "STATE", "TENANT", "MEMORY MiB", "AGENTS"].map(String::from);
     let mut rows = vec![header];
-    for p in parts {
-        let agents: Vec<String> = p["agents"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| {
-                format!(
-                    "{}@{} {}",
-                    str_of(&a["name"]),
-                    str_of(&a["version"]),
-                    str_of(&a["status"])
-                )
-            })
+    for p in &list.partitions {
+        let agents: Vec<String> = p
+            .agents
+            .iter()
+            .map(|a| format!("{}@{} {}", a.name, a.version, a.status))
             .collect();
         rows.push([
-            str_of(&p["name"]).to_string(),
-            str_of(&p["state"]).to_string(),
-            p["tenant"].as_str().unwrap_or("-").to_string(),
+            p.name.clone(),
+            p.state.to_string(),
+            p.tenant.as_deref().unwrap_or("-").to_string(),
             format!(
                 "{}/{}",
-                mib(&p["memory"]["used_bytes"]),
-                mib(&p["memory"]["quota_bytes"])
+                mib_of(p.memory.used_bytes),
+                mib_of(p.memory.quota_bytes)
             ),
             if agents.is_empty() {
                 String::from("-")
@@ -378,108 +383,70 @@ pub fn format_list(v: &Value) -> String {
     out
 }
 
-/// One partition object in detail.
-pub fn format_partition(p: &Value) -> String {
+/// One partition in detail.
+pub fn format_partition(p: &PartitionView) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} (id {}): {}",
-        str_of(&p["name"]),
-        p["id"]
-            .as_u64()
-            .map_or(String::from("?"), |i| i.to_string()),
-        str_of(&p["state"])
-    );
-    let _ = writeln!(out, "tenant:  {}", p["tenant"].as_str().unwrap_or("-"));
-    let labels: Vec<&str> = p["labels"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let _ = writeln!(out, "{} (id {}): {}", p.name, p.id, p.state);
+    let _ = writeln!(out, "tenant:  {}", p.tenant.as_deref().unwrap_or("-"));
     let _ = writeln!(
         out,
         "labels:  {}",
-        if labels.is_empty() {
+        if p.labels.is_empty() {
             String::from("-")
         } else {
-            labels.join(", ")
+            p.labels.join(", ")
         }
     );
-    let m = &p["memory"];
+    let m = &p.memory;
     let _ = writeln!(
         out,
         "memory:  {} MiB used of {} MiB (peak {} MiB)",
-        mib(&m["used_bytes"]),
-        mib(&m["quota_bytes"]),
-        mib(&m["peak_bytes"])
+        mib_of(m.used_bytes),
+        mib_of(m.quota_bytes),
+        mib_of(m.peak_bytes)
     );
-    let _ = write!(out, "disk:    {}", format_disk(&p["disk"]));
-    let agents = p["agents"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if agents.is_empty() {
+    let _ = write!(out, "disk:    {}", format_disk(p.disk.as_ref()));
+    if p.agents.is_empty() {
         out.push_str("\nagents:  -");
     }
-    for a in agents {
-        let _ = write!(
-            out,
-            "\nagent    {} {}: {}",
-            str_of(&a["name"]),
-            str_of(&a["version"]),
-            str_of(&a["status"])
-        );
+    for a in &p.agents {
+        let _ = write!(out, "\nagent    {} {}: {}", a.name, a.version, a.status);
         let mut facts = Vec::new();
-        if let Some(t) = a["task"].as_u64() {
+        if let Some(t) = a.task {
             facts.push(format!("task {t}"));
         }
-        if let Some(ns) = a["cpu_ns"].as_u64() {
+        if let Some(ns) = a.cpu_ns {
             facts.push(format!("{:.3} s cpu", ns as f64 / 1e9));
         }
-        if let Some(n) = a["syscalls"].as_u64() {
+        if let Some(n) = a.syscalls {
             facts.push(format!("{n} syscalls"));
         }
-        if let Some(n) = a["restarts"].as_u64() {
-            facts.push(format!("{n} restarts"));
-        }
-        if let Some(n) = a["heartbeats"].as_u64() {
-            let last = a["last_heartbeat_ms_ago"]
-                .as_u64()
-                .map(|ms| format!(", last {ms} ms ago"))
-                .unwrap_or_default();
-            facts.push(format!("{n} heartbeats{last}"));
-        }
-        if a["cpu"].is_object() {
-            facts.push(format!("cpu {}", format_cpu(&a["cpu"])));
-        }
-        if !facts.is_empty() {
-            let _ = write!(out, " ({})", facts.join(", "));
-        }
+        facts.push(format!("{} restarts", a.restarts));
+        let last = a
+            .last_heartbeat_ms_ago
+            .map(|ms| format!(", last {ms} ms ago"))
+            .unwrap_or_default();
+        facts.push(format!("{} heartbeats{last}", a.heartbeats));
+        facts.push(format!("cpu {}", format_cpu(&a.cpu)));
+        let _ = write!(out, " ({})", facts.join(", "));
     }
     out
 }
 
-/// `{"weight":50,"cap_percent":20.0}` as `weight 50, cap 20%` (no cap: `uncapped`).
-fn format_cpu(cpu: &Value) -> String {
-    let weight = cpu["weight"]
-        .as_u64()
-        .map_or(String::from("?"), |w| w.to_string());
-    match cpu["cap_percent"].as_f64() {
-        Some(c) => format!("weight {weight}, cap {c}%"),
-        None => format!("weight {weight}, uncapped"),
+/// A share as `weight 50, cap 20%` (no cap: `uncapped`).
+fn format_cpu(cpu: &CpuView) -> String {
+    match cpu.cap_percent {
+        Some(c) => format!("weight {}, cap {c}%", cpu.weight),
+        None => format!("weight {}, uncapped", cpu.weight),
     }
 }
 
-/// `{"first_lba":4096,"sectors":16384}` as `8 MiB at LBA 4096`; `null` as `none`.
-fn format_disk(d: &Value) -> String {
-    match (d["first_lba"].as_u64(), d["sectors"].as_u64()) {
-        (Some(lba), Some(sectors)) => {
-            format!("{} MiB at LBA {lba}", mib_of(sectors.saturating_mul(512)))
-        }
-        _ => String::from("none"),
+/// A data disk as `8 MiB at LBA 4096`; none as `none`.
+fn format_disk(d: Option<&DiskView>) -> String {
+    match d {
+        Some(d) => format!("{} MiB at LBA {}", mib_of(d.bytes()), d.first_lba),
+        None => String::from("none"),
     }
-}
-
-fn str_of(v: &Value) -> &str {
-    v.as_str().unwrap_or("?")
 }
 
 /// Bytes as MiB: whole if exact, else to one decimal.
@@ -489,10 +456,6 @@ fn mib_of(bytes: u64) -> String {
     } else {
         format!("{:.1}", bytes as f64 / f64::from(1u32 << 20))
     }
-}
-
-fn mib(v: &Value) -> String {
-    v.as_u64().map_or(String::from("?"), mib_of)
 }
 
 #[cfg(test)]
@@ -514,14 +477,20 @@ mod tests {
         parse(args).expect("arguments parse").which.command()
     }
 
-    const PARTITION: &str = r#"{"id":1,"name":"mgmt","state":"running","tenant":null,"labels":["management"],"memory":{"quota_bytes":33554432,"used_bytes":495616,"peak_bytes":495616},"disk":{"first_lba":4096,"sectors":16384},"agents":[{"name":"hello","version":"0.1.0","status":"running","task":1,"cpu_ns":123,"syscalls":5,"restarts":0,"heartbeats":3,"last_heartbeat_ms_ago":200,"cpu":{"weight":50,"cap_percent":20.0}}]}"#;
+    /// A partition as the runtime writes it.
+    const PARTITION: &str = r#"{"id":1,"name":"mgmt","state":"running","tenant":null,"labels":["management"],"memory":{"quota_bytes":33554432,"used_bytes":495616,"peak_bytes":495616,"page_table_bytes":24576},"disk":{"first_lba":4096,"sectors":16384},"agents":[{"name":"hello","version":"0.1.0","status":"running","task":1,"cpu_ns":123,"syscalls":5,"restarts":0,"heartbeats":3,"last_heartbeat_ms_ago":200,"cpu":{"weight":50,"cap_percent":20}}]}"#;
 
-    fn list_json() -> Value {
-        let second = r#"{"id":2,"name":"tenant-a","state":"stopped","tenant":"acme","labels":[],"memory":{"quota_bytes":67108864,"used_bytes":0,"peak_bytes":0},"disk":null,"agents":[]}"#;
-        serde_json::from_str(&format!(
-            r#"{{"partitions":[{PARTITION},{second}],"uptime_ns":123,"agents_busy_ns":5}}"#
-        ))
-        .unwrap()
+    fn list_json() -> String {
+        let second = r#"{"id":2,"name":"tenant-a","state":"stopped","tenant":"acme","labels":[],"memory":{"quota_bytes":67108864,"used_bytes":0,"peak_bytes":0,"page_table_bytes":0},"disk":null,"agents":[]}"#;
+        format!(r#"{{"partitions":[{PARTITION},{second}],"uptime_ns":123,"agents_busy_ns":5}}"#)
+    }
+
+    fn list() -> PartitionList {
+        PartitionList::from_json(list_json().as_bytes()).unwrap()
+    }
+
+    fn partition() -> PartitionView {
+        PartitionView::from_json(PARTITION.as_bytes()).unwrap()
     }
 
     #[test]
@@ -734,23 +703,22 @@ mod tests {
     #[test]
     fn list_is_a_table() {
         assert_eq!(
-            format_list(&list_json()),
+            format_list(&list()),
             "NAME      STATE    TENANT  MEMORY MiB  AGENTS\n\
              mgmt      running  -       0.5/32      hello@0.1.0 running\n\
              tenant-a  stopped  acme    0/64        -"
         );
-        let empty: Value = serde_json::from_str(r#"{"partitions":[],"uptime_ns":1}"#).unwrap();
-        assert_eq!(format_list(&empty), "no partitions");
-        // Missing fields print as `?`, not a panic.
-        let odd: Value = serde_json::from_str(r#"{"partitions":[{}]}"#).unwrap();
-        assert!(format_list(&odd).contains("?  "));
+        let empty = r#"{"partitions":[],"uptime_ns":1,"agents_busy_ns":0}"#;
+        assert_eq!(
+            format_answer(&Command::List, empty.as_bytes()).unwrap(),
+            "no partitions"
+        );
     }
 
     #[test]
     fn show_prints_every_fact() {
-        let p: Value = serde_json::from_str(PARTITION).unwrap();
         assert_eq!(
-            format_partition(&p),
+            format_partition(&partition()),
             "mgmt (id 1): running\n\
              tenant:  -\n\
              labels:  management\n\
@@ -759,21 +727,33 @@ mod tests {
              agent    hello 0.1.0: running (task 1, 0.000 s cpu, 5 syscalls, 0 restarts, \
              3 heartbeats, last 200 ms ago, cpu weight 50, cap 20%)"
         );
-        let bare: Value = serde_json::from_str(
-            r#"{"name":"x","state":"stopped","tenant":"t","labels":[],"memory":{},"disk":null,"agents":[]}"#,
-        )
-        .unwrap();
+        let bare = r#"{"id":7,"name":"x","state":"stopped","tenant":"t","labels":[],"memory":{"quota_bytes":0,"used_bytes":0,"peak_bytes":0,"page_table_bytes":0},"disk":null,"agents":[]}"#;
+        let show = command(&["show", "x"]).unwrap();
         assert_eq!(
-            format_partition(&bare),
-            "x (id ?): stopped\ntenant:  t\nlabels:  -\nmemory:  ? MiB used of ? MiB (peak ? MiB)\n\
+            format_answer(&show, bare.as_bytes()).unwrap(),
+            "x (id 7): stopped\ntenant:  t\nlabels:  -\nmemory:  0 MiB used of 0 MiB (peak 0 MiB)\n\
              disk:    none\nagents:  -"
         );
+        // An agent that is not running: no task figures; no cap; no heartbeat yet.
+        let stopped = PARTITION
+            .replace(
+                r#""status":"running","task":1,"cpu_ns":123,"syscalls":5,"#,
+                r#""status":"stopped","#,
+            )
+            .replace(
+                r#""last_heartbeat_ms_ago":200"#,
+                r#""last_heartbeat_ms_ago":null"#,
+            )
+            .replace(r#""cap_percent":20"#, r#""cap_percent":null"#);
+        assert!(format_answer(&show, stopped.as_bytes()).unwrap().ends_with(
+            "agent    hello 0.1.0: stopped (0 restarts, 3 heartbeats, cpu weight 50, uncapped)"
+        ));
     }
 
     #[test]
     fn actions_answer_in_one_line() {
-        let p: Value = serde_json::from_str(PARTITION).unwrap();
-        let line = |args: &[&str]| format_answer(&command(args).unwrap(), &p);
+        let line =
+            |args: &[&str]| format_answer(&command(args).unwrap(), PARTITION.as_bytes()).unwrap();
         assert_eq!(line(&["start", "mgmt"]), "started mgmt (running)");
         assert_eq!(line(&["stop", "mgmt"]), "stopped mgmt (running)");
         assert_eq!(line(&["restart", "mgmt"]), "restarted mgmt (running)");
@@ -793,10 +773,9 @@ mod tests {
             line(&["detach-disk", "mgmt"]),
             "detached the data disk of mgmt"
         );
-        let gone: Value =
-            serde_json::from_str(r#"{"terminated":"mgmt","frames_returned":2048}"#).unwrap();
+        let gone = br#"{"terminated":"mgmt","frames_returned":2048}"#;
         assert_eq!(
-            format_answer(&command(&["terminate", "mgmt"]).unwrap(), &gone),
+            format_answer(&command(&["terminate", "mgmt"]).unwrap(), gone).unwrap(),
             "terminated mgmt: 2048 frames (8 MiB) returned"
         );
     }
@@ -804,7 +783,7 @@ mod tests {
     #[test]
     fn answers_become_replies() {
         let c = Command::List;
-        let body = serde_json::to_vec(&list_json()).unwrap();
+        let body = list_json().into_bytes();
         match reply(&c, 200, &body, true).unwrap() {
             Reply::Done(text) => assert_eq!(text.as_bytes(), &body[..]),
             r => panic!("{r:?}"),
@@ -815,7 +794,7 @@ mod tests {
         }
         assert!(matches!(
             reply(&c, 200, b"not json", false),
-            Err(ApiError::Json(_))
+            Err(ApiError::View(_))
         ));
         let refused = |status, body: &[u8]| match reply(&c, status, body, false).unwrap() {
             Reply::Refused(r) => r.to_string(),
@@ -826,7 +805,10 @@ mod tests {
             "404: no such partition"
         );
         assert_eq!(
-            refused(409, br#"{"error":"partition p exists already"}"#),
+            refused(
+                409,
+                br#"{"error":"partition p exists already","status":409}"#
+            ),
             "409: partition p exists already"
         );
         assert_eq!(refused(500, b"oops\nmore"), "500: oops");
@@ -836,6 +818,81 @@ mod tests {
             reply(&c, 422, br#"{"error":"x"}"#, true).unwrap(),
             Reply::Refused(_)
         ));
+    }
+
+    /// Each command's answer read into its view: a required field missing anywhere is an
+    /// error naming it (nothing printed with a `?` in its place); fields this tool does
+    /// not know are ignored, so a newer runtime's answers print as before.
+    #[test]
+    fn answers_are_read_into_their_views() {
+        let show = command(&["show", "mgmt"]).unwrap();
+        let missing =
+            |c: &Command, body: &str, field: &str| match reply(c, 200, body.as_bytes(), false) {
+                Err(ApiError::View(e)) => {
+                    assert!(
+                        e.message.starts_with(&format!("missing field `{field}`")),
+                        "{e}"
+                    );
+                    e.to_string()
+                }
+                other => panic!("{field}: {other:?}"),
+            };
+        assert_eq!(
+            missing(&show, &PARTITION.replace(r#""id":1,"#, ""), "id"),
+            "malformed partition: missing field `id` at line 1 column 405"
+        );
+        missing(
+            &show,
+            &PARTITION.replace(r#""quota_bytes":33554432,"#, ""),
+            "quota_bytes",
+        );
+        missing(
+            &show,
+            &PARTITION.replace(r#""heartbeats":3,"#, ""),
+            "heartbeats",
+        );
+        missing(&show, &PARTITION.replace(r#"{"weight":50,"#, "{"), "weight");
+        missing(
+            &Command::List,
+            &list_json().replace(r#","uptime_ns":123"#, ""),
+            "uptime_ns",
+        );
+        missing(&Command::List, PARTITION, "partitions");
+        let terminate = command(&["terminate", "mgmt"]).unwrap();
+        missing(&terminate, r#"{"terminated":"mgmt"}"#, "frames_returned");
+        missing(&terminate, PARTITION, "terminated");
+        // The wrong type is an error too.
+        assert!(matches!(
+            reply(
+                &show,
+                200,
+                PARTITION.replace(r#""id":1"#, r#""id":"1""#).as_bytes(),
+                false
+            ),
+            Err(ApiError::View(_))
+        ));
+        // Extra fields everywhere: the same lines.
+        let newer = PARTITION
+            .replace(r#""id":1,"#, r#""id":1,"zone":"eu","#)
+            .replace(r#""cpu":{"#, r#""gpu":null,"cpu":{"burst":true,"#);
+        for args in [
+            &["show", "mgmt"][..],
+            &["start", "mgmt"],
+            &["resize", "mgmt", "--weight", "1"],
+        ] {
+            let c = command(args).unwrap();
+            assert_eq!(
+                format_answer(&c, newer.as_bytes()).unwrap(),
+                format_answer(&c, PARTITION.as_bytes()).unwrap()
+            );
+        }
+        // A state this version does not know is printed as sent.
+        let paused = PARTITION.replace(r#""status":"running""#, r#""status":"paused""#);
+        assert!(
+            format_answer(&show, paused.as_bytes())
+                .unwrap()
+                .contains("hello 0.1.0: paused (")
+        );
     }
 
     #[test]

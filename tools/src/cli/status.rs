@@ -1,14 +1,16 @@
 //! `plinth status`: a running runtime's `GET /api/v1/status`.
 //!
 //! Owns the command's arguments and choosing between the runtime's JSON and the
-//! summary. The HTTP client and the summary's wording are `plinth::api`'s; this module
-//! must not pick fields out of the answer itself.
+//! summary. The HTTP client and the summary's wording are `plinth::api`'s, the
+//! document's shape `plinth_control::views::Status`; this module must not pick fields
+//! out of the answer itself.
 
 use std::process::ExitCode as ProcessExit;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use plinth_control::views::Status;
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -24,15 +26,15 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs) -> Result<ProcessExit> {
-    let v = plinth::api::get_json(
-        args.addr,
-        "/api/v1/status",
-        Duration::from_secs(args.timeout.max(1)),
-    )?;
+    let (addr, path) = (args.addr, "/api/v1/status");
+    let timeout = Duration::from_secs(args.timeout.max(1));
     if args.json {
+        // As the runtime sent it (re-indented), whether or not this tool knows its shape.
+        let v = plinth::api::get_json(addr, path, timeout)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{}", plinth::api::format_status(&v));
+        let status: Status = plinth::api::get_view(addr, path, timeout)?;
+        println!("{}", plinth::api::format_status(&status));
     }
     Ok(ProcessExit::SUCCESS)
 }
