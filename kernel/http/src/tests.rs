@@ -1184,7 +1184,11 @@ fn progress_counts_requests_and_sent_output_not_trickled_head_bytes() {
         c.receive(10 + i as u64, core::slice::from_ref(b));
         assert!(c.next_request(10 + i as u64).is_none());
     }
-    assert_eq!(c.last_progress_ms(), 0, "partial head bytes are no progress");
+    assert_eq!(
+        c.last_progress_ms(),
+        0,
+        "partial head bytes are no progress"
+    );
     assert!(!c.is_busy());
     // The last byte completes the request: progress, and the server owes an answer.
     c.receive(500, &GET[GET.len() - 1..]);
@@ -1193,7 +1197,11 @@ fn progress_counts_requests_and_sent_output_not_trickled_head_bytes() {
     assert!(c.is_busy(), "a request in flight");
     c.respond(Response::json(200, "{}".to_owned()));
     assert!(c.is_busy(), "output not yet sent");
-    assert_eq!(c.last_progress_ms(), 500, "writing a response is our work, not theirs");
+    assert_eq!(
+        c.last_progress_ms(),
+        500,
+        "writing a response is our work, not theirs"
+    );
     // The peer takes the response: progress again, and nothing is owed.
     c.poll(700);
     let n = c.outgoing().len();
