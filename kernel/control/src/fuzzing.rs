@@ -15,11 +15,9 @@ use crate::{Command, ControlError, MAX_BODY, decode};
 /// The methods the selector byte picks from: the five the API uses, and some it refuses.
 pub const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "get", ""];
 
-/// Runs one fuzz input (see the module doc).
-pub fn request(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else {
-        return;
-    };
+/// Runs one fuzz input (see the module doc); the command it decoded to, if any.
+pub fn request(data: &[u8]) -> Option<Command> {
+    let (&selector, rest) = data.split_first()?;
     let method = METHODS[usize::from(selector) % METHODS.len()];
     let (path, body) = match rest.iter().position(|&b| b == b'\n') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -29,7 +27,7 @@ pub fn request(data: &[u8]) {
         Ok(p) => p,
         Err(e) => core::str::from_utf8(&path[..e.valid_up_to()]).unwrap_or_default(),
     };
-    check(method, path, body);
+    check(method, path, body)
 }
 
 /// Decodes one request and checks every promise of the result (see the module doc).

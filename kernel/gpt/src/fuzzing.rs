@@ -41,10 +41,11 @@ impl fmt::Display for PastEnd {
 }
 
 /// Reads `data` (see the module doc) as a disk and checks what [`read`](fn@read) makes
-/// of it.
-pub fn disk(data: &[u8]) {
+/// of it. Returns whether it read a table, so a driver can tell inputs that get past the
+/// CRCs from those refused.
+pub fn disk(data: &[u8]) -> bool {
     let Some((&flags, image)) = data.split_first() else {
-        return;
+        return false;
     };
     let mut image = image.to_vec();
     image.resize(image.len().next_multiple_of(SECTOR), 0);
@@ -88,10 +89,12 @@ pub fn disk(data: &[u8]) {
         Ok(table) => {
             check_table(&table, disk_sectors);
             rebuild(&table);
+            true
         }
         Err(e) => {
             // The message must format (and say something) whatever the error holds.
             assert!(!format!("{e}").is_empty());
+            false
         }
     }
 }
