@@ -361,6 +361,33 @@ mod tests {
         }
     }
 
+    /// A BAR ending exactly at 2^64: a region filling it is inside it, though its end
+    /// does not fit a `u64`; one byte more is not.
+    #[test]
+    fn a_bar_at_the_top_of_the_address_space_holds_its_regions() {
+        let mut bars = std::vec![4u8];
+        bars.extend_from_slice(&0xffff_ffff_ffff_f000u64.to_le_bytes());
+        let f = crate::fuzzing::function_with_bars(&bars);
+        let r = VirtioRegion {
+            bar: 4,
+            offset: 0,
+            length: 0x1000,
+        };
+        assert_eq!(r.address(&f), Some(0xffff_ffff_ffff_f000));
+        assert!(crate::fuzzing::inside_a_bar(
+            &f,
+            0xffff_ffff_ffff_f000,
+            0x1000
+        ));
+        assert!(crate::fuzzing::inside_a_bar(&f, u64::MAX, 1));
+        assert!(!crate::fuzzing::inside_a_bar(
+            &f,
+            0xffff_ffff_ffff_f000,
+            0x1001
+        ));
+        assert!(!crate::fuzzing::inside_a_bar(&f, 0xffff_ffff_ffff_efff, 1));
+    }
+
     #[test]
     fn enabling_msix_sets_enable_clears_mask_and_disables_intx() {
         let fake = crate::tests::Fake::default();
