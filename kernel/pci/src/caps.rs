@@ -64,7 +64,12 @@ impl VirtioRegion {
     pub fn address(&self, f: &Function) -> Option<u64> {
         let bar = f.bars.iter().find(|b| b.index == self.bar)?;
         let end = u64::from(self.offset).checked_add(u64::from(self.length))?;
-        (bar.address != 0 && end <= bar.size).then(|| bar.address + u64::from(self.offset))
+        if bar.address == 0 || end > bar.size {
+            return None;
+        }
+        // Checked: an empty region may start at the BAR's end, which for a BAR at the top
+        // of the address space is 2^64 (the stable fuzz driver found the overflow).
+        bar.address.checked_add(u64::from(self.offset))
     }
 }
 
@@ -386,6 +391,13 @@ mod tests {
             0x1001
         ));
         assert!(!crate::fuzzing::inside_a_bar(&f, 0xffff_ffff_ffff_efff, 1));
+        // An empty region at the BAR's end would start at 2^64: no address, no overflow.
+        let past = VirtioRegion {
+            bar: 4,
+            offset: 0x1000,
+            length: 0,
+        };
+        assert_eq!(past.address(&f), None);
     }
 
     #[test]
