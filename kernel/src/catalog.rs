@@ -54,8 +54,14 @@ pub fn state() -> Option<&'static State> {
     STATE.get()
 }
 
-/// Reads `sectors` sectors from `lba` of disk `disk`, waiting for them.
-fn read_sectors(disk: usize, lba: u64, sectors: u64) -> Result<Vec<u8>, DiskError> {
+/// Reads `sectors` sectors from `lba` of disk `disk`, waiting for them (`serve` runs
+/// meanwhile).
+fn read_sectors(
+    disk: usize,
+    lba: u64,
+    sectors: u64,
+    serve: &mut dyn FnMut(),
+) -> Result<Vec<u8>, DiskError> {
     let len = usize::try_from(sectors).map_err(|_| DiskError::OutOfRange)? * 512;
     let mut out = vec![0u8; len];
     block::with_sectors(
@@ -69,7 +75,7 @@ fn read_sectors(disk: usize, lba: u64, sectors: u64) -> Result<Vec<u8>, DiskErro
                 dst.copy_from_slice(chunk);
             }
         },
-        &mut || {},
+        serve,
     )?;
     Ok(out)
 }
@@ -88,12 +94,12 @@ enum Found {
     Checked(Result<Loaded, String>),
 }
 
-fn search(disk: usize, name: &str, max_payload: u64) -> Found {
+fn search(disk: usize, name: &str, max_payload: u64, serve: &mut dyn FnMut()) -> Found {
     let Ok(sectors) = block::sectors(disk) else {
         return Found::NoCatalog(format!("{name}: gone"));
     };
     let table = match plinth_gpt::read(sectors, |lba, buf: &mut [u8]| {
-        let data = read_sectors(disk, lba, (buf.len() / 512) as u64)?;
+        let data = read_sectors(disk, lba, (buf.len() / 512) as u64, serve)?;
         buf.copy_from_slice(&data);
         Ok::<(), DiskError>(())
     }) {
@@ -108,13 +114,14 @@ fn search(disk: usize, name: &str, max_payload: u64) -> Found {
     };
     let capacity = part.sectors().saturating_mul(512);
     let result = (|| {
-        let first = read_sectors(disk, part.first_lba, 1).map_err(|e| format!("{e:?}"))?;
+        let first =
+            read_sectors(disk, part.first_lba, 1, serve).map_err(|e| format!("{e:?}"))?;
         let header = Header::parse(
             &first,
             capacity.min(max_payload.saturating_add(HEADER_LEN as u64)),
         )
         .map_err(|e| format!("{e}"))?;
-        let payload = read_sectors(disk, part.first_lba + 1, header.payload_sectors())
+        let payload = read_sectors(disk, part.first_lba + 1, header.payload_sectors(), serve)
             .map_err(|e| format!("reading the catalog: {e:?}"))?;
         let catalog = Catalog::open(&header, &payload).map_err(|e| format!("{e}"))?;
         let extents = table
@@ -132,14 +139,15 @@ fn search(disk: usize, name: &str, max_payload: u64) -> Found {
 
 /// Finds and checks the catalog on the first disk that has one, and records the
 /// outcome; returns the catalog when it verified. Runs once, after `ready`: signature
-/// checks cost milliseconds under TCG, and boot time is a target.
-pub fn load(max_payload: u64) -> Option<Loaded> {
+/// checks cost milliseconds under TCG, and boot time is a target. `serve` runs while
+/// the disk reads wait (the management network, so it is not held up).
+pub fn load(max_payload: u64, serve: &mut dyn FnMut()) -> Option<Loaded> {
     let started = clock::now_ns();
     let mut disks: Vec<String> = Vec::new();
     block::for_each_disk(|name, _, _, _| disks.push(String::from(name)));
     let mut seen: Vec<String> = Vec::new();
     for (i, name) in disks.iter().enumerate() {
-        let outcome = match search(i, name, max_payload) {
+        let outcome = match search(i, name, max_payload, serve) {
             Found::NoCatalog(why) => {
                 seen.push(why);
                 continue;

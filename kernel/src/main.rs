@@ -164,33 +164,12 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     block::install(found.disks);
     let mut nics = found.nics;
     boottime::mark("devices");
-    // A quarter of the heap bounds what the catalog may hold in memory.
-    let loaded = catalog::load(layout.heap_size as u64 / 4);
-    boottime::mark("catalog");
-    let protections = arch::user::init(partition::syscall::fast);
-    let word = |on: bool| if on { "on" } else { "MISSING" };
-    if protections.smep && protections.smap {
-        info!("cpu: agents run in ring 3; SMEP on, SMAP on, NX on, x87/SSE off");
-    } else {
-        warn!(
-            "cpu: SMEP {}, SMAP {}: the kernel is less protected from agents (use a CPU model that has both)",
-            word(protections.smep),
-            word(protections.smap)
-        );
-    }
-    match loaded {
-        Some(l) => partition::boot(&l.catalog, l.disk, &l.extents),
-        None => partition::boot_empty(),
-    }
-    boottime::mark("partitions");
 
-    // The clock self-test measures the steady clock, after the TSC rate is refined.
-    let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);
-    let mut clock_marks: Option<selftest::ClockMarks> = None;
-    let mut refiner = clock::Refiner::start();
-
-    // The management network starts after `ready`: its address comes from DHCP, which
-    // completes asynchronously anyway, and its socket buffers are not boot work.
+    // The management network comes up before the catalog and the partitions, and is
+    // served between those steps (and while the catalog's disk reads wait): DHCP and the
+    // first clients then overlap the appliance's bring-up instead of following it, and
+    // the API answers (`/api/v1/health`; the catalog "loading" until it is checked) as
+    // soon as the runtime has an address.
     let api_ctx = mgmt::Context {
         memory_bytes: usable,
         cpus: 1,
@@ -215,15 +194,43 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         Some((stack, server))
     };
     drop(nics);
-    boottime::mark("network");
-    boottime::report();
-    // The network and the API, served from the idle loop and while a console command
-    // waits on a disk.
+    // The network and the API, served from here on: between boot steps, while a step
+    // waits on a disk, from the idle loop and while a console command waits on a disk.
     let mut serve = || {
         if let Some((stack, server)) = network.as_mut() {
             mgmt::poll(stack, server, &api_ctx);
         }
     };
+    serve();
+    boottime::mark("network");
+
+    // A quarter of the heap bounds what the catalog may hold in memory.
+    let loaded = catalog::load(layout.heap_size as u64 / 4, &mut serve);
+    serve();
+    boottime::mark("catalog");
+    let protections = arch::user::init(partition::syscall::fast);
+    let word = |on: bool| if on { "on" } else { "MISSING" };
+    if protections.smep && protections.smap {
+        info!("cpu: agents run in ring 3; SMEP on, SMAP on, NX on, x87/SSE off");
+    } else {
+        warn!(
+            "cpu: SMEP {}, SMAP {}: the kernel is less protected from agents (use a CPU model that has both)",
+            word(protections.smep),
+            word(protections.smap)
+        );
+    }
+    match loaded {
+        Some(l) => partition::boot(&l.catalog, l.disk, &l.extents),
+        None => partition::boot_empty(),
+    }
+    serve();
+    boottime::mark("partitions");
+    boottime::report();
+
+    // The clock self-test measures the steady clock, after the TSC rate is refined.
+    let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);
+    let mut clock_marks: Option<selftest::ClockMarks> = None;
+    let mut refiner = clock::Refiner::start();
     loop {
         let interrupted = drivers::take_interrupt();
         serve();

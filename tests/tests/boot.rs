@@ -83,7 +83,7 @@ fn boot_steps_are_timed_and_add_up_to_the_init_time() {
         "boot: after ready (us):",
     );
     let names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["devices", "catalog", "partitions", "network"]);
+    assert_eq!(names, ["devices", "network", "catalog", "partitions"]);
     rt.shutdown();
 }
 

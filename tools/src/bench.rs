@@ -167,14 +167,16 @@ pub fn parse_steps(line: &str, prefix: &str) -> Option<Vec<(String, f64)>> {
 
 /// When `GET path` at `addr` first answered 200, or `None` by `deadline`.
 ///
-/// A new attempt starts every millisecond and each waits for its own answer: QEMU's user
-/// network accepts a host connection at once and forwards it to the guest with a SYN,
-/// which it resends only after a second if the guest is not listening yet, so a single
-/// waiting client would measure QEMU's retransmission timer, not the runtime.
+/// A fresh attempt starts every [`SPACING`] (a few in flight at once) and each waits a
+/// short while for its answer: QEMU's user network accepts a host connection at once and
+/// forwards it to the guest with a SYN, which it resends only after a second if the guest
+/// was not listening yet, and its listening socket has a backlog of one, so a client
+/// that waits long on one attempt, or opens many, measures QEMU rather than the runtime.
 pub fn first_ok(addr: SocketAddr, path: &str, deadline: Instant) -> Option<Instant> {
-    const SPACING: Duration = Duration::from_millis(1);
-    const PATIENCE: Duration = Duration::from_millis(50);
-    const MAX_ATTEMPTS: usize = 64;
+    const SPACING: Duration = Duration::from_millis(2);
+    const IN_FLIGHT: usize = 8;
+    const PATIENCE: Duration = Duration::from_millis(16);
+    const CONNECT: Duration = Duration::from_millis(2);
     struct Attempt {
         stream: TcpStream,
         started: Instant,
@@ -185,9 +187,9 @@ pub fn first_ok(addr: SocketAddr, path: &str, deadline: Instant) -> Option<Insta
     let mut last_start: Option<Instant> = None;
     let mut buf = [0u8; 512];
     while Instant::now() < deadline {
-        if attempts.len() < MAX_ATTEMPTS && last_start.is_none_or(|t| t.elapsed() >= SPACING) {
+        if attempts.len() < IN_FLIGHT && last_start.is_none_or(|t| t.elapsed() >= SPACING) {
             last_start = Some(Instant::now());
-            if let Ok(mut stream) = TcpStream::connect_timeout(&addr, PATIENCE)
+            if let Ok(mut stream) = TcpStream::connect_timeout(&addr, CONNECT)
                 && stream.set_nodelay(true).is_ok()
                 && stream.write_all(request.as_bytes()).is_ok()
                 && stream.set_nonblocking(true).is_ok()

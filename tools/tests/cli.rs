@@ -147,7 +147,7 @@ fn bench_commands_report_figures_and_their_qemu_command_line() {
     );
     assert_eq!(
         names("after_ready"),
-        ["devices", "catalog", "partitions", "network"],
+        ["devices", "network", "catalog", "partitions"],
         "{boot}"
     );
     assert_eq!(boot["samples"].as_array().unwrap().len(), 2, "{boot}");
