@@ -1,7 +1,9 @@
-//! The views against the JSON the runtime writes today (the fixtures are what
-//! `kernel/src/partition/api.rs` and `kernel/src/api.rs` produce, byte for byte), and
-//! the reading rules: required fields named when missing, optional ones tolerated,
-//! unknown fields and names ignored or kept, wrong types refused.
+//! The views against the JSON the runtime wrote by hand before it wrote these views (the
+//! fixtures are what `kernel/src/mgmt/partitions.rs` and `routes.rs` produced with
+//! `plinth_http::json::Writer`, byte for byte), error bodies against `plinth-http`'s,
+//! which still writes them; and the reading rules: required fields named when missing,
+//! optional ones tolerated, unknown fields and names ignored or kept, wrong types
+//! refused.
 
 extern crate std;
 
@@ -561,6 +563,28 @@ fn status_and_health_read_and_write_as_the_runtime_does() {
             status: Some(404),
         },
     );
+}
+
+#[test]
+fn error_bodies_are_plinth_http_s() {
+    // `plinth_http::Response::error` writes every refusal (the runtime's and the HTTP
+    // layer's own); the view must read it and write the same bytes.
+    for (status, message) in [
+        (404, "no such partition"),
+        (400, "since: expected a sequence number"),
+        (405, "method not allowed"),
+        (409, r#"quote " and backslash \ and é"#),
+        (503, ""),
+    ] {
+        let body = String::from_utf8(plinth_http::Response::error(status, message).body).unwrap();
+        same(
+            &body,
+            &ErrorView {
+                error: message.into(),
+                status: Some(status),
+            },
+        );
+    }
 }
 
 #[test]
