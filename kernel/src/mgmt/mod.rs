@@ -6,7 +6,9 @@
 //! `plinth-http`, and when the table runs short of listening sockets, or one peer holds
 //! too many, `plinth_http::admission` picks the connection to reset — so slow, idle or
 //! flooding clients cannot lock the operator out. `routes` maps paths to answers and
-//! `partitions` glues the command set to the partition table.
+//! `partitions` glues the command set to the partition table. The JSON answers are
+//! `plinth_control::views`, filled here from the runtime's state and written by their
+//! `to_json`, so the `plinth` tool reads the same types the runtime writes.
 //!
 //! It calls down only — into `net` for sockets, `partition`, `block`, `drivers`,
 //! `catalog` and `memory` for what it reports — and nothing calls into it but the idle

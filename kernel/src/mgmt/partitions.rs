@@ -1,120 +1,109 @@
 //! The partition command set and events over HTTP: `/api/v1/partitions…` decoded by
-//! `plinth-control` and applied by `partition::control`, events and per-partition
-//! metrics rendered for the API.
+//! `plinth-control` and applied by `partition::control`; partitions and events answered
+//! as `plinth_control::views` (the documents the `plinth` tool reads), and per-partition
+//! metrics for `/metrics`.
 //!
-//! Owns the glue between a request and the partition table's lock. It must not decide
-//! anything about partitions (the command set's checks are `partition::control`'s).
+//! Owns the glue between a request and the partition table's lock, and the mapping from
+//! the partition table's types to the views (state and status names, event kinds, bytes
+//! from frames). It must not decide anything about partitions (the command set's checks
+//! are `partition::control`'s), nor write JSON by hand (the views' `to_json` does).
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
+use plinth_control::views::{
+    self, AgentState, AgentView, CpuView, DiskView, EventList, EventView, MemoryView,
+    PartitionList, PartitionView, Terminated, View,
+};
 use plinth_control::{Command, ControlError};
 use plinth_http::Response;
-use plinth_http::json::Writer;
 
 use crate::clock;
+use crate::partition::events::Event;
+use crate::partition::model::PartitionState;
 use crate::partition::{AgentSlot, AgentStatus, EventKind, Partition, RUNTIME, Runtime};
 
-fn partition(w: &mut Writer, p: &Partition, rt: &Runtime) {
-    let now = clock::now_ns();
-    w.begin_object();
-    w.key("id").u64(u64::from(p.id));
-    w.key("name").string(&p.name);
-    w.key("state").string(p.state.name());
-    w.key("tenant");
-    match &p.tenant {
-        Some(t) => w.string(t),
-        None => w.null(),
-    };
-    w.key("labels").begin_array();
-    for l in &p.labels {
-        w.string(l);
-    }
-    w.end_array();
-    w.key("memory").begin_object();
-    w.key("quota_bytes").u64(p.memory_quota);
-    w.key("used_bytes").u64(p.frames * plinth_abi::PAGE_SIZE);
-    w.key("peak_bytes")
-        .u64(p.peak_frames * plinth_abi::PAGE_SIZE);
+/// A partition as the API shows it; `now` (ns since kernel entry) dates heartbeats.
+fn partition(p: &Partition, rt: &Runtime, now: u64) -> PartitionView {
     let tables: u64 = rt
         .tasks
         .iter()
         .filter(|t| rt.partitions.get(t.partition).is_some_and(|q| q.id == p.id))
         .map(|t| t.space.table_frames())
         .sum();
-    w.key("page_table_bytes")
-        .u64(tables * plinth_abi::PAGE_SIZE);
-    w.end_object();
-    w.key("disk");
-    match p.disk {
-        Some(d) => {
-            w.begin_object();
-            w.key("first_lba").u64(d.first_lba);
-            w.key("sectors").u64(d.sectors);
-            w.end_object();
-        }
-        None => {
-            w.null();
-        }
+    PartitionView {
+        id: p.id,
+        name: p.name.clone(),
+        state: match p.state {
+            PartitionState::Running => views::PartitionState::Running,
+            PartitionState::Stopped => views::PartitionState::Stopped,
+        },
+        tenant: p.tenant.clone(),
+        labels: p.labels.clone(),
+        memory: MemoryView {
+            quota_bytes: p.memory_quota,
+            used_bytes: p.frames * plinth_abi::PAGE_SIZE,
+            peak_bytes: p.peak_frames * plinth_abi::PAGE_SIZE,
+            page_table_bytes: tables * plinth_abi::PAGE_SIZE,
+        },
+        disk: p.disk.map(|d| DiskView {
+            first_lba: d.first_lba,
+            sectors: d.sectors,
+        }),
+        agents: p.agents.iter().map(|a| agent(a, rt, now)).collect(),
     }
-    w.key("agents").begin_array();
-    for a in &p.agents {
-        w.begin_object();
-        w.key("name").string(&a.image.name);
-        w.key("version").string(&a.image.version);
-        w.key("status").string(a.status.name());
-        if let AgentStatus::Running(id) = a.status {
-            w.key("task").u64(u64::from(id));
-            if let Some(u) = rt.sched.usage(id) {
-                w.key("cpu_ns").u64(u.ran_ns);
-            }
-            if let Some(t) = rt.tasks.iter().find(|t| t.id == id) {
-                w.key("syscalls").u64(t.syscalls);
-            }
-        }
-        if let AgentStatus::Ended(Some(code)) = a.status {
-            w.key("exit_code").i64(i64::from(code));
-        }
-        w.key("restarts").u64(u64::from(a.restarts));
-        w.key("heartbeats").u64(a.heartbeats);
-        w.key("last_heartbeat_ms_ago");
-        match a.last_heartbeat_ns {
-            Some(t) => w.u64(now.saturating_sub(t) / 1_000_000),
-            None => w.null(),
-        };
-        w.key("cpu").begin_object();
-        w.key("weight").u64(u64::from(a.share.weight));
-        w.key("cap_percent");
-        match a.share.cap {
-            Some(c) => w.f64(c.quota_ns as f64 * 100.0 / c.period_ns as f64),
-            None => w.null(),
-        };
-        w.end_object();
-        w.end_object();
+}
+
+/// An agent slot as the API shows it: the task's figures only while it runs, the exit
+/// code only once it ended with one.
+fn agent(a: &AgentSlot, rt: &Runtime, now: u64) -> AgentView {
+    let (status, task, exit_code) = match a.status {
+        AgentStatus::Running(id) => (AgentState::Running, Some(id), None),
+        AgentStatus::Backoff { .. } => (AgentState::Backoff, None, None),
+        AgentStatus::Ended(code) => (AgentState::Ended, None, code),
+        AgentStatus::Quarantined => (AgentState::Quarantined, None, None),
+        AgentStatus::Stopped => (AgentState::Stopped, None, None),
+    };
+    AgentView {
+        name: a.image.name.clone(),
+        version: a.image.version.clone(),
+        status,
+        task,
+        cpu_ns: task.and_then(|id| rt.sched.usage(id)).map(|u| u.ran_ns),
+        syscalls: task
+            .and_then(|id| rt.tasks.iter().find(|t| t.id == id))
+            .map(|t| t.syscalls),
+        exit_code,
+        restarts: a.restarts,
+        heartbeats: a.heartbeats,
+        last_heartbeat_ms_ago: a
+            .last_heartbeat_ns
+            .map(|t| now.saturating_sub(t) / 1_000_000),
+        cpu: CpuView::new(
+            a.share.weight,
+            a.share.cap.map(|c| (c.quota_ns, c.period_ns)),
+        ),
     }
-    w.end_array();
-    w.end_object();
 }
 
 /// `GET /api/v1/partitions`.
 fn list(rt: &Runtime) -> String {
-    let mut w = Writer::new();
-    w.begin_object();
-    w.key("partitions").begin_array();
-    for p in &rt.partitions {
-        partition(&mut w, p, rt);
+    let now = clock::now_ns();
+    PartitionList {
+        partitions: rt
+            .partitions
+            .iter()
+            .map(|p| partition(p, rt, now))
+            .collect(),
+        uptime_ns: now,
+        agents_busy_ns: rt.busy_ns,
     }
-    w.end_array();
-    w.key("uptime_ns").u64(clock::now_ns());
-    w.key("agents_busy_ns").u64(rt.busy_ns);
-    w.end_object();
-    w.finish()
+    .to_json()
 }
 
-/// One partition's object.
+/// One partition's document.
 fn one(rt: &Runtime, pi: usize) -> String {
-    let mut w = Writer::new();
-    partition(&mut w, &rt.partitions[pi], rt);
-    w.finish()
+    partition(&rt.partitions[pi], rt, clock::now_ns()).to_json()
 }
 
 /// Every `/api/v1/partitions…` request: decoded and validated by `plinth-control`, then
@@ -140,13 +129,12 @@ pub fn command(method: &str, path: &str, body: &[u8]) -> Response {
             (200, one(rt, pi))
         }),
         Command::Terminate { name } => rt.find(&name).map(|pi| {
-            let frames = rt.terminate(pi);
-            let mut w = Writer::new();
-            w.begin_object();
-            w.key("terminated").string(&name);
-            w.key("frames_returned").u64(frames);
-            w.end_object();
-            (200, w.finish())
+            let frames_returned = rt.terminate(pi);
+            let answer = Terminated {
+                terminated: name,
+                frames_returned,
+            };
+            (200, answer.to_json())
         }),
         Command::Resize { name, resize } => rt
             .find(&name)
@@ -164,76 +152,61 @@ pub fn command(method: &str, path: &str, body: &[u8]) -> Response {
     }
 }
 
-/// `GET /api/v1/events?since=N`.
+/// `GET /api/v1/events?since=N`: the events after `since`, oldest first. The table's
+/// lock is held only while they are copied out, not while they are written.
 pub fn events_json(since: u64) -> String {
-    let guard = RUNTIME.lock();
-    let mut w = Writer::new();
-    w.begin_object();
-    w.key("events").begin_array();
-    let mut last = since;
-    if let Some(rt) = guard.as_ref() {
-        for e in rt.events.since(since) {
-            last = e.seq;
-            w.begin_object();
-            w.key("seq").u64(e.seq);
-            w.key("time_ms").f64(e.time_ns as f64 / 1e6);
-            w.key("partition").string(&e.partition);
-            w.key("agent");
-            match &e.agent {
-                Some(a) => w.string(a),
-                None => w.null(),
-            };
-            w.key("kind").string(e.kind.name());
-            match &e.kind {
-                EventKind::AgentStarted { task } => {
-                    w.key("task").u64(u64::from(*task));
-                }
-                EventKind::AgentFailedToStart { error } => {
-                    w.key("error").string(error);
-                }
-                EventKind::AgentExited { code } => {
-                    w.key("code").i64(i64::from(*code));
-                }
-                EventKind::AgentFaulted {
-                    vector,
-                    name,
-                    rip,
-                    address,
-                    error_code,
-                } => {
-                    w.key("vector").u64(*vector);
-                    w.key("exception").string(name);
-                    w.key("rip").u64(*rip);
-                    w.key("error_code").u64(*error_code);
-                    w.key("address");
-                    match address {
-                        Some(a) => w.u64(*a),
-                        None => w.null(),
-                    };
-                }
-                EventKind::RestartScheduled { attempt, delay_ms } => {
-                    w.key("attempt").u64(u64::from(*attempt));
-                    w.key("delay_ms").u64(*delay_ms);
-                }
-                EventKind::Quarantined {
-                    restarts,
-                    window_secs,
-                } => {
-                    w.key("restarts").u64(u64::from(*restarts));
-                    w.key("window_secs").u64(u64::from(*window_secs));
-                }
-                EventKind::Alert { reason } => {
-                    w.key("reason").string(reason);
-                }
-                EventKind::PartitionCreated => {}
-            }
-            w.end_object();
+    let list = {
+        let guard = RUNTIME.lock();
+        let events: Vec<EventView> = guard
+            .as_ref()
+            .map(|rt| rt.events.since(since).map(event).collect())
+            .unwrap_or_default();
+        EventList {
+            last_seq: events.last().map_or(since, |e| e.seq),
+            events,
         }
-    }
-    w.end_array();
-    w.key("last_seq").u64(last);
-    w.end_object();
-    w.finish()
+    };
+    list.to_json()
+}
+
+/// One event as the API shows it.
+fn event(e: &Event) -> EventView {
+    let kind = match &e.kind {
+        EventKind::PartitionCreated => views::EventKind::PartitionCreated,
+        EventKind::AgentStarted { task } => views::EventKind::AgentStarted { task: *task },
+        EventKind::AgentFailedToStart { error } => views::EventKind::AgentFailedToStart {
+            error: error.clone(),
+        },
+        EventKind::AgentExited { code } => views::EventKind::AgentExited { code: *code },
+        EventKind::AgentFaulted {
+            vector,
+            name,
+            rip,
+            address,
+            error_code,
+        } => views::EventKind::AgentFaulted {
+            vector: *vector,
+            exception: String::from(*name),
+            rip: *rip,
+            error_code: *error_code,
+            address: *address,
+        },
+        EventKind::RestartScheduled { attempt, delay_ms } => views::EventKind::RestartScheduled {
+            attempt: *attempt,
+            delay_ms: *delay_ms,
+        },
+        EventKind::Quarantined {
+            restarts,
+            window_secs,
+        } => views::EventKind::Quarantined {
+            restarts: *restarts,
+            window_secs: *window_secs,
+        },
+        EventKind::Alert { reason } => views::EventKind::Alert {
+            reason: reason.clone(),
+        },
+    };
+    EventView::new(e.seq, e.time_ns, &e.partition, e.agent.as_deref(), kind)
 }
 
 /// Per-partition and per-agent series for `/metrics`: what governors and usage metering

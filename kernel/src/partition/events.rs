@@ -2,7 +2,8 @@
 //! numbers for the API (`/api/v1/events?since=N`) and logged as they happen.
 //!
 //! Owns the event types and the ring. It must not act on an event (the restart policy is
-//! `lifecycle`'s); it only records and logs.
+//! `lifecycle`'s); it only records and logs. How an event is written for the API is
+//! `mgmt`'s (as `plinth-control`'s `EventView`).
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -56,21 +57,6 @@ pub enum EventKind {
     Alert {
         reason: String,
     },
-}
-
-impl EventKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::PartitionCreated => "partition_created",
-            EventKind::AgentStarted { .. } => "agent_started",
-            EventKind::AgentFailedToStart { .. } => "agent_failed_to_start",
-            EventKind::AgentExited { .. } => "agent_exited",
-            EventKind::AgentFaulted { .. } => "agent_faulted",
-            EventKind::RestartScheduled { .. } => "restart_scheduled",
-            EventKind::Quarantined { .. } => "quarantined",
-            EventKind::Alert { .. } => "alert",
-        }
-    }
 }
 
 /// The last [`EVENTS_KEPT`] events, oldest first.

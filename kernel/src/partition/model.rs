@@ -1,9 +1,9 @@
 //! What a partition is: its data disk, state, agents (their images and slots) and the
 //! running tasks, as plain data.
 //!
-//! Owns the types and the small facts derived from them (quota in frames, status names).
-//! It must not change anything: starting, ending and restarting is `lifecycle`'s, the
-//! run loop is `run`'s.
+//! Owns the types and the small facts derived from them (quota in frames). It must not
+//! change anything: starting, ending and restarting is `lifecycle`'s, the run loop is
+//! `run`'s; nor name states for the API (`mgmt` maps them to `plinth-control`'s views).
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -38,15 +38,6 @@ pub enum PartitionState {
     Stopped,
 }
 
-impl PartitionState {
-    pub fn name(self) -> &'static str {
-        match self {
-            PartitionState::Running => "running",
-            PartitionState::Stopped => "stopped",
-        }
-    }
-}
-
 /// An agent's executable and files, shared by every partition that runs it.
 pub struct AgentImage {
     pub name: String,
@@ -79,18 +70,6 @@ pub enum AgentStatus {
     Quarantined,
     /// Stopped with its partition.
     Stopped,
-}
-
-impl AgentStatus {
-    pub fn name(self) -> &'static str {
-        match self {
-            AgentStatus::Running(_) => "running",
-            AgentStatus::Backoff { .. } => "backoff",
-            AgentStatus::Ended(_) => "ended",
-            AgentStatus::Quarantined => "quarantined",
-            AgentStatus::Stopped => "stopped",
-        }
-    }
 }
 
 /// One agent placed in a partition, across its restarts.
