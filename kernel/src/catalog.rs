@@ -36,17 +36,6 @@ pub enum State {
     Absent { reason: String },
 }
 
-impl State {
-    /// `verified`, `invalid` or `absent`, as the status API reports it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            State::Verified { .. } => "verified",
-            State::Invalid { .. } => "invalid",
-            State::Absent { .. } => "absent",
-        }
-    }
-}
-
 static STATE: spin::Once<State> = spin::Once::new();
 
 /// The outcome of [`load`], once it has run.

@@ -2,18 +2,25 @@
 //!
 //! Owns the paths (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`,
 //! `/api/v1/events`, `/metrics`, and `/api/v1/partitions…` through `partitions`) and the
-//! documents they return. It must not parse HTTP (`plinth-http` does) nor reach into
-//! devices except through their read-only views.
+//! documents they return: health and status as `plinth_control::views` filled from the
+//! runtime's state (the mapping of its names to the views' is here), the catalog as
+//! `plinth-catalog` wrote it, metrics as Prometheus text; error bodies are
+//! `plinth-http`'s. It must not parse HTTP (`plinth-http` does) nor reach into devices
+//! except through their read-only views.
 
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt::Write;
 
+use plinth_control::views::{
+    AddressSource, BlockDiskView, CatalogSummary, Health, NicView, PciFunctionView, RuntimeMemory,
+    Status, View,
+};
 use plinth_http::{Request, Response};
 
 use super::Context;
 use crate::net::NicInfo;
-use crate::{arch, block, catalog, clock, drivers, memory};
+use crate::{arch, block, catalog, clock, drivers, memory, net};
 
 const GET_HEAD: &str = "GET, HEAD";
 
@@ -34,8 +41,8 @@ pub fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Respon
         return Response::method_not_allowed(GET_HEAD);
     }
     match path {
-        "/api/v1/health" => Response::json(200, String::from("{\"status\":\"ok\"}")),
-        "/api/v1/status" => Response::json(200, status_json(ctx, nic)),
+        "/api/v1/health" => Response::json(200, Health::ok().to_json()),
+        "/api/v1/status" => Response::json(200, status(ctx, nic).to_json()),
         "/api/v1/catalog" => catalog_response(),
         "/api/v1/events" => events_response(req.query()),
         _ => Response::text(
@@ -95,100 +102,60 @@ fn catalog_response() -> Response {
     Response::json(status, w.finish())
 }
 
-fn mac_string(mac: [u8; 6]) -> String {
-    let mut s = String::with_capacity(17);
-    for (i, b) in mac.iter().enumerate() {
-        let _ = write!(s, "{}{b:02x}", if i == 0 { "" } else { ":" });
-    }
-    s
-}
-
-fn status_json(ctx: &Context, nic: &NicInfo) -> String {
-    use plinth_http::json::Writer;
+/// `GET /api/v1/status`: what the runtime is and has, as the tool reads it.
+fn status(ctx: &Context, nic: &NicInfo) -> Status {
     let (free_frames, usable_frames) = memory::frame_counts();
     let (heap_used, heap_size) = arch::heap::usage();
-    let mut w = Writer::new();
-    w.begin_object();
-    w.key("version").string(env!("CARGO_PKG_VERSION"));
-    w.key("uptime_ms").u64(clock::now_ns() / 1_000_000);
-    w.key("cpus").u64(u64::from(ctx.cpus));
-    w.key("memory").begin_object();
-    w.key("total_bytes").u64(ctx.memory_bytes);
-    w.key("free_bytes").u64(free_frames as u64 * 4096);
-    w.key("usable_frame_bytes").u64(usable_frames as u64 * 4096);
-    w.key("heap_used_bytes").u64(heap_used as u64);
-    w.key("heap_bytes").u64(heap_size as u64);
-    w.end_object();
-    w.key("devices").begin_array();
+    let mut devices = Vec::new();
     drivers::for_each_pci_function(|f| {
-        w.begin_object();
-        w.key("pci").string(&alloc::format!("{}", f.location));
-        w.key("vendor_id")
-            .string(&alloc::format!("{:04x}", f.vendor));
-        w.key("device_id")
-            .string(&alloc::format!("{:04x}", f.device));
-        w.key("class")
-            .string(&alloc::format!("{:02x}{:02x}", f.class, f.subclass));
-        match f.driver {
-            Some(d) => w.key("driver").string(d),
-            None => w.key("driver").null(),
-        };
-        w.end_object();
+        devices.push(PciFunctionView::new(
+            f.location, f.vendor, f.device, f.class, f.subclass, f.driver,
+        ));
     });
-    w.end_array();
-    w.key("nics").begin_array();
-    w.begin_object();
-    w.key("name").string(nic.name);
-    w.key("location").string(nic.location);
-    w.key("mac").string(&mac_string(nic.mac));
-    match nic.address {
-        Some(a) => w.key("ipv4").string(&alloc::format!("{a}")),
-        None => w.key("ipv4").null(),
-    };
-    match nic.gateway {
-        Some(g) => w.key("gateway").string(&alloc::format!("{g}")),
-        None => w.key("gateway").null(),
-    };
-    w.key("address_source").string(match nic.source {
-        crate::net::AddressSource::Static => "static",
-        crate::net::AddressSource::Dhcp => "dhcp",
+    let mut disks = Vec::new();
+    block::for_each_disk(|name, location, sectors, serial| {
+        disks.push(BlockDiskView::new(name, location, sectors, serial));
     });
-    w.end_object();
-    w.end_array();
-    w.key("catalog").begin_object();
-    match catalog::state() {
-        Some(st) => {
-            w.key("state").string(st.name());
-            if let catalog::State::Verified {
+    Status {
+        version: String::from(env!("CARGO_PKG_VERSION")),
+        uptime_ms: clock::now_ns() / 1_000_000,
+        cpus: ctx.cpus,
+        memory: RuntimeMemory {
+            total_bytes: ctx.memory_bytes,
+            free_bytes: free_frames as u64 * 4096,
+            usable_frame_bytes: usable_frames as u64 * 4096,
+            heap_used_bytes: heap_used as u64,
+            heap_bytes: heap_size as u64,
+        },
+        devices,
+        nics: vec![NicView::new(
+            nic.name,
+            nic.location,
+            nic.mac,
+            nic.address,
+            nic.gateway,
+            match nic.source {
+                net::AddressSource::Static => AddressSource::Static,
+                net::AddressSource::Dhcp => AddressSource::Dhcp,
+            },
+        )],
+        catalog: match catalog::state() {
+            Some(catalog::State::Verified {
                 disk,
                 partitions,
                 agents,
                 ..
-            } = st
-            {
-                w.key("disk").string(disk);
-                w.key("partitions").u64(*partitions as u64);
-                w.key("agents").u64(*agents as u64);
-            }
-        }
-        None => {
-            w.key("state").string("loading");
-        }
+            }) => CatalogSummary::Verified {
+                disk: disk.clone(),
+                partitions: *partitions as u64,
+                agents: *agents as u64,
+            },
+            Some(catalog::State::Invalid { .. }) => CatalogSummary::Invalid,
+            Some(catalog::State::Absent { .. }) => CatalogSummary::Absent,
+            None => CatalogSummary::Loading,
+        },
+        disks,
     }
-    w.end_object();
-    w.key("disks").begin_array();
-    block::for_each_disk(|name, location, sectors, serial| {
-        w.begin_object();
-        w.key("name").string(name);
-        w.key("location").string(location);
-        w.key("sectors").u64(sectors);
-        w.key("capacity_bytes").u64(sectors * 512);
-        w.key("serial").string(serial);
-        w.end_object();
-    });
-    w.end_array();
-    w.end_object();
-    w.finish()
 }
 
 fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
