@@ -19,6 +19,7 @@ pub mod frame;
 pub mod gdt;
 pub mod heap;
 pub mod interrupts;
+pub mod mem;
 pub mod ioapic;
 pub mod paging;
 pub mod phys;
