@@ -32,6 +32,106 @@ const BOOT_LOG_BYTES: usize = 16 * 1024;
 /// Lines held by the boot log.
 const BOOT_LOG_LINES: usize = 128;
 
+/// Bytes of agent log lines held for the UART (see [`AgentLines`]): at about 2 µs a byte
+/// under TCG, writing a full buffer out takes some 8 ms.
+const AGENT_LINES_BYTES: usize = 4 * 1024;
+
+/// Lines agents logged (the `Log` system call), waiting for the UART.
+///
+/// An agent's `log` costs the agent the copy into this buffer, not the UART's pace (a
+/// 64-byte line is over 100 µs of port writes under TCG): the buffer is written out from
+/// the idle loop ([`drain_agent_lines`]), and before any other line, so the console shows
+/// everything in the order it happened. When it is full, further agent lines are dropped
+/// and counted, and the count is reported on the console: an agent logging faster than
+/// the console can write must not stall the runtime or the other partitions.
+struct AgentLines {
+    /// Records: the TSC when logged (8 bytes LE), the text's length (2 bytes LE), then the
+    /// text (`PARTITION/AGENT: line`, control characters escaped), back to back.
+    bytes: heapless::Vec<u8, AGENT_LINES_BYTES>,
+    /// Lines dropped since the last report.
+    dropped: u64,
+}
+
+/// Lines dropped because [`AgentLines`] was full, since boot.
+static AGENT_LINES_DROPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+impl AgentLines {
+    const fn new() -> AgentLines {
+        AgentLines {
+            bytes: heapless::Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Writes every held line and the drop count, if any, and empties the buffer.
+    fn write_out(&mut self, serial: &mut Serial) {
+        let mut rest = &self.bytes[..];
+        while let Some((head, tail)) = rest.split_first_chunk::<10>() {
+            let tsc = u64::from_le_bytes([
+                head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+            ]);
+            let len = usize::from(u16::from_le_bytes([head[8], head[9]])).min(tail.len());
+            let _ = stamp(serial, clock::tsc_to_ns_since_entry(tsc));
+            let _ = serial.write_str("INFO  ");
+            // Only `push` writes records, from `&str`s cut at character boundaries.
+            let _ = serial.write_str(core::str::from_utf8(&tail[..len]).unwrap_or("?"));
+            let _ = serial.write_str("\n");
+            rest = &tail[len..];
+        }
+        self.bytes.clear();
+        if self.dropped > 0 {
+            let _ = stamp(serial, clock::now_ns());
+            let _ = writeln!(
+                serial,
+                "WARN  console: {} agent log lines dropped (agents logged faster than the console writes)",
+                self.dropped
+            );
+            self.dropped = 0;
+        }
+    }
+
+    /// Appends `prefix: text` stamped `tsc`, escaping control characters in `text`;
+    /// drops it whole (and counts it) if it does not fit.
+    fn push(&mut self, tsc: u64, prefix: [&str; 2], text: &str) {
+        let start = self.bytes.len();
+        let fits = self.bytes.extend_from_slice(&tsc.to_le_bytes()).is_ok()
+            && self.bytes.extend_from_slice(&[0, 0]).is_ok()
+            && self.bytes.extend_from_slice(prefix[0].as_bytes()).is_ok()
+            && self.bytes.push(b'/').is_ok()
+            && self.bytes.extend_from_slice(prefix[1].as_bytes()).is_ok()
+            && self.bytes.extend_from_slice(b": ").is_ok()
+            && push_one_line(&mut self.bytes, text);
+        let len = self.bytes.len().saturating_sub(start + 10);
+        match u16::try_from(len) {
+            Ok(len) if fits => self.bytes[start + 8..start + 10].copy_from_slice(&len.to_le_bytes()),
+            _ => {
+                self.bytes.truncate(start);
+                self.dropped += 1;
+                AGENT_LINES_DROPPED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Appends `text` as one line: control characters (newlines, escape sequences) shown as
+/// `\u{..}`, so an agent cannot start a line of its own on the console — say, a forged
+/// `plinth: ready` — or move the terminal's cursor. False if it does not fit.
+fn push_one_line<const N: usize>(out: &mut heapless::Vec<u8, N>, text: &str) -> bool {
+    let mut rest = text;
+    while let Some(i) = rest.find(|c: char| c.is_control()) {
+        let c = rest[i..].chars().next().unwrap_or(' ');
+        let mut escaped: String<16> = String::new();
+        let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+        if out.extend_from_slice(&rest.as_bytes()[..i]).is_err()
+            || out.extend_from_slice(escaped.as_bytes()).is_err()
+        {
+            return false;
+        }
+        rest = &rest[i + c.len_utf8()..];
+    }
+    out.extend_from_slice(rest.as_bytes()).is_ok()
+}
+
 /// Built in place in its static: `init` only adds the port. (Assembling the 20 KiB value
 /// on the stack and copying it in was a rep-string loop, slow under TCG, at boot.)
 struct Console {
@@ -43,6 +143,8 @@ struct Console {
     /// moved: it is larger than the double-fault stack the flush may run on.
     boot_log: BootLog,
     buffering: bool,
+    /// Agents' lines, written out before any other (see [`AgentLines`]).
+    agent_lines: AgentLines,
 }
 
 /// Lines written before `ready`, not yet on the UART.
@@ -144,6 +246,7 @@ impl Console {
             deferred: heapless::Vec::new(),
             boot_log: BootLog::new(),
             buffering: true,
+            agent_lines: AgentLines::new(),
         }
     }
 }
@@ -175,6 +278,7 @@ fn flush(c: &mut Console) {
     let Some(serial) = c.serial.as_mut() else {
         return;
     };
+    c.agent_lines.write_out(serial);
     if c.buffering {
         c.buffering = false;
         // Lines were stamped with the raw TSC; they need the rate to be read as time.
@@ -202,11 +306,46 @@ fn write_line(tsc: Option<u64>, args: fmt::Arguments) {
             c.boot_log.push(at, tsc.is_some(), args);
             return;
         }
+        // Agents' lines logged before this one go first.
+        c.agent_lines.write_out(serial);
         if let Some(tsc) = tsc {
             let _ = stamp(serial, clock::tsc_to_ns_since_entry(tsc));
         }
         let _ = serial.write_fmt(args);
     });
+}
+
+/// Logs an agent's line `PARTITION/AGENT: text` at info level, stamped now: held for the
+/// UART (see [`AgentLines`]), so it costs the agent the copy only.
+pub fn agent_line(partition: &str, agent: &str, text: &str) {
+    if log::max_level() < Level::Info {
+        return;
+    }
+    let tsc = crate::arch::cpu::rdtsc();
+    without_interrupts(|| {
+        CONSOLE
+            .lock()
+            .agent_lines
+            .push(tsc, [partition, agent], text)
+    });
+}
+
+/// Writes the agents' held lines out; the idle loop calls it.
+pub fn drain_agent_lines() {
+    without_interrupts(|| {
+        let mut console = CONSOLE.lock();
+        let c = &mut *console;
+        if let Some(serial) = c.serial.as_mut()
+            && (!c.agent_lines.bytes.is_empty() || c.agent_lines.dropped > 0)
+        {
+            c.agent_lines.write_out(serial);
+        }
+    });
+}
+
+/// Agent log lines dropped since boot because the console could not keep up.
+pub fn agent_lines_dropped() -> u64 {
+    AGENT_LINES_DROPPED.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Writes `[   s.micros] `.

@@ -234,6 +234,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     loop {
         let interrupted = drivers::take_interrupt();
         serve();
+        console::drain_agent_lines();
         if interrupted {
             block::service();
             drivers::service_done();

@@ -114,9 +114,18 @@ impl Runtime {
         self.api.expect("boot without nic: true has no API")
     }
 
-    /// Waits until the runtime has an address and its API answers `/api/v1/health`.
+    /// Waits until the runtime has an address and its API answers `/api/v1/health`. The
+    /// API comes up before the catalog and partitions, so its line may be behind lines a
+    /// test already waited for: it is looked for in the whole transcript.
     pub fn expect_api(&mut self) -> SocketAddr {
-        self.expect_line("api: listening");
+        if !self
+            .machine
+            .lines()
+            .iter()
+            .any(|l| l.text.contains("api: listening"))
+        {
+            self.expect_line("api: listening");
+        }
         let addr = self.api();
         let deadline = std::time::Instant::now() + LINE_TIMEOUT;
         loop {

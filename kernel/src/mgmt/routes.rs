@@ -192,6 +192,13 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
         heap_used as f64,
     );
     w.metric(
+        "plinth_console_agent_lines_dropped_total",
+        "Agent log lines dropped because agents logged faster than the console writes.",
+        Kind::Counter,
+        &[],
+        crate::console::agent_lines_dropped() as f64,
+    );
+    w.metric(
         "plinth_api_connections_reset_total",
         "API connections reset to make room for new clients (per-peer cap, spare sockets).",
         Kind::Counter,

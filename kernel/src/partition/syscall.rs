@@ -14,14 +14,12 @@
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use log::info;
 use plinth_abi::{Call, Error, HEAP_END, MAX_IO, MAX_LOG, PAGE_SIZE, SECTOR_SIZE};
 
 use super::loader::charged_alloc;
 use super::model::{Partition, PendingIo, Task};
 use crate::arch::paging::{UserAccessError, UserPerms};
-use crate::block;
-use crate::clock;
+use crate::{block, clock, console};
 
 /// What the run loop does after a call.
 pub enum Outcome {
@@ -91,17 +89,10 @@ fn call_one(
     match call {
         Call::Null => Ok(0),
         Call::Log => {
-            let len = checked_len(a[1], MAX_LOG)?;
-            let mut buf = [0u8; MAX_LOG as usize];
-            let text = &mut buf[..len];
-            task.space.read(a[0], text).map_err(bad_pointer)?;
-            let text = core::str::from_utf8(text).map_err(|_| Error::NotUtf8)?;
-            info!(
-                "{}/{}: {}",
-                part.name,
-                part.agents[si].image.name,
-                OneLine(text.trim_end())
-            );
+            let text = copy_in::<{ MAX_LOG as usize }>(task, a[0], a[1])?;
+            let text = core::str::from_utf8(&text).map_err(|_| Error::NotUtf8)?;
+            // Held for the UART, control characters escaped (see `console::agent_line`).
+            console::agent_line(&part.name, &part.agents[si].image.name, text.trim_end());
             Ok(0)
         }
         Call::Clock => Ok(clock::now_ns()),
@@ -127,12 +118,8 @@ fn call_one(
             Ok(slot.heartbeats)
         }
         Call::ConfigRead => {
-            let name_len = checked_len(a[1], MAX_NAME)?;
-            let mut name = [0u8; MAX_NAME as usize];
-            task.space
-                .read(a[0], &mut name[..name_len])
-                .map_err(bad_pointer)?;
-            let name = core::str::from_utf8(&name[..name_len]).map_err(|_| Error::NotUtf8)?;
+            let name = copy_in::<{ MAX_NAME as usize }>(task, a[0], a[1])?;
+            let name = core::str::from_utf8(&name).map_err(|_| Error::NotUtf8)?;
             let len = checked_len(a[3], MAX_IO)?;
             task.space.check(a[2], len, true).map_err(bad_pointer)?;
             let data = part.agents[si].image.file(name).ok_or(Error::NotFound)?;
@@ -228,23 +215,16 @@ fn call_one(
     }
 }
 
-/// An agent's text as one log line: control characters (newlines, escape sequences) are
-/// shown as `\u{..}`, so an agent cannot start a line of its own on the console — say,
-/// a forged `plinth: ready` — or move the terminal's cursor.
-struct OneLine<'a>(&'a str);
-
-impl core::fmt::Display for OneLine<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        use core::fmt::Write;
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "\\u{{{:x}}}", u32::from(c))?;
-            } else {
-                f.write_char(c)?;
-            }
-        }
-        Ok(())
-    }
+/// `len` bytes of the agent's memory at `va`, at most `N` (else `BadLength`). Only the
+/// bytes asked for are touched: zeroing a whole buffer of the largest size first was a
+/// measurable part of a short call.
+fn copy_in<const N: usize>(task: &Task, va: u64, len: u64) -> Result<heapless::Vec<u8, N>, Error> {
+    let len = checked_len(len, N as u64)?;
+    let mut buf = heapless::Vec::new();
+    // `len` <= N, so this cannot fail.
+    let _ = buf.resize(len, 0);
+    task.space.read(va, &mut buf).map_err(bad_pointer)?;
+    Ok(buf)
 }
 
 /// A length that fits `max` (and so `usize`).
