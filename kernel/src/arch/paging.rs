@@ -524,8 +524,9 @@ impl AddressSpace {
         self.pages(va, len, need_write, &mut |_, _, _| {})
     }
 
-    /// Checks the whole range first ([`Self::check`]), then calls `f(frame address,
-    /// offset, length)` per page piece; so a bad range copies nothing.
+    /// Checks the whole range first, then calls `f(frame address, offset, length)` per
+    /// page piece; so a bad range copies nothing. A range within one page (most system
+    /// calls' buffers) is walked once; a longer one is checked, then walked again.
     fn each_page(
         &self,
         va: u64,
@@ -533,6 +534,15 @@ impl AddressSpace {
         need_write: bool,
         f: &mut dyn FnMut(u64, usize, usize),
     ) -> Result<(), UserAccessError> {
+        let page = va & !(PAGE - 1);
+        if (va - page).saturating_add(len as u64) <= PAGE {
+            let (frame, perms) = self.translate(page).ok_or(UserAccessError::Unmapped(va))?;
+            if need_write && !perms.write {
+                return Err(UserAccessError::ReadOnly(va));
+            }
+            f(frame + (va - page), 0, len);
+            return Ok(());
+        }
         self.check(va, len, need_write)?;
         self.pages(va, len, need_write, f)
     }
