@@ -76,6 +76,13 @@ pub fn null() -> u64 {
     0
 }
 
+/// Nanoseconds since the first call: the host's fine counter.
+pub fn ticks() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 pub fn config_read(name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
     let dir = std::env::var_os(AGENT_DIR_VAR).map_or_else(|| PathBuf::from("."), PathBuf::from);
     read_config_file(&dir, name, offset, buf)

@@ -121,6 +121,13 @@ pub fn null() -> u64 {
     backend::null()
 }
 
+/// A fine-grained monotonic counter for timing short intervals, without a system call:
+/// the CPU's time-stamp counter under the runtime, nanoseconds on the host. Its rate is
+/// not given: relate it to [`clock_ns`] over a longer window.
+pub fn ticks() -> u64 {
+    backend::ticks()
+}
+
 /// Reads the file `name` of the agent's own container from byte `offset` into `buf`.
 ///
 /// Returns the bytes copied, 0 at (or past) the end of the file. At most

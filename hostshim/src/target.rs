@@ -44,6 +44,10 @@ pub fn null() -> u64 {
     raw::scalar(Call::Null, 0)
 }
 
+pub fn ticks() -> u64 {
+    raw::ticks()
+}
+
 pub fn config_read(name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
     let len = buf.len();
     decode(raw::config_read(name, offset, buf)).map(|n| bytes(n, len))

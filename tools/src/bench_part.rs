@@ -82,7 +82,23 @@ fn boot_for_lines(
     Ok(lines)
 }
 
-/// `plinth bench syscall`: what a null system call and a switch between partitions cost.
+/// One system call timed call by call from ring 3 (`bench` agent, `calls` mode).
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct CallFigures {
+    /// Median over runs of each run's median round trip, ns.
+    pub median_ns: f64,
+    /// Median over runs of each run's 99th percentile, ns.
+    pub p99_ns: f64,
+    /// The worst run's 99th percentile, ns.
+    pub worst_p99_ns: f64,
+    /// Calls timed per run.
+    pub samples: u64,
+    /// Whether the call waits on a device (no target applies to those).
+    pub waits_on_device: bool,
+}
+
+/// `plinth bench syscall`: what a null system call, calls that do work and a switch
+/// between partitions cost.
 #[derive(Debug, serde::Serialize)]
 pub struct SyscallReport {
     pub profile: String,
@@ -93,6 +109,33 @@ pub struct SyscallReport {
     pub switch_ns: Spread,
     pub null_target_ns: f64,
     pub switch_target_ns: f64,
+    /// Calls timed one by one, each an object of its own at the top level named for the
+    /// call: `null`, `heartbeat`, `log64`, `config_read64`, `disk_read4k`.
+    #[serde(flatten)]
+    pub calls: std::collections::BTreeMap<String, CallFigures>,
+    /// The target for every call that does not wait on a device, ns.
+    pub call_target_ns: f64,
+}
+
+/// The calls the `calls` mode times, and whether each waits on a device.
+pub const CALLS: [(&str, bool); 5] = [
+    ("null", false),
+    ("heartbeat", false),
+    ("log64", false),
+    ("config_read64", false),
+    ("disk_read4k", true),
+];
+
+/// Reads `bench: call NAME median_ns M p99_ns P samples N`.
+pub fn parse_call_line(line: &str) -> Option<(String, f64, f64, u64)> {
+    let rest = &line[line.find("bench: call ")? + "bench: call ".len()..];
+    let name = rest.split_whitespace().next()?.to_string();
+    Some((
+        name,
+        figure_after(rest, "median_ns ")?,
+        figure_after(rest, "p99_ns ")?,
+        figure_after(rest, "samples ")? as u64,
+    ))
 }
 
 impl std::fmt::Display for SyscallReport {
@@ -128,7 +171,31 @@ impl std::fmt::Display for SyscallReport {
                 s.median / target
             )?;
         }
-        Ok(())
+        writeln!(
+            f,
+            "calls timed one by one (ns){:>27}{:>10}{:>14}{:>14}",
+            "median", "p99", "worst p99", "of target"
+        )?;
+        for (name, _) in CALLS {
+            let Some(c) = self.calls.get(name) else {
+                continue;
+            };
+            let of_target = if c.waits_on_device {
+                "device".to_string()
+            } else {
+                format!("{:.2}x", c.p99_ns / self.call_target_ns)
+            };
+            writeln!(
+                f,
+                "  {name:<42}{:>10.1}{:>10.1}{:>14.1}{:>14}",
+                c.median_ns, c.p99_ns, c.worst_p99_ns, of_target
+            )?;
+        }
+        write!(
+            f,
+            "target: every call that does not wait on a device <= {} ns (p99 shown against it)",
+            self.call_target_ns
+        )
     }
 }
 
@@ -193,8 +260,34 @@ pub fn syscall(
         &["a", "b"],
         &[("ping", "a"), ("pong", "b")],
     )?;
+    let calls_image = {
+        let d = scratch.0.join("calls");
+        let agents = [TestAgent {
+            name: "calls",
+            example: "bench",
+            config: &[("etc/bench.toml", "mode = \"calls\"\n")],
+        }];
+        crate::image::build_with_examples(
+            &d,
+            &crate::image::example_spec(
+                512,
+                &["calls"],
+                "\n[[partition]]\nname = \"c\"\nmemory_mib = 4\ncpus = 1\ndisk_mib = 1\n",
+                &["deployment.toml"],
+            ),
+            &[(
+                "deployment.toml",
+                &crate::image::example_deployment(&[("calls", "c")]),
+            )],
+            &agents,
+            &built,
+        )
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+    };
     let mut null_ns = Vec::new();
     let mut switch_ns = Vec::new();
+    let mut per_call: std::collections::BTreeMap<String, Vec<(f64, f64, u64)>> =
+        std::collections::BTreeMap::new();
     for run in 1..=runs {
         let lines = boot_for_lines(profile, opts, &null_image, run, &["bench: null syscall"])?;
         let n = figure_after(&lines[0], "median ").ok_or_else(|| BenchError::Figures {
@@ -227,10 +320,44 @@ pub fn syscall(
             }
         }
         let s = window / yields.max(1.0);
+        let needles: Vec<String> = CALLS
+            .iter()
+            .map(|(name, _)| format!("bench: call {name} "))
+            .collect();
+        let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+        for line in boot_for_lines(profile, opts, &calls_image, run, &needles)? {
+            let (name, median, p99, samples) =
+                parse_call_line(&line).ok_or_else(|| BenchError::Figures {
+                    run,
+                    line: line.clone(),
+                })?;
+            per_call
+                .entry(name)
+                .or_default()
+                .push((median, p99, samples));
+        }
         progress(run, n, s);
         null_ns.push(n);
         switch_ns.push(s);
     }
+    let calls = CALLS
+        .iter()
+        .filter_map(|(name, device)| {
+            let runs = per_call.get(*name)?;
+            let medians: Vec<f64> = runs.iter().map(|r| r.0).collect();
+            let p99s: Vec<f64> = runs.iter().map(|r| r.1).collect();
+            Some((
+                (*name).to_string(),
+                CallFigures {
+                    median_ns: Spread::of(&medians).median,
+                    p99_ns: Spread::of(&p99s).median,
+                    worst_p99_ns: Spread::of(&p99s).max,
+                    samples: runs.first().map_or(0, |r| r.2),
+                    waits_on_device: *device,
+                },
+            ))
+        })
+        .collect();
     Ok(SyscallReport {
         profile: profile.name.clone(),
         runs,
@@ -238,6 +365,8 @@ pub fn syscall(
         switch_ns: Spread::of(&switch_ns),
         null_target_ns: 250.0,
         switch_target_ns: 10_000.0,
+        calls,
+        call_target_ns: 250.0,
     })
 }
 

@@ -116,6 +116,13 @@ pub fn mem_grow(bytes: u64) -> Result<&'static mut [u8], Error> {
     Ok(unsafe { core::slice::from_raw_parts_mut(address as *mut u8, bytes as usize) })
 }
 
+/// The time-stamp counter (`rdtsc`): ring 3 may read it (the runtime leaves CR4.TSD
+/// clear), and it costs no system call.
+pub fn ticks() -> u64 {
+    // SAFETY: `rdtsc` reads a counter into registers; it touches no memory.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 /// Any call with any arguments, for `hostshim::raw::syscall5` (see its documentation).
 pub fn unchecked(n: u64, a: [u64; 5]) -> u64 {
     // SAFETY: NOT upheld in general, by design: this is the hostile agent's door for
