@@ -279,6 +279,34 @@ impl NetNs {
             );
         }
     }
+
+    /// Adds another address in 192.168.77.0/24 on the namespace's side (after
+    /// [`configure`](Self::configure)): clients bound to it are another peer to the
+    /// runtime.
+    pub fn add_address(&self, ip: &str) {
+        let addr = format!("{ip}/24");
+        let out = self.exec(&["ip", "addr", "add", &addr, "dev", &self.tap]);
+        assert!(
+            out.status.success(),
+            "adding {addr} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Moves the calling thread into the namespace: the sockets it opens from then on are
+    /// the namespace's, so the test itself talks over the segment. Network namespaces
+    /// belong to threads, not processes: call it on a thread spawned for the purpose,
+    /// which stays in the namespace until it ends.
+    pub fn enter(&self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        // SAFETY: setns(2) only reads the descriptor, which stays open for the call.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 impl Drop for NetNs {
