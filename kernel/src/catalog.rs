@@ -103,8 +103,7 @@ fn search(disk: usize, name: &str, max_payload: u64, serve: &mut dyn FnMut()) ->
     };
     let capacity = part.sectors().saturating_mul(512);
     let result = (|| {
-        let first =
-            read_sectors(disk, part.first_lba, 1, serve).map_err(|e| format!("{e:?}"))?;
+        let first = read_sectors(disk, part.first_lba, 1, serve).map_err(|e| format!("{e:?}"))?;
         let header = Header::parse(
             &first,
             capacity.min(max_payload.saturating_add(HEADER_LEN as u64)),

@@ -92,7 +92,7 @@ impl AgentLines {
 
     /// Appends `prefix: text` stamped `tsc`, escaping control characters in `text`;
     /// drops it whole (and counts it) if it does not fit.
-    fn push(&mut self, tsc: u64, prefix: [&str; 2], text: &str) {
+    fn push(&mut self, tsc: u64, prefix: [&str; 2], text: AgentText<'_>) {
         let start = self.bytes.len();
         let fits = self.bytes.extend_from_slice(&tsc.to_le_bytes()).is_ok()
             && self.bytes.extend_from_slice(&[0, 0]).is_ok()
@@ -100,10 +100,18 @@ impl AgentLines {
             && self.bytes.push(b'/').is_ok()
             && self.bytes.extend_from_slice(prefix[1].as_bytes()).is_ok()
             && self.bytes.extend_from_slice(b": ").is_ok()
-            && push_one_line(&mut self.bytes, text);
+            && match text {
+                AgentText::Printable(Printable(bytes)) => {
+                    let end = bytes.iter().rposition(|b| *b != b' ').map_or(0, |i| i + 1);
+                    self.bytes.extend_from_slice(&bytes[..end]).is_ok()
+                }
+                AgentText::Text(text) => push_one_line(&mut self.bytes, text.trim_end()),
+            };
         let len = self.bytes.len().saturating_sub(start + 10);
         match u16::try_from(len) {
-            Ok(len) if fits => self.bytes[start + 8..start + 10].copy_from_slice(&len.to_le_bytes()),
+            Ok(len) if fits => {
+                self.bytes[start + 8..start + 10].copy_from_slice(&len.to_le_bytes())
+            }
             _ => {
                 self.bytes.truncate(start);
                 self.dropped += 1;
@@ -315,9 +323,46 @@ fn write_line(tsc: Option<u64>, args: fmt::Arguments) {
     });
 }
 
-/// Logs an agent's line `PARTITION/AGENT: text` at info level, stamped now: held for the
-/// UART (see [`AgentLines`]), so it costs the agent the copy only.
-pub fn agent_line(partition: &str, agent: &str, text: &str) {
+/// An agent's line: checked printable ASCII (copied as it is), or any UTF-8 text
+/// (control characters escaped).
+pub enum AgentText<'a> {
+    Printable(Printable<'a>),
+    Text(&'a str),
+}
+
+/// Bytes that are all printable ASCII (0x20..=0x7e): valid UTF-8 with nothing to escape.
+/// Most agent lines are; checking a word at a time is cheaper than decoding characters.
+pub struct Printable<'a>(&'a [u8]);
+
+impl<'a> Printable<'a> {
+    pub fn new(bytes: &'a [u8]) -> Option<Printable<'a>> {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+            // A byte with the top bit set, one below 0x20, or one equal to 0x7f (the
+            // classic "has a byte less than n" and "has a zero byte" tests).
+            let y = x ^ (0x7f * LOW);
+            if x & HIGH != 0
+                || x.wrapping_sub(0x20 * LOW) & !x & HIGH != 0
+                || y.wrapping_sub(LOW) & !y & HIGH != 0
+            {
+                return None;
+            }
+        }
+        words
+            .remainder()
+            .iter()
+            .all(|b| (0x20..0x7f).contains(b))
+            .then_some(Printable(bytes))
+    }
+}
+
+/// Logs an agent's line `PARTITION/AGENT: text` (trailing whitespace cut) at info
+/// level, stamped now: held for the UART (see [`AgentLines`]), so it costs the agent the
+/// copy only.
+pub fn agent_line(partition: &str, agent: &str, text: AgentText<'_>) {
     if log::max_level() < Level::Info {
         return;
     }

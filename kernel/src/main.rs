@@ -208,7 +208,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     let loaded = catalog::load(layout.heap_size as u64 / 4, &mut serve);
     serve();
     boottime::mark("catalog");
-    let protections = arch::user::init(partition::syscall::fast);
+    let protections = arch::user::init();
     let word = |on: bool| if on { "on" } else { "MISSING" };
     if protections.smep && protections.smap {
         info!("cpu: agents run in ring 3; SMEP on, SMAP on, NX on, x87/SSE off");

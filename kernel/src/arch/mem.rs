@@ -1,4 +1,5 @@
-//! `memcpy`, `memmove` and `memset` for the kernel, as plain loops of 8-byte moves.
+//! `memcpy`, `memmove`, `memset` and `memcmp`/`bcmp` for the kernel, as plain loops of
+//! 8-byte moves and compares.
 //!
 //! `compiler_builtins` implements them with `rep movsq`/`rep stosq`. Under TCG — the
 //! reference accelerator here — a `rep`-prefixed string instruction runs one iteration
@@ -10,7 +11,10 @@
 //! functions they define; these strong definitions take the place of `compiler_builtins`'
 //! weak ones at link time.
 //!
-//! Owns nothing else; `memcmp`/`bcmp` stay `compiler_builtins`' (byte loops already).
+//! `compiler_builtins`' `memcmp` compares a byte at a time; comparing words first makes a
+//! file-name lookup on the system-call path a third of the instructions.
+//!
+//! Owns nothing else.
 
 core::arch::global_asm!(
     // memcpy(dest: rdi, src: rsi, n: rdx) -> rax = dest. Regions do not overlap.
@@ -123,4 +127,46 @@ core::arch::global_asm!(
     "39: mov rax, r9",
     "    ret",
     ".size memset, . - memset",
+    // memcmp(a: rdi, b: rsi, n: rdx) -> eax: <0, 0, >0 as the first differing byte of a
+    // is below, equal to or above b's (as unsigned). bcmp is the same function.
+    ".globl memcmp",
+    ".type memcmp,@function",
+    ".globl bcmp",
+    ".type bcmp,@function",
+    ".p2align 4",
+    "memcmp:",
+    "bcmp:",
+    "    xor eax, eax",
+    "    mov rcx, rdx",
+    "    shr rcx, 3",
+    "    jz 43f",
+    "42: mov r8, [rdi]",
+    "    mov r9, [rsi]",
+    "    cmp r8, r9",
+    "    jne 46f",
+    "    add rdi, 8",
+    "    add rsi, 8",
+    "    dec rcx",
+    "    jnz 42b",
+    "43: and edx, 7",
+    "    jz 45f",
+    "44: movzx eax, byte ptr [rdi]",
+    "    movzx ecx, byte ptr [rsi]",
+    "    sub eax, ecx",
+    "    jnz 45f",
+    "    inc rdi",
+    "    inc rsi",
+    "    dec edx",
+    "    jnz 44b",
+    "45: ret",
+    // The words differ: in memory order, the first differing byte decides, which is
+    // the most significant one once both are byte-swapped.
+    "46: bswap r8",
+    "    bswap r9",
+    "    cmp r8, r9",
+    "    sbb eax, eax",
+    "    or eax, 1",
+    "    ret",
+    ".size memcmp, . - memcmp",
+    ".size bcmp, . - memcmp",
 );

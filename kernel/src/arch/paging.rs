@@ -383,6 +383,12 @@ pub struct AddressSpace {
     pml4: u64,
     /// Page-table frames, the PML4 included: the cost of isolation.
     tables: u64,
+    /// The last two pages [`AddressSpace::translate`] found, with frame and permissions,
+    /// most recent first: a system call's buffers are walked more than once (checked,
+    /// then copied), and an agent's next call mostly uses the same two pages (its text
+    /// or a name, and a buffer on its stack). Never stale: a mapping, once made, is
+    /// neither changed nor removed while the space lives (`release` consumes it).
+    recent: core::cell::Cell<[Option<(u64, u64, UserPerms)>; 2]>,
 }
 
 impl AddressSpace {
@@ -401,7 +407,11 @@ impl AddressSpace {
         // SAFETY: both are page-table frames in identity-mapped RAM: the kernel's (live,
         // read here) and the new one (written here, not yet in use).
         unsafe { Builder::entry(pml4, 0).write(Builder::entry(kernel, 0).read()) };
-        Ok(AddressSpace { pml4, tables: 1 })
+        Ok(AddressSpace {
+            pml4,
+            tables: 1,
+            recent: core::cell::Cell::new([None; 2]),
+        })
     }
 
     /// Maps a fresh zeroed frame at user page `va` with `perms`. Returns its physical
@@ -459,9 +469,15 @@ impl AddressSpace {
         self.tables
     }
 
-    /// The frame behind user page `va` and what the agent may do with it: present with
-    /// the user bit at every level, inside the user window.
+    /// The frame (its base address) behind user page `va` and what the agent may do with
+    /// it: present with the user bit at every level, inside the user window.
+    #[inline]
     pub fn translate(&self, va: u64) -> Option<(u64, UserPerms)> {
+        let page = va & !(PAGE - 1);
+        let recent = self.recent.get();
+        if let Some((_, frame, perms)) = recent.iter().flatten().find(|(p, _, _)| *p == page) {
+            return Some((*frame, *perms));
+        }
         if !(plinth_abi::USER_BASE..plinth_abi::USER_END).contains(&va) {
             return None;
         }
@@ -478,13 +494,44 @@ impl AddressSpace {
             executable &= value & NO_EXECUTE == 0;
             table = value & ADDR_MASK;
         }
-        Some((
-            table,
-            UserPerms {
-                write: writable,
-                execute: executable,
-            },
-        ))
+        let perms = UserPerms {
+            write: writable,
+            execute: executable,
+        };
+        self.recent.set([Some((page, table, perms)), recent[0]]);
+        Some((table, perms))
+    }
+
+    /// Calls `f` with the `len` bytes of agent memory at `va`, every page mapped for ring
+    /// 3: in place when they lie in one page (the common case for a system call's text
+    /// or name: no copy, no buffer to clear), else gathered into a heap buffer first.
+    pub fn with_bytes<R>(
+        &self,
+        va: u64,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, UserAccessError> {
+        let page = va & !(PAGE - 1);
+        if (va - page).saturating_add(len as u64) <= PAGE {
+            let (frame, _) = self.translate(page).ok_or(UserAccessError::Unmapped(va))?;
+            // SAFETY: `frame + (va - page) .. + len` lies in one frame this space mapped
+            // for the agent (present and user at every level), identity-mapped. Nothing
+            // writes it while `f` holds the slice: the agent is not running (the kernel is
+            // handling its system call, on the one CPU) and no other code writes agent
+            // frames; the borrow ends with `f`.
+            let bytes =
+                unsafe { core::slice::from_raw_parts((frame + (va - page)) as *const u8, len) };
+            return Ok(f(bytes));
+        }
+        self.check(va, len, false)?;
+        let mut gathered = alloc::vec::Vec::with_capacity(len);
+        self.pages(va, len, false, &mut |frame_addr, _, n| {
+            // SAFETY: as above, for one page piece.
+            gathered.extend_from_slice(unsafe {
+                core::slice::from_raw_parts(frame_addr as *const u8, n)
+            });
+        })?;
+        Ok(f(&gathered))
     }
 
     /// Copies `dst.len()` bytes of agent memory from `va`. Every page must be mapped for
@@ -521,6 +568,14 @@ impl AddressSpace {
     /// Checks that `[va, va + len)` is mapped for ring 3 on every page (and writable,
     /// with `need_write`); touches nothing.
     pub fn check(&self, va: u64, len: usize, need_write: bool) -> Result<(), UserAccessError> {
+        let page = va & !(PAGE - 1);
+        if (va - page).saturating_add(len as u64) <= PAGE {
+            let (_, perms) = self.translate(page).ok_or(UserAccessError::Unmapped(va))?;
+            if need_write && !perms.write {
+                return Err(UserAccessError::ReadOnly(va));
+            }
+            return Ok(());
+        }
         self.pages(va, len, need_write, &mut |_, _, _| {})
     }
 

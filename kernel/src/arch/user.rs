@@ -15,8 +15,9 @@
 //! Both end by restoring the kernel stack saved at entry and returning from `run`.
 //!
 //! Owns the `syscall` MSRs and the entry/exit assembly; it must not interpret system
-//! calls or decide anything about agents (the kernel's `partition` module does). The one system-call
-//! decision taken in here, the fast path, is a function the kernel registers at `init`.
+//! calls or decide anything about agents (the kernel's `partition` module does). Calls
+//! that can be answered at once are answered on a fast path by a closure the caller of
+//! [`UserContext::run`] passes in, without leaving `run` (see [`syscall_entry`]).
 
 use core::arch::naked_asm;
 use core::cell::UnsafeCell;
@@ -92,9 +93,11 @@ impl UserContext {
     }
 
     /// Runs the agent in ring 3 (in the address space the caller activated) until its
-    /// next system call or interrupt; then `frame.vector` says which, and the registers
-    /// are the agent's at that point. Returns with interrupts disabled.
-    pub fn run(&mut self) -> Result<(), EnterError> {
+    /// next system call that `fast` does not answer, or interrupt; then `frame.vector`
+    /// says which, and the registers are the agent's at that point. Returns with
+    /// interrupts disabled. `fast` answers system calls without leaving `run` (it must
+    /// not touch this context: the agent's registers are not in it meanwhile).
+    pub fn run(&mut self, fast: &mut FastCall<'_>) -> Result<(), EnterError> {
         let f = &mut self.frame;
         if f.rip >= 1 << 47 {
             return Err(EnterError::BadRip(f.rip));
@@ -114,6 +117,16 @@ impl UserContext {
         // contract), so the cheaper `sysretq` may return it; an interrupted or new
         // context needs every register back, which only `iretq` does.
         let by_sysret = self.frame.vector == SYSCALL_VECTOR;
+        let fast: *mut FastCall<'_> = fast;
+        // SAFETY: only the trait object's lifetime changes, and `fast_path` uses the
+        // pointer only while this call keeps `fast` borrowed (the cell is cleared below,
+        // before returning); interrupts are off, so nothing else reads the cell.
+        unsafe {
+            *FAST.0.get() = Some(core::mem::transmute::<
+                *mut FastCall<'_>,
+                *mut FastCall<'static>,
+            >(fast))
+        };
         // SAFETY: `self` is a valid, 16-byte aligned context in kernel memory that
         // outlives the call (it is borrowed mutably for it); TSS.RSP0 and FRAME_END point
         // at its end, so everything the CPU and the entry stubs push while the agent runs
@@ -128,6 +141,9 @@ impl UserContext {
                 enter(self)
             }
         };
+        // SAFETY: interrupts are off again (every exit from ring 3 clears IF), no agent
+        // runs, so nothing reads the cell while it is cleared.
+        unsafe { *FAST.0.get() = None };
         Ok(())
     }
 }
@@ -179,34 +195,38 @@ pub extern "C" fn user_exit() {
     )
 }
 
-/// What the kernel's fast path made of a system call: `handled` 0 sends the call down
-/// the full path; otherwise `value` goes back in RAX at once. Returned in RAX:RDX.
+/// What the fast path made of a system call: `handled` 0 sends the call down the full
+/// path; otherwise `value` goes back in RAX at once. Returned in RAX:RDX.
 #[repr(C)]
 pub struct FastResult {
     pub handled: u64,
     pub value: u64,
 }
 
-/// Answers a system call on the fast path, given its number: `Some(value)` for RAX, or
-/// `None` to send it down the full path. Runs on the kernel stack with interrupts off and
-/// must touch no agent memory (see `syscall_entry`).
-pub type FastCall = fn(u64) -> Option<u64>;
+/// Answers a system call on the fast path, given its number and its five argument
+/// registers (RDI, RSI, RDX, R10, R8): `Some(value)` for RAX, or `None` to send it down
+/// the full path, out of [`UserContext::run`]. Runs on the kernel stack with interrupts
+/// off, while the agent's registers other than those are untouched.
+pub type FastCall<'a> = dyn FnMut(u64, [u64; 5]) -> Option<u64> + 'a;
 
-/// The fast path `init` registered: a plain cell written once before `syscall` is
-/// enabled, so the entry stub never sees it change.
-struct FastCell(UnsafeCell<FastCall>);
+/// The fast path of the agent running now: set by [`UserContext::run`] for exactly the
+/// time the agent runs, `None` otherwise.
+struct FastCell(UnsafeCell<Option<*mut FastCall<'static>>>);
 
-// SAFETY: written only by `init`, on the boot CPU, before EFER.SCE is set and LSTAR
-// points at the entry stub (so before any agent can make a system call); only read after.
+// SAFETY: one CPU; written only by `run` with interrupts off, before entering ring 3 and
+// after the agent's exit, and read only by `fast_path`, which runs only in between (a
+// `syscall` from the agent `run` entered).
 unsafe impl Sync for FastCell {}
 
-static FAST: FastCell = FastCell(UnsafeCell::new(|_| None));
+static FAST: FastCell = FastCell(UnsafeCell::new(None));
 
 /// The fast path's Rust side, called on the kernel stack with interrupts off.
-extern "C" fn fast_path(number: u64) -> FastResult {
-    // SAFETY: see `FastCell`.
-    let fast = unsafe { *FAST.0.get() };
-    match fast(number) {
+extern "C" fn fast_path(number: u64, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> FastResult {
+    // SAFETY: see `FastCell`: while an agent runs, the cell holds the closure `run` was
+    // given, which `run` keeps borrowed (and so alive and otherwise unused) until it
+    // returns; no other code runs meanwhile, so this is its only use.
+    let value = unsafe { (*FAST.0.get()).and_then(|f| (*f)(number, [a0, a1, a2, a3, a4])) };
+    match value {
         Some(value) => FastResult { handled: 1, value },
         None => FastResult {
             handled: 0,
@@ -218,12 +238,12 @@ extern "C" fn fast_path(number: u64) -> FastResult {
 /// `syscall` lands here in ring 0 with the agent's RSP, RIP in RCX and RFLAGS in R11, and
 /// interrupts off (SFMASK clears IF).
 ///
-/// First the fast path: calls that touch no agent memory and no runtime state beyond
-/// atomics (the registered [`FastCall`]) are answered on the kernel stack below the point
-/// `enter` saved, preserving every register the ABI preserves, and the agent resumes by
-/// `sysretq` — about a quarter of the full path's memory traffic. Anything else restores
-/// the registers and takes the full path, which builds the same frame an interrupt would
-/// and returns from `enter`.
+/// First the fast path: the [`FastCall`] given to `run` is called with the number and the
+/// arguments on the kernel stack below the point `enter` saved, preserving every
+/// register the ABI preserves; if it answers, the agent resumes by `sysretq` without the
+/// frame being built or `run` returning. Calls it leaves (those that give up the CPU)
+/// restore the registers and take the full path, which builds the same frame an
+/// interrupt would and returns from `enter`.
 #[unsafe(naked)]
 extern "C" fn syscall_entry() {
     naked_asm!(
@@ -234,6 +254,13 @@ extern "C" fn syscall_entry() {
         "push rcx", "push r11", "push qword ptr [rip + {user_rsp}]",
         "push rax", "push rdi", "push rsi", "push rdx", "push r8", "push r9", "push r10",
         "sub rsp, 8",
+        // fast_path(number, a0..a4): the ABI's argument registers are RDI, RSI, RDX,
+        // R10, R8; the C ABI's RDI, RSI, RDX, RCX, R8, R9 (RCX is saved above).
+        "mov r9, r8",
+        "mov r8, r10",
+        "mov rcx, rdx",
+        "mov rdx, rsi",
+        "mov rsi, rdi",
         "mov rdi, rax",
         "call {fast}",
         "add rsp, 8",
@@ -282,12 +309,9 @@ pub struct Protections {
     pub smap: bool,
 }
 
-/// Registers `fast` as the system-call fast path, enables `syscall`/`sysret` (EFER.SCE),
-/// points LSTAR at the entry stub, programs STAR with the GDT's selectors and SFMASK, and
-/// turns on SMEP and SMAP where the CPU has them.
-pub fn init(fast: FastCall) -> Protections {
-    // SAFETY: see `FastCell`: the one write, before `syscall` is enabled below.
-    unsafe { *FAST.0.get() = fast };
+/// Enables `syscall`/`sysret` (EFER.SCE), points LSTAR at the entry stub, programs STAR
+/// with the GDT's selectors and SFMASK, and turns on SMEP and SMAP where the CPU has them.
+pub fn init() -> Protections {
     // CPUID leaf 7, subleaf 0, EBX: bit 7 SMEP, bit 20 SMAP.
     let max_leaf = core::arch::x86_64::__cpuid(0).eax;
     let ebx = if max_leaf >= 7 {

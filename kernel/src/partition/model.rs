@@ -50,9 +50,14 @@ pub struct AgentImage {
 
 impl AgentImage {
     pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.file_named(name.as_bytes())
+    }
+
+    /// The file whose name is exactly these bytes.
+    pub fn file_named(&self, name: &[u8]) -> Option<&[u8]> {
         self.files
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.as_bytes() == name)
             .map(|(_, d)| d.as_slice())
     }
 }

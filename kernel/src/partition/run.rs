@@ -12,6 +12,7 @@ use super::RUNTIME;
 use super::Runtime;
 use super::events::EventKind;
 use super::lifecycle::Ending;
+use super::model::Task;
 use super::syscall::{self, Outcome};
 use crate::arch::cpu;
 use crate::arch::user::{EnterError, SYSCALL_VECTOR};
@@ -99,8 +100,34 @@ impl Runtime {
         let id = self.tasks[ti].id;
         let start = cpu::rdtsc();
         let (ending, end) = loop {
+            let entered = {
+                // While the agent runs, calls that do not give up the CPU are answered on
+                // the fast path (`syscall::fast`), which sees the agent's memory and heap
+                // mark and its own partition — nothing else.
+                let Task {
+                    ctx,
+                    space,
+                    heap_next,
+                    syscalls,
+                    partition,
+                    slot,
+                    ..
+                } = &mut self.tasks[ti];
+                let mut caller = syscall::Caller {
+                    space,
+                    heap_next,
+                    part: &mut self.partitions[*partition],
+                    slot: *slot,
+                };
+                let mut fast = |number, a| {
+                    let answer = syscall::fast(&mut caller, number, a);
+                    *syscalls += u64::from(answer.is_some());
+                    answer
+                };
+                ctx.run(&mut fast)
+            };
             let task = &mut self.tasks[ti];
-            if let Err(EnterError::BadRip(rip)) = task.ctx.run() {
+            if let Err(EnterError::BadRip(rip)) = entered {
                 let fault = EventKind::AgentFaulted {
                     vector: 13,
                     name: "bad instruction pointer",
@@ -147,7 +174,6 @@ impl Runtime {
             }
         };
         let ran = clock::tsc_delta_ns(cpu::rdtsc().wrapping_sub(start));
-        self.tasks[ti].syscalls += syscall::take_fast_calls();
         self.busy_ns += ran;
         self.sched.charge(id, ran, clock::now_ns());
         if let Some(how) = ending {

@@ -7,19 +7,36 @@
 //! result or a negative `plinth_abi::Error` in `rax`. Nothing an agent passes can make the
 //! runtime panic or touch memory that is not the agent's.
 //!
-//! Owns the decoding and the checks. A call sees only the calling task and its own
-//! partition, so it cannot reach another partition's state; it must not schedule: it
-//! says what the run loop should do next (see [`Outcome`]).
+//! Two ways in: [`fast`] answers every call that does not give up the CPU while the
+//! agent is still being entered (no frame built, the run loop not left: see
+//! `arch::user::syscall_entry`); [`dispatch`] takes the others — sleep, yield, exit and
+//! disk I/O — once the agent has left ring 3, and says what the run loop should do.
+//! Both run the same [`call_one`] and its checks.
+//!
+//! Owns the decoding and the checks. A call sees only its [`Caller`]: the calling agent's
+//! memory and heap mark and its own partition, so it cannot reach another partition's
+//! state; it must not schedule: it says what the run loop should do next ([`Outcome`]).
 
 use alloc::vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use plinth_abi::{Call, Error, HEAP_END, MAX_IO, MAX_LOG, PAGE_SIZE, SECTOR_SIZE};
 
 use super::loader::charged_alloc;
 use super::model::{Partition, PendingIo, Task};
-use crate::arch::paging::{UserAccessError, UserPerms};
-use crate::{block, clock, console};
+use crate::arch::paging::{AddressSpace, UserAccessError, UserPerms};
+use crate::console::{self, AgentText, Printable};
+use crate::{block, clock};
+
+/// What a call may touch.
+pub struct Caller<'a> {
+    /// The calling agent's address space.
+    pub space: &'a mut AddressSpace,
+    /// Where the agent's heap ends (`MemGrow` moves it).
+    pub heap_next: &'a mut u64,
+    /// The agent's partition, and its slot there.
+    pub part: &'a mut Partition,
+    pub slot: usize,
+}
 
 /// What the run loop does after a call.
 pub enum Outcome {
@@ -35,65 +52,88 @@ pub enum Outcome {
     Exit(i32),
 }
 
-/// System calls answered on the fast path since the run loop last collected them: the
-/// accounting of calls that never leave the entry stub.
-static FAST_CALLS: AtomicU64 = AtomicU64::new(0);
-
-/// The fast path (registered with `arch::user::init`): calls that need no agent memory
-/// and no runtime state but atomics. Runs with interrupts off on the kernel stack; `None`
-/// sends the call down the full path.
-pub fn fast(number: u64) -> Option<u64> {
-    let value = match Call::from_number(number)? {
-        Call::Null => 0,
-        Call::Clock => clock::now_ns(),
-        _ => return None,
-    };
-    FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-    Some(value)
+/// Whether `call` gives up the CPU (it needs the run loop: to pick another task, to block
+/// on a disk, to end), so the fast path leaves it to [`dispatch`].
+fn gives_up_cpu(call: Call) -> bool {
+    matches!(
+        call,
+        Call::Sleep | Call::Yield | Call::Exit | Call::DiskRead | Call::DiskWrite | Call::DiskFlush
+    )
 }
 
-/// Fast-path calls since the last collection (the run loop charges them to the task
-/// that ran meanwhile).
-pub fn take_fast_calls() -> u64 {
-    FAST_CALLS.swap(0, Ordering::Relaxed)
+/// The fast path (see `arch::user::FastCall`): answers call `number` with arguments `a`
+/// — its result or error code for `rax` — unless it gives up the CPU (`None`: the full
+/// path, [`dispatch`]). Runs on the kernel stack with interrupts off.
+pub fn fast(caller: &mut Caller<'_>, number: u64, a: [u64; 5]) -> Option<u64> {
+    let Some(call) = Call::from_number(number) else {
+        return Some(Error::UnknownCall.code());
+    };
+    if gives_up_cpu(call) {
+        return None;
+    }
+    let mut outcome = Outcome::Continue;
+    let result = call_one(caller, call, a, &mut outcome);
+    debug_assert!(matches!(outcome, Outcome::Continue));
+    Some(result.unwrap_or_else(Error::code))
 }
 
 /// Longest file name `ConfigRead` accepts, bytes.
 const MAX_NAME: u64 = 256;
 
-/// Handles the system call `task` (of partition `part`) just made: the result goes to
-/// its `rax`, and the outcome tells the run loop what to do next.
+/// The full path: handles the system call `task` (of partition `part`) just made and
+/// the fast path left: the result goes to its `rax`, and the outcome tells the run loop
+/// what to do next.
 pub fn dispatch(task: &mut Task, part: &mut Partition) -> Outcome {
     let f = &task.ctx.frame;
     let (number, a) = (f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8]);
     let mut outcome = Outcome::Continue;
+    let mut caller = Caller {
+        space: &mut task.space,
+        heap_next: &mut task.heap_next,
+        part,
+        slot: task.slot,
+    };
     let result = match Call::from_number(number) {
         None => Err(Error::UnknownCall),
-        Some(call) => call_one(task, part, call, a, &mut outcome),
+        Some(call) => call_one(&mut caller, call, a, &mut outcome),
     };
-    task.ctx.frame.rax = match result {
-        Ok(v) => v,
-        Err(e) => e.code(),
-    };
+    task.ctx.frame.rax = result.unwrap_or_else(Error::code);
     outcome
 }
 
+/// Does `call`: checks every argument, then acts; what the run loop must do next goes to
+/// `outcome` (only calls that give up the CPU change it).
 fn call_one(
-    task: &mut Task,
-    part: &mut Partition,
+    caller: &mut Caller<'_>,
     call: Call,
     a: [u64; 5],
     outcome: &mut Outcome,
 ) -> Result<u64, Error> {
-    let si = task.slot;
+    let si = caller.slot;
+    let Caller {
+        space,
+        heap_next,
+        part,
+        ..
+    } = caller;
     match call {
         Call::Null => Ok(0),
         Call::Log => {
-            let text = copy_in::<{ MAX_LOG as usize }>(task, a[0], a[1])?;
-            let text = core::str::from_utf8(&text).map_err(|_| Error::NotUtf8)?;
+            let len = checked_len(a[1], MAX_LOG)?;
+            let (partition, agent) = (&part.name, &part.agents[si].image.name);
             // Held for the UART, control characters escaped (see `console::agent_line`).
-            console::agent_line(&part.name, &part.agents[si].image.name, text.trim_end());
-            Ok(0)
+            space
+                .with_bytes(a[0], len, |bytes| {
+                    let text = match Printable::new(bytes) {
+                        Some(p) => AgentText::Printable(p),
+                        None => AgentText::Text(
+                            core::str::from_utf8(bytes).map_err(|_| Error::NotUtf8)?,
+                        ),
+                    };
+                    console::agent_line(partition, agent, text);
+                    Ok(0)
+                })
+                .map_err(bad_pointer)?
         }
         Call::Clock => Ok(clock::now_ns()),
         Call::Sleep => {
@@ -118,14 +158,28 @@ fn call_one(
             Ok(slot.heartbeats)
         }
         Call::ConfigRead => {
-            let name = copy_in::<{ MAX_NAME as usize }>(task, a[0], a[1])?;
-            let name = core::str::from_utf8(&name).map_err(|_| Error::NotUtf8)?;
+            let name_len = checked_len(a[1], MAX_NAME)?;
+            let image = &part.agents[si].image;
+            // Found by its bytes; whether a name that matched nothing was UTF-8 is asked
+            // only then (which error to give).
+            let data = space
+                .with_bytes(a[0], name_len, |name| match image.file_named(name) {
+                    Some(data) => Ok(data),
+                    None if core::str::from_utf8(name).is_err() => Err(Error::NotUtf8),
+                    None => Err(Error::NotFound),
+                })
+                .map_err(bad_pointer)?;
+            // The same order of refusals as always: the name's pointer, its encoding,
+            // the buffer, then whether the file exists.
+            if let Err(Error::NotUtf8) = data {
+                return Err(Error::NotUtf8);
+            }
             let len = checked_len(a[3], MAX_IO)?;
-            task.space.check(a[2], len, true).map_err(bad_pointer)?;
-            let data = part.agents[si].image.file(name).ok_or(Error::NotFound)?;
+            space.check(a[2], len, true).map_err(bad_pointer)?;
+            let data = data?;
             let offset = usize::try_from(a[4]).unwrap_or(usize::MAX).min(data.len());
             let n = len.min(data.len() - offset);
-            task.space
+            space
                 .write(a[2], &data[offset..offset + n], false)
                 .map_err(bad_pointer)?;
             Ok(n as u64)
@@ -147,11 +201,11 @@ fn call_one(
             }
             let write = call == Call::DiskWrite;
             // The agent's buffer is checked before the disk is touched.
-            task.space.check(a[1], len, !write).map_err(bad_pointer)?;
+            space.check(a[1], len, !write).map_err(bad_pointer)?;
             let lba = disk.first_lba + sector;
             let ticket = if write {
                 let mut buf = vec![0u8; len];
-                task.space.read(a[1], &mut buf).map_err(bad_pointer)?;
+                space.read(a[1], &mut buf).map_err(bad_pointer)?;
                 block::write(disk.disk, lba, buf)
             } else {
                 block::read(disk.disk, lba, vec![0u8; len])
@@ -184,7 +238,7 @@ fn call_one(
             if pages > (HEAP_END - plinth_abi::HEAP_BASE) / PAGE_SIZE {
                 return Err(Error::BadLength);
             }
-            let start = task.heap_next;
+            let start = **heap_next;
             let end = start
                 .checked_add(pages * PAGE_SIZE)
                 .filter(|e| *e <= HEAP_END)
@@ -202,29 +256,17 @@ fn call_one(
             };
             let mut va = start;
             while va < end {
-                if task.space.map_new(va, perms, &mut alloc).is_err() {
+                if space.map_new(va, perms, &mut alloc).is_err() {
                     // Keep what was mapped (it is charged and stays the agent's).
-                    task.heap_next = va;
+                    **heap_next = va;
                     return Err(Error::QuotaExceeded);
                 }
                 va += PAGE_SIZE;
             }
-            task.heap_next = end;
+            **heap_next = end;
             Ok(start)
         }
     }
-}
-
-/// `len` bytes of the agent's memory at `va`, at most `N` (else `BadLength`). Only the
-/// bytes asked for are touched: zeroing a whole buffer of the largest size first was a
-/// measurable part of a short call.
-fn copy_in<const N: usize>(task: &Task, va: u64, len: u64) -> Result<heapless::Vec<u8, N>, Error> {
-    let len = checked_len(len, N as u64)?;
-    let mut buf = heapless::Vec::new();
-    // `len` <= N, so this cannot fail.
-    let _ = buf.resize(len, 0);
-    task.space.read(va, &mut buf).map_err(bad_pointer)?;
-    Ok(buf)
 }
 
 /// A length that fits `max` (and so `usize`).
