@@ -114,18 +114,28 @@ impl Runtime {
         self.api.expect("boot without nic: true has no API")
     }
 
-    /// Waits until the runtime has an address and its API answers `/api/v1/health`. The
-    /// API comes up before the catalog and partitions, so its line may be behind lines a
-    /// test already waited for: it is looked for in the whole transcript.
-    pub fn expect_api(&mut self) -> SocketAddr {
-        if !self
-            .machine
-            .lines()
-            .iter()
-            .any(|l| l.text.contains("api: listening"))
-        {
-            self.expect_line("api: listening");
+    /// Waits until a line containing `needle` has arrived, wherever it is in the
+    /// transcript; unlike [`Runtime::expect_line`] it moves no cursor, so lines a test
+    /// waits for next may come before it.
+    pub fn expect_seen(&mut self, needle: &str) {
+        let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+        while !self.machine.lines().iter().any(|l| l.text.contains(needle)) {
+            if std::time::Instant::now() > deadline {
+                self.fail(&format!(
+                    "no line containing {needle:?} within {LINE_TIMEOUT:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits until the runtime has brought the appliance up (the `boot: after ready`
+    /// line, after the partitions) and its API answers `/api/v1/health`. The API comes up
+    /// before the catalog and the partitions, so their lines may come before or after
+    /// lines a test waits for: both are looked for in the whole transcript.
+    pub fn expect_api(&mut self) -> SocketAddr {
+        self.expect_seen("api: listening");
+        self.expect_seen("boot: after ready");
         let addr = self.api();
         let deadline = std::time::Instant::now() + LINE_TIMEOUT;
         loop {
