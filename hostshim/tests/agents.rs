@@ -77,7 +77,12 @@ fn example(name: &str) -> PathBuf {
 
 /// Reads the agent's stderr until a line contains `until` (then kills it) or it exits;
 /// returns every line and how it ended.
-fn run(mut child: Child, until: Option<&str>) -> (Vec<String>, ExitStatus) {
+fn run(child: Child, until: Option<&str>) -> (Vec<String>, ExitStatus) {
+    run_until_nth(child, until, 1)
+}
+
+/// [`run`], killing the agent at the `n`th line containing `until`.
+fn run_until_nth(mut child: Child, until: Option<&str>, n: usize) -> (Vec<String>, ExitStatus) {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -89,10 +94,12 @@ fn run(mut child: Child, until: Option<&str>) -> (Vec<String>, ExitStatus) {
         }
     });
     let mut lines = Vec::new();
+    let mut seen = 0;
     loop {
         match rx.recv_timeout(PATIENCE) {
             Ok(line) => {
-                let done = until.is_some_and(|u| line.contains(u));
+                seen += usize::from(until.is_some_and(|u| line.contains(u)));
+                let done = seen == n;
                 lines.push(line);
                 if done {
                     child.kill().unwrap();
@@ -169,10 +176,36 @@ fn scrubber_verifies_a_pass_and_needs_a_disk() {
 }
 
 #[test]
-fn spinner_reports_its_rate() {
+fn spinner_reports_cumulative_loops_with_its_clock() {
     let s = Scratch::new("spinner");
-    let (lines, _) = run(s.spawn("spinner", &[]), Some("loops in the last second"));
-    assert!(has(&lines, "[agent] spinner: "), "{lines:#?}");
+    let (lines, _) = run_until_nth(s.spawn("spinner", &[]), Some(" loops by "), 3);
+    // `[agent] spinner: N loops by T ns, median batch M ns`: what the CPU-share tests read.
+    let report = |l: &str| -> Option<(u64, u64, u64)> {
+        let rest = l.strip_prefix("[agent] spinner: ")?;
+        let (n, rest) = rest.split_once(" loops by ")?;
+        let (t, rest) = rest.split_once(" ns, median batch ")?;
+        let m = rest.strip_suffix(" ns")?;
+        Some((n.parse().ok()?, t.parse().ok()?, m.parse().ok()?))
+    };
+    // The host backend also notes each heartbeat (`[hostshim] heartbeat N`).
+    let reports: Vec<(u64, u64, u64)> = lines
+        .iter()
+        .filter(|l| !l.starts_with("[hostshim] heartbeat "))
+        .map(|l| report(l).unwrap_or_else(|| panic!("not a report: {l:?}")))
+        .collect();
+    assert_eq!(reports.len(), 3, "{lines:#?}");
+    for w in reports.windows(2) {
+        let ((n0, t0, _), (n1, t1, median)) = (w[0], w[1]);
+        // Whole batches of 2^20, never fewer than one between reports.
+        assert!(n1 > n0 && n1 % (1 << 20) == 0, "{lines:#?}");
+        // A quarter of a second apart at least (its own clock).
+        assert!(t1 - t0 >= 250_000_000, "{lines:#?}");
+        // Nothing else runs in the process: the batches fill the time between reports,
+        // so their count times the median comes to about that time (within a factor of
+        // two either way, for a busy host's preemptions).
+        let ran = (n1 - n0) / (1 << 20) * median;
+        assert!(ran <= 2 * (t1 - t0) && 2 * ran >= t1 - t0, "{lines:#?}");
+    }
 }
 
 #[test]
