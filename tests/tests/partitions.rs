@@ -752,6 +752,39 @@ fn free_bytes(addr: SocketAddr) -> u64 {
         .unwrap()
 }
 
+fn heap_used(addr: SocketAddr) -> u64 {
+    get(addr, "/api/v1/status")["memory"]["heap_used_bytes"]
+        .as_u64()
+        .unwrap()
+}
+
+/// How far the runtime's heap in use may be from its baseline after the cycles, bytes.
+/// Each figure is read while the runtime answers `/api/v1/status`, and the connection
+/// that carried the request before may or may not have finished closing by then (host
+/// timing), keeping its request and response buffers, a few hundred bytes for a
+/// `DELETE`. Runs have come back equal to the byte. A leak of the heap's smallest block
+/// (16 bytes) in every cycle is 16 000 bytes over 1000 cycles, so any per-cycle leak fails.
+const HEAP_SLACK: u64 = 2048;
+
+/// Creates partition `cycle` (1 MiB, the `hello` agent), starts it and terminates it.
+fn cycle(addr: SocketAddr, i: usize) {
+    let (s, p) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions",
+        Some(r#"{"name":"cycle","memory_mib":1,"agents":[{"name":"hello"}]}"#),
+    );
+    assert_eq!(s, 201, "cycle {i}: {p}");
+    let (s, p) = call(addr, "POST", "/api/v1/partitions/cycle/start", None);
+    assert_eq!(s, 200, "cycle {i}: {p}");
+    assert!(
+        p["memory"]["used_bytes"].as_u64().unwrap() > 0,
+        "cycle {i}: {p}"
+    );
+    let (s, t) = call(addr, "DELETE", "/api/v1/partitions/cycle", None);
+    assert_eq!(s, 200, "cycle {i}: {t}");
+}
+
 #[test]
 fn the_command_set_drives_partitions_and_1000_cycles_return_every_frame() {
     let _host = sharing_the_host();
@@ -934,25 +967,35 @@ disk_mib = 1
         "terminating web returned every frame"
     );
 
-    // 1000 create/start/terminate cycles: free memory comes back to the byte.
+    // Warm-up before the heap's baseline. The events ring keeps the last 512 events with
+    // their names on the heap, so it grows until it is full of the cycles' own events (two
+    // each: partition_created and agent_started), after 256 cycles; from then on each
+    // event replaces one of the same size. Anything else allocated once (a vector
+    // reaching the capacity a partition or task needs) is allocated in the first cycle.
+    let started = std::time::Instant::now();
+    for i in 0..256 {
+        cycle(addr, i);
+    }
+    let ev = events(addr);
+    assert_eq!(ev.len(), 512, "the events ring keeps 512");
+    assert!(ev.iter().all(|e| e["partition"] == "cycle"), "{ev:?}");
+    let heap0 = heap_used(addr);
+
+    // 1000 create/start/terminate cycles: free memory comes back to the byte, and the
+    // runtime's heap to what it was.
     for i in 0..1000 {
-        let (s, p) = call(
-            addr,
-            "POST",
-            "/api/v1/partitions",
-            Some(r#"{"name":"cycle","memory_mib":1,"agents":[{"name":"hello"}]}"#),
-        );
-        assert_eq!(s, 201, "cycle {i}: {p}");
-        let (s, p) = call(addr, "POST", "/api/v1/partitions/cycle/start", None);
-        assert_eq!(s, 200, "cycle {i}: {p}");
-        assert!(
-            p["memory"]["used_bytes"].as_u64().unwrap() > 0,
-            "cycle {i}: {p}"
-        );
-        let (s, t) = call(addr, "DELETE", "/api/v1/partitions/cycle", None);
-        assert_eq!(s, 200, "cycle {i}: {t}");
+        cycle(addr, i);
     }
     assert_eq!(free_bytes(addr), free0, "after 1000 cycles");
+    let heap1 = heap_used(addr);
+    eprintln!(
+        "1256 cycles in {:.1} s; heap in use {heap0} bytes after the warm-up, {heap1} after 1000 more",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        heap1.abs_diff(heap0) <= HEAP_SLACK,
+        "heap in use went from {heap0} to {heap1} bytes over 1000 cycles"
+    );
     let list = get(addr, "/api/v1/partitions");
     assert_eq!(list["partitions"].as_array().unwrap().len(), 1, "{list}");
     rt.shutdown();
