@@ -214,7 +214,14 @@ fn bench_commands_report_figures_and_their_qemu_command_line() {
 
     let idle = bench_json(&["bench", "idle", "-n", "1", "--seconds", "0.5"]);
     let pct = idle["median_cpu_percent"].as_f64().unwrap();
-    assert!((0.0..=200.0).contains(&pct), "{idle}");
+    // Idle means halted between the 100 Hz ticks: QEMU then uses a few percent of a core
+    // (0 to 4% per 0.5 s window here, in steps of 2% as /proc counts 10 ms ticks). A
+    // runtime that polled instead of halting keeps QEMU's vCPU thread busy: near 100%.
+    // Under 20% tells the two apart with room for a slower host's timer work.
+    assert!(
+        pct < 20.0,
+        "an idle runtime kept QEMU {pct:.1}% busy: {idle}"
+    );
 
     let image = bench_json(&["bench", "image", "-n", "2"]);
     assert_eq!(image["build_ms"].as_array().unwrap().len(), 2, "{image}");
@@ -415,10 +422,16 @@ fn partition_benchmarks_report_their_figures() {
     let s = bench_json(&["bench", "syscall", "-n", "1"]);
     let null = s["null_syscall_ns"]["median"].as_f64().unwrap();
     let switch = s["switch_ns"]["median"].as_f64().unwrap();
-    // Figures, not targets: a round trip takes some time, and a switch (a yield, the
-    // scheduler and an address-space change) more than a null call.
+    // A round trip takes some time, and a switch (a yield, the scheduler and an
+    // address-space change) more than a null call.
     assert!(null > 1.0 && switch > null, "{s}");
-    assert_eq!(s["null_target_ns"], 250.0, "{s}");
+    // The report judges the null call against its target ("of target" below 1x is met):
+    // ~110 ns under TCG here against 250, so only a slower system-call path fails.
+    let target = s["null_target_ns"].as_f64().unwrap();
+    assert!(
+        null < target,
+        "null call {null:.0} ns, target {target:.0} ns: {s}"
+    );
 
     let d = bench_json(&["bench", "density", "-m", "128"]);
     let n = d["partitions"].as_u64().unwrap();
