@@ -55,6 +55,33 @@ impl ScratchImage {
         Ok(ScratchImage { path })
     }
 
+    /// Creates a scratch image of `bytes` whose every block is written (zeros) and
+    /// flushed to the host's disk before it is used, as `fio` lays out its files: a
+    /// provisioned disk. A sparse file's first writes measure the host file system
+    /// allocating blocks and page cache (run-to-run spread of 2.5x seen here), not the
+    /// guest's disk path.
+    pub fn create_laid_out(bytes: u64) -> Result<ScratchImage, DiskError> {
+        use std::io::Write;
+        let image = Self::create_sized(0)?;
+        let io = |source| DiskError::Io {
+            path: image.path.clone(),
+            source,
+        };
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(&image.path)
+            .map_err(io)?;
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            f.write_all(&chunk[..n]).map_err(io)?;
+            left -= n as u64;
+        }
+        f.sync_data().map_err(io)?;
+        Ok(image)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
