@@ -3,6 +3,7 @@
 //! per command group under `cli/`) and the end-to-end test harness (`plinth-tests`) are
 //! both built on it, so a QEMU command line exists in exactly one place: a profile in
 //! `qemu/`.
+#![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod api;

@@ -4,6 +4,7 @@
 //! command groups and their help) and the dispatch to one module per group under
 //! `cli/` (see `cli/mod.rs`), which holds that group's arguments and handler. The work
 //! itself is in the `plinth` library; nothing here talks to QEMU, the API or files.
+#![forbid(unsafe_code)]
 
 mod cli;
 

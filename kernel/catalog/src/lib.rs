@@ -27,6 +27,7 @@
 //! it bytes) and it does not decide what runs (that is the runtime's, from the model).
 
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -57,8 +57,7 @@
 //! reported, not required ([`Unverified::signature`]), and [`Unverified::verify`] makes
 //! the trust decision later.
 #![no_std]
-#![cfg_attr(not(test), forbid(unsafe_code))]
-#![cfg_attr(test, deny(unsafe_code))]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

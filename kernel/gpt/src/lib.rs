@@ -39,8 +39,7 @@
 //! the backup entries and header in the last 33 sectors. The tests hold it to `sgdisk -v`,
 //! `-p` and `-i` and `fdisk -l`, and its LBA 0 to `sgdisk`'s byte for byte.
 #![no_std]
-#![cfg_attr(not(test), forbid(unsafe_code))]
-#![cfg_attr(test, deny(unsafe_code))]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -16,8 +16,7 @@
 //! routes a [`Request`] to a [`Response`], smoltcp carries the bytes, and the kernel's
 //! clock supplies `now`.
 #![no_std]
-#![cfg_attr(not(test), forbid(unsafe_code))]
-#![cfg_attr(test, deny(unsafe_code))]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

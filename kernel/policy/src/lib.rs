@@ -12,6 +12,7 @@
 //! `protection`, `troubleshooting` or `tenants` ([`policies`]).
 
 #![no_std]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -42,8 +42,7 @@
 //!   refused ([`TarError::Truncated`], [`TarError::NoEndMarker`]): a cut-off archive must
 //!   not pass for a shorter one.
 #![no_std]
-#![cfg_attr(not(test), forbid(unsafe_code))]
-#![cfg_attr(test, deny(unsafe_code))]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -14,6 +14,7 @@
 //! [`lock_path`] (std's [`File::lock`], so no dependency), and what is missing is checked
 //! again once the lock is held: a caller that waited finds the work done. Needs met once
 //! are remembered for the rest of the process, so asking again costs nothing.
+#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
