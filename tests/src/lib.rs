@@ -4,6 +4,10 @@
 //! Every helper panics with the whole serial transcript when an expectation fails, so a
 //! failing test shows what the runtime printed. Machines come from the same profiles in
 //! `qemu/` that `plinth run` uses.
+//!
+//! The harness's one unsafe call is `setns(2)` in [`NetNs::enter`] (std has no wrapper);
+//! everything else is safe Rust.
+#![deny(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -308,6 +312,7 @@ impl NetNs {
     /// the namespace's, so the test itself talks over the segment. Network namespaces
     /// belong to threads, not processes: call it on a thread spawned for the purpose,
     /// which stays in the namespace until it ends.
+    #[allow(unsafe_code, reason = "setns(2), the harness's one unsafe call")]
     pub fn enter(&self) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         let ns = std::fs::File::open(format!("/run/netns/{}", self.name))?;
