@@ -31,6 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use plinth_fuzz_targets::{TARGETS, Target, Verdict};
+use plinth_testrng::Rng;
 
 /// Seconds of generated inputs per target when `PLINTH_FUZZ_SECS` is not set: eleven
 /// targets two at a time make about a minute on CI's two cores.
@@ -56,32 +57,6 @@ fn fuzz_dir() -> PathBuf {
 
 fn corpus_dir(target: &str) -> PathBuf {
     fuzz_dir().join("corpus").join(target)
-}
-
-/// SplitMix64: small, fast, and every seed gives a good sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`, `n > 0` (the modulo bias is irrelevant here).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
 }
 
 /// Bytes that matter to the formats under test: boundaries, and the punctuation of TOML,
@@ -376,7 +351,7 @@ fn drive(
 
     let mut pool: Vec<Vec<u8>> = corpus.into_iter().map(|(_, d)| d).collect();
     let corpus_len = pool.len();
-    let mut rng = Rng(seed ^ name_hash(target.name));
+    let mut rng = Rng::mixed(seed ^ name_hash(target.name));
     let started = Instant::now();
     let mut input = Vec::new();
     while started.elapsed() < budget && !progress.stop.load(Ordering::Relaxed) {
@@ -433,8 +408,7 @@ fn env_seed() -> u64 {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default();
-            let mut rng = Rng(now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32);
-            rng.next()
+            Rng::mixed(now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32).next_u64()
         }
     }
 }
@@ -645,7 +619,7 @@ fn cargo_fuzz_binaries_call_the_shared_bodies() {
 fn generation_is_reproducible() {
     let pool = vec![b"GET / HTTP/1.1\r\n\r\n".to_vec(), vec![0; 600]];
     let run = |seed| {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::mixed(seed);
         let mut out = Vec::new();
         (0..200)
             .map(|_| {

@@ -5,6 +5,8 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use plinth_testrng::Rng;
+
 use super::*;
 
 const SEED: SigningKeyBytes = [7u8; 32];
@@ -70,26 +72,6 @@ fn open(archive: &[u8]) -> Result<Container<'_>, ContainerError> {
 
 fn good() -> Vec<u8> {
     pack(MANIFEST, &files(), &SEED).unwrap()
-}
-
-/// xorshift64: deterministic "random" inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
 }
 
 /// A ustar archive of `entries` as they are, signed with `seed` over the entries (for
@@ -190,7 +172,7 @@ fn minimal_manifest_defaults() {
 
 #[test]
 fn randomized_round_trips() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for round in 0..40 {
         let count = 1 + rng.below(6);
         let names: Vec<String> = (0..count)
@@ -198,11 +180,14 @@ fn randomized_round_trips() {
             .collect();
         let datas: Vec<Vec<u8>> = (0..count)
             .map(|_| {
-                let len = [0, 1, 511, 512, 513, 1500][rng.below(6)];
-                rng.bytes(len)
+                let mut data = vec![0; [0, 1, 511, 512, 513, 1500][rng.below(6)]];
+                rng.fill_bytes(&mut data);
+                data
             })
             .collect();
-        let modes: Vec<u32> = (0..count).map(|_| (rng.next() as u32) & 0o7777).collect();
+        let modes: Vec<u32> = (0..count)
+            .map(|_| (rng.next_u64() as u32) & 0o7777)
+            .collect();
         let files: Vec<(&str, u32, &[u8])> = (0..count)
             .map(|i| (names[i].as_str(), modes[i], datas[i].as_slice()))
             .collect();
@@ -967,13 +952,13 @@ fn signing_digest_definition() {
 
 #[test]
 fn random_bytes_never_panic() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let base = good();
     for _ in 0..300 {
         let mut input = base.clone();
         for _ in 0..1 + rng.below(4) {
             let at = rng.below(3000);
-            input[at] = rng.next() as u8;
+            input[at] = rng.byte();
         }
         let cut = rng.below(input.len() + 1);
         let _ = open(&input[..cut]);

@@ -5,6 +5,8 @@ use alloc::vec::Vec;
 use alloc::{format, vec};
 use std::collections::BTreeSet;
 
+use plinth_testrng::Rng;
+
 use crate::fuzzing;
 use crate::*;
 
@@ -1036,22 +1038,6 @@ fn every_truncation_of_a_valid_body_is_refused_without_panicking() {
     assert!(checked > 250, "{checked}");
 }
 
-/// xorshift64*: deterministic mutations without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 #[test]
 fn random_mutations_never_panic_and_decode_only_valid_commands() {
     const TOKENS: [&[u8]; 24] = [
@@ -1081,7 +1067,7 @@ fn random_mutations_never_panic_and_decode_only_valid_commands() {
         b"\"version\":\"1.0.0\"",
     ];
     let requests = valid_requests();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..3000 {
         let (m, path, body) = &requests[rng.below(requests.len())];
@@ -1099,7 +1085,7 @@ fn random_mutations_never_panic_and_decode_only_valid_commands() {
                 }
                 1 if !b.is_empty() => {
                     let i = rng.below(b.len());
-                    b[i] = rng.next() as u8;
+                    b[i] = rng.byte();
                 }
                 2 if at < b.len() => {
                     let end = (at + 1 + rng.below(8)).min(b.len());
@@ -1118,7 +1104,7 @@ fn random_mutations_never_panic_and_decode_only_valid_commands() {
             }
         }
         // Also through the fuzz input format, with a random method.
-        let mut input = vec![rng.next() as u8];
+        let mut input = vec![rng.byte()];
         input.extend_from_slice(path.as_bytes());
         input.push(b'\n');
         input.extend_from_slice(&b);

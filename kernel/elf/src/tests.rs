@@ -8,8 +8,10 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::*;
 use plinth_abi::{IMAGE_BASE, IMAGE_END};
+use plinth_testrng::Rng;
+
+use super::*;
 
 const PT_GNU_STACK: u32 = 0x6474_e551;
 const R: u32 = abi::PF_R;
@@ -184,24 +186,6 @@ fn check_invariants(file: &[u8], exe: &Executable, window: Window, limits: Limit
             s.perms.execute && s.vaddr <= exe.entry && exe.entry < s.vaddr + s.mem_size
         })
     );
-}
-
-/// xorshift64: deterministic "random" inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -721,7 +705,7 @@ fn every_truncation_is_refused() {
 #[test]
 fn random_mutations_never_panic() {
     let file = Builder::valid().bytes();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut accepted = 0;
     for _ in 0..5000 {
         let mut bytes = file.clone();
@@ -732,16 +716,16 @@ fn random_mutations_never_panic() {
             64 + 5 * 56
         };
         for _ in 0..1 + rng.below(8) {
-            let at = rng.below(area as u64) as usize;
+            let at = rng.below(area);
             bytes[at] = match rng.below(4) {
                 0 => 0,
                 1 => 0xff,
                 2 => bytes[at] ^ (1 << rng.below(8)),
-                _ => rng.next() as u8,
+                _ => rng.byte(),
             };
         }
         if rng.below(8) == 0 {
-            bytes.truncate(rng.below(bytes.len() as u64) as usize);
+            bytes.truncate(rng.below(bytes.len()));
         }
         if let Ok(exe) = Executable::parse(&bytes, Window::AGENT, Limits::AGENT) {
             check_invariants(&bytes, &exe, Window::AGENT, Limits::AGENT);
@@ -755,19 +739,19 @@ fn random_mutations_never_panic() {
 #[test]
 fn random_headers_never_panic() {
     // Random program headers in a valid file header: many overflow every which way.
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     let interesting = |rng: &mut Rng| match rng.below(6) {
         0 => 0,
-        1 => u64::MAX - rng.below(0x2000),
-        2 => IMAGE_BASE + rng.below(0x1_0000),
-        3 => IMAGE_END - rng.below(0x1_0000),
-        4 => rng.below(0x3000),
-        _ => rng.next(),
+        1 => u64::MAX - rng.below_u64(0x2000),
+        2 => IMAGE_BASE + rng.below_u64(0x1_0000),
+        3 => IMAGE_END - rng.below_u64(0x1_0000),
+        4 => rng.below_u64(0x3000),
+        _ => rng.next_u64(),
     };
     for _ in 0..3000 {
         let builder = Builder::valid().with(|b| {
             b.entry = interesting(&mut rng);
-            let n = rng.below(6) as usize;
+            let n = rng.below(6);
             b.phdrs = (0..n)
                 .map(|_| Phdr {
                     p_type: if rng.below(4) == 0 {

@@ -11,6 +11,8 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use plinth_testrng::Rng;
+
 use super::*;
 use crate::format::{Header, offsets};
 use crate::fuzzing::{self, PastEnd};
@@ -30,48 +32,30 @@ const ESP: Guid = Guid::from_fields(
     [0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B],
 );
 
-/// xorshift64: deterministic "random" inputs without a dependency.
-struct Rng(u64);
+/// A random GUID (two steps through [`Guid::from_hash`]).
+fn random_guid(rng: &mut Rng) -> Guid {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+    b[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+    Guid::from_hash(b)
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// In `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn guid(&mut self) -> Guid {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&self.next().to_le_bytes());
-        b[8..].copy_from_slice(&self.next().to_le_bytes());
-        Guid::from_hash(b)
-    }
-
-    /// A name of up to 36 UTF-16 code units from ASCII, other BMP characters and ones
-    /// outside the BMP (two units each).
-    fn name(&mut self) -> String {
-        let pool = [
-            'a', 'Z', '0', '-', '_', ' ', '.', 'é', 'ß', 'Ж', '中', '😀', '𝄞',
-        ];
-        let mut s = String::new();
-        let mut units = 0;
-        let target = self.below(37) as usize;
-        loop {
-            let c = pool[self.below(pool.len() as u64) as usize];
-            if units + c.len_utf16() > target {
-                return s;
-            }
-            units += c.len_utf16();
-            s.push(c);
+/// A name of up to 36 UTF-16 code units from ASCII, other BMP characters and ones
+/// outside the BMP (two units each).
+fn random_name(rng: &mut Rng) -> String {
+    let pool = [
+        'a', 'Z', '0', '-', '_', ' ', '.', 'é', 'ß', 'Ж', '中', '😀', '𝄞',
+    ];
+    let mut s = String::new();
+    let mut units = 0;
+    let target = rng.below(37);
+    loop {
+        let c = pool[rng.below(pool.len())];
+        if units + c.len_utf16() > target {
+            return s;
         }
+        units += c.len_utf16();
+        s.push(c);
     }
 }
 
@@ -231,9 +215,9 @@ fn guid_parses_either_case_and_round_trips() {
         Ok(LINUX)
     );
     assert_eq!("c12a7328-F81F-11d2-ba4b-00a0c93ec93b".parse(), Ok(ESP));
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for _ in 0..1000 {
-        let g = Guid(rng.guid().0.map(|b| b ^ rng.next() as u8));
+        let g = Guid(random_guid(&mut rng).0.map(|b| b ^ rng.byte()));
         assert_eq!(Guid::parse(&g.to_string()), Ok(g));
     }
 }
@@ -267,12 +251,10 @@ fn guid_parse_refuses_anything_else() {
 
 #[test]
 fn guid_from_hash_is_version_4_and_deterministic() {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     for _ in 0..1000 {
         let mut bytes = [0u8; 16];
-        for b in &mut bytes {
-            *b = rng.next() as u8;
-        }
+        rng.fill_bytes(&mut bytes);
         let g = Guid::from_hash(bytes);
         assert_eq!(g, Guid::from_hash(bytes));
         let text = g.to_string();
@@ -501,28 +483,32 @@ fn round_trip_reads_what_was_planned() {
 
 #[test]
 fn round_trip_random_layouts() {
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut rng = Rng::new(0x5eed_1234_abcd_0001);
     for round in 0..300 {
         let count = match rng.below(10) {
             0 => 0,
-            1 => 20 + rng.below(109) as usize,
-            _ => 1 + rng.below(8) as usize,
+            1 => 20 + rng.below(109),
+            _ => 1 + rng.below(8),
         };
-        let names: Vec<String> = (0..count).map(|_| rng.name()).collect();
+        let names: Vec<String> = (0..count).map(|_| random_name(&mut rng)).collect();
         let specs: Vec<PartitionSpec<'_>> = names
             .iter()
             .map(|name| PartitionSpec {
                 name,
-                type_guid: if rng.below(2) == 0 { LINUX } else { rng.guid() },
-                unique_guid: rng.guid(),
+                type_guid: if rng.below(2) == 0 {
+                    LINUX
+                } else {
+                    random_guid(&mut rng)
+                },
+                unique_guid: random_guid(&mut rng),
                 sectors: match rng.below(4) {
-                    0 => 1 + rng.below(4),
-                    1 => 2048 * (1 + rng.below(2)),
-                    _ => 1 + rng.below(6000),
+                    0 => 1 + rng.below_u64(4),
+                    1 => 2048 * (1 + rng.below_u64(2)),
+                    _ => 1 + rng.below_u64(6000),
                 },
             })
             .collect();
-        let l = Layout::plan(rng.guid(), &specs).unwrap();
+        let l = Layout::plan(random_guid(&mut rng), &specs).unwrap();
         assert_eq!(l.partitions.len(), count);
         for (p, s) in l.partitions.iter().zip(&specs) {
             assert_eq!(p.first_lba % 2048, 0);
@@ -1210,15 +1196,15 @@ fn compact_image(rng: &mut Rng) -> Vec<u8> {
         if next > 5 || rng.below(3) == 0 {
             continue;
         }
-        let last = (next + rng.below(2)).min(5);
+        let last = (next + rng.below_u64(2)).min(5);
         let p = Partition {
             index: i as u32,
-            name: rng.name(),
+            name: random_name(rng),
             type_guid: LINUX,
-            unique_guid: rng.guid(),
+            unique_guid: random_guid(rng),
             first_lba: next,
             last_lba: last,
-            attributes: rng.next(),
+            attributes: rng.next_u64(),
         };
         format::encode_entry(&p, slot);
         next = last + 1;
@@ -1229,7 +1215,7 @@ fn compact_image(rng: &mut Rng) -> Vec<u8> {
             alternate_lba: alternate,
             first_usable: 3,
             last_usable: 5,
-            disk_guid: rng.guid(),
+            disk_guid: random_guid(rng),
             entries_lba,
             entry_count: 4,
             entry_size: 128,
@@ -1243,7 +1229,7 @@ fn compact_image(rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn compact_tables_read() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     for _ in 0..100 {
         let image = compact_image(&mut rng);
         let t = read_image(&image).unwrap();
@@ -1254,23 +1240,23 @@ fn compact_tables_read() {
 
 #[test]
 fn fuzz_driver_survives_random_corruption() {
-    let mut rng = Rng(0xdead_beef);
+    let mut rng = Rng::new(0xdead_beef);
     for _ in 0..5_000 {
         let mut image = compact_image(&mut rng);
         for _ in 0..1 + rng.below(4) {
-            let at = rng.below(image.len() as u64) as usize;
+            let at = rng.below(image.len());
             match rng.below(4) {
                 0 => image[at] ^= 1 << rng.below(8),
                 1 => image[at] = 0,
                 2 => image[at] = 0xff,
-                _ => image[at] = rng.next() as u8,
+                _ => image[at] = rng.byte(),
             }
         }
         if rng.below(8) == 0 {
-            image.truncate(rng.below(image.len() as u64 + 1) as usize);
+            image.truncate(rng.below(image.len() + 1));
         }
         // Mostly with the CRCs fixed, or the reader stops at them.
-        let flags = (rng.next() as u8) | if rng.below(4) != 0 { 3 } else { 0 };
+        let flags = rng.byte() | if rng.below(4) != 0 { 3 } else { 0 };
         fuzzing::disk(&[[flags].as_slice(), &image].concat());
     }
 }

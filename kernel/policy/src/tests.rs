@@ -12,6 +12,8 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use plinth_testrng::Rng;
+
 use crate::policies::*;
 use crate::{AgentDef, Diagnostic, Machine, PartitionDef, Version, World};
 
@@ -1454,43 +1456,15 @@ fn huge_numbers_are_refused_or_compared_without_overflow() {
 // Generated sets: a random valid model, rendered to TOML in random styles and split over
 // several files, must read back as exactly the model.
 
-/// xorshift64: deterministic "random" inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    /// `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-    /// A random subset, in random order.
-    fn some<T: Clone>(&mut self, items: &[T], percent: u64) -> Vec<T> {
-        let mut v: Vec<T> = items
-            .iter()
-            .filter(|_| self.chance(percent))
-            .cloned()
-            .collect();
-        self.shuffle(&mut v);
-        v
-    }
+/// A random subset of `items` (each kept `percent` times in 100), in random order.
+fn some<T: Clone>(rng: &mut Rng, items: &[T], percent: u32) -> Vec<T> {
+    let mut v: Vec<T> = items
+        .iter()
+        .filter(|_| rng.chance(percent))
+        .cloned()
+        .collect();
+    rng.shuffle(&mut v);
+    v
 }
 
 struct Generated {
@@ -1590,7 +1564,7 @@ fn target_key(t: &Target) -> String {
 }
 
 fn generate(seed: u64) -> Generated {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let rng = &mut rng;
 
     // The world.
@@ -1599,7 +1573,7 @@ fn generate(seed: u64) -> Generated {
     let partitions: Vec<PartitionDef> = names[..rng.range(1, 5) as usize]
         .iter()
         .map(|n| {
-            let labels = rng.some(&["edge", "monitoring", "gpu"], 40);
+            let labels = some(rng, &["edge", "monitoring", "gpu"], 40);
             partition(n, &labels, rng.range(64, 4096), rng.range(1, 4) as u32)
         })
         .collect();
@@ -1669,7 +1643,7 @@ fn generate(seed: u64) -> Generated {
             let mut days = if rng.chance(30) {
                 Day::ALL.to_vec()
             } else {
-                rng.some(&Day::ALL, 50)
+                some(rng, &Day::ALL, 50)
             };
             if days.is_empty() {
                 days.push(Day::Sat);
@@ -1753,7 +1727,7 @@ fn generate(seed: u64) -> Generated {
         .map(|n| Target::Agent(n.to_string()))
         .chain(partitions.iter().map(|p| Target::Partition(p.name.clone())))
         .collect();
-    for target in rng.some(&targets, 50) {
+    for target in some(rng, &targets, 50) {
         let (cpu_most, memory_most) = match &target {
             Target::Agent(_) => (100, 8),
             Target::Partition(n) => {
@@ -1855,7 +1829,7 @@ fn generate(seed: u64) -> Generated {
 
     // troubleshooting
     let mut trouble_files = KindFiles::new(rng, "troubleshooting");
-    for target in rng.some(&targets, 50) {
+    for target in some(rng, &targets, 50) {
         let restart = if rng.chance(25) {
             Restart::Never
         } else {
@@ -1940,7 +1914,7 @@ fn generate(seed: u64) -> Generated {
 
     // tenants
     let mut tenant_files = KindFiles::new(rng, "tenants");
-    let pool_names = rng.some(&["tenant-vlans", "lab", "dmz"], 50);
+    let pool_names = some(rng, &["tenant-vlans", "lab", "dmz"], 50);
     let mut segments = Vec::new();
     let mut cursor = rng.range(1, 50) as u16;
     for _ in 0..pool_names.len() * 3 {
@@ -1961,7 +1935,7 @@ fn generate(seed: u64) -> Generated {
     let mut free_partitions: Vec<String> = partitions.iter().map(|p| p.name.clone()).collect();
     rng.shuffle(&mut free_partitions);
     let mut statics: Vec<u16> = Vec::new();
-    for name in rng.some(&["acme", "beta", "gamma", "delta", "eps", "zeta"], 60) {
+    for name in some(rng, &["acme", "beta", "gamma", "delta", "eps", "zeta"], 60) {
         let take = rng.range(0, 2).min(free_partitions.len() as u64) as usize;
         let partitions: Vec<String> = free_partitions.drain(..take).collect();
         let pool = (!expected.pools.is_empty() && rng.chance(70))
@@ -2143,7 +2117,7 @@ fn assert_in_bounds(files: &[&str], d: &[Diagnostic]) {
 #[test]
 fn mutated_files_never_panic_and_diagnostics_point_into_them() {
     const BYTES: &[u8] = b"\"'[]{}=,.#\n-:0123456789azAZ_ \t\\\x00\xff\xc3";
-    let mut rng = Rng(0x5eed_f00d);
+    let mut rng = Rng::new(0x5eed_f00d);
     let (mut rejected, mut runs) = (0, 0);
     for seed in 1..=150 {
         let g = generate(seed);

@@ -3,6 +3,8 @@
 
 extern crate std;
 
+use plinth_testrng::Rng;
+
 use super::*;
 use std::println;
 use std::vec;
@@ -185,9 +187,9 @@ fn cap_20_percent_with_tick_overshoot() {
 /// Every run overshoots by a random amount up to a whole slice.
 #[test]
 fn cap_23_percent_random_overshoot() {
-    let mut rng = XorShift(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     let mut sim = Sim::new(&[capped(1, 23, 100 * MS)]);
-    sim.run_until(20 * S, |_, _, slice, _| slice + rng.below(SLICE));
+    sim.run_until(20 * S, |_, _, slice, _| slice + rng.below_u64(SLICE));
     let s = sim.shares();
     println!("cap 23% alone, random overshoot up to 10 ms: {:.2}%", s[0]);
     assert_near("capped", s[0], 23.0, 0.5);
@@ -617,17 +619,17 @@ fn long_overshoot_is_bounded_debt() {
 /// at a time.
 #[test]
 fn multi_period_charge_matches_stepwise() {
-    let mut rng = XorShift(42);
+    let mut rng = Rng::new(42);
     for _ in 0..2_000 {
-        let period = 1 + rng.below(50);
-        let quota = 1 + rng.below(period);
+        let period = 1 + rng.below_u64(50);
+        let quota = 1 + rng.below_u64(period);
         let cap = Cap::new(quota, period).unwrap();
         let mut whole = CapState::new(cap, 0);
         let mut steps = CapState::new(cap, 0);
-        let mut now = rng.below(3 * period);
+        let mut now = rng.below_u64(3 * period);
         for _ in 0..20 {
-            now += rng.below(2 * period);
-            let ran = rng.below(10 * period);
+            now += rng.below_u64(2 * period);
+            let ran = rng.below_u64(10 * period);
             let end = now + ran;
             whole.charge(ran, end);
             // Stepwise: split at every boundary.
@@ -648,23 +650,6 @@ fn multi_period_charge_matches_stepwise() {
                 "period {period} quota {quota}"
             );
         }
-    }
-}
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 
@@ -713,7 +698,7 @@ struct Outcome {
 }
 
 fn random_workload(seed: u64, w: &Workload, steps: usize) -> Outcome {
-    let mut rng = XorShift(seed);
+    let mut rng = Rng::new(seed);
     let mut sched: Scheduler<u32> = Scheduler::new(SLICE);
     let mut tasks: Vec<Model> = Vec::new();
     let mut next_id = 0u32;
@@ -733,11 +718,11 @@ fn random_workload(seed: u64, w: &Workload, steps: usize) -> Outcome {
     for _ in 0..steps {
         match rng.below(10) {
             0 | 1 if tasks.len() < 50 => {
-                let weight = w.weights[rng.below(w.weights.len() as u64) as usize];
+                let weight = w.weights[rng.below(w.weights.len())];
                 let capped = w.caps && rng.below(4) == 0;
                 let s = if capped {
-                    let period = (5 + rng.below(200)) * MS;
-                    let cap = Cap::new(1 + rng.below(period), period).unwrap();
+                    let period = (5 + rng.below_u64(200)) * MS;
+                    let cap = Cap::new(1 + rng.below_u64(period), period).unwrap();
                     Share::new(weight, Some(cap)).unwrap()
                 } else {
                     share(weight)
@@ -759,22 +744,22 @@ fn random_workload(seed: u64, w: &Workload, steps: usize) -> Outcome {
                 next_id += 1;
             }
             2 if !tasks.is_empty() => {
-                let i = rng.below(tasks.len() as u64) as usize;
+                let i = rng.below(tasks.len());
                 let t = tasks.remove(i);
                 let usage = sched.remove(t.id).unwrap();
                 assert!(usage.runs >= usage.throttled_count);
             }
             3 if !tasks.is_empty() => {
-                let i = rng.below(tasks.len() as u64) as usize;
+                let i = rng.below(tasks.len());
                 if rng.below(2) == 0 {
                     sched.block(tasks[i].id);
                 } else {
-                    sched.sleep_until(tasks[i].id, now + rng.below(300 * MS));
+                    sched.sleep_until(tasks[i].id, now + rng.below_u64(300 * MS));
                 }
                 tasks[i].runnable = false;
             }
             4 if !tasks.is_empty() => {
-                let i = rng.below(tasks.len() as u64) as usize;
+                let i = rng.below(tasks.len());
                 sched.wake(tasks[i].id, now);
             }
             _ => {
@@ -799,7 +784,7 @@ fn random_workload(seed: u64, w: &Workload, steps: usize) -> Outcome {
                         let i = tasks.iter().position(|t| t.id == id).unwrap();
                         assert!(tasks[i].runnable);
                         let ran = if w.short_runs && rng.below(3) != 0 {
-                            1 + rng.below(slice_ns)
+                            1 + rng.below_u64(slice_ns)
                         } else {
                             slice_ns
                         };

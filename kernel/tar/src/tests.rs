@@ -9,29 +9,15 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use plinth_testrng::Rng;
+
 use super::*;
 
-/// xorshift64: deterministic "random" inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// In `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
+/// `len` random bytes, one step each.
+fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut v = vec![0; len];
+    rng.fill_bytes(&mut v);
+    v
 }
 
 fn build(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
@@ -177,7 +163,7 @@ fn sizes_around_block_boundaries() {
 #[test]
 fn randomized_round_trips() {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+@ ";
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..300 {
         let mut builder = Builder::new();
         let mut expected = Vec::new();
@@ -201,8 +187,8 @@ fn randomized_round_trips() {
                 3 => 513,
                 _ => rng.below(3000),
             };
-            let data = rng.bytes(size);
-            let mode = (rng.next() & 0o7777) as u32;
+            let data = random_bytes(&mut rng, size);
+            let mode = (rng.next_u64() & 0o7777) as u32;
             match builder.add_file(&name, mode, &data) {
                 Ok(()) => expected.push((name, mode, data)),
                 // Random names may be `.`/`..`, too long to split, or clash with earlier
@@ -944,7 +930,7 @@ fn display_messages() {
 
 #[test]
 fn random_corruption_never_panics() {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let long = format!("{}/{}", "d".repeat(130), "f".repeat(80));
     let base = build(&[
         ("a", 0o644, &[1; 700]),
@@ -963,14 +949,14 @@ fn random_corruption_never_panics() {
                     } else {
                         rng.below(a.len())
                     };
-                    a[at] = rng.next() as u8;
+                    a[at] = rng.byte();
                 }
             }
             // Flip a byte and fix the checksum, to reach the checks after it.
             2 => {
                 let header = [0, 1536, 2048][rng.below(3)];
                 let at = header + rng.below(BLOCK_SIZE);
-                a[at] = [b'0', b'7', b'/', b'.', 0, b' ', 0xff, rng.next() as u8][rng.below(8)];
+                a[at] = [b'0', b'7', b'/', b'.', 0, b' ', 0xff, rng.byte()][rng.below(8)];
                 if !(148..156).contains(&(at - header)) {
                     fix_checksum(&mut a, header);
                 }
@@ -1037,7 +1023,7 @@ fn host_tar_lists_and_extracts_our_archives() {
         ("bin/agent", 0o755, (0..513u32).map(|i| i as u8).collect()),
         ("empty", 0o644, vec![]),
         ("block", 0o600, vec![9; 512]),
-        (&long, 0o644, Rng(7).bytes(3000)),
+        (&long, 0o644, random_bytes(&mut Rng::new(7), 3000)),
     ];
     let mut b = Builder::new();
     for (name, mode, data) in &files {
@@ -1078,7 +1064,11 @@ fn we_read_host_tar_archives() {
     std::fs::create_dir_all(src.join("sub").join(&long_dir)).unwrap();
     let files: Vec<(String, Vec<u8>, u32)> = vec![
         ("a.txt".into(), b"alpha\n".to_vec(), 0o644),
-        ("sub/b.bin".into(), Rng(11).bytes(1500), 0o755),
+        (
+            "sub/b.bin".into(),
+            random_bytes(&mut Rng::new(11), 1500),
+            0o755,
+        ),
         (format!("sub/{long_dir}/{}", "c".repeat(30)), vec![], 0o600),
     ];
     for (name, data, mode) in &files {
