@@ -9,6 +9,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use plinth_container::public_key;
+use plinth_testrng::Rng;
 
 use super::*;
 
@@ -407,13 +408,8 @@ fn two_containers_of_one_agent_version_are_refused() {
 fn mutated_payloads_never_panic() {
     let sealed = build_with(SPEC, &files());
     let payload = sealed[HEADER_LEN..].to_vec();
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = || rng.next_u64();
     for _ in 0..300 {
         let mut p = payload.clone();
         for _ in 0..(next() % 4 + 1) {

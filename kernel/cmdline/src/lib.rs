@@ -307,6 +307,7 @@ pub fn parse(cmdline: &str) -> Parsed<'_> {
 mod tests {
     extern crate std;
     use super::*;
+    use plinth_testrng::Rng;
 
     #[test]
     fn empty_line_gives_defaults() {
@@ -459,13 +460,11 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        // Deterministic xorshift so the case list is the same on every run.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        // Deterministic, so the case list is the same on every run.
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         let alphabet = b"log=selftest,heapframs \t\n=,=\xc3\xa9x";
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let len = (x % 64) as usize;
             let bytes: std::vec::Vec<u8> = (0..len)
                 .map(|i| alphabet[((x >> (i % 60)) as usize + i) % alphabet.len()])

@@ -267,6 +267,7 @@ fn word_mask(b: usize, n: usize) -> u64 {
 mod tests {
     extern crate std;
     use super::*;
+    use plinth_testrng::Rng;
     use std::vec;
     use std::vec::Vec;
 
@@ -405,11 +406,9 @@ mod tests {
         with_alloc(&usable, &[], |a| {
             let start = a.free_frames();
             let mut held: Vec<(u64, usize)> = Vec::new();
-            let mut x: u64 = 12345;
+            let mut rng = Rng::new(12345);
             for _ in 0..5000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                let x = rng.next_u64();
                 if !x.is_multiple_of(3) || held.is_empty() {
                     let n = (x % 17 + 1) as usize;
                     if let Some(f) = a.alloc_contiguous(n, (x % 4 + 1) as usize) {

@@ -131,6 +131,7 @@ impl MemoryMap {
 mod tests {
     extern crate std;
     use super::*;
+    use plinth_testrng::Rng;
 
     const MIB: u64 = 1 << 20;
 
@@ -213,13 +214,8 @@ mod tests {
 
     #[test]
     fn random_maps_match_a_frame_by_frame_oracle() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u64| rng.below_u64(n);
         for _ in 0..2000 {
             let mut m = MemoryMap::new();
             // 64 frames of address space; byte-granular, overlapping, unsorted entries.

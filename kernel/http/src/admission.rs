@@ -94,6 +94,8 @@ fn most_expendable<P: Copy>(
 
 #[cfg(test)]
 mod tests {
+    use plinth_testrng::Rng;
+
     use super::*;
 
     const POLICY: Policy = Policy {
@@ -208,13 +210,8 @@ mod tests {
     fn repeated_calls_converge_and_never_name_a_free_slot() {
         // Deterministic pseudo-random tables: every victim is occupied, and dropping
         // victims until none is named leaves the table within both rules.
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.next_u64();
         for _ in 0..2000 {
             let n = (next() % 12) as usize;
             let policy = Policy {

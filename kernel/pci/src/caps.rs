@@ -196,6 +196,7 @@ mod tests {
     extern crate std;
     use super::*;
     use crate::MemoryBar;
+    use plinth_testrng::Rng;
     use std::collections::BTreeMap;
 
     const AT: DeviceFunction = DeviceFunction {
@@ -321,15 +322,10 @@ mod tests {
     /// every decoded address inside the BAR it names.
     #[test]
     fn random_config_spaces_decode_safely() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
         for round in 0..20_000 {
             let mut bytes = std::vec![0u8; 256 + 54];
-            for b in bytes.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
+            rng.fill_bytes(&mut bytes);
             // Make lists likely: capabilities bit set, pointer into the body.
             if round % 2 == 0 {
                 bytes[0x06] |= 0x10;

@@ -438,6 +438,8 @@ mod tests {
     use alloc::vec::Vec;
     use alloc::{format, vec};
 
+    use plinth_testrng::Rng;
+
     use super::*;
 
     const GOOD: &str = r#"kind = "appliance"
@@ -570,13 +572,8 @@ labels = ["management"]
     /// equal.
     #[test]
     fn to_toml_round_trips() {
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| rng.below_u64(n);
         for _ in 0..200 {
             let cpus = next(8) as u32 + 1;
             let parts = next(5) as usize;

@@ -11,6 +11,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use alloc::{format, vec};
 
+use plinth_testrng::Rng;
 use serde_json::Value;
 
 use super::*;
@@ -647,14 +648,9 @@ fn every_view_round_trips() {
 
 #[test]
 fn generated_views_round_trip() {
-    // xorshift: many shapes of partition lists and event lists, every option both ways.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    // Many shapes of partition lists and event lists, every option both ways.
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next_u64();
     let text = |n: u64| -> String {
         const PIECES: [&str; 8] = ["a", "-", "\"", "\\", "\n", "é", "☃", "\u{1}"];
         (0..n % 6)
@@ -892,7 +888,7 @@ fn floats_are_written_as_the_runtime_wrote_them() {
             .unwrap()
             .to_string()
     };
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut values = vec![
         0.0,
         1.0,
@@ -907,9 +903,7 @@ fn floats_are_written_as_the_runtime_wrote_them() {
     values.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
     let (mut same_text, mut same_value) = (0, 0);
     for _ in 0..20_000 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = rng.next_u64();
         // Caps (quota over period, percent) and event times (ns over 1e6, up to a year).
         values.push((state % 100_000_000 + 1) as f64 * 100.0 / 100_000_000.0);
         values.push((state % (365 * 86_400 * 1_000_000_000)) as f64 / 1e6);
