@@ -21,9 +21,10 @@ pub fn run_boot_tests(selected: SelfTests) {
         return;
     }
     type Check = fn() -> Result<heapless::String<96>, &'static str>;
-    let checks: [(SelfTests, &str, Check); 2] = [
+    let checks: [(SelfTests, &str, Check); 3] = [
         (SelfTests::FRAMES, "frames", frames),
         (SelfTests::HEAP, "heap", heap_objects),
+        (SelfTests::MEM, "mem", mem_functions),
     ];
     for (flag, name, check) in checks {
         if !selected.contains(flag) {
@@ -50,6 +51,72 @@ pub fn run_boot_tests(selected: SelfTests) {
         log::info!("selftest {name}: triggering");
         trigger();
     }
+}
+
+/// `arch::mem`'s `memcpy`, `memmove`, `memset` and `memcmp` against one-byte-at-a-time
+/// references, for every length up to 80 (and a few page-sized ones) at every
+/// alignment of source and destination, overlapping both ways for `memmove`. The slice
+/// operations below compile to calls of those functions; `black_box` keeps lengths and
+/// bytes from being folded, and the references from being turned into the same calls.
+fn mem_functions() -> Result<heapless::String<96>, &'static str> {
+    use core::hint::black_box;
+    const SPAN: usize = 4096 + 3 * 64;
+    let mut a: Vec<u8> = (0..SPAN).map(|i| black_box((i * 7 + 3) as u8)).collect();
+    let mut b: Vec<u8> = alloc::vec![0u8; SPAN];
+    let byte_eq =
+        |x: &[u8], y: &[u8]| x.len() == y.len() && (0..x.len()).all(|i| black_box(x[i]) == y[i]);
+    let mut cases = 0u32;
+    let lens = (0..=80usize).chain([255, 256, 257, 4095, 4096, 4097]);
+    for len in lens {
+        for off in 0..8usize {
+            let (s0, d0) = (black_box(off), black_box((off * 3) % 8));
+            let len = black_box(len);
+            // memcpy
+            b.fill(0);
+            b[d0..d0 + len].copy_from_slice(&a[s0..s0 + len]);
+            if !byte_eq(&b[d0..d0 + len], &a[s0..s0 + len])
+                || b[..d0].iter().any(|&x| x != 0)
+                || b[d0 + len..].iter().any(|&x| x != 0)
+            {
+                return Err("memcpy");
+            }
+            // memset
+            b[d0..d0 + len].fill(black_box(0xa5));
+            if (0..len).any(|i| black_box(b[d0 + i]) != 0xa5)
+                || b[d0 + len..].iter().any(|&x| x != 0)
+            {
+                return Err("memset");
+            }
+            // memcmp/bcmp: equal, then one byte changed (each order)
+            b[d0..d0 + len].copy_from_slice(&a[s0..s0 + len]);
+            if b[d0..d0 + len] != a[s0..s0 + len] || b[d0..d0 + len].cmp(&a[s0..s0 + len]).is_ne() {
+                return Err("memcmp of equal bytes");
+            }
+            if len > 0 {
+                let at = black_box(len * 5 / 7);
+                b[d0 + at] = a[s0 + at].wrapping_add(1);
+                let want = b[d0 + at].cmp(&a[s0 + at]);
+                if b[d0..d0 + len] == a[s0..s0 + len]
+                    || b[d0..d0 + len].cmp(&a[s0..s0 + len]) != want
+                {
+                    return Err("memcmp of different bytes");
+                }
+            }
+            // memmove, overlapping forward and backward within one buffer
+            if len <= 256 {
+                for (from, to) in [(s0, s0 + 5), (s0 + 5, s0)] {
+                    let before: Vec<u8> =
+                        a[from..from + len].iter().map(|&x| black_box(x)).collect();
+                    a.copy_within(from..from + len, to);
+                    if !byte_eq(&a[to..to + len], &before) {
+                        return Err("memmove");
+                    }
+                }
+            }
+            cases += 1;
+        }
+    }
+    Ok(detail(format_args!("{cases} length and alignment cases")))
 }
 
 fn detail(args: core::fmt::Arguments) -> heapless::String<96> {

@@ -100,12 +100,15 @@ fn microvm_profile_boots() {
 }
 
 #[test]
-fn frame_allocator_and_heap_selftests_pass() {
-    let mut rt = boot("selftest=frames,heap");
+fn frame_allocator_heap_and_mem_function_selftests_pass() {
+    let mut rt = boot("selftest=frames,heap,mem");
     let frames = rt.expect_line("selftest frames:").text;
     assert!(frames.contains("selftest frames: ok"), "{frames}");
     let heap = rt.expect_line("selftest heap:").text;
     assert!(heap.contains("selftest heap: ok"), "{heap}");
+    // The kernel's own memcpy/memmove/memset/memcmp (arch::mem) against byte loops.
+    let mem = rt.expect_line("selftest mem:").text;
+    assert!(mem.contains("selftest mem: ok"), "{mem}");
     rt.expect_ready();
     rt.shutdown();
 }

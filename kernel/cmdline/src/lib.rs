@@ -67,6 +67,8 @@ bitflags! {
         const FRAMES = 1 << 0;
         /// Allocate, verify and free kernel heap objects of many sizes.
         const HEAP = 1 << 1;
+        /// Check the kernel's memcpy, memmove, memset and memcmp against byte loops.
+        const MEM = 1 << 10;
         /// Print clock marks every 250 ms for 2 s so the host can compare rates.
         const CLOCK = 1 << 2;
         /// Read an unmapped address: page fault.
@@ -88,9 +90,10 @@ bitflags! {
 
 impl SelfTests {
     /// Command-line names, in the order the kernel runs them.
-    pub const NAMES: [(&'static str, SelfTests); 10] = [
+    pub const NAMES: [(&'static str, SelfTests); 11] = [
         ("frames", SelfTests::FRAMES),
         ("heap", SelfTests::HEAP),
+        ("mem", SelfTests::MEM),
         ("clock", SelfTests::CLOCK),
         ("pagefault", SelfTests::PAGE_FAULT),
         ("gpfault", SelfTests::GP_FAULT),
