@@ -511,6 +511,11 @@ impl AddressSpace {
         len: usize,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, UserAccessError> {
+        // An empty range touches nothing, wherever it points (an empty slice's pointer
+        // is dangling).
+        if len == 0 {
+            return Ok(f(&[]));
+        }
         let page = va & !(PAGE - 1);
         if (va - page).saturating_add(len as u64) <= PAGE {
             let (frame, _) = self.translate(page).ok_or(UserAccessError::Unmapped(va))?;
@@ -568,6 +573,9 @@ impl AddressSpace {
     /// Checks that `[va, va + len)` is mapped for ring 3 on every page (and writable,
     /// with `need_write`); touches nothing.
     pub fn check(&self, va: u64, len: usize, need_write: bool) -> Result<(), UserAccessError> {
+        if len == 0 {
+            return Ok(());
+        }
         let page = va & !(PAGE - 1);
         if (va - page).saturating_add(len as u64) <= PAGE {
             let (_, perms) = self.translate(page).ok_or(UserAccessError::Unmapped(va))?;
@@ -589,6 +597,9 @@ impl AddressSpace {
         need_write: bool,
         f: &mut dyn FnMut(u64, usize, usize),
     ) -> Result<(), UserAccessError> {
+        if len == 0 {
+            return Ok(());
+        }
         let page = va & !(PAGE - 1);
         if (va - page).saturating_add(len as u64) <= PAGE {
             let (frame, perms) = self.translate(page).ok_or(UserAccessError::Unmapped(va))?;
