@@ -83,6 +83,7 @@ impl Boot {
                 mac: NIC_MAC,
             }),
             netns: self.netns.as_ref().map(|(ns, _)| ns.clone()),
+            initrd: None,
         };
         let api = opts
             .nic

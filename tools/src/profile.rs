@@ -56,6 +56,11 @@ pub struct Profile {
     /// network namespace), with `{tap}` (interface name) and `{mac}` placeholders.
     #[serde(default)]
     pub tap_nic_args: Vec<String>,
+    /// Arguments added when an initial RAM disk is given (a Linux guest's initramfs; the
+    /// runtime takes none), with the `{initrd}` (file path) placeholder. Empty: the
+    /// profile cannot boot with one.
+    #[serde(default)]
+    pub initrd_args: Vec<String>,
 }
 
 /// Errors loading or using a profile.
@@ -85,6 +90,10 @@ pub enum ProfileError {
     NoTapSupport(String),
     #[error("a launch takes a user-network NIC or a tap NIC, not both")]
     TwoNics,
+    #[error("profile {0} cannot boot with an initrd (it has no initrd_args)")]
+    NoInitrdSupport(String),
+    #[error("initrd path {0} contains a comma, which QEMU's -initrd option cannot take")]
+    InitrdPath(PathBuf),
 }
 
 /// Profiles shipped in `qemu/`.
@@ -107,6 +116,9 @@ pub struct LaunchOptions {
     /// Run QEMU inside this network namespace (`ip netns exec NAME`), where its tap
     /// device is created.
     pub netns: Option<String>,
+    /// An initial RAM disk for the kernel (the profile's `initrd_args`): a Linux guest's
+    /// initramfs. The runtime boots without one.
+    pub initrd: Option<PathBuf>,
 }
 
 /// A NIC on a tap device the host configures (QEMU creates it if missing).
@@ -177,11 +189,13 @@ impl Profile {
         let disk = ["accel", "memory", "kernel", "append", "disk", "disk_serial"];
         let nic = ["mac", "api_host_port", "api_port"];
         let tap = ["mac", "tap"];
+        let initrd = ["initrd"];
         let checks = p.args.iter().map(|a| (a, &base[..]));
         let checks = checks
             .chain(p.disk_args.iter().map(|a| (a, &disk[..])))
             .chain(p.nic_args.iter().map(|a| (a, &nic[..])))
-            .chain(p.tap_nic_args.iter().map(|a| (a, &tap[..])));
+            .chain(p.tap_nic_args.iter().map(|a| (a, &tap[..])))
+            .chain(p.initrd_args.iter().map(|a| (a, &initrd[..])));
         for (arg, allowed) in checks {
             let mut rest = arg.as_str();
             while let Some(open) = rest.find('{') {
@@ -228,6 +242,9 @@ impl Profile {
                 .mac_string();
                 a = a.replace("{mac}", &mac).replace("{tap}", &t.ifname);
             }
+            if let Some(i) = &o.initrd {
+                a = a.replace("{initrd}", &i.to_string_lossy());
+            }
             a
         };
         let mut args: Vec<String> = self.args.iter().map(fill).collect();
@@ -254,6 +271,16 @@ impl Profile {
                 return Err(ProfileError::NoTapSupport(self.name.clone()));
             }
             args.extend(self.tap_nic_args.iter().map(fill));
+        }
+        if let Some(i) = &o.initrd {
+            if self.initrd_args.is_empty() {
+                return Err(ProfileError::NoInitrdSupport(self.name.clone()));
+            }
+            // -initrd splits its value at commas (several files, one after the other).
+            if i.to_string_lossy().contains(',') {
+                return Err(ProfileError::InitrdPath(i.clone()));
+            }
+            args.extend(self.initrd_args.iter().map(fill));
         }
         Ok(args)
     }
@@ -288,7 +315,41 @@ mod tests {
             nic: None,
             tap: None,
             netns: None,
+            initrd: None,
         }
+    }
+
+    #[test]
+    fn initrd_args_are_added_only_with_an_initrd() {
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).unwrap();
+            let mut o = opts();
+            let without = p.args(&o).unwrap();
+            assert!(!without.iter().any(|a| a == "-initrd"), "{name}");
+            o.initrd = Some("/cache/guest.cpio".into());
+            let with = p.args(&o).unwrap();
+            assert_eq!(with.len(), without.len() + 2, "{name}");
+            assert!(
+                with.windows(2)
+                    .any(|w| w == ["-initrd", "/cache/guest.cpio"]),
+                "{name}: {with:?}"
+            );
+            o.initrd = Some("/a,b.cpio".into());
+            assert!(matches!(p.args(&o), Err(ProfileError::InitrdPath(_))));
+        }
+        let mut bare = Profile::load("q35").unwrap();
+        bare.initrd_args.clear();
+        let mut o = opts();
+        o.initrd = Some("/cache/guest.cpio".into());
+        assert!(matches!(
+            bare.args(&o),
+            Err(ProfileError::NoInitrdSupport(_))
+        ));
+        let bad = "description='x'\nbinary='q'\npackage='p'\nargs=[]\ninitrd_args=['{disk}']\n";
+        assert!(matches!(
+            Profile::parse("t", bad),
+            Err(ProfileError::Placeholder { .. })
+        ));
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
         nic: None,
         tap: None,
         netns: None,
+        initrd: None,
     };
     Ok((profile, opts))
 }
