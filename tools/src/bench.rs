@@ -124,6 +124,13 @@ pub enum BenchError {
     Io { run: usize, what: String },
     #[error("{0}")]
     Setup(String),
+    #[error("the Linux baseline: {0}")]
+    LinuxSetup(crate::linux_guest::LinuxGuestError),
+    #[error("run {run}, Linux baseline: {source}")]
+    Linux {
+        run: usize,
+        source: crate::linux_guest::LinuxGuestError,
+    },
 }
 
 /// Shuts the runtime down through its console and checks it ended cleanly.
@@ -490,6 +497,20 @@ pub struct BlkOptions {
     pub random_reads: u64,
     /// Boots, each with a fresh image.
     pub runs: usize,
+    /// Each run also boots the Linux guest for the baseline (and the runtime at its
+    /// shape, 1 MiB requests one at a time, unless the options already are that).
+    pub linux: bool,
+}
+
+impl BlkOptions {
+    /// Request size and depth of the Linux baseline, which the runtime also runs for a
+    /// like-for-like figure.
+    pub const QD1_REQUEST_KIB: u64 = crate::bench_linux::REQUEST_BYTES >> 10;
+
+    /// Whether the runtime's own run already has the baseline's shape.
+    pub fn is_qd1_shape(&self) -> bool {
+        self.depth == 1 && self.request_kib == Self::QD1_REQUEST_KIB
+    }
 }
 
 /// One run's figures, as the runtime measured them with its TSC clock.
@@ -502,6 +523,60 @@ pub struct BlkSample {
     pub seq_read_mib_s: f64,
     pub rand_read_iops: f64,
     pub rand_read_latency_us: f64,
+}
+
+impl BlkSample {
+    /// The write and flush figures alone.
+    pub fn write(&self) -> FlushedWrite {
+        FlushedWrite {
+            seq_write_mib_s: self.seq_write_mib_s,
+            flush_ms: self.flush_ms,
+            seq_write_flushed_mib_s: self.seq_write_flushed_mib_s,
+        }
+    }
+}
+
+/// A sequential write and the flush after it: what the runtime and the Linux baseline
+/// are compared on.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct FlushedWrite {
+    pub seq_write_mib_s: f64,
+    pub flush_ms: f64,
+    /// `bytes` over the write's and the flush's time together.
+    pub seq_write_flushed_mib_s: f64,
+}
+
+impl FlushedWrite {
+    /// From `bytes` written in `write_ns`, then flushed in `flush_ns`.
+    pub fn from_ns(bytes: u64, write_ns: u64, flush_ns: u64) -> FlushedWrite {
+        let mib = bytes as f64 / f64::from(1 << 20);
+        let (write_s, flush_s) = (write_ns as f64 / 1e9, flush_ns as f64 / 1e9);
+        FlushedWrite {
+            seq_write_mib_s: mib / write_s,
+            flush_ms: flush_s * 1e3,
+            seq_write_flushed_mib_s: mib / (write_s + flush_s),
+        }
+    }
+}
+
+/// [`FlushedWrite`] figures over the runs.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct FlushedWriteSpread {
+    pub seq_write_mib_s: Spread,
+    pub flush_ms: Spread,
+    pub seq_write_flushed_mib_s: Spread,
+}
+
+impl FlushedWriteSpread {
+    pub fn of(samples: &[FlushedWrite]) -> FlushedWriteSpread {
+        let pick =
+            |f: fn(&FlushedWrite) -> f64| Spread::of(&samples.iter().map(f).collect::<Vec<_>>());
+        FlushedWriteSpread {
+            seq_write_mib_s: pick(|s| s.seq_write_mib_s),
+            flush_ms: pick(|s| s.flush_ms),
+            seq_write_flushed_mib_s: pick(|s| s.seq_write_flushed_mib_s),
+        }
+    }
 }
 
 /// Median, minimum and maximum of one figure over the runs.
@@ -523,6 +598,28 @@ impl Spread {
     }
 }
 
+/// The runtime run at the Linux baseline's shape: 1 MiB requests, one in flight.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlinthQd1 {
+    pub request_kib: u64,
+    pub depth: usize,
+    /// True when these are the main runs' own figures (the options already had this
+    /// shape), false when each run booted the runtime once more for them.
+    pub same_runs_as_main: bool,
+    #[serde(flatten)]
+    pub figures: FlushedWriteSpread,
+    pub samples: Vec<FlushedWrite>,
+}
+
+/// Write-until-flushed medians, the runtime's over Linux's.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct BlkRatios {
+    /// The runtime at `--depth` and `--request-kib`.
+    pub main: f64,
+    /// The runtime at the baseline's shape (QD1, 1 MiB): like for like.
+    pub qd1: f64,
+}
+
 /// The result of `plinth bench blk`.
 #[derive(Clone, Debug, Serialize)]
 pub struct BlkReport {
@@ -539,6 +636,21 @@ pub struct BlkReport {
     pub seq_read_mib_s: Spread,
     pub rand_read_iops: Spread,
     pub samples: Vec<BlkSample>,
+    /// The runtime at the Linux baseline's shape (absent with `--no-linux`).
+    pub plinth_qd1: Option<PlinthQd1>,
+    /// The Linux guest's figures (absent with `--no-linux`).
+    pub linux: Option<crate::bench_linux::LinuxBlkReport>,
+    /// Write until flushed, runtime over Linux (absent with `--no-linux`).
+    pub plinth_over_linux: Option<BlkRatios>,
+}
+
+/// One run's figures: the runtime's, and with the baseline the runtime's at its shape
+/// and Linux's.
+#[derive(Clone, Debug)]
+pub struct BlkRun {
+    pub plinth: BlkSample,
+    pub plinth_qd1: Option<FlushedWrite>,
+    pub linux: Option<FlushedWrite>,
 }
 
 /// Reads the figures from the runtime's `bench blk N: key=value ...` line.
@@ -568,63 +680,151 @@ pub fn parse_blk_line(line: &str) -> Option<BlkSample> {
     })
 }
 
-/// Boots `o.runs` times with a fresh sparse image (`region` plus 64 MiB), runs the
-/// in-runtime disk benchmark on it and shuts down.
+/// `opts` with a fresh image of `bytes`, laid out (every block written and flushed)
+/// before the boot, as fio does, attached as the benchmark disk. The image lives as long
+/// as the returned guard.
+fn with_laid_out_disk(
+    opts: &LaunchOptions,
+    bytes: u64,
+) -> Result<(LaunchOptions, crate::disk::ScratchImage), BenchError> {
+    let image = crate::disk::ScratchImage::create_laid_out(bytes)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut opts = opts.clone();
+    opts.disk = Some(crate::profile::Disk {
+        image: image.path().to_path_buf(),
+        serial: "plinth-bench".into(),
+    });
+    Ok((opts, image))
+}
+
+/// One boot of the runtime on a fresh laid-out image of `image_bytes`: types `command`
+/// (`bench blk 0 …`), reads its figures, shuts down. Also the QEMU arguments.
+fn blk_boot(
+    profile: &Profile,
+    opts: &LaunchOptions,
+    image_bytes: u64,
+    command: &str,
+    run: usize,
+) -> Result<(BlkSample, Vec<String>), BenchError> {
+    let (opts, _image) = with_laid_out_disk(opts, image_bytes)?;
+    let qemu_args = profile
+        .args(&opts)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
+        run,
+        source,
+        transcript: String::new(),
+    })?;
+    let fail = |m: &mut Machine, source| BenchError::Boot {
+        run,
+        source,
+        transcript: m.transcript(),
+    };
+    if let Err(e) = m.wait_ready(Duration::from_secs(60)) {
+        return Err(fail(&mut m, e));
+    }
+    if let Err(e) = m.send_line(command) {
+        return Err(fail(&mut m, e));
+    }
+    let line = match m.wait_for(Duration::from_secs(600), |l| l.starts_with("bench blk 0:")) {
+        Ok(l) => l.text,
+        Err(e) => return Err(fail(&mut m, e)),
+    };
+    let sample = parse_blk_line(&line).ok_or_else(|| BenchError::Figures {
+        run,
+        line: line.clone(),
+    })?;
+    shut_down(&mut m, run)?;
+    Ok((sample, qemu_args))
+}
+
+/// Boots `o.runs` times with a fresh laid-out image (`region` plus 64 MiB), runs the
+/// in-runtime disk benchmark on it and shuts down. With `o.linux`, each run then boots
+/// the runtime once more at the Linux baseline's shape (1 MiB, one in flight; unless `o`
+/// is that shape already), then the Linux guest on its own fresh image of the same size
+/// with the same QEMU command line, which writes the same region the same way
+/// ([`crate::bench_linux`]).
 pub fn blk(
     profile: &Profile,
     opts: &LaunchOptions,
     o: &BlkOptions,
-    mut progress: impl FnMut(usize, &BlkSample),
+    mut progress: impl FnMut(usize, &BlkRun),
 ) -> Result<BlkReport, BenchError> {
     let image_bytes = (o.region_mib + 64) << 20;
+    let linux = match o.linux {
+        true => Some(crate::bench_linux::LinuxBlk::prepare().map_err(BenchError::LinuxSetup)?),
+        false => None,
+    };
     let mut samples = Vec::with_capacity(o.runs);
+    let mut qd1_samples = Vec::with_capacity(o.runs);
+    let mut linux_runs = Vec::with_capacity(o.runs);
     let mut qemu_args = Vec::new();
     let command = format!(
         "bench blk 0 {} {} {} {}",
         o.region_mib, o.request_kib, o.depth, o.random_reads
     );
+    // The like-for-like run needs only the write and flush: one random read keeps the
+    // rest of the command short.
+    let qd1_command = format!(
+        "bench blk 0 {} {} 1 1",
+        o.region_mib,
+        BlkOptions::QD1_REQUEST_KIB
+    );
     for run in 1..=o.runs {
-        let boot_err = |source| BenchError::Boot {
-            run,
-            source,
-            transcript: String::new(),
+        let (sample, args) = blk_boot(profile, opts, image_bytes, &command, run)?;
+        qemu_args = args;
+        let mut figures = BlkRun {
+            plinth: sample,
+            plinth_qd1: None,
+            linux: None,
         };
-        // Laid out (every block written and flushed) before the boot, as fio does.
-        let image = crate::disk::ScratchImage::create_laid_out(image_bytes)
-            .map_err(|e| BenchError::Setup(e.to_string()))?;
-        let mut opts = opts.clone();
-        opts.disk = Some(crate::profile::Disk {
-            image: image.path().to_path_buf(),
-            serial: "plinth-bench".into(),
-        });
-        qemu_args = profile
-            .args(&opts)
-            .map_err(|e| BenchError::Setup(e.to_string()))?;
-        let mut m = Machine::launch(profile, &opts, false).map_err(boot_err)?;
-        let fail = |m: &mut Machine, source| BenchError::Boot {
-            run,
-            source,
-            transcript: m.transcript(),
-        };
-        if let Err(e) = m.wait_ready(Duration::from_secs(60)) {
-            return Err(fail(&mut m, e));
+        if let Some(linux) = &linux {
+            figures.plinth_qd1 = Some(match o.is_qd1_shape() {
+                true => sample.write(),
+                false => blk_boot(profile, opts, image_bytes, &qd1_command, run)?
+                    .0
+                    .write(),
+            });
+            let (disk_opts, _image) = with_laid_out_disk(opts, image_bytes)?;
+            let r = linux.run(profile, &disk_opts, o.region_mib, run)?;
+            figures.linux = Some(r.line.figures());
+            linux_runs.push(r);
         }
-        if let Err(e) = m.send_line(&command) {
-            return Err(fail(&mut m, e));
-        }
-        let line = match m.wait_for(Duration::from_secs(600), |l| l.starts_with("bench blk 0:")) {
-            Ok(l) => l.text,
-            Err(e) => return Err(fail(&mut m, e)),
-        };
-        let sample = parse_blk_line(&line).ok_or_else(|| BenchError::Figures {
-            run,
-            line: line.clone(),
-        })?;
-        shut_down(&mut m, run)?;
-        progress(run, &sample);
-        samples.push(sample);
+        progress(run, &figures);
+        samples.push(figures.plinth);
+        qd1_samples.extend(figures.plinth_qd1);
     }
     let pick = |f: fn(&BlkSample) -> f64| Spread::of(&samples.iter().map(f).collect::<Vec<_>>());
+    let seq_write_flushed_mib_s = pick(|s| s.seq_write_flushed_mib_s);
+    let plinth_qd1 = linux.is_some().then(|| PlinthQd1 {
+        request_kib: BlkOptions::QD1_REQUEST_KIB,
+        depth: 1,
+        same_runs_as_main: o.is_qd1_shape(),
+        figures: FlushedWriteSpread::of(&qd1_samples),
+        samples: qd1_samples,
+    });
+    let linux = linux.map(|l| {
+        let samples: Vec<FlushedWrite> = linux_runs.iter().map(|r| r.line.figures()).collect();
+        let last = linux_runs.last();
+        crate::bench_linux::LinuxBlkReport {
+            kernel: l.guest.describe(),
+            workload: crate::bench_linux::workload(o.region_mib),
+            clocksource: last.map(|r| r.line.clocksource.clone()).unwrap_or_default(),
+            figures: FlushedWriteSpread::of(&samples),
+            samples,
+            qemu_args: last.map(|r| r.qemu_args.clone()).unwrap_or_default(),
+        }
+    });
+    let plinth_over_linux = match (&linux, &plinth_qd1) {
+        (Some(l), Some(q)) => {
+            let base = l.figures.seq_write_flushed_mib_s.median;
+            Some(BlkRatios {
+                main: seq_write_flushed_mib_s.median / base,
+                qd1: q.figures.seq_write_flushed_mib_s.median / base,
+            })
+        }
+        _ => None,
+    };
     Ok(BlkReport {
         profile: profile.name.clone(),
         accel: opts.accel,
@@ -634,10 +834,13 @@ pub fn blk(
         qemu_args,
         seq_write_mib_s: pick(|s| s.seq_write_mib_s),
         flush_ms: pick(|s| s.flush_ms),
-        seq_write_flushed_mib_s: pick(|s| s.seq_write_flushed_mib_s),
+        seq_write_flushed_mib_s,
         seq_read_mib_s: pick(|s| s.seq_read_mib_s),
         rand_read_iops: pick(|s| s.rand_read_iops),
         samples,
+        plinth_qd1,
+        linux,
+        plinth_over_linux,
     })
 }
 
@@ -662,6 +865,13 @@ impl std::fmt::Display for BlkReport {
             self.image_bytes >> 20
         )?;
         writeln!(f, "{:<28} {:>10} {:>10} {:>10}", "", "median", "min", "max")?;
+        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, s: Spread| {
+            writeln!(
+                f,
+                "{name:<28} {:>10.1} {:>10.1} {:>10.1}",
+                s.median, s.min, s.max
+            )
+        };
         for (name, s) in [
             ("sequential write, MiB/s", self.seq_write_mib_s),
             ("flush after it, ms", self.flush_ms),
@@ -669,11 +879,7 @@ impl std::fmt::Display for BlkReport {
             ("sequential read, MiB/s", self.seq_read_mib_s),
             ("4 KiB random read, IOPS", self.rand_read_iops),
         ] {
-            writeln!(
-                f,
-                "{name:<28} {:>10.1} {:>10.1} {:>10.1}",
-                s.median, s.min, s.max
-            )?;
+            row(f, name, s)?;
         }
         let w = self.seq_write_flushed_mib_s;
         writeln!(
@@ -683,6 +889,55 @@ impl std::fmt::Display for BlkReport {
             w.max / w.min.max(f64::MIN_POSITIVE),
             o.runs
         )?;
+        if let (Some(l), Some(q), Some(r)) =
+            (&self.linux, &self.plinth_qd1, &self.plinth_over_linux)
+        {
+            writeln!(
+                f,
+                "Linux baseline ({}, clocksource {}): {}; each run on its own fresh image, same QEMU command line but -kernel/-initrd/-append",
+                l.kernel, l.clocksource, l.workload
+            )?;
+            writeln!(
+                f,
+                "write until flushed, MiB/s   {:>10} {:>10} {:>10}  max/min",
+                "median", "min", "max"
+            )?;
+            let spread = |s: Spread| s.max / s.min.max(f64::MIN_POSITIVE);
+            let main = format!("plinth, {} KiB x {} in flight", o.request_kib, o.depth);
+            let qd1 = format!(
+                "plinth, {} KiB x 1 in flight{}",
+                q.request_kib,
+                if q.same_runs_as_main { " (same)" } else { "" }
+            );
+            for (name, s) in [
+                (main.as_str(), w),
+                (qd1.as_str(), q.figures.seq_write_flushed_mib_s),
+                (
+                    "Linux, 1024 KiB x 1 in flight",
+                    l.figures.seq_write_flushed_mib_s,
+                ),
+            ] {
+                writeln!(
+                    f,
+                    "{name:<34} {:>10.1} {:>10.1} {:>10.1}  {:.2}",
+                    s.median,
+                    s.min,
+                    s.max,
+                    spread(s)
+                )?;
+            }
+            writeln!(
+                f,
+                "Linux: write {:.1} MiB/s, flush {:.1} ms (medians)",
+                l.figures.seq_write_mib_s.median, l.figures.flush_ms.median
+            )?;
+            writeln!(
+                f,
+                "plinth/Linux, write until flushed (medians): {:.2} at {} in flight, {:.2} like for like (1 in flight)",
+                r.main, o.depth, r.qd1
+            )?;
+            writeln!(f, "linux qemu: {}", l.qemu_args.join(" "))?;
+        }
         write!(f, "qemu: {}", self.qemu_args.join(" "))
     }
 }

@@ -180,6 +180,74 @@ fn bench_commands_report_figures_and_their_qemu_command_line() {
             .any(|a| a.as_str().unwrap().starts_with("virtio-blk-pci")),
         "{blk}"
     );
+    // The Linux baseline: its figures, the runtime's at its shape, the ratios.
+    let linux = &blk["linux"];
+    for figure in ["seq_write_mib_s", "seq_write_flushed_mib_s"] {
+        assert!(linux[figure]["median"].as_f64().unwrap() > 0.0, "{blk}");
+    }
+    assert!(
+        linux["flush_ms"]["median"].as_f64().unwrap() >= 0.0,
+        "{blk}"
+    );
+    assert_eq!(linux["samples"].as_array().unwrap().len(), 1, "{blk}");
+    let workload = linux["workload"].as_str().unwrap();
+    assert!(
+        workload.starts_with("4 MiB in 1 MiB O_DIRECT") && workload.contains("fdatasync"),
+        "{blk}"
+    );
+    assert!(
+        linux["kernel"]
+            .as_str()
+            .unwrap()
+            .starts_with("linux-image-"),
+        "{blk}"
+    );
+    assert_eq!(blk["plinth_qd1"]["depth"], 1, "{blk}");
+    assert_eq!(blk["plinth_qd1"]["request_kib"], 1024, "{blk}");
+    assert_eq!(blk["plinth_qd1"]["same_runs_as_main"], false, "{blk}");
+    assert!(
+        blk["plinth_qd1"]["seq_write_flushed_mib_s"]["median"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{blk}"
+    );
+    for ratio in ["main", "qd1"] {
+        assert!(
+            blk["plinth_over_linux"][ratio].as_f64().unwrap() > 0.0,
+            "{blk}"
+        );
+    }
+    // Both on one QEMU command line: only the guest's kernel, its arguments, its
+    // initrd and each run's own image differ.
+    let common = |args: &serde_json::Value| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut it = args.as_array().unwrap().iter().map(|a| a.as_str().unwrap());
+        while let Some(a) = it.next() {
+            match a {
+                "-initrd" => {
+                    it.next();
+                }
+                "-kernel" | "-append" => {
+                    it.next();
+                    out.extend([a.to_string(), "<each its own>".into()]);
+                }
+                _ if a.starts_with("file=") => {
+                    out.push(format!(
+                        "file=<image>{}",
+                        &a[a.find(',').unwrap_or(a.len())..]
+                    ));
+                }
+                _ => out.push(a.to_string()),
+            }
+        }
+        out
+    };
+    assert_eq!(
+        common(&blk["qemu_args"]),
+        common(&linux["qemu_args"]),
+        "{blk}"
+    );
 
     let net = bench_json(&[
         "bench",
