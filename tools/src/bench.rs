@@ -126,10 +126,11 @@ pub enum BenchError {
     Setup(String),
     #[error("the Linux baseline: {0}")]
     LinuxSetup(crate::linux_guest::LinuxGuestError),
-    #[error("run {run}, Linux baseline: {source}")]
+    // `error`, not `source`: the message includes it already.
+    #[error("run {run}, Linux baseline: {error}")]
     Linux {
         run: usize,
-        source: crate::linux_guest::LinuxGuestError,
+        error: crate::linux_guest::LinuxGuestError,
     },
 }
 
@@ -752,7 +753,10 @@ pub fn blk(
 ) -> Result<BlkReport, BenchError> {
     let image_bytes = (o.region_mib + 64) << 20;
     let linux = match o.linux {
-        true => Some(crate::bench_linux::LinuxBlk::prepare().map_err(BenchError::LinuxSetup)?),
+        true => {
+            crate::bench_linux::check_profile(profile).map_err(BenchError::Setup)?;
+            Some(crate::bench_linux::LinuxBlk::prepare().map_err(BenchError::LinuxSetup)?)
+        }
         false => None,
     };
     let mut samples = Vec::with_capacity(o.runs);
@@ -894,13 +898,16 @@ impl std::fmt::Display for BlkReport {
         {
             writeln!(
                 f,
-                "Linux baseline ({}, clocksource {}): {}; each run on its own fresh image, same QEMU command line but -kernel/-initrd/-append",
-                l.kernel, l.clocksource, l.workload
+                "Linux baseline: {} (clock source {}), on its own fresh {} MiB image per run, same QEMU command line but -kernel/-initrd/-append",
+                l.kernel,
+                l.clocksource,
+                self.image_bytes >> 20
             )?;
+            writeln!(f, "Linux workload: {}", l.workload)?;
             writeln!(
                 f,
-                "write until flushed, MiB/s   {:>10} {:>10} {:>10}  max/min",
-                "median", "min", "max"
+                "{:<34} {:>10} {:>10} {:>10}  max/min",
+                "write until flushed, MiB/s", "median", "min", "max"
             )?;
             let spread = |s: Spread| s.max / s.min.max(f64::MIN_POSITIVE);
             let main = format!("plinth, {} KiB x {} in flight", o.request_kib, o.depth);

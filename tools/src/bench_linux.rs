@@ -25,6 +25,26 @@ pub const DEVICE: &str = "/dev/vda";
 /// virtio as modules).
 pub const MODULES: [&str; 2] = ["virtio_pci", "virtio_blk"];
 
+/// Whether the baseline can run on `profile`: Debian's cloud kernel finds a virtio disk
+/// on PCI only (it lacks `VIRTIO_MMIO_CMDLINE_DEVICES`, and `microvm` with `acpi=off`
+/// describes its virtio-mmio devices no other way; the kernel hangs there without a
+/// ready line), so the profile must attach the disk as `virtio-blk-pci`.
+pub fn check_profile(profile: &Profile) -> Result<(), String> {
+    if profile
+        .disk_args
+        .iter()
+        .any(|a| a.starts_with("virtio-blk-pci"))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "the Linux baseline needs a profile that attaches its disk as virtio-blk-pci \
+         (Debian's cloud kernel finds no virtio-mmio devices); profile {} does not: \
+         use --no-linux, or a PCI profile such as q35",
+        profile.name
+    ))
+}
+
 /// What the program printed: `blkwrite: device=… bytes=… request=… in_flight=1
 /// write_ns=… flush_ns=… clocksource=…`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,9 +126,9 @@ impl LinuxBlk {
     pub fn prepare() -> Result<LinuxBlk, LinuxGuestError> {
         let guest = LinuxGuest::fetch()?;
         let path = static_program("blkwrite", BLKWRITE_SOURCE)?;
-        let program = std::fs::read(&path).map_err(|source| LinuxGuestError::Io {
+        let program = std::fs::read(&path).map_err(|error| LinuxGuestError::Io {
             path: path.clone(),
-            source,
+            error,
         })?;
         Ok(LinuxBlk { guest, program })
     }
@@ -127,7 +147,7 @@ impl LinuxBlk {
         region_mib: u64,
         run: usize,
     ) -> Result<LinuxBlkRun, BenchError> {
-        let linux = |source| BenchError::Linux { run, source };
+        let linux = |error| BenchError::Linux { run, error };
         let mut g = self
             .guest
             .boot(profile, opts, &self.init(region_mib))
@@ -208,6 +228,16 @@ mod tests {
         ] {
             assert_eq!(parse_blkwrite_line(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_baseline_runs_on_pci_profiles_only() {
+        assert_eq!(check_profile(&Profile::load("q35").unwrap()), Ok(()));
+        let err = check_profile(&Profile::load("microvm").unwrap()).unwrap_err();
+        assert!(
+            err.contains("profile microvm") && err.contains("--no-linux"),
+            "{err}"
+        );
     }
 
     #[test]

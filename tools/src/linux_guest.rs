@@ -100,12 +100,14 @@ pub enum LinuxGuestError {
         command: String,
         reason: String,
     },
-    #[error("{}: {source}", path.display())]
+    // Fields named `error`, not `source`: the message already includes it, and the
+    // tool prints an error's source chain after its message.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("the Linux guest's initramfs: {0}")]
+    #[error(transparent)]
     Cpio(#[from] cpio::CpioError),
     #[error(transparent)]
     Module(#[from] ModuleError),
@@ -113,9 +115,9 @@ pub enum LinuxGuestError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("Linux guest: {source}\n{transcript}")]
+    #[error("Linux guest: {error}\n{transcript}")]
     Machine {
-        source: MachineError,
+        error: MachineError,
         transcript: String,
     },
     #[error("Linux guest: {what}\n{transcript}")]
@@ -123,9 +125,9 @@ pub enum LinuxGuestError {
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> LinuxGuestError + '_ {
-    move |source| LinuxGuestError::Io {
+    move |error| LinuxGuestError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -322,8 +324,8 @@ impl LinuxGuest {
             .to_owned();
         let qemu_args = profile.args(&o)?;
         let machine =
-            Machine::launch(profile, &o, false).map_err(|source| LinuxGuestError::Machine {
-                source,
+            Machine::launch(profile, &o, false).map_err(|error| LinuxGuestError::Machine {
+                error,
                 transcript: String::new(),
             })?;
         Ok(Guest {
@@ -611,8 +613,8 @@ impl Guest {
     ) -> Result<Line, LinuxGuestError> {
         match self.machine.wait_for(timeout, pred) {
             Ok(l) => Ok(l),
-            Err(source) => Err(LinuxGuestError::Machine {
-                source,
+            Err(error) => Err(LinuxGuestError::Machine {
+                error,
                 transcript: self.machine.transcript(),
             }),
         }

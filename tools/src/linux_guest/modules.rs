@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 pub enum ModuleError {
     #[error("kernel module `{name}` is not under {}", root.display())]
     NotFound { name: String, root: PathBuf },
-    #[error("kernel module {}: {source}", path.display())]
+    #[error("kernel module {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("kernel module {} has no readable .modinfo section", path.display())]
     NoModinfo { path: PathBuf },
@@ -88,9 +88,9 @@ impl ModuleTree {
         let mut by_name = BTreeMap::new();
         let mut dirs = vec![root.to_path_buf()];
         while let Some(dir) = dirs.pop() {
-            let read = |source| ModuleError::Read {
+            let read = |error| ModuleError::Read {
                 path: dir.clone(),
-                source,
+                error,
             };
             for e in std::fs::read_dir(&dir).map_err(read)? {
                 let path = e.map_err(read)?.path();
@@ -139,9 +139,9 @@ impl ModuleTree {
                 name: name.to_owned(),
                 root: self.root.clone(),
             })?;
-        let ko = std::fs::read(path).map_err(|source| ModuleError::Read {
+        let ko = std::fs::read(path).map_err(|error| ModuleError::Read {
             path: path.clone(),
-            source,
+            error,
         })?;
         let deps = depends(&ko).ok_or_else(|| ModuleError::NoModinfo { path: path.clone() })?;
         visiting.push(name.to_owned());
