@@ -134,6 +134,28 @@ pub enum BenchError {
     },
 }
 
+/// Starts QEMU for run `run` of a benchmark.
+pub(crate) fn launch(
+    profile: &Profile,
+    opts: &LaunchOptions,
+    run: usize,
+) -> Result<Machine, BenchError> {
+    Machine::launch(profile, opts, false).map_err(|source| BenchError::Boot {
+        run,
+        source,
+        transcript: String::new(),
+    })
+}
+
+/// Run `run` failed waiting on `m`: the error, with what the runtime printed.
+pub(crate) fn failed(m: &mut Machine, run: usize, source: MachineError) -> BenchError {
+    BenchError::Boot {
+        run,
+        source,
+        transcript: m.transcript(),
+    }
+}
+
 /// Shuts the runtime down through its console and checks it ended cleanly.
 pub(crate) fn shut_down(m: &mut Machine, run: usize) -> Result<(), BenchError> {
     if let Err(source) = m.send_line("shutdown") {
@@ -267,11 +289,7 @@ fn serving_boot(
         api_host_port: port,
         api_port: plinth_cmdline::parse(&opts.append).options.api_port,
     });
-    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
-        run,
-        source,
-        transcript: String::new(),
-    })?;
+    let mut m = launch(profile, &opts, run)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let health = first_ok(addr, "/api/v1/health", Instant::now() + timeout).ok_or_else(|| {
         BenchError::NotServing {
@@ -280,11 +298,7 @@ fn serving_boot(
             transcript: m.transcript(),
         }
     })?;
-    let fail = |m: &mut Machine, source| BenchError::Boot {
-        run,
-        source,
-        transcript: m.transcript(),
-    };
+    let fail = |m: &mut Machine, source| failed(m, run, source);
     if let Err(e) = m.wait_for(timeout, |l| l.contains("catalog: verified")) {
         return Err(fail(&mut m, e));
     }
@@ -329,16 +343,8 @@ pub fn boot(
     serving_opts.memory_mib = u32::try_from(serving_memory).unwrap_or(u32::MAX);
     let mut samples = Vec::with_capacity(runs);
     for run in 1..=runs {
-        let mut m = Machine::launch(profile, opts, false).map_err(|source| BenchError::Boot {
-            run,
-            source,
-            transcript: String::new(),
-        })?;
-        let fail = |m: &mut Machine, source| BenchError::Boot {
-            run,
-            source,
-            transcript: m.transcript(),
-        };
+        let mut m = launch(profile, opts, run)?;
+        let fail = |m: &mut Machine, source| failed(m, run, source);
         let first = match m.wait_for(timeout, |_| true) {
             Ok(l) => l,
             Err(e) => return Err(fail(&mut m, e)),
@@ -711,16 +717,8 @@ fn blk_boot(
     let qemu_args = profile
         .args(&opts)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
-        run,
-        source,
-        transcript: String::new(),
-    })?;
-    let fail = |m: &mut Machine, source| BenchError::Boot {
-        run,
-        source,
-        transcript: m.transcript(),
-    };
+    let mut m = launch(profile, &opts, run)?;
+    let fail = |m: &mut Machine, source| failed(m, run, source);
     if let Err(e) = m.wait_ready(Duration::from_secs(60)) {
         return Err(fail(&mut m, e));
     }
@@ -995,16 +993,8 @@ pub fn idle(
     let qemu_args = profile
         .args(&opts)
         .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
-        run,
-        source,
-        transcript: String::new(),
-    })?;
-    let fail = |m: &mut Machine, source| BenchError::Boot {
-        run,
-        source,
-        transcript: m.transcript(),
-    };
+    let mut m = launch(profile, &opts, run)?;
+    let fail = |m: &mut Machine, source| failed(m, run, source);
     if let Err(e) = m.wait_ready(Duration::from_secs(60)) {
         return Err(fail(&mut m, e));
     }

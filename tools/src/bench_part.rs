@@ -9,9 +9,8 @@ use std::time::Duration;
 use plinth_control::views::{AgentState, PartitionList, Status};
 use plinth_control::{Action, AgentRef, Command, CreatePartition};
 
-use crate::bench::{BenchError, Spread, shut_down};
+use crate::bench::{BenchError, Spread, failed, launch, shut_down};
 use crate::image::TestAgent;
-use crate::machine::Machine;
 use crate::profile::{LaunchOptions, Profile};
 
 fn partition(name: &str) -> String {
@@ -52,11 +51,7 @@ fn boot_for_lines(
         serial: "plinth-bench".into(),
     });
     opts.nic = None;
-    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
-        run,
-        source,
-        transcript: String::new(),
-    })?;
+    let mut m = launch(profile, &opts, run)?;
     // In whatever order the agents print them.
     let mut lines: Vec<Option<String>> = vec![None; needles.len()];
     while lines.iter().any(Option::is_none) {
@@ -68,13 +63,7 @@ fn boot_for_lines(
                     lines[i] = Some(l.text);
                 }
             }
-            Err(source) => {
-                return Err(BenchError::Boot {
-                    run,
-                    source,
-                    transcript: m.transcript(),
-                });
-            }
+            Err(source) => return Err(failed(&mut m, run, source)),
         }
     }
     let lines: Vec<String> = lines.into_iter().flatten().collect();
@@ -460,18 +449,12 @@ pub fn density(
         api_port: plinth_cmdline::parse(&opts.append).options.api_port,
     });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut m = Machine::launch(profile, &opts, false).map_err(|source| BenchError::Boot {
-        run: 1,
-        source,
-        transcript: String::new(),
-    })?;
-    let boot_fail = |m: &mut Machine, source| BenchError::Boot {
-        run: 1,
-        source,
-        transcript: m.transcript(),
-    };
-    if let Err(e) = m.wait_for(Duration::from_secs(120), |l| l.contains("api: listening")) {
-        return Err(boot_fail(&mut m, e));
+    let mut m = launch(profile, &opts, 1)?;
+    // The API answers before the partitions are up; the bring-up line comes after them.
+    if let Err(e) = m.wait_for(Duration::from_secs(120), |l| {
+        l.contains(crate::bench::AFTER_READY_LINE)
+    }) {
+        return Err(failed(&mut m, 1, e));
     }
     let t = Duration::from_secs(20);
     crate::api::wait_healthy(addr, Duration::from_secs(60)).map_err(|e| setup(&e))?;

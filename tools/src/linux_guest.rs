@@ -402,7 +402,7 @@ fn output(cmd: &mut Command) -> Result<String, String> {
 fn apt(mk: impl Fn() -> Command) -> Result<String, String> {
     match output(&mut mk()) {
         Ok(s) => Ok(s),
-        Err(first) if is_root() => {
+        Err(first) if plinth_setup::is_root() => {
             let mut update = Command::new("apt-get");
             update.args(["update", "-qq", "-o", "DPkg::Lock::Timeout=600"]);
             output(&mut update).map_err(|e| format!("{first}; then apt-get update: {e}"))?;
@@ -410,17 +410,6 @@ fn apt(mk: impl Fn() -> Command) -> Result<String, String> {
         }
         Err(e) => Err(e),
     }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 fn resolve_kernel_package() -> Result<String, LinuxGuestError> {
@@ -449,7 +438,7 @@ fn download(package: &str, dir: &Path) -> Result<PathBuf, LinuxGuestError> {
     let got = apt(|| {
         let mut c = Command::new("apt-get");
         c.current_dir(&tmp).args(["download", "-q", package]);
-        if is_root() {
+        if plinth_setup::is_root() {
             // apt's `_apt` user cannot write into a root-owned target directory.
             c.args(["-o", "APT::Sandbox::User=root"]);
         }

@@ -219,7 +219,8 @@ impl MachineLock {
     }
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (it may then install what is missing).
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
