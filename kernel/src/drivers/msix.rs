@@ -1,11 +1,11 @@
 //! MSI-X glue: the CPU vectors devices signal on and their table entries. (A virtio queue
-//! is bound to an entry by `arch::doorbell` while the queue is set up.)
+//! is bound to an entry by `virtio::doorbell` while the queue is set up.)
 //!
 //! MSI-X is what makes device interrupts cheap: each source writes its own vector straight
 //! to the local APIC, edge-triggered, so the handler only notes it and sends EOI — no line
 //! to mask, no interrupt status register to read (a VM exit each under virtualization).
 //! A queue bound to no entry raises nothing at all, which is how transmit completions are
-//! kept from interrupting. Which queue gets which vector is decided by `devices`.
+//! kept from interrupting. Which queue gets which vector is decided by `drivers`.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 

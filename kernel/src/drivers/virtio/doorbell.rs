@@ -77,7 +77,7 @@ impl Bell {
 fn write_doorbell(address: u64, queue: u16) {
     if address & WIDE != 0 {
         // SAFETY: a WIDE address is the QueueNotify register of a virtio-mmio device whose
-        // register block `arch::virtio_mmio` mapped uncached before building the
+        // register block `virtio::mmio` mapped uncached before building the
         // transport; the register is 32 bits wide and takes the queue index.
         unsafe { core::ptr::write_volatile((address & !WIDE) as *mut u32, u32::from(queue)) };
     } else {

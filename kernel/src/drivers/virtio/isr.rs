@@ -1,7 +1,7 @@
 //! Acknowledging a virtio device's level-triggered interrupt (PCI INTx, or a virtio-mmio
 //! line), which deasserts the line.
 //!
-//! Done by `devices` for every line device whoever drives it, so a device whose driver is
+//! Done by `drivers` for every line device whoever drives it, so a device whose driver is
 //! not running right now (the NIC while a console command waits on the disk) cannot hold
 //! its line asserted and turn every unmask into an interrupt storm.
 
@@ -27,7 +27,7 @@ impl IsrRegister {
             // it stays mapped. The register is one byte; reading it is its defined effect.
             IsrRegister::Pci(addr) => unsafe { core::ptr::read_volatile(addr as *const u8) != 0 },
             IsrRegister::Mmio(base) => {
-                // SAFETY: `base` is a virtio-mmio register block `arch::virtio_mmio` mapped
+                // SAFETY: `base` is a virtio-mmio register block `virtio::mmio` mapped
                 // uncached for good; both registers are 32-bit, at their spec offsets.
                 unsafe {
                     let status =

@@ -1,6 +1,6 @@
 //! virtio-mmio glue: maps a device's register block and builds `virtio-drivers`' MMIO
 //! transport over it. Where the blocks are comes from the command line
-//! (`virtio_mmio.device=`); whether an address is acceptable is decided by `devices`.
+//! (`virtio_mmio.device=`); whether an address is acceptable is decided by `drivers`.
 
 use core::ptr::NonNull;
 
@@ -38,7 +38,7 @@ pub fn transport(base: u64, size: u64) -> Result<MmioTransport<'static>, MmioPro
     let size = usize::try_from(size).map_err(|_| MmioProbeError::Unmappable)?;
     // SAFETY: `base` is 4-byte aligned (the header's alignment), non-null, and the whole
     // `size`-byte block was just mapped uncached and stays mapped for the kernel's life;
-    // `devices` only passes blocks inside the MMIO hole, never RAM. `MmioTransport::new`
+    // `drivers` only passes blocks inside the MMIO hole, never RAM. `MmioTransport::new`
     // checks the magic value and version before trusting the rest.
     unsafe { MmioTransport::new(header, size) }.map_err(MmioProbeError::Transport)
 }
