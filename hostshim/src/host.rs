@@ -349,6 +349,8 @@ pub fn syscall5(n: u64, a: [u64; 5]) -> u64 {
         // A raw address cannot be checked here; refuse them all as the runtime refuses a
         // bad one.
         Call::Log | Call::ConfigRead | Call::DiskRead | Call::DiskWrite => Error::BadPointer.code(),
+        // A Linux process has no plinth NIC: agents there use Linux sockets.
+        Call::NetInfo | Call::NetSend | Call::NetRecv | Call::NetWait => Error::NoNic.code(),
     }
 }
 

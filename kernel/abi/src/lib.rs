@@ -47,6 +47,17 @@ pub const MAX_LOG: u64 = 512;
 pub const MAX_IO: u64 = 64 * 1024;
 /// Sector size of a partition's data disk, bytes.
 pub const SECTOR_SIZE: u64 = 512;
+/// Shortest frame [`Call::NetSend`] takes: an Ethernet header.
+pub const MIN_FRAME: u64 = 14;
+/// Longest frame [`Call::NetSend`] takes and [`Call::NetRecv`] hands out: an untagged
+/// Ethernet frame at MTU 1500, without the FCS.
+pub const MAX_FRAME: u64 = 1514;
+/// Most NICs one partition has; NIC numbers are `0..MAX_NICS`, and [`Call::NetWait`]'s
+/// masks have one bit per NIC.
+pub const MAX_NICS: u64 = 8;
+/// In [`Call::NetWait`]'s result, NIC `i` has a frame to receive: bit `i`; room to send:
+/// bit `NET_TX_SHIFT + i`.
+pub const NET_TX_SHIFT: u32 = 8;
 
 /// System-call numbers (`rax`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,11 +91,28 @@ pub enum Call {
     /// `(bytes)`: map this much more zeroed memory (rounded up to pages), charged to the
     /// partition's quota. Returns the address of the new region.
     MemGrow = 12,
+    /// `(nic)`: NIC `nic`'s MAC address, its first octet in the lowest byte of the low 48
+    /// bits. [`Error::NoNic`] if the partition has no such NIC.
+    NetInfo = 13,
+    /// `(nic, ptr, len)`: hand one Ethernet frame ([`MIN_FRAME`]..=[`MAX_FRAME`] bytes,
+    /// no FCS, untagged) to NIC `nic`. Returns 0 once the runtime holds it: it is sent,
+    /// delayed by the NIC's rate limit, never silently dropped. [`Error::WouldBlock`]
+    /// when the NIC's transmit queue is full: wait for room with [`Call::NetWait`].
+    NetSend = 14,
+    /// `(nic, ptr, cap)`: take the next frame NIC `nic` received into the buffer.
+    /// Returns its length; [`Error::WouldBlock`] if none is waiting; [`Error::BadLength`]
+    /// (the frame stays queued) if `cap` is shorter than the frame.
+    NetRecv = 15,
+    /// `(rx_mask, tx_mask, timeout_ns)`: sleep until a NIC in `rx_mask` (bit `i`: NIC
+    /// `i`) has a frame to receive or one in `tx_mask` has room to send, or `timeout_ns`
+    /// passed. Returns at once if one is ready already. Returns which are ready (see
+    /// [`NET_TX_SHIFT`]); 0 after the timeout.
+    NetWait = 16,
 }
 
 impl Call {
     /// Every call, in number order.
-    pub const ALL: [Call; 13] = [
+    pub const ALL: [Call; 17] = [
         Call::Null,
         Call::Log,
         Call::Clock,
@@ -98,6 +126,10 @@ impl Call {
         Call::DiskWrite,
         Call::DiskFlush,
         Call::MemGrow,
+        Call::NetInfo,
+        Call::NetSend,
+        Call::NetRecv,
+        Call::NetWait,
     ];
 
     /// The call with number `n`, if there is one.
@@ -121,6 +153,10 @@ impl Call {
             Call::DiskWrite => "disk_write",
             Call::DiskFlush => "disk_flush",
             Call::MemGrow => "mem_grow",
+            Call::NetInfo => "net_info",
+            Call::NetSend => "net_send",
+            Call::NetRecv => "net_recv",
+            Call::NetWait => "net_wait",
         }
     }
 }
@@ -150,11 +186,15 @@ pub enum Error {
     Io = -9,
     /// An argument is out of its domain (e.g. a zero-byte grow).
     Invalid = -10,
+    /// The partition has no NIC with this number.
+    NoNic = -11,
+    /// Nothing to receive, or no room to send, now: wait with [`Call::NetWait`].
+    WouldBlock = -12,
 }
 
 impl Error {
     /// Every error, most negative last.
-    pub const ALL: [Error; 10] = [
+    pub const ALL: [Error; 12] = [
         Error::UnknownCall,
         Error::BadPointer,
         Error::BadLength,
@@ -165,6 +205,8 @@ impl Error {
         Error::QuotaExceeded,
         Error::Io,
         Error::Invalid,
+        Error::NoNic,
+        Error::WouldBlock,
     ];
 
     /// The error `rax` holds, if it holds one of ours.
@@ -190,6 +232,8 @@ impl Error {
             Error::QuotaExceeded => "memory quota exceeded",
             Error::Io => "I/O error",
             Error::Invalid => "invalid argument",
+            Error::NoNic => "no such NIC",
+            Error::WouldBlock => "would block",
         }
     }
 }

@@ -266,6 +266,8 @@ fn call_one(
             **heap_next = end;
             Ok(start)
         }
+        // No partition has a NIC yet.
+        Call::NetInfo | Call::NetSend | Call::NetRecv | Call::NetWait => Err(Error::NoNic),
     }
 }
 
