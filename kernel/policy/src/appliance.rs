@@ -23,6 +23,7 @@
 //! cpus = 1
 //! disk_mib = 16                        # optional, default 0: its data-disk extent
 //! labels = ["management"]              # optional: deployment policies select by label
+//! nics = 1                             # optional, default 0: virtual NICs on the bridge
 //! ```
 //!
 //! Paths are relative to the spec's directory, `/`-separated, without `..`. In an
@@ -47,6 +48,8 @@ pub const DEFAULT_RUNTIME_MIB: u64 = 64;
 pub const MAX_PARTITION_NAME: usize = 36;
 /// More CPUs than any machine plinth targets; guards the arithmetic.
 pub const MAX_CPUS: u64 = 1024;
+/// Most virtual NICs one partition has (the system-call ABI numbers NICs 0..8).
+pub const MAX_NICS: u64 = 8;
 /// 16 TiB of memory, or of one data disk.
 pub const MAX_MIB: u64 = 16 << 20;
 
@@ -89,6 +92,8 @@ pub struct Partition {
     pub cpus: u32,
     pub disk_mib: u64,
     pub labels: Vec<String>,
+    /// Virtual NICs (access ports on its tenant's VLAN), at most [`MAX_NICS`].
+    pub nics: u8,
 }
 
 /// Checks a path the spec names: relative, `/`-separated, no empty, `.` or `..` parts, no
@@ -259,6 +264,7 @@ impl Appliance {
             let memory = t.u64_in("memory_mib", 1, MAX_MIB);
             let cpus = t.u64_in("cpus", 1, MAX_CPUS);
             let disk = t.opt_u64_in("disk_mib", 0, MAX_MIB);
+            let nics = t.opt_u64_in("nics", 0, MAX_NICS);
             let mut labels: Vec<String> = Vec::new();
             for l in t.str_array("labels") {
                 if let Err(m) = check_agent_name(l.value) {
@@ -269,7 +275,7 @@ impl Appliance {
                     labels.push(l.value.to_string());
                 }
             }
-            t.finish(&["name", "memory_mib", "cpus", "disk_mib", "labels"]);
+            t.finish(&["name", "memory_mib", "cpus", "disk_mib", "labels", "nics"]);
             let Some(name) = name else { continue };
             let mut name_ok = true;
             if let Err(m) = check_agent_name(name.value) {
@@ -334,6 +340,7 @@ impl Appliance {
                 cpus: u32::try_from(cpus.value).unwrap_or(u32::MAX),
                 disk_mib: disk.map_or(0, |d| d.value),
                 labels,
+                nics: nics.map_or(0, |n| u8::try_from(n.value).unwrap_or(0)),
             });
         }
         out
@@ -400,12 +407,13 @@ impl Appliance {
         for p in &self.partitions {
             let _ = writeln!(
                 s,
-                "\n[[partition]]\nname = {}\nmemory_mib = {}\ncpus = {}\ndisk_mib = {}\nlabels = {}",
+                "\n[[partition]]\nname = {}\nmemory_mib = {}\ncpus = {}\ndisk_mib = {}\nlabels = {}\nnics = {}",
                 quote(&p.name),
                 p.memory_mib,
                 p.cpus,
                 p.disk_mib,
-                list(&mut p.labels.iter().map(String::as_str))
+                list(&mut p.labels.iter().map(String::as_str)),
+                p.nics
             );
         }
         s
@@ -521,7 +529,7 @@ labels = ["management"]
             [
                 "3:11: bad version: expected MAJOR.MINOR.PATCH",
                 "20:8: partition \"mgmt\" wants 9 CPUs; the machine has 4",
-                "22:1: unknown key `size` in `partition[0]`; expected one of: name, memory_mib, cpus, disk_mib, labels",
+                "22:1: unknown key `size` in `partition[0]`; expected one of: name, memory_mib, cpus, disk_mib, labels, nics",
             ]
         );
     }
@@ -585,6 +593,7 @@ labels = ["management"]
                     cpus: (next(u64::from(cpus)) + 1) as u32,
                     disk_mib: next(3) * 16,
                     labels: (0..next(3)).map(|l| format!("l{l}")).collect(),
+                    nics: next(3) as u8,
                 });
             }
             let a = Appliance {

@@ -20,6 +20,7 @@
 
 mod deployment;
 mod json;
+mod ledger;
 mod protection;
 mod tenants;
 mod troubleshooting;
@@ -42,6 +43,7 @@ use crate::doc::{At, Doc, Table, line_col};
 use crate::{Diagnostic, Kind, PartitionDef, World};
 
 pub use deployment::{Day, Deployment, TimeOfDay, Window};
+pub use ledger::{Hold, VlanError, VlanLedger};
 pub use protection::{Bucket, Contention, CpuLimit, DiskLimit, Limit, MemoryLimit, NetworkLimit};
 pub use tenants::{Pool, Tenant, VLAN_MAX, VLAN_MIN};
 pub use troubleshooting::{Backoff, OnExhausted, Restart, RestartBudget, RestartRule};
