@@ -82,6 +82,7 @@ impl Boot {
                 ifname: tap.clone(),
                 mac: NIC_MAC,
             }),
+            netdev: None,
             netns: self.netns.as_ref().map(|(ns, _)| ns.clone()),
             initrd: None,
         };

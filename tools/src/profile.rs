@@ -56,6 +56,11 @@ pub struct Profile {
     /// network namespace), with `{tap}` (interface name) and `{mac}` placeholders.
     #[serde(default)]
     pub tap_nic_args: Vec<String>,
+    /// Arguments for a NIC on another QEMU network backend (`socket`, `dgram`: guests
+    /// joined to each other with no host device), with `{netdev}` (the `-netdev` value
+    /// without its `id`) and `{mac}` placeholders.
+    #[serde(default)]
+    pub netdev_nic_args: Vec<String>,
     /// Arguments added when an initial RAM disk is given (a Linux guest's initramfs; the
     /// runtime takes none), with the `{initrd}` (file path) placeholder. Empty: the
     /// profile cannot boot with one.
@@ -88,8 +93,12 @@ pub enum ProfileError {
     NoNicSupport(String),
     #[error("profile {0} cannot attach a tap NIC (it has no tap_nic_args)")]
     NoTapSupport(String),
-    #[error("a launch takes a user-network NIC or a tap NIC, not both")]
+    #[error("a launch takes one NIC: a user-network, a tap or another backend's, not two")]
     TwoNics,
+    #[error("profile {0} cannot attach a NIC on another backend (it has no netdev_nic_args)")]
+    NoNetdevSupport(String),
+    #[error("netdev backend `{0}` must not be empty or hold `id=` (the profile names it)")]
+    NetdevBackend(String),
     #[error("profile {0} cannot boot with an initrd (it has no initrd_args)")]
     NoInitrdSupport(String),
     #[error("initrd path {0} contains a comma, which QEMU's -initrd option cannot take")]
@@ -113,6 +122,8 @@ pub struct LaunchOptions {
     pub nic: Option<Nic>,
     /// A NIC on a host tap device (instead of `nic`).
     pub tap: Option<Tap>,
+    /// A NIC on another QEMU network backend (instead of `nic` or `tap`).
+    pub netdev: Option<Netdev>,
     /// Run QEMU inside this network namespace (`ip netns exec NAME`), where its tap
     /// device is created.
     pub netns: Option<String>,
@@ -126,6 +137,45 @@ pub struct LaunchOptions {
 pub struct Tap {
     pub ifname: String,
     pub mac: [u8; 6],
+}
+
+/// A NIC on a QEMU network backend given as its `-netdev` value: `socket` and `dgram`
+/// join guests to each other over UDP on the host, with no tap, bridge or root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Netdev {
+    /// The `-netdev` value without `id=`, e.g. `socket,mcast=230.0.0.1:1234`.
+    pub backend: String,
+    pub mac: [u8; 6],
+}
+
+impl Netdev {
+    /// Every guest given the same multicast `group` (e.g. 230.0.0.1:PORT) shares one
+    /// Ethernet segment; `localaddr=127.0.0.1` keeps it on the host's loopback.
+    pub fn socket_mcast(group: std::net::SocketAddrV4, mac: [u8; 6]) -> Netdev {
+        Netdev {
+            backend: format!("socket,mcast={group},localaddr=127.0.0.1"),
+            mac,
+        }
+    }
+
+    /// A point-to-point link: frames go to `remote` as UDP datagrams from `local`, and
+    /// the guest at `remote` is given the two the other way round.
+    pub fn dgram(
+        local: std::net::SocketAddrV4,
+        remote: std::net::SocketAddrV4,
+        mac: [u8; 6],
+    ) -> Netdev {
+        Netdev {
+            backend: format!(
+                "dgram,local.type=inet,local.host={},local.port={},remote.type=inet,remote.host={},remote.port={}",
+                local.ip(),
+                local.port(),
+                remote.ip(),
+                remote.port()
+            ),
+            mac,
+        }
+    }
 }
 
 /// The runtime's management NIC: QEMU user networking, the API forwarded from the host.
@@ -189,12 +239,14 @@ impl Profile {
         let disk = ["accel", "memory", "kernel", "append", "disk", "disk_serial"];
         let nic = ["mac", "api_host_port", "api_port"];
         let tap = ["mac", "tap"];
+        let netdev = ["netdev", "mac"];
         let initrd = ["initrd"];
         let checks = p.args.iter().map(|a| (a, &base[..]));
         let checks = checks
             .chain(p.disk_args.iter().map(|a| (a, &disk[..])))
             .chain(p.nic_args.iter().map(|a| (a, &nic[..])))
             .chain(p.tap_nic_args.iter().map(|a| (a, &tap[..])))
+            .chain(p.netdev_nic_args.iter().map(|a| (a, &netdev[..])))
             .chain(p.initrd_args.iter().map(|a| (a, &initrd[..])));
         for (arg, allowed) in checks {
             let mut rest = arg.as_str();
@@ -242,6 +294,15 @@ impl Profile {
                 .mac_string();
                 a = a.replace("{mac}", &mac).replace("{tap}", &t.ifname);
             }
+            if let Some(n) = &o.netdev {
+                let mac = Nic {
+                    mac: n.mac,
+                    api_host_port: 0,
+                    api_port: 0,
+                }
+                .mac_string();
+                a = a.replace("{mac}", &mac).replace("{netdev}", &n.backend);
+            }
             if let Some(i) = &o.initrd {
                 a = a.replace("{initrd}", &i.to_string_lossy());
             }
@@ -257,7 +318,8 @@ impl Profile {
             }
             args.extend(self.disk_args.iter().map(fill));
         }
-        if o.nic.is_some() && o.tap.is_some() {
+        let nics = [o.nic.is_some(), o.tap.is_some(), o.netdev.is_some()];
+        if nics.iter().filter(|n| **n).count() > 1 {
             return Err(ProfileError::TwoNics);
         }
         if o.nic.is_some() {
@@ -271,6 +333,16 @@ impl Profile {
                 return Err(ProfileError::NoTapSupport(self.name.clone()));
             }
             args.extend(self.tap_nic_args.iter().map(fill));
+        }
+        if let Some(n) = &o.netdev {
+            if self.netdev_nic_args.is_empty() {
+                return Err(ProfileError::NoNetdevSupport(self.name.clone()));
+            }
+            let first = n.backend.split(',').next().unwrap_or_default();
+            if first.is_empty() || n.backend.split(',').any(|kv| kv.starts_with("id=")) {
+                return Err(ProfileError::NetdevBackend(n.backend.clone()));
+            }
+            args.extend(self.netdev_nic_args.iter().map(fill));
         }
         if let Some(i) = &o.initrd {
             if self.initrd_args.is_empty() {
@@ -314,6 +386,7 @@ mod tests {
             disk: None,
             nic: None,
             tap: None,
+            netdev: None,
             netns: None,
             initrd: None,
         }
@@ -381,6 +454,58 @@ mod tests {
             api_port: 2,
         });
         assert!(matches!(p.args(&o), Err(ProfileError::TwoNics)));
+    }
+
+    #[test]
+    fn netdev_nics_take_the_backend_and_the_mac() {
+        use std::net::{Ipv4Addr, SocketAddrV4};
+        let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 40001);
+        let remote = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 40002);
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).unwrap();
+            let mut o = opts();
+            o.netdev = Some(Netdev::dgram(local, remote, [0x52, 0x54, 0, 9, 8, 7]));
+            let args = p.args(&o).unwrap();
+            let line = args.join(" ");
+            assert!(
+                args.iter().any(|a| a
+                    == "dgram,local.type=inet,local.host=127.0.0.1,local.port=40001,\
+                        remote.type=inet,remote.host=127.0.0.1,remote.port=40002,id=net0"),
+                "{name}: {line}"
+            );
+            assert!(line.contains("mac=52:54:00:09:08:07"), "{name}: {line}");
+            assert!(!line.contains('{'), "{name}: {line}");
+            o.netdev = Some(Netdev::socket_mcast(
+                SocketAddrV4::new(Ipv4Addr::new(230, 0, 0, 1), 5555),
+                Nic::DEFAULT_MAC,
+            ));
+            let line = p.args(&o).unwrap().join(" ");
+            assert!(
+                line.contains("socket,mcast=230.0.0.1:5555,localaddr=127.0.0.1,id=net0"),
+                "{name}: {line}"
+            );
+            o.tap = Some(Tap {
+                ifname: "t".into(),
+                mac: Nic::DEFAULT_MAC,
+            });
+            assert!(matches!(p.args(&o), Err(ProfileError::TwoNics)));
+            o.tap = None;
+            for bad in ["", "socket,id=x,mcast=230.0.0.1:1"] {
+                o.netdev = Some(Netdev {
+                    backend: bad.into(),
+                    mac: Nic::DEFAULT_MAC,
+                });
+                assert!(matches!(p.args(&o), Err(ProfileError::NetdevBackend(_))));
+            }
+        }
+        let mut bare = Profile::load("q35").unwrap();
+        bare.netdev_nic_args.clear();
+        let mut o = opts();
+        o.netdev = Some(Netdev::dgram(local, remote, Nic::DEFAULT_MAC));
+        assert!(matches!(
+            bare.args(&o),
+            Err(ProfileError::NoNetdevSupport(_))
+        ));
     }
 
     #[test]

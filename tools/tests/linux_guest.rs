@@ -19,6 +19,7 @@ fn the_guest_boots_and_runs_commands_typed_on_its_console() {
         disk: None,
         nic: None,
         tap: None,
+        netdev: None,
         netns: None,
         initrd: None,
     };

@@ -72,6 +72,7 @@ pub fn prepare(m: &MachineArgs) -> Result<(Profile, LaunchOptions)> {
         disk: None,
         nic: None,
         tap: None,
+        netdev: None,
         netns: None,
         initrd: None,
     };
