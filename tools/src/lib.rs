@@ -1,9 +1,9 @@
 //! The `plinth` host tool as a library: machine profiles, the kernel build, QEMU sessions
 //! with captured serial, machine set-up, benchmarks and the Linux test guest they compare
-//! with (`linux_guest`). The CLI (`main.rs`, one module
-//! per command group under `cli/`) and the end-to-end test harness (`plinth-tests`) are
-//! both built on it, so a QEMU command line exists in exactly one place: a profile in
-//! `qemu/`.
+//! with (`linux_guest`), and the VLAN lab of tests and benchmarks (`lab`). The CLI
+//! (`main.rs`, one module per command group under `cli/`) and the end-to-end test harness
+//! (`plinth-tests`) are both built on it, so a QEMU command line exists in exactly one
+//! place: a profile in `qemu/`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -15,6 +15,7 @@ pub mod bench_part;
 pub mod build;
 pub mod disk;
 pub mod image;
+pub mod lab;
 pub mod linux_guest;
 pub mod machine;
 pub mod part;
