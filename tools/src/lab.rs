@@ -1,6 +1,6 @@
 //! A VLAN lab for end-to-end tests and benchmarks: one network namespace holding a Linux
 //! bridge, tap devices on the bridge for QEMU guests, captures of what crosses a tap
-//! ([`capture`]).
+//! ([`capture`]), and Linux 802.1Q peers ([`peer`]) on it.
 //!
 //! This host's kernel has no 802.1Q support of its own, but a plain bridge forwards
 //! tagged frames unchanged: the tagging is done by the guests (a Linux peer's `8021q`,
@@ -17,14 +17,17 @@
 //! or kill a process outside its namespace. Needs root (`ip netns`), as the tests do.
 
 pub mod capture;
+pub mod peer;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::linux_guest::LinuxGuestError;
+use crate::profile::ProfileError;
 use crate::setup::SetupError;
 
 pub use capture::{Capture, Direction, Frame};
+pub use peer::{Link, LinuxPeer, PeerConfig, Ran, TcpRun, VlanIf, tcp_throughput};
 
 /// The bridge inside every lab's namespace (names are per namespace, so every lab has
 /// the same).
@@ -47,10 +50,20 @@ pub enum LabError {
     IfName(String),
     #[error("capture on {tap}: {what}")]
     Capture { tap: String, what: String },
+    #[error("Linux peer {peer}: {what}\n--- its console ---\n{transcript}")]
+    Peer {
+        peer: String,
+        what: String,
+        transcript: String,
+    },
+    #[error("Linux peer: {0}")]
+    Config(String),
     #[error(transparent)]
     Setup(#[from] SetupError),
     #[error(transparent)]
     Guest(#[from] LinuxGuestError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
 }
 
 const ROOT_HINT: &str = "\n(the lab needs root for `ip netns`, taps and bridges)";
@@ -194,6 +207,14 @@ impl Lab {
         ip(&["-n", ns, "link", "set", name, "master", BRIDGE])?;
         ip(&["-n", ns, "link", "set", name, "up"])?;
         Ok(name.to_owned())
+    }
+
+    /// The link a [`LinuxPeer`] on tap `tap` of this lab is given.
+    pub fn link(&self, tap: &str) -> Link {
+        Link::Tap {
+            netns: self.netns.clone(),
+            tap: tap.to_owned(),
+        }
     }
 
     /// Runs `args` inside the namespace; its stdout.
