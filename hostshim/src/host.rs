@@ -554,8 +554,12 @@ mod tests {
 
     #[test]
     fn raw_calls_refuse_unknown_numbers_and_unchecked_pointers() {
-        for n in [13, 999, u64::MAX] {
+        for n in [Call::ALL.len() as u64, 999, u64::MAX] {
             assert_eq!(syscall5(n, [0; 5]), Error::UnknownCall.code());
+        }
+        // A Linux process has no plinth NIC.
+        for call in [Call::NetInfo, Call::NetSend, Call::NetRecv, Call::NetWait] {
+            assert_eq!(syscall5(call as u64, [0; 5]), Error::NoNic.code());
         }
         for call in [Call::Log, Call::ConfigRead, Call::DiskRead, Call::DiskWrite] {
             assert_eq!(
