@@ -322,6 +322,25 @@ fn page_aligned_zeroed(rounded: u64, len: u64) -> Result<&'static mut [u8], Erro
     Ok(&mut block[skip..skip + len])
 }
 
+// A Linux process has no plinth NIC: agents there reach the network through Linux
+// sockets (`hostshim::net`'s host backend), so every NIC call says so.
+
+pub fn net_info(_nic: u8) -> Result<u64, Error> {
+    Err(Error::NoNic)
+}
+
+pub fn net_send(_nic: u8, _frame: &[u8]) -> Result<(), Error> {
+    Err(Error::NoNic)
+}
+
+pub fn net_recv(_nic: u8, _buf: &mut [u8]) -> Result<usize, Error> {
+    Err(Error::NoNic)
+}
+
+pub fn net_wait(_rx_mask: u8, _tx_mask: u8, _timeout_ns: u64) -> Result<u64, Error> {
+    Err(Error::NoNic)
+}
+
 pub fn syscall5(n: u64, a: [u64; 5]) -> u64 {
     fn encode(result: Result<u64, Error>) -> u64 {
         result.unwrap_or_else(Error::code)

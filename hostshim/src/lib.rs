@@ -1,7 +1,8 @@
 //! The library agents link to reach the plinth runtime: the only door out of a partition.
 //!
-//! Every function here is one system call of [`plinth_abi`], wrapped in a safe signature
-//! (borrowed buffers instead of pointers, [`Error`] instead of negative codes). Two
+//! Every function here (and in [`nic`], the raw Ethernet frames of the partition's NICs)
+//! is one system call of [`plinth_abi`], wrapped in a safe signature (borrowed buffers
+//! instead of pointers, [`Error`] instead of negative codes). Two
 //! backends implement the same API, chosen by the `host` feature:
 //!
 //! - **Target** (`--no-default-features --target x86_64-unknown-none`): `no_std`; each call
@@ -47,6 +48,7 @@
 
 pub mod config;
 mod line;
+pub mod nic;
 
 #[cfg(feature = "host")]
 mod host;

@@ -74,6 +74,27 @@ pub fn mem_grow(bytes: u64) -> Result<&'static mut [u8], Error> {
     raw::mem_grow(bytes)
 }
 
+pub fn net_info(nic: u8) -> Result<u64, Error> {
+    decode(raw::scalar(Call::NetInfo, u64::from(nic)))
+}
+
+pub fn net_send(nic: u8, frame: &[u8]) -> Result<(), Error> {
+    decode(raw::net_send(u64::from(nic), frame)).map(|_| ())
+}
+
+pub fn net_recv(nic: u8, buf: &mut [u8]) -> Result<usize, Error> {
+    let len = buf.len();
+    decode(raw::net_recv(u64::from(nic), buf)).map(|n| bytes(n, len))
+}
+
+pub fn net_wait(rx_mask: u8, tx_mask: u8, timeout_ns: u64) -> Result<u64, Error> {
+    decode(raw::net_wait(
+        u64::from(rx_mask),
+        u64::from(tx_mask),
+        timeout_ns,
+    ))
+}
+
 pub fn syscall5(n: u64, a: [u64; 5]) -> u64 {
     raw::unchecked(n, a)
 }

@@ -3,7 +3,7 @@
 //! The runtime checks every argument against the agent's own address space (a bad pointer
 //! is [`Error::BadPointer`], never a fault), so the kernel's integrity does not depend on
 //! this module. What does is the agent's own memory safety: the runtime *writes* into
-//! buffers for `config_read`, `disk_read` and `mem_grow`, and Rust must own those bytes
+//! buffers for `config_read`, `disk_read`, `net_recv` and `mem_grow`, and Rust must own those bytes
 //! exclusively while it does. Each function below passes only pointers derived from a
 //! borrow it holds for the whole call, and says so where it makes the call.
 
@@ -47,11 +47,18 @@ unsafe fn syscall(n: u64, a: [u64; 5]) -> u64 {
 }
 
 /// A call with at most one argument, which is not a pointer the runtime writes through:
-/// Null, Clock, Sleep, Yield, Exit, Heartbeat, DiskSectors, DiskFlush.
+/// Null, Clock, Sleep, Yield, Exit, Heartbeat, DiskSectors, DiskFlush, NetInfo.
 pub fn scalar(call: Call, arg: u64) -> u64 {
     debug_assert!(!matches!(
         call,
-        Call::Log | Call::ConfigRead | Call::DiskRead | Call::DiskWrite | Call::MemGrow
+        Call::Log
+            | Call::ConfigRead
+            | Call::DiskRead
+            | Call::DiskWrite
+            | Call::MemGrow
+            | Call::NetSend
+            | Call::NetRecv
+            | Call::NetWait
     ));
     // SAFETY: every other argument is 0, so even for a call that writes a buffer, the
     // buffer is (address 0, length 0) in every position: the runtime writes nothing of ours.
@@ -92,6 +99,27 @@ pub fn disk_write(sector: u64, buf: &[u8]) -> u64 {
     let a = [sector, buf.as_ptr() as u64, buf.len() as u64, 0, 0];
     // SAFETY: the runtime only reads `buf`, which the borrow keeps alive.
     unsafe { syscall(Call::DiskWrite as u64, a) }
+}
+
+/// NetSend: `(nic, ptr, len)`; the runtime only reads.
+pub fn net_send(nic: u64, frame: &[u8]) -> u64 {
+    let a = [nic, frame.as_ptr() as u64, frame.len() as u64, 0, 0];
+    // SAFETY: the runtime only reads `frame`, which the borrow keeps alive.
+    unsafe { syscall(Call::NetSend as u64, a) }
+}
+
+/// NetRecv: `(nic, ptr, cap)`; writes `buf`.
+pub fn net_recv(nic: u64, buf: &mut [u8]) -> u64 {
+    let a = [nic, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0];
+    // SAFETY: the runtime writes at most `buf.len()` bytes at `buf` (a longer frame is
+    // refused and stays queued), which the exclusive borrow owns for the call.
+    unsafe { syscall(Call::NetRecv as u64, a) }
+}
+
+/// NetWait: `(rx_mask, tx_mask, timeout_ns)`; no pointers.
+pub fn net_wait(rx_mask: u64, tx_mask: u64, timeout_ns: u64) -> u64 {
+    // SAFETY: no argument is a pointer: the runtime writes nothing of ours.
+    unsafe { syscall(Call::NetWait as u64, [rx_mask, tx_mask, timeout_ns, 0, 0]) }
 }
 
 /// MemGrow: `(bytes)`; returns the new region as a slice of exactly `bytes`.
