@@ -7,8 +7,9 @@
 //!
 //! - **Target** (`--no-default-features --target x86_64-unknown-none`): `no_std`; each call
 //!   is one `syscall` instruction following the ABI (number in `rax`, arguments in `rdi`,
-//!   `rsi`, `rdx`, `r10`, `r8`, result in `rax`, `rcx`/`r11` clobbered). All of the crate's
-//!   `unsafe` code lives in one small module, `target::raw`.
+//!   `rsi`, `rdx`, `r10`, `r8`, result in `rax`, `rcx`/`r11` clobbered). The crate's
+//!   `unsafe` code lives in two small modules: `target::raw` (the system calls) and
+//!   `heap` (the global allocator of the `alloc` feature).
 //! - **Host** (`host`, the default): the same API over `std`, so an agent's source runs
 //!   unchanged as an ordinary Linux process (`cargo run -p hostshim --example hello`).
 //!   Log lines go to stderr as `[agent] <text>`; the clock counts from process start;
@@ -47,8 +48,15 @@
 #![warn(missing_docs)]
 
 pub mod config;
+#[cfg(any(test, all(feature = "alloc", not(feature = "host"))))]
+mod heap;
 mod line;
 pub mod nic;
+
+/// Agents built for the runtime with `alloc` get their heap from [`mem_grow`].
+#[cfg(all(feature = "alloc", not(feature = "host")))]
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new(backend::mem_grow);
 
 #[cfg(feature = "host")]
 mod host;
