@@ -41,7 +41,7 @@ pub fn start() {
 }
 
 /// Writes one line to stderr, ignoring failures as the runtime's log does.
-fn stderr_line(prefix: &str, text: &str) {
+pub(crate) fn stderr_line(prefix: &str, text: &str) {
     let _ = writeln!(io::stderr().lock(), "{prefix} {text}");
 }
 

@@ -23,6 +23,15 @@
 //! `#![cfg_attr(not(feature = "host"), no_std, no_main)]` and names its entry function
 //! with [`entry!`]; see the crate's examples (`hello`, `spinner`, `scrubber`, `hostile`, `bench`).
 //!
+//! # Features
+//!
+//! - `host` (default): the std backend above.
+//! - `alloc`: a global allocator over [`mem_grow`] for agents built for the runtime
+//!   (`alloc::vec::Vec` and friends); on the host std's allocator serves anyway.
+//! - `net` (implies `alloc`): `hostshim::net`, TCP, UDP and DHCP with a poll-style API:
+//!   smoltcp over the partition's first NIC, or Linux sockets on the host. The package's
+//!   examples always have it (see `Cargo.toml`); the library alone does not.
+//!
 //! # Building agents for the runtime
 //!
 //! ```text
@@ -47,11 +56,22 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod config;
 #[cfg(any(test, all(feature = "alloc", not(feature = "host"))))]
 mod heap;
 mod line;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod nic;
+
+#[cfg(all(feature = "net", not(feature = "host"), not(target_os = "none")))]
+compile_error!(
+    "hostshim's `net` feature without `host` is the runtime's IP stack: build it with \
+     --target x86_64-unknown-none (see the crate documentation)"
+);
 
 /// Agents built for the runtime with `alloc` get their heap from [`mem_grow`].
 #[cfg(all(feature = "alloc", not(feature = "host")))]

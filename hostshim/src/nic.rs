@@ -3,7 +3,7 @@
 //! Owns the safe signatures of NetInfo, NetSend, NetRecv and NetWait (slices instead of
 //! pointers, [`Error`] instead of codes) and the decoding of their results (the MAC's
 //! byte order, the ready bits). It must not hold any state or interpret frames: an IP
-//! stack over these calls is [`crate::net`]'s (feature `net`).
+//! stack over these calls is `hostshim::net`'s (feature `net`).
 //!
 //! On the host backend every call returns [`Error::NoNic`]: a Linux process has no plinth
 //! NIC, and `hostshim::net` uses Linux sockets there instead.
