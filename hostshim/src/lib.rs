@@ -21,7 +21,8 @@
 //!
 //! An agent is a binary that starts with
 //! `#![cfg_attr(not(feature = "host"), no_std, no_main)]` and names its entry function
-//! with [`entry!`]; see the crate's examples (`hello`, `spinner`, `scrubber`, `hostile`, `bench`).
+//! with [`entry!`]; see the crate's examples (`hello`, `spinner`, `scrubber`, `hostile`, `bench`,
+//! and `echo` for the network).
 //!
 //! # Features
 //!

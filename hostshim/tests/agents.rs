@@ -264,3 +264,213 @@ fn hostile_exits_and_faults_as_configured() {
         "{status:?}: {lines:#?}"
     );
 }
+
+/// A running agent whose log is read as it goes; killed when dropped.
+struct Live {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Live {
+    fn new(mut child: Child) -> Live {
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Live {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `text` (seen already, or coming); `None` if the agent
+    /// ended first.
+    fn wait_for(&mut self, text: &str) -> Option<String> {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
+            return Some(l.clone());
+        }
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return Some(line);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "agent went quiet waiting for {text:?}:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `echo` in `s` on ports shifted by some offset that is free (tests run in
+/// parallel with other processes); returns it, up, and the offset.
+fn echo_up(s: &Scratch) -> (Live, u16) {
+    let first = 20_000 + (std::process::id() % 400) as u16 * 100;
+    for attempt in 0..10 {
+        let offset = first.wrapping_add(attempt * 4_100) % 40_000 + 20_000;
+        let mut live =
+            Live::new(s.spawn("echo", &[("PLINTH_NET_PORT_OFFSET", &offset.to_string())]));
+        if live.wait_for("echo: up ").is_some() {
+            return (live, offset);
+        }
+        assert!(
+            live.seen.iter().any(|l| l.contains("cannot listen")),
+            "{:#?}",
+            live.seen
+        );
+    }
+    panic!("no free ports for echo");
+}
+
+fn connect(port: u16) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
+/// One HTTP exchange: sends `request`, reads until the agent closes.
+fn http(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = connect(port);
+    s.write_all(request).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn echo_serves_its_four_ports_and_survives_bad_clients() {
+    use std::io::{Read, Write};
+    let s = Scratch::new("echo");
+    let (mut live, offset) = echo_up(&s);
+    let up = live.wait_for("echo: up ").unwrap();
+    assert_eq!(up, "[agent] echo: up 127.0.0.1/8 mac 02:00:00:00:00:01");
+    let port = |p: u16| offset + p;
+
+    // Echo: a line, then 200 KB written while it is read back.
+    let mut e = connect(port(7));
+    e.write_all(b"hello, echo\n").unwrap();
+    let mut back = [0u8; 12];
+    e.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello, echo\n");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut writer = e.try_clone().unwrap();
+    let sent = data.clone();
+    let w = std::thread::spawn(move || writer.write_all(&sent).unwrap());
+    let mut echoed = vec![0u8; data.len()];
+    e.read_exact(&mut echoed).unwrap();
+    w.join().unwrap();
+    assert!(echoed == data, "echo altered the stream");
+    drop(e);
+
+    // Who am I, and what is not a good request.
+    let ok = http(port(80), b"GET / HTTP/1.1\r\nHost: echo\r\n\r\n");
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    let body = ok.split("\r\n\r\n").nth(1).unwrap();
+    for field in [
+        "{\"agent\":\"echo\"",
+        "\"mac\":\"02:00:00:00:00:01\"",
+        "\"ip\":\"127.0.0.1/8\"",
+        "\"rx_frames\":0",
+    ] {
+        assert!(body.contains(field), "{body}");
+    }
+    let length = format!("Content-Length: {}\r\n", body.len());
+    assert!(ok.contains(&length), "{ok}");
+    assert!(http(port(80), b"GET /x HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404 "));
+    assert!(http(port(80), b"POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+    for garbage in [
+        &b"\x00\xff\xfe garbage\r\n\r\n"[..],
+        b"GET /\r\n\r\n",
+        b"x\n\n",
+    ] {
+        let r = http(port(80), garbage);
+        assert!(r.starts_with("HTTP/1.1 400 "), "{garbage:?}: {r}");
+    }
+    // A request that never ends is cut at 2 KiB.
+    let r = http(port(80), &[b'a'; 5000]);
+    assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
+
+    // Clients vanishing: mid-echo without reading, mid-chargen (a reset), mid-request.
+    let mut e = connect(port(7));
+    e.write_all(&[7u8; 100_000]).unwrap_or_default();
+    drop(e);
+    let mut c = connect(port(19));
+    let mut some = [0u8; 1000];
+    c.read_exact(&mut some).unwrap();
+    drop(c);
+    let mut h = connect(port(80));
+    h.write_all(b"GET / HT").unwrap();
+    drop(h);
+    live.wait_for("echo: chargen ").unwrap();
+
+    // Discard counts every byte.
+    let mut d = connect(port(9));
+    d.write_all(&vec![0u8; 1 << 20]).unwrap();
+    drop(d);
+    let line = live.wait_for("echo: discard ").unwrap();
+    assert!(line.contains("echo: discard 1048576 bytes in "), "{line}");
+
+    // Chargen: RFC 864 lines, the first starting at the space.
+    let mut c = connect(port(19));
+    let mut lines = vec![0u8; 2 * 74];
+    c.read_exact(&mut lines).unwrap();
+    let first: Vec<u8> = (0..72).map(|i| b' ' + i).collect();
+    assert_eq!(&lines[..72], &first[..]);
+    assert_eq!(&lines[72..74], b"\r\n");
+    assert_eq!(lines[74], b'!');
+    drop(c);
+
+    // Still alive and serving after all that.
+    assert!(live.child.try_wait().unwrap().is_none(), "{:#?}", live.seen);
+    let again = http(port(80), b"GET / HTTP/1.0\r\n\r\n");
+    assert!(again.starts_with("HTTP/1.1 200 OK"), "{again}");
+    assert!(again.contains("\"accepted\":"), "{again}");
+}
+
+#[test]
+fn echo_refuses_a_bad_address_config() {
+    let s = Scratch::new("echo-config");
+    for (text, says) in [
+        (
+            "address = \"10.1.1.0/24\"\n",
+            "not a network or broadcast address",
+        ),
+        (
+            "address = \"10.1.1.5/24\"\ngateway = \"10.9.9.9\"\n",
+            "gateway is not on",
+        ),
+        (
+            "address = \"dhcp\"\ngateway = \"10.1.1.1\"\n",
+            "a gateway needs a static address",
+        ),
+    ] {
+        s.config("echo.toml", text);
+        let (lines, status) = run(s.spawn("echo", &[]), None);
+        assert_eq!(status.code(), Some(2), "{text}: {lines:#?}");
+        assert!(has(&lines, "echo: etc/echo.toml: "), "{lines:#?}");
+        assert!(has(&lines, says), "{lines:#?}");
+    }
+}
