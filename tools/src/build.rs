@@ -22,7 +22,7 @@ pub enum BuildError {
 }
 
 /// The example agents `hostshim` carries (its `examples/`), built for the runtime.
-pub const EXAMPLE_AGENTS: [&str; 5] = ["hello", "spinner", "scrubber", "hostile", "bench"];
+pub const EXAMPLE_AGENTS: [&str; 6] = ["hello", "spinner", "scrubber", "hostile", "bench", "echo"];
 
 /// A cargo command for the target, without the host's flags.
 fn target_cargo(root: &std::path::Path, target_dir: &std::path::Path) -> Command {
