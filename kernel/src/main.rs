@@ -175,30 +175,42 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         cpus: 1,
         bench: cmdline.options.bench,
     };
-    let mut network = if nics.is_empty() {
-        info!("net: no NIC; the management API is not served");
-        None
-    } else {
-        for extra in nics.iter().skip(1) {
-            warn!("{}: not used (one management NIC)", extra.name);
+    for extra in nics.iter().skip(1) {
+        warn!("{}: not used (one uplink NIC)", extra.name);
+    }
+    // The first NIC is the switch's uplink; the management stack is a port on it.
+    let uplink = (!nics.is_empty()).then(|| nics.swap_remove(0));
+    let names = uplink
+        .as_ref()
+        .map(|d| (d.name.clone(), d.location.clone()));
+    let mgmt_mac = net::switch::install(uplink);
+    let mut network = match (names, mgmt_mac) {
+        (Some((name, location)), Some(mac)) => {
+            let mut stack = net::Stack::new(
+                name,
+                location,
+                mac,
+                net::NetConfig {
+                    ip: cmdline.options.ip,
+                    gateway: cmdline.options.gateway,
+                },
+            );
+            let server = mgmt::Server::new(&mut stack, cmdline.options.api_port);
+            Some((stack, server))
         }
-        let first = nics.swap_remove(0);
-        let mut stack = net::Stack::new(
-            first,
-            net::NetConfig {
-                ip: cmdline.options.ip,
-                gateway: cmdline.options.gateway,
-            },
-        );
-        let server = mgmt::Server::new(&mut stack, cmdline.options.api_port);
-        Some((stack, server))
+        _ => {
+            info!("net: no NIC; the management API is not served");
+            None
+        }
     };
     drop(nics);
     // The network and the API, served from here on: between boot steps, while a step
     // waits on a disk, from the idle loop and while a console command waits on a disk.
     let mut serve = || {
-        if let Some((stack, server)) = network.as_mut() {
-            mgmt::poll(stack, server, &api_ctx);
+        match network.as_mut() {
+            Some((stack, server)) => mgmt::poll(stack, server, &api_ctx),
+            // Partitions still switch among themselves, and held frames drain.
+            None => net::switch::pump(),
         }
     };
     serve();

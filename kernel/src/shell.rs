@@ -34,6 +34,8 @@ pub enum Command {
     },
     /// Benchmark disk `disk` in the runtime: see [`bench::blk`].
     BenchBlk(bench::BlkParams),
+    /// Time frames through a private bridge: see [`bench::bridge`].
+    BenchBridge(u64),
     /// A known command with missing or malformed arguments (its usage is echoed).
     Usage(&'static str),
     /// Anything else (the line is echoed in the error).
@@ -112,8 +114,16 @@ impl Command {
 impl Command {
     fn parse_bench(line: &str) -> Command {
         let mut words = line.split_whitespace().skip(1);
-        if words.next() != Some("blk") {
-            return Command::Usage(BENCH_USAGE);
+        match words.next() {
+            Some("blk") => {}
+            Some("bridge") => {
+                return match (words.next().map(str::parse::<u64>), words.next()) {
+                    (None, None) => Command::BenchBridge(20_000),
+                    (Some(Ok(n)), None) if (1..=10_000_000).contains(&n) => Command::BenchBridge(n),
+                    _ => Command::Usage(BENCH_USAGE),
+                };
+            }
+            _ => return Command::Usage(BENCH_USAGE),
         }
         // disk, region MiB, request KiB, depth, random reads; defaults after the disk.
         let mut nums = [0u64, 64, 1024, 4, 4000];
@@ -146,7 +156,8 @@ impl Command {
     }
 }
 
-const BENCH_USAGE: &str = "bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]]";
+const BENCH_USAGE: &str =
+    "bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]] | bench bridge [FRAMES]";
 
 const DISK_USAGE: &str = "disk sum N FIRST COUNT | disk fill N FIRST COUNT SEED";
 
@@ -167,7 +178,7 @@ pub fn run(cmd: Command, serve: &mut dyn FnMut()) {
             );
         }
         Command::Help => println!(
-            "commands: status, disks, disk sum N FIRST COUNT, disk fill N FIRST COUNT SEED, bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]], shutdown, help"
+            "commands: status, disks, disk sum N FIRST COUNT, disk fill N FIRST COUNT SEED, bench blk N [REGION_MIB [REQUEST_KIB [DEPTH [RANDOM_READS]]]], bench bridge [FRAMES], shutdown, help"
         ),
         Command::Disks => {
             let mut any = false;
@@ -216,6 +227,18 @@ pub fn run(cmd: Command, serve: &mut dyn FnMut()) {
             }
         }
         Command::BenchBlk(p) => bench_blk(&p, serve),
+        Command::BenchBridge(n) => {
+            let f = bench::bridge(n);
+            let fps = |ns: u64| 1_000_000_000 / ns.max(1);
+            println!(
+                "bench bridge: frames={} forward_64b_ns={} forward_1500b_ns={} (64 B: {} frames/s, 1500 B: {} frames/s)",
+                f.frames,
+                f.ns_64,
+                f.ns_1500,
+                fps(f.ns_64),
+                fps(f.ns_1500)
+            );
+        }
         Command::Unknown(s) => println!("unknown command \"{s}\" (try help)"),
         Command::TooLong => println!("command too long (max {} bytes)", MAX_COMMAND),
         Command::Usage(usage) => println!("usage: {usage}"),

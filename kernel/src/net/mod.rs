@@ -1,13 +1,13 @@
-//! The NIC-facing side: the runtime's own IP host (smoltcp over the first NIC), its
-//! address (DHCP or static from the command line) and the socket set that services the
-//! management plane's listeners.
+//! The NIC-facing side: the switch (`switch`: the bridge between the uplink NIC, the
+//! management stack's port and partition NICs) and the runtime's own IP host (smoltcp
+//! on the management port), its address (DHCP or static from the command line) and the
+//! socket set that services the management plane's listeners.
 //!
-//! Owns the NIC once `drivers` bound it, the smoltcp interface and socket set, and the
-//! adapter to smoltcp (`port`). It must not parse HTTP or decide what a socket is for
-//! (`crate::mgmt` adds and serves its sockets here), nor touch the NIC's buffers (the
-//! driver glue does). Later the NIC becomes the bridge's uplink and this stack one port
-//! among many (see docs/ARCHITECTURE.md); nothing here assumes it owns the wire beyond
-//! the adapter.
+//! Owns the smoltcp interface and socket set and the adapter to smoltcp (`port`); the
+//! switch owns the NIC once `drivers` bound it. It must not parse HTTP or decide what a
+//! socket is for (`crate::mgmt` adds and serves its sockets here), nor touch the NIC's
+//! buffers (the driver glue does), nor decide partitions' VLANs (`crate::partition`
+//! asks the switch for ports).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -19,17 +19,17 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 use crate::clock;
-use crate::drivers::NetDevice;
-use crate::drivers::virtio::net::{Nic, NicCounters};
+use crate::drivers::virtio::net::NicCounters;
 
 mod port;
+pub mod switch;
 
-use port::Port;
+use port::MgmtPort;
 
 /// Broadcasts an ARP announcement (RFC 5227) for a statically configured address, so
 /// neighbours — QEMU's user network among them, which learns guest MACs only from ARP and
 /// DHCP — can reach it before it has sent anything.
-fn announce(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) {
+fn announce(mac: EthernetAddress, ip: Ipv4Address) {
     use smoltcp::wire::{
         ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,
     };
@@ -45,12 +45,12 @@ fn announce(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) {
         dst_addr: EthernetAddress::BROADCAST,
         ethertype: EthernetProtocol::Arp,
     };
+    let mut buf = [0u8; 64];
     let len = eth.buffer_len() + arp.buffer_len();
-    nic.send(len, |buf| {
-        let mut frame = EthernetFrame::new_unchecked(buf);
-        eth.emit(&mut frame);
-        arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
-    });
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..len]);
+    eth.emit(&mut frame);
+    arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+    switch::mgmt_send(&buf[..len]);
 }
 
 /// How the address was obtained.
@@ -72,11 +72,11 @@ pub struct NicInfo<'a> {
     pub counters: NicCounters,
 }
 
-/// The runtime's IP host on its management NIC.
+/// The runtime's IP host on the management port.
 pub struct Stack {
     name: String,
     location: String,
-    nic: Nic,
+    mac: [u8; 6],
     iface: Interface,
     sockets: SocketSet<'static>,
     dhcp: Option<smoltcp::iface::SocketHandle>,
@@ -97,14 +97,11 @@ pub fn now() -> Instant {
 }
 
 impl Stack {
-    /// Brings the stack up on `dev`: a static address if configured, else DHCP.
-    pub fn new(dev: NetDevice, config: NetConfig) -> Stack {
-        let NetDevice {
-            name,
-            location,
-            mut nic,
-        } = dev;
-        let mac = EthernetAddress(nic.mac());
+    /// Brings the stack up on the management port (MAC `mac`, the uplink's, named for
+    /// the uplink `name` in the log): a static address if configured, else DHCP.
+    pub fn new(name: String, location: String, mac: [u8; 6], config: NetConfig) -> Stack {
+        let mac_bytes = mac;
+        let mac = EthernetAddress(mac);
         let mut iface_config = Config::new(HardwareAddress::Ethernet(mac));
         // Seed for TCP initial sequence numbers and DHCP transaction IDs: the TSC at boot
         // mixed with the MAC, distinct per boot and per machine.
@@ -112,7 +109,7 @@ impl Stack {
             ^ u64::from_le_bytes([
                 mac.0[0], mac.0[1], mac.0[2], mac.0[3], mac.0[4], mac.0[5], 0, 0,
             ]);
-        let mut iface = Interface::new(iface_config, &mut Port(&mut nic), now());
+        let mut iface = Interface::new(iface_config, &mut MgmtPort, now());
         let mut sockets = SocketSet::new(Vec::new());
         let (dhcp, source, gateway) = match config.ip {
             Some((ip, prefix)) => {
@@ -130,8 +127,8 @@ impl Stack {
                         .map(|g| alloc::format!(" via {g}"))
                         .unwrap_or_default()
                 );
-                announce(&mut nic, mac, cidr.address());
-                nic.ring();
+                announce(mac, cidr.address());
+                switch::flush();
                 (None, AddressSource::Static, config.gateway)
             }
             None => (
@@ -143,7 +140,7 @@ impl Stack {
         Stack {
             name,
             location,
-            nic,
+            mac: mac_bytes,
             iface,
             sockets,
             dhcp,
@@ -152,15 +149,13 @@ impl Stack {
         }
     }
 
-    /// One round of the NIC and the interface: reclaims sent buffers, posts receive
-    /// buffers, lets smoltcp process what arrived and emit what is due, and follows
-    /// DHCP. Returns whether smoltcp changed any socket. [`Stack::flush`] ends a round.
+    /// One round of the switch and the interface: pumps the uplink through the bridge,
+    /// lets smoltcp process what reached the management port and emit what is due, and
+    /// follows DHCP. Returns whether smoltcp changed any socket. [`Stack::flush`] ends a
+    /// round.
     pub fn poll_once(&mut self, t: Instant) -> bool {
-        self.nic.reclaim();
-        self.nic.refill();
-        let changed = self
-            .iface
-            .poll(t, &mut Port(&mut self.nic), &mut self.sockets);
+        switch::pump();
+        let changed = self.iface.poll(t, &mut MgmtPort, &mut self.sockets);
         self.poll_dhcp();
         changed != PollResult::None
     }
@@ -168,13 +163,12 @@ impl Stack {
     /// Ends a round: posts receive buffers again and rings one doorbell for everything
     /// the round sent or posted.
     pub fn flush(&mut self) {
-        self.nic.refill();
-        self.nic.ring();
+        switch::flush();
     }
 
     /// Whether frames are waiting to be processed.
     pub fn has_received(&self) -> bool {
-        self.nic.has_received()
+        switch::has_pending()
     }
 
     /// The sockets, for the management plane to add and serve its own.
@@ -188,11 +182,11 @@ impl Stack {
         let info = NicInfo {
             name: &self.name,
             location: &self.location,
-            mac: self.nic.mac(),
+            mac: self.mac,
             address: address(&self.iface),
             gateway: self.gateway,
             source: self.source,
-            counters: self.nic.counters,
+            counters: switch::uplink_counters().unwrap_or_default(),
         };
         (&mut self.sockets, info)
     }

@@ -1,50 +1,57 @@
-//! smoltcp's view of a NIC: the adapter from `drivers::virtio::net::Nic` to smoltcp's
-//! `phy::Device`.
+//! smoltcp's view of the management port: the adapter from the switch's management
+//! access port to smoltcp's `phy::Device`.
 //!
-//! Owns nothing but the adapter. Later the bridge sits between the NIC and this adapter
-//! (802.1Q tags are pushed and popped there, never inside smoltcp, which has no VLAN
-//! support), so this stays one thin layer.
+//! Owns nothing but the adapter. Frames reach it untagged (the native VLAN) from the
+//! switch, which pushed and popped any 802.1Q tag — smoltcp has no VLAN support — so
+//! this stays one thin layer.
+
+use alloc::vec::Vec;
 
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use crate::drivers::virtio::net::{Nic, RxFrame};
+use super::switch;
 
-/// smoltcp's view of the NIC.
-pub struct Port<'a>(pub &'a mut Nic);
+/// smoltcp's view of the management port.
+pub struct MgmtPort;
 
-pub struct Rx(RxFrame);
-pub struct Tx<'a>(&'a mut Nic);
+pub struct Rx(Vec<u8>);
+pub struct Tx;
 
 impl phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.0.frame())
+        let r = f(&self.0);
+        switch::mgmt_recycle(self.0);
+        r
     }
 }
 
-impl phy::TxToken for Tx<'_> {
+impl phy::TxToken for Tx {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        self.0.send(len, f)
+        let mut frame = [0u8; 1514];
+        let len = len.min(frame.len());
+        let r = f(&mut frame[..len]);
+        switch::mgmt_send(&frame[..len]);
+        r
     }
 }
 
-impl phy::Device for Port<'_> {
+impl phy::Device for MgmtPort {
     type RxToken<'a>
         = Rx
     where
         Self: 'a;
     type TxToken<'a>
-        = Tx<'a>
+        = Tx
     where
         Self: 'a;
 
-    fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx<'_>)> {
-        let frame = self.0.receive()?;
-        Some((Rx(frame), Tx(self.0)))
+    fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx)> {
+        Some((Rx(switch::mgmt_receive()?), Tx))
     }
 
-    fn transmit(&mut self, _now: Instant) -> Option<Tx<'_>> {
-        self.0.can_send().then_some(Tx(self.0))
+    fn transmit(&mut self, _now: Instant) -> Option<Tx> {
+        switch::mgmt_can_send().then_some(Tx)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -13,7 +13,7 @@ use plinth_control::{Action, AttachDisk, CreatePartition, Resize};
 use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
-use super::lifecycle::{Ending, restart_for, share_for};
+use super::lifecycle::{Ending, net_limits_for, restart_for, share_for};
 use super::model::{AgentSlot, AgentStatus, DataDisk, Partition, PartitionState};
 use super::{CAP_PERIOD_NS, MIB, Runtime};
 use crate::memory;
@@ -123,6 +123,8 @@ impl Runtime {
                 Self::partition_share(c.cpu_weight, c.cpu_cap_percent, base),
             ));
         }
+        // TODO(issue 16): from the create body's NICs once the command set has them.
+        let nics: Vec<Option<plinth_bridge::Mac>> = Vec::new();
         let quota = c.memory_mib.saturating_mul(MIB);
         self.admit(quota / PAGE)?;
         let id = self.next_partition;
@@ -138,8 +140,18 @@ impl Runtime {
             disk,
             state: PartitionState::Stopped,
             agents: slots,
+            nics: Vec::new(),
+            net_limits: net_limits_for(&self.policies, &c.name),
         });
         let pi = self.partitions.len() - 1;
+        // NICs last: a refusal (the tenant's pool is exhausted) takes the partition back.
+        for mac in nics {
+            if let Err(e) = self.add_nic(pi, mac) {
+                self.remove_nics(pi);
+                self.partitions.remove(pi);
+                return Err(e);
+            }
+        }
         self.event(pi, None, EventKind::PartitionCreated);
         Ok(pi)
     }
@@ -212,6 +224,7 @@ impl Runtime {
     pub fn terminate(&mut self, pi: usize) -> u64 {
         let before = self.partitions[pi].frames;
         self.stop(pi);
+        self.remove_nics(pi);
         let p = self.partitions.remove(pi);
         debug_assert_eq!(p.frames, 0, "a stopped partition holds no frames");
         for t in &mut self.tasks {

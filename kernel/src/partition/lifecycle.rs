@@ -17,7 +17,7 @@ use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
 use super::loader;
-use super::model::{AgentSlot, AgentStatus, DataDisk, Partition, PartitionState, Task};
+use super::model::{AgentSlot, AgentStatus, DataDisk, NetLimits, Partition, PartitionState, Task};
 use super::{CAP_PERIOD_NS, MIB, RUNTIME, Runtime};
 use crate::arch::user::UserContext;
 use crate::{clock, memory};
@@ -55,6 +55,7 @@ impl Runtime {
                     heap_next: plinth_abi::HEAP_BASE,
                     syscalls: 0,
                     io: None,
+                    net_wait: None,
                 });
                 self.partitions[pi].agents[slot].status = AgentStatus::Running(id);
                 self.event(pi, Some(slot), EventKind::AgentStarted { task: id });
@@ -199,6 +200,7 @@ pub fn boot_empty() {
 /// Creates the catalog's partitions and starts the agents its deployments place in them.
 pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u64, u64)]) {
     let mut rt = Runtime::new(catalog.policies.clone());
+    rt.appliance = catalog.appliance.name.clone();
     rt.extents = extents.to_vec();
     rt.appliance_disk = Some(disk);
     let policies = &catalog.policies;
@@ -250,9 +252,17 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             disk,
             state: PartitionState::Running,
             agents,
+            nics: Vec::new(),
+            net_limits: net_limits_for(policies, &def.name),
         });
         let pi = rt.partitions.len() - 1;
         rt.event(pi, None, EventKind::PartitionCreated);
+        for _ in 0..def.nics {
+            if let Err(e) = rt.add_nic(pi, None) {
+                log::warn!("partition {}: no NIC: {}", def.name, e.message());
+                break;
+            }
+        }
     }
     for pi in 0..rt.partitions.len() {
         for si in 0..rt.partitions[pi].agents.len() {
@@ -279,6 +289,20 @@ pub fn restart_for(p: &PolicySet, agent: &str, partition: &str) -> Restart {
     find(&|t| matches!(t, Target::Agent(a) if a == agent))
         .or_else(|| find(&|t| matches!(t, Target::Partition(n) if n == partition)))
         .unwrap_or(Restart::Never)
+}
+
+/// A partition's network limits from the protection policy (`[[limit]]` on the
+/// partition, `[limit.network]`): each NIC's transmit and receive buckets.
+pub fn net_limits_for(p: &PolicySet, partition: &str) -> NetLimits {
+    p.limits
+        .iter()
+        .filter(|l| matches!(&l.target, Target::Partition(n) if n == partition))
+        .find_map(|l| l.network)
+        .map(|n| NetLimits {
+            bytes: n.bytes.map(|b| (b.rate, b.burst)),
+            packets: n.packets.map(|b| (b.rate, b.burst)),
+        })
+        .unwrap_or_default()
 }
 
 /// CPU weight and cap: the agent's limit, else its partition's, else weight 100, no cap.

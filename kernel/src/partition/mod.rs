@@ -22,7 +22,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use plinth_policy::policies::PolicySet;
+use plinth_policy::policies::{PolicySet, VlanLedger};
 use plinth_sched::Scheduler;
 use spin::Mutex;
 
@@ -31,6 +31,7 @@ pub mod events;
 pub mod lifecycle;
 pub mod loader;
 pub mod model;
+pub mod nics;
 pub mod run;
 pub mod syscall;
 
@@ -62,6 +63,10 @@ pub struct Runtime {
     pub appliance_disk: Option<usize>,
     /// The catalog's policies: restart rules and CPU limits for agents placed later.
     pub policies: PolicySet,
+    /// Which tenant holds which VLAN ID.
+    pub vlans: VlanLedger,
+    /// The appliance's name, which partition NICs' MACs are derived from.
+    pub appliance: String,
 }
 
 pub static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
@@ -73,6 +78,8 @@ impl Runtime {
             extents: Vec::new(),
             appliance_disk: None,
             policies,
+            vlans: VlanLedger::new(),
+            appliance: String::from("plinth"),
             partitions: Vec::new(),
             tasks: Vec::new(),
             sched: Scheduler::new(SLICE_NS),

@@ -31,6 +31,25 @@ pub struct DataDisk {
     pub sectors: u64,
 }
 
+/// A partition's NIC: a port of the switch.
+#[derive(Clone, Copy, Debug)]
+pub struct PartNic {
+    /// The number agents use in NIC calls.
+    pub index: u8,
+    pub mac: [u8; 6],
+    pub port: plinth_bridge::PortId,
+    /// Its VLAN (`plinth_bridge::NATIVE`: untagged).
+    pub vlan: u16,
+}
+
+/// A partition's network limits, applied to each NIC's transmit and receive buckets:
+/// `(rate per second, burst)`; `None`: not limited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetLimits {
+    pub bytes: Option<(u64, u64)>,
+    pub packets: Option<(u64, u64)>,
+}
+
 /// Where a partition is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartitionState {
@@ -119,6 +138,9 @@ pub struct Partition {
     pub disk: Option<DataDisk>,
     pub state: PartitionState,
     pub agents: Vec<AgentSlot>,
+    /// Its NICs, by index.
+    pub nics: Vec<PartNic>,
+    pub net_limits: NetLimits,
 }
 
 impl Partition {
@@ -139,6 +161,9 @@ pub struct Task {
     pub syscalls: u64,
     /// A disk request the task waits for (it is blocked in the scheduler meanwhile).
     pub io: Option<PendingIo>,
+    /// NICs the task waits on (`NetWait`: receive mask, send mask), sleeping until they
+    /// are ready or its timeout.
+    pub net_wait: Option<(u64, u64)>,
 }
 
 /// A disk request in flight for a task; its result goes to the task's `rax` (and, for a

@@ -47,6 +47,7 @@ pub fn run() -> Ran {
         let now = clock::now_ns();
         rt.restart_due(now);
         rt.complete_io(now);
+        rt.wake_net_waiters(now);
         let (id, slice_ns) = match rt.sched.pick(now) {
             Decision::Run { id, slice_ns } => (id, slice_ns),
             Decision::Idle { .. } => {
@@ -58,6 +59,8 @@ pub fn run() -> Ran {
             rt.sched.remove(id);
             continue;
         };
+        // A NetWait that timed out: `rax` already says 0.
+        rt.tasks[ti].net_wait = None;
         if let SliceEnd::Interrupt = rt.slice(ti, now.saturating_add(slice_ns)) {
             return Ran::Agent;
         }
@@ -86,6 +89,22 @@ impl Runtime {
             };
             t.ctx.frame.rax = rax;
             t.io = None;
+            self.sched.wake(t.id, now);
+        }
+    }
+
+    /// Wakes tasks whose NetWait is satisfied, with the ready NICs in `rax`.
+    fn wake_net_waiters(&mut self, now: u64) {
+        for t in &mut self.tasks {
+            let Some((rx, tx)) = t.net_wait else { continue };
+            let ready = syscall::net_ready(&self.partitions[t.partition], rx, tx);
+            match ready {
+                Ok(0) => continue,
+                Ok(bits) => t.ctx.frame.rax = bits,
+                // A NIC went away while it waited.
+                Err(e) => t.ctx.frame.rax = e.code(),
+            }
+            t.net_wait = None;
             self.sched.wake(t.id, now);
         }
     }
@@ -149,6 +168,11 @@ impl Runtime {
                         task.io = Some(io);
                         self.sched.block(id);
                     }
+                    Outcome::NetWait { rx, tx, until_ns } => {
+                        // `rax` holds 0 (nothing ready) until a wake-up says otherwise.
+                        task.net_wait = Some((rx, tx));
+                        self.sched.sleep_until(id, until_ns);
+                    }
                     Outcome::Exit(code) => break (Some(Ending::Exit(code)), SliceEnd::Switch),
                 }
                 break (None, SliceEnd::Switch);
@@ -173,6 +197,8 @@ impl Runtime {
                 }
             }
         };
+        // Frames the agent sent went into the uplink's ring: one doorbell for them all.
+        crate::net::switch::flush();
         let ran = clock::tsc_delta_ns(cpu::rdtsc().wrapping_sub(start));
         self.busy_ns += ran;
         self.sched.charge(id, ran, clock::now_ns());

@@ -19,12 +19,16 @@
 
 use alloc::vec;
 
-use plinth_abi::{Call, Error, HEAP_END, MAX_IO, MAX_LOG, PAGE_SIZE, SECTOR_SIZE};
+use plinth_abi::{
+    Call, Error, HEAP_END, MAX_FRAME, MAX_IO, MAX_LOG, MIN_FRAME, NET_TX_SHIFT, PAGE_SIZE,
+    SECTOR_SIZE,
+};
 
 use super::loader::charged_alloc;
-use super::model::{Partition, PendingIo, Task};
+use super::model::{PartNic, Partition, PendingIo, Task};
 use crate::arch::paging::{AddressSpace, UserAccessError, UserPerms};
 use crate::console::{self, AgentText, Printable};
+use crate::net::switch::{self, PortError};
 use crate::{block, clock};
 
 /// What a call may touch.
@@ -48,6 +52,9 @@ pub enum Outcome {
     Sleep { until_ns: u64 },
     /// The agent waits for this disk request: block it until the request completes.
     Block(PendingIo),
+    /// The agent waits until a NIC in `rx` has a frame or one in `tx` has room (masks of
+    /// NIC indices), or `until_ns`.
+    NetWait { rx: u64, tx: u64, until_ns: u64 },
     /// The agent ended with this code.
     Exit(i32),
 }
@@ -57,7 +64,13 @@ pub enum Outcome {
 fn gives_up_cpu(call: Call) -> bool {
     matches!(
         call,
-        Call::Sleep | Call::Yield | Call::Exit | Call::DiskRead | Call::DiskWrite | Call::DiskFlush
+        Call::Sleep
+            | Call::Yield
+            | Call::Exit
+            | Call::DiskRead
+            | Call::DiskWrite
+            | Call::DiskFlush
+            | Call::NetWait
     )
 }
 
@@ -266,8 +279,90 @@ fn call_one(
             **heap_next = end;
             Ok(start)
         }
-        // No partition has a NIC yet.
-        Call::NetInfo | Call::NetSend | Call::NetRecv | Call::NetWait => Err(Error::NoNic),
+        Call::NetInfo => {
+            let nic = nic(part, a[0])?;
+            let m = nic.mac;
+            Ok(u64::from_le_bytes([
+                m[0], m[1], m[2], m[3], m[4], m[5], 0, 0,
+            ]))
+        }
+        Call::NetSend => {
+            let port = nic(part, a[0])?.port;
+            let len = checked_len(a[2], MAX_FRAME)?;
+            if (len as u64) < MIN_FRAME {
+                return Err(Error::BadLength);
+            }
+            space
+                .with_bytes(a[1], len, |frame| switch::send(port, frame))
+                .map_err(bad_pointer)?
+                .map_err(port_error)?;
+            Ok(0)
+        }
+        Call::NetRecv => {
+            let port = nic(part, a[0])?.port;
+            let cap = checked_len(a[2].min(MAX_FRAME), MAX_FRAME)?;
+            // The whole buffer is checked before a frame is taken, so a bad one loses
+            // nothing; the copy is of the frame's length only.
+            space.check(a[1], cap, true).map_err(bad_pointer)?;
+            let to = a[1];
+            switch::receive(port, cap, |frame| {
+                space.write(to, frame, false).map(|()| frame.len())
+            })
+            .map_err(port_error)?
+            .map(|n| n as u64)
+            .map_err(bad_pointer)
+        }
+        Call::NetWait => {
+            let ready = net_ready(part, a[0], a[1])?;
+            if ready == 0 && a[2] > 0 {
+                *outcome = Outcome::NetWait {
+                    rx: a[0],
+                    tx: a[1],
+                    until_ns: clock::now_ns().saturating_add(a[2]),
+                };
+            }
+            Ok(ready)
+        }
+    }
+}
+
+/// NIC `index` of the partition.
+fn nic(part: &Partition, index: u64) -> Result<&PartNic, Error> {
+    part.nics
+        .iter()
+        .find(|n| u64::from(n.index) == index)
+        .ok_or(Error::NoNic)
+}
+
+/// Which NICs of `rx` have a frame and of `tx` have room, as `NetWait` returns them.
+/// A mask naming a NIC the partition lacks is `NoNic`.
+pub fn net_ready(part: &Partition, rx: u64, tx: u64) -> Result<u64, Error> {
+    let known: u64 = part.nics.iter().map(|n| 1u64 << n.index).sum();
+    if (rx | tx) & !known != 0 {
+        return Err(Error::NoNic);
+    }
+    let mut ready = 0;
+    for n in &part.nics {
+        let bit = 1u64 << n.index;
+        if (rx | tx) & bit == 0 {
+            continue;
+        }
+        let (can_rx, can_tx) = switch::ready(n.port);
+        if rx & bit != 0 && can_rx {
+            ready |= bit;
+        }
+        if tx & bit != 0 && can_tx {
+            ready |= bit << NET_TX_SHIFT;
+        }
+    }
+    Ok(ready)
+}
+
+fn port_error(e: PortError) -> Error {
+    match e {
+        PortError::NoPort => Error::NoNic,
+        PortError::WouldBlock => Error::WouldBlock,
+        PortError::TooShort => Error::BadLength,
     }
 }
 

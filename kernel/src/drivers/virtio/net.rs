@@ -10,10 +10,11 @@
 //! as their frame has been consumed.
 
 use alloc::boxed::Box;
-use alloc::rc::Rc;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+
+use spin::Mutex;
 
 use virtio_drivers::device::net::VirtIONetRaw;
 
@@ -42,8 +43,9 @@ type Raw = VirtIONetRaw<VirtioHal, Doorbell, QUEUE_SIZE>;
 
 /// Buffers whose frames have been consumed, waiting to go back into the receive ring.
 /// Shared with [`RxFrame`] so a frame handed out (to smoltcp, which cannot hand it back)
-/// returns its buffer when dropped.
-type Spare = Rc<RefCell<Vec<Box<[u8]>>>>;
+/// returns its buffer when dropped. An `Arc` and a lock, not `Rc`, so the NIC may live in
+/// the switch's static (one CPU: the lock is never contended).
+type Spare = Arc<Mutex<Vec<Box<[u8]>>>>;
 
 pub struct Nic {
     /// Boxed: the driver holds two 256-entry descriptor shadows inline (about 16 KiB),
@@ -82,7 +84,7 @@ impl RxFrame {
 impl Drop for RxFrame {
     fn drop(&mut self) {
         if let Some(b) = self.buffer.take() {
-            self.spare.borrow_mut().push(b);
+            self.spare.lock().push(b);
         }
     }
 }
@@ -101,7 +103,7 @@ impl Nic {
             raw,
             bell,
             rx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
-            spare: Rc::new(RefCell::new(Vec::with_capacity(QUEUE_SIZE))),
+            spare: Arc::new(Mutex::new(Vec::with_capacity(QUEUE_SIZE))),
             tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             tx_free: Vec::new(),
             rx_allocated: 0,
@@ -123,7 +125,7 @@ impl Nic {
     /// ring has its full `QUEUE_SIZE`.
     pub fn refill(&mut self) {
         loop {
-            let spare = self.spare.borrow_mut().pop();
+            let spare = self.spare.lock().pop();
             let mut buffer = match spare {
                 Some(b) => b,
                 None if self.rx_allocated < QUEUE_SIZE => {
@@ -148,7 +150,7 @@ impl Nic {
                 },
                 Err(_) => {
                     // Ring full: keep the buffer for later.
-                    self.spare.borrow_mut().push(buffer);
+                    self.spare.lock().push(buffer);
                     return;
                 }
             }
@@ -180,7 +182,7 @@ impl Nic {
             }
             _ => {
                 self.counters.errors += 1;
-                self.spare.borrow_mut().push(buffer);
+                self.spare.lock().push(buffer);
                 None
             }
         }

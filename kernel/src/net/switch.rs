@@ -1,0 +1,496 @@
+//! The switch: `plinth-bridge` wired to real ports. The uplink NIC is a trunk (tenant
+//! VLANs tagged, the native VLAN untagged); the management stack's port and every
+//! partition NIC are access ports whose frames wait in queues here until their owner
+//! takes them. 802.1Q tags are pushed and popped only here, on the way out of the bridge.
+//!
+//! Owns the bridge, the uplink `Nic` and the port queues, each partition NIC's token
+//! buckets (`plinth-ratelimit`), and the free list of frame buffers. It must not decide
+//! which VLAN a partition is on (the partition table asks for a port on a VLAN) nor
+//! touch agents' memory (callers copy frames in and out under the lock, through the
+//! closures they pass), and it calls nothing above `drivers`.
+//!
+//! What a partition hands over is never silently dropped: a frame over its NIC's rate
+//! waits in the NIC's transmit queue, and a full queue is `WouldBlock` to the agent. A
+//! frame arriving for a port whose receive queue is full is dropped and counted as
+//! `queue_full`, as a NIC with no free descriptors drops on the wire.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use plinth_bridge::{
+    Bridge, Config, Drop, Forward, Mac, Mode, NATIVE, PortConfig, PortId, Target, VidSet,
+};
+use plinth_ratelimit::Limiter;
+use spin::Mutex;
+
+use crate::clock;
+use crate::drivers::NetDevice;
+use crate::drivers::virtio::net::{Nic, NicCounters};
+
+/// Frames waiting for a port's owner; a partition's agent, or the management stack.
+const RX_QUEUE: usize = 256;
+/// Frames a partition NIC holds back for its rate limit (or a full uplink ring).
+const TX_QUEUE: usize = 64;
+/// Room for a tagged frame.
+const FRAME_BUFFER: usize = 1518;
+/// Frames taken from the uplink per pump, so one busy wire cannot starve the rest.
+const PUMP_BUDGET: usize = 256;
+
+/// Why a port call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortError {
+    /// No such port (it was removed).
+    NoPort,
+    /// Nothing to receive, or no room to queue a frame, now.
+    WouldBlock,
+    /// The caller's buffer is shorter than the frame (which stays queued).
+    TooShort,
+}
+
+/// A queue port's frames and limits.
+struct QueuePort {
+    rx: VecDeque<Vec<u8>>,
+    /// Frames at the head of `rx` the receive bucket has already admitted.
+    rx_admitted: usize,
+    tx: VecDeque<Vec<u8>>,
+    tx_limit: Limiter,
+    rx_limit: Limiter,
+}
+
+impl QueuePort {
+    fn new() -> QueuePort {
+        QueuePort {
+            rx: VecDeque::new(),
+            rx_admitted: 0,
+            tx: VecDeque::new(),
+            tx_limit: Limiter::default(),
+            rx_limit: Limiter::default(),
+        }
+    }
+
+    /// Admits the next received frame through the receive bucket; whether one is
+    /// admitted (ready to be taken).
+    fn admit(&mut self, now_ns: u64) -> bool {
+        if self.rx_admitted > 0 {
+            return true;
+        }
+        let Some(head) = self.rx.front() else {
+            return false;
+        };
+        if self.rx_limit.try_take(head.len() as u64, now_ns).is_ok() {
+            self.rx_admitted = 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Uplink {
+    nic: Nic,
+    port: PortId,
+    name: String,
+    location: String,
+}
+
+/// What is reported of the uplink NIC.
+#[derive(Clone, Debug)]
+pub struct UplinkInfo {
+    pub name: String,
+    pub location: String,
+    pub mac: Mac,
+    pub counters: NicCounters,
+    pub allowed: Vec<u16>,
+}
+
+pub struct Switch {
+    bridge: Bridge,
+    uplink: Option<Uplink>,
+    mgmt: Option<PortId>,
+    queues: BTreeMap<PortId, QueuePort>,
+    /// The bridge's decision for the frame being forwarded (reused: no allocation).
+    targets: Vec<Target>,
+    free: Vec<Vec<u8>>,
+    /// Frames were handed to the uplink since its doorbell last rang.
+    ring_pending: bool,
+}
+
+static SWITCH: Mutex<Option<Switch>> = Mutex::new(None);
+
+fn now_ms() -> u64 {
+    clock::now_ns() / 1_000_000
+}
+
+/// Brings the switch up on `uplink` (if the machine has a NIC): the uplink becomes a
+/// trunk carrying the native VLAN untagged and, as tenants come, their VLANs; the
+/// management stack gets an access port on the native VLAN with the uplink's MAC.
+/// Returns the management port's MAC, if there is one.
+pub fn install(uplink: Option<NetDevice>) -> Option<Mac> {
+    let mut bridge = Bridge::new(Config::default());
+    let mut queues = BTreeMap::new();
+    let (uplink, mgmt, mac) = match uplink {
+        Some(dev) => {
+            let mac = dev.nic.mac();
+            let port = bridge.add_port(PortConfig {
+                name: dev.name.clone(),
+                mode: Mode::Trunk {
+                    allowed: VidSet::new(),
+                    native: true,
+                },
+                mac: None,
+            });
+            let mgmt = bridge.add_port(PortConfig {
+                name: String::from("mgmt"),
+                mode: Mode::Access { vid: NATIVE },
+                mac: Some(mac),
+            });
+            queues.insert(mgmt, QueuePort::new());
+            let uplink = Uplink {
+                nic: dev.nic,
+                port,
+                name: dev.name,
+                location: dev.location,
+            };
+            (Some(uplink), Some(mgmt), Some(mac))
+        }
+        None => (None, None, None),
+    };
+    *SWITCH.lock() = Some(Switch {
+        bridge,
+        uplink,
+        mgmt,
+        queues,
+        targets: Vec::new(),
+        free: Vec::new(),
+        ring_pending: false,
+    });
+    mac
+}
+
+/// Runs `f` on the switch, if it is installed.
+fn with<R>(f: impl FnOnce(&mut Switch) -> R) -> Option<R> {
+    SWITCH.lock().as_mut().map(f)
+}
+
+impl Switch {
+    /// Forwards `frame`, which arrived on `from`, to wherever the bridge says.
+    fn forward(&mut self, from: PortId, frame: &[u8], now_ms: u64) {
+        let mut targets = core::mem::take(&mut self.targets);
+        if let Ok(fwd) = self.bridge.ingress(from, frame, now_ms, &mut targets) {
+            for t in &targets {
+                self.deliver(frame, &fwd, t);
+            }
+        }
+        self.targets = targets;
+    }
+
+    fn deliver(&mut self, frame: &[u8], fwd: &Forward, t: &Target) {
+        let len = Bridge::egress_len(frame, fwd, t.tag);
+        if let Some(up) = self.uplink.as_mut().filter(|u| u.port == t.port) {
+            if !up.nic.can_send() {
+                self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
+                return;
+            }
+            up.nic
+                .send(len, |buf| Bridge::write(frame, fwd, t.tag, buf));
+            self.ring_pending = true;
+            self.bridge.delivered(t.port, fwd.vid, len);
+            return;
+        }
+        let Some(q) = self.queues.get_mut(&t.port) else {
+            self.bridge.dropped(t.port, fwd.vid, Drop::NoPort);
+            return;
+        };
+        if q.rx.len() >= RX_QUEUE {
+            self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
+            return;
+        }
+        let mut buf = self.free.pop().unwrap_or_default();
+        buf.resize(len.max(FRAME_BUFFER), 0);
+        let n = Bridge::write(frame, fwd, t.tag, &mut buf);
+        buf.truncate(n);
+        q.rx.push_back(buf);
+        self.bridge.delivered(t.port, fwd.vid, n);
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.free.len() < RX_QUEUE {
+            self.free.push(buf);
+        }
+    }
+
+    /// Whether frames from a queue port can go out now: the uplink's ring has room.
+    fn uplink_has_room(&mut self) -> bool {
+        self.uplink.as_mut().is_none_or(|u| u.nic.can_send())
+    }
+
+    /// Sends what partition NICs held back, as their buckets allow.
+    fn drain_held(&mut self, now_ns: u64) {
+        let ms = now_ns / 1_000_000;
+        let ports: Vec<PortId> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.tx.is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        for port in ports {
+            loop {
+                if !self.uplink_has_room() {
+                    return;
+                }
+                let Some(q) = self.queues.get_mut(&port) else {
+                    break;
+                };
+                let Some(len) = q.tx.front().map(Vec::len) else {
+                    break;
+                };
+                if q.tx_limit.try_take(len as u64, now_ns).is_err() {
+                    break;
+                }
+                let Some(frame) = q.tx.pop_front() else { break };
+                self.forward(port, &frame, ms);
+                self.recycle(frame);
+            }
+        }
+    }
+
+    fn ring(&mut self) {
+        if let Some(up) = self.uplink.as_mut() {
+            up.nic.refill();
+            up.nic.ring();
+            self.ring_pending = false;
+        }
+    }
+}
+
+/// Moves frames: what the uplink received through the bridge, and what partition NICs
+/// held back for their rate limits, then rings the uplink's doorbell once.
+pub fn pump() {
+    with(|s| {
+        let now_ns = clock::now_ns();
+        let ms = now_ns / 1_000_000;
+        if let Some(up) = s.uplink.as_mut() {
+            up.nic.reclaim();
+            up.nic.refill();
+        }
+        for _ in 0..PUMP_BUDGET {
+            let Some(up) = s.uplink.as_mut() else { break };
+            let Some(rx) = up.nic.receive() else { break };
+            let port = up.port;
+            s.forward(port, rx.frame(), ms);
+        }
+        s.drain_held(now_ns);
+        s.bridge.age(ms);
+        s.ring();
+    });
+}
+
+/// Rings the uplink's doorbell for frames partitions sent since the last ring.
+pub fn flush() {
+    with(|s| {
+        if s.ring_pending {
+            s.ring();
+        }
+    });
+}
+
+/// Whether the uplink has frames waiting to be pumped, or the management port has
+/// frames waiting for its stack.
+pub fn has_pending() -> bool {
+    with(|s| {
+        s.uplink.as_ref().is_some_and(|u| u.nic.has_received())
+            || s.mgmt
+                .and_then(|m| s.queues.get(&m))
+                .is_some_and(|q| !q.rx.is_empty())
+    })
+    .unwrap_or(false)
+}
+
+/// The next frame for the management stack.
+pub fn mgmt_receive() -> Option<Vec<u8>> {
+    with(|s| {
+        let m = s.mgmt?;
+        s.queues.get_mut(&m)?.rx.pop_front()
+    })
+    .flatten()
+}
+
+/// A buffer the management stack is done with.
+pub fn mgmt_recycle(buf: Vec<u8>) {
+    with(|s| s.recycle(buf));
+}
+
+/// A frame from the management stack, forwarded at once.
+pub fn mgmt_send(frame: &[u8]) {
+    with(|s| {
+        if let Some(m) = s.mgmt {
+            s.forward(m, frame, now_ms());
+        }
+    });
+}
+
+/// Whether the management stack may send (the uplink's ring has room).
+pub fn mgmt_can_send() -> bool {
+    with(|s| s.uplink_has_room()).unwrap_or(false)
+}
+
+/// The uplink NIC's counters.
+pub fn uplink_counters() -> Option<NicCounters> {
+    with(|s| s.uplink.as_ref().map(|u| u.nic.counters)).flatten()
+}
+
+/// The uplink as `/api/v1/network` reports it.
+pub fn uplink_info() -> Option<UplinkInfo> {
+    with(|s| {
+        let allowed = s
+            .uplink
+            .as_ref()
+            .and_then(|u| s.bridge.port(u.port))
+            .map(|(cfg, _)| cfg.mode.vlans().filter(|v| *v != NATIVE).collect())
+            .unwrap_or_default();
+        s.uplink.as_ref().map(|u| UplinkInfo {
+            name: u.name.clone(),
+            location: u.location.clone(),
+            mac: u.nic.mac(),
+            counters: u.nic.counters,
+            allowed,
+        })
+    })
+    .flatten()
+}
+
+/// Adds a partition NIC's port: an access port on `vid` (`NATIVE`: untagged) that may
+/// send only from `mac`.
+pub fn add_nic(name: String, vid: u16, mac: Mac) -> Option<PortId> {
+    with(|s| {
+        let port = s.bridge.add_port(PortConfig {
+            name,
+            mode: Mode::Access { vid },
+            mac: Some(mac),
+        });
+        s.queues.insert(port, QueuePort::new());
+        port
+    })
+}
+
+/// Removes a partition NIC's port; frames it still held are dropped with it.
+pub fn remove_nic(port: PortId) {
+    with(|s| {
+        s.bridge.remove_port(port);
+        if let Some(q) = s.queues.remove(&port) {
+            for f in q.rx.into_iter().chain(q.tx) {
+                s.recycle(f);
+            }
+        }
+    });
+}
+
+/// The VLANs the uplink trunk carries tagged: the tenants' VLANs in use.
+pub fn set_trunk(vlans: impl Iterator<Item = u16>) {
+    let allowed: VidSet = vlans.collect();
+    with(|s| {
+        if let Some(port) = s.uplink.as_ref().map(|u| u.port) {
+            s.bridge.set_mode(
+                port,
+                Mode::Trunk {
+                    allowed,
+                    native: true,
+                },
+            );
+        }
+    });
+}
+
+/// A NIC's transmit and receive limits: bytes/s and packets/s, each `(rate, burst)`;
+/// `None`: not limited. Takes effect at once.
+pub fn set_limits(port: PortId, bytes: Option<(u64, u64)>, packets: Option<(u64, u64)>) {
+    let now = clock::now_ns();
+    with(|s| {
+        if let Some(q) = s.queues.get_mut(&port) {
+            for l in [&mut q.tx_limit, &mut q.rx_limit] {
+                l.set_bytes(bytes, now);
+                l.set_ops(packets, now);
+            }
+        }
+    });
+}
+
+/// Hands `frame` from partition NIC `port` to the bridge: now if its bucket allows and
+/// nothing is held before it, else into its transmit queue.
+pub fn send(port: PortId, frame: &[u8]) -> Result<(), PortError> {
+    let now_ns = clock::now_ns();
+    with(|s| {
+        let room = s.uplink_has_room();
+        let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
+        if q.tx.is_empty() && room && q.tx_limit.try_take(frame.len() as u64, now_ns).is_ok() {
+            s.forward(port, frame, now_ns / 1_000_000);
+            return Ok(());
+        }
+        if q.tx.len() >= TX_QUEUE {
+            return Err(PortError::WouldBlock);
+        }
+        let mut buf = s.free.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(frame);
+        // `q` was borrowed across `s.free`: look it up again.
+        if let Some(q) = s.queues.get_mut(&port) {
+            q.tx.push_back(buf);
+        }
+        Ok(())
+    })
+    .unwrap_or(Err(PortError::NoPort))
+}
+
+/// Takes the next frame for partition NIC `port`, if its receive bucket admits it:
+/// `take` copies it out (into the agent's memory) and says how many bytes it took; a
+/// frame `take` refuses stays queued.
+pub fn receive<E>(
+    port: PortId,
+    cap: usize,
+    take: impl FnOnce(&[u8]) -> Result<usize, E>,
+) -> Result<Result<usize, E>, PortError> {
+    let now_ns = clock::now_ns();
+    with(|s| {
+        let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
+        if !q.admit(now_ns) {
+            return Err(PortError::WouldBlock);
+        }
+        let Some(head) = q.rx.front() else {
+            return Err(PortError::WouldBlock);
+        };
+        if head.len() > cap {
+            return Err(PortError::TooShort);
+        }
+        let result = take(head);
+        if result.is_ok() {
+            q.rx_admitted = 0;
+            if let Some(f) = q.rx.pop_front() {
+                s.recycle(f);
+            }
+        }
+        Ok(result)
+    })
+    .unwrap_or(Err(PortError::NoPort))
+}
+
+/// Whether partition NIC `port` has a frame to take (admitted by its receive bucket)
+/// and room to queue one to send.
+pub fn ready(port: PortId) -> (bool, bool) {
+    let now_ns = clock::now_ns();
+    with(|s| match s.queues.get_mut(&port) {
+        Some(q) => (q.admit(now_ns), q.tx.len() < TX_QUEUE),
+        None => (false, false),
+    })
+    .unwrap_or((false, false))
+}
+
+/// Frames partition NIC `port` holds back to send.
+pub fn held(port: PortId) -> usize {
+    with(|s| s.queues.get(&port).map_or(0, |q| q.tx.len())).unwrap_or(0)
+}
+
+/// Runs `f` on the bridge, to report it.
+pub fn inspect<R>(f: impl FnOnce(&Bridge) -> R) -> Option<R> {
+    with(|s| f(&s.bridge))
+}
