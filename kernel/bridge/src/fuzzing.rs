@@ -5,10 +5,10 @@
 //! eviction and aging, is driven by a sequence of records:
 //!
 //! - a *frame*: a byte `c < 0xf0` whose low 3 bits pick the port id (6 and 7 exist only
-//!   once re-added) and whose high 5 bits `t` advance the clock by `4 t²` ms (up to
-//!   3.8 s, past the 1 s aging time); a 16-bit little-endian length, of which the low 11
-//!   bits count (so runts, truncations and oversizes are all reachable); the frame's
-//!   bytes, cut to what is left of the input;
+//!   once re-added) and whose high 5 bits `t` (0 to 29: 30 and 31 make a command byte)
+//!   advance the clock by `4 t²` ms (up to 3.4 s, past the 1 s aging time); a 16-bit
+//!   little-endian length, of which the low 11 bits count (so runts, truncations and
+//!   oversizes are all reachable); the frame's bytes, cut to what is left of the input;
 //! - a *command*: a byte `0xf0 | op` and an argument byte: remove a port, add one of
 //!   [`TOPOLOGY`]'s ports again, change a port's mode, age the table, report a
 //!   queue-full drop or a delivery, or let time pass.
@@ -116,14 +116,13 @@ pub fn bridge() -> Bridge {
     b
 }
 
-/// A frame record: offered on `port` (0..=7) after `time_step` (0..=31, see the module
-/// documentation).
+/// The largest time step of a frame record.
+pub const MAX_TIME_STEP: u8 = 29;
+
+/// A frame record: offered on `port` (0..=7) after `time_step` (0..=[`MAX_TIME_STEP`],
+/// larger ones are cut to it; see the module documentation).
 pub fn frame_record(port: u8, time_step: u8, frame: &[u8]) -> Vec<u8> {
-    let c = (time_step & 0x1f) << 3 | (port & 7);
-    debug_assert!(
-        c < 0xf0,
-        "time step {time_step} with port {port} reads as a command"
-    );
+    let c = time_step.min(MAX_TIME_STEP) << 3 | (port & 7);
     let len = frame.len() as u16;
     [&[c][..], &len.to_le_bytes(), frame].concat()
 }
