@@ -4,7 +4,8 @@
 //! catalog target re-seals), agent containers signed with the key the targets trust, GPT
 //! images with correct CRC-32s, ELF agents the loader accepts, the example appliance's
 //! spec and policy files and the examples of docs/policies.md, HTTP scripts, PVH
-//! start_info blobs, PCI config spaces with placed BARs, partition commands.
+//! start_info blobs, PCI config spaces with placed BARs, partition commands, switch
+//! traffic.
 //!
 //!     cargo run -p plinth-fuzz-targets --example corpus
 //!
@@ -21,6 +22,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use plinth_abi::{IMAGE_BASE, IMAGE_END};
+use plinth_bridge::Mac;
+use plinth_bridge::fuzzing::{
+    ADD_PORT, AGE, DELIVERED, MAC_A1, MAC_B, MAC_MGMT, MAC_ROUTER, QUEUE_FULL, REMOVE_PORT,
+    SET_MODE, WAIT, command_record, ethernet, frame_record,
+};
 use plinth_catalog::{CATALOG_PARTITION_NAME, CATALOG_PARTITION_TYPE, DATA_PARTITION_TYPE};
 use plinth_container::{PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX, parse_key_file, public_key};
 use plinth_control::{AgentRef, AttachDisk, Command, CreatePartition, Resize};
@@ -1849,6 +1855,186 @@ fn control(c: &mut Corpus) -> Result<(), CorpusError> {
     Ok(())
 }
 
+// ---- bridge_frames -------------------------------------------------------------------
+
+/// The ports of `plinth_bridge::fuzzing::TOPOLOGY`, by id.
+const TENANT_A1: u8 = 0; // access VLAN 10, MAC_A1
+const TENANT_A2: u8 = 1; // access VLAN 10, any address
+const TENANT_B: u8 = 2; // access VLAN 20, MAC_B
+const MGMT: u8 = 3; // access native VLAN, MAC_MGMT
+const UPLINK: u8 = 4; // trunk of 10, 20, 30 and native
+const ROUTER: u8 = 5; // trunk of 20 and 40, MAC_ROUTER
+
+fn bridge_frames(c: &mut Corpus) -> Result<(), CorpusError> {
+    const BROADCAST: Mac = [0xff; 6];
+    const IPV4: u16 = 0x0800;
+    const ARP: u16 = 0x0806;
+    let h1: Mac = [0x02, 0, 0, 0, 0x01, 0x01];
+    let h2: Mac = [0x02, 0, 0, 0, 0x01, 0x02];
+    let host = |i: u8| -> Mac { [0x02, 0, 0, 0, 0x10, i] };
+    let frame = |port, step, f: Vec<u8>| frame_record(port, step, &f);
+    let command = |op, arg| command_record(op, arg).to_vec();
+
+    let accepted: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "learn-unicast",
+            vec![
+                frame(TENANT_A2, 0, ethernet(BROADCAST, h1, None, ARP, 28)),
+                frame(UPLINK, 1, ethernet(h1, h2, Some(10), IPV4, 46)),
+                frame(TENANT_A2, 1, ethernet(h2, h1, None, IPV4, 46)),
+            ],
+        ),
+        (
+            "trunk-tagged",
+            vec![
+                frame(UPLINK, 0, ethernet(BROADCAST, h1, Some(20), ARP, 28)),
+                frame(TENANT_B, 1, ethernet(h1, MAC_B, None, IPV4, 46)),
+                frame(UPLINK, 1, ethernet(BROADCAST, h2, Some(30), IPV4, 100)),
+            ],
+        ),
+        (
+            "priority-tagged",
+            vec![
+                frame(
+                    MGMT,
+                    0,
+                    ethernet(BROADCAST, MAC_MGMT, Some(5 << 13), ARP, 28),
+                ),
+                frame(
+                    TENANT_A1,
+                    0,
+                    ethernet(BROADCAST, MAC_A1, Some(0x1000), IPV4, 46),
+                ),
+            ],
+        ),
+        (
+            "native",
+            vec![
+                frame(UPLINK, 0, ethernet(BROADCAST, h1, None, ARP, 28)),
+                frame(MGMT, 1, ethernet(h1, MAC_MGMT, None, IPV4, 46)),
+            ],
+        ),
+        (
+            "router",
+            vec![
+                frame(
+                    ROUTER,
+                    0,
+                    ethernet(BROADCAST, MAC_ROUTER, Some(40), ARP, 28),
+                ),
+                frame(ROUTER, 0, ethernet(MAC_B, MAC_ROUTER, Some(20), IPV4, 46)),
+            ],
+        ),
+        (
+            "max-size",
+            vec![
+                frame(TENANT_A2, 0, ethernet(BROADCAST, h1, None, IPV4, 1500)),
+                frame(UPLINK, 0, ethernet(h1, h2, Some(10), IPV4, 1500)),
+            ],
+        ),
+        (
+            "aging",
+            vec![
+                frame(TENANT_A2, 0, ethernet(BROADCAST, h1, None, ARP, 28)),
+                command(WAIT, 20),
+                frame(UPLINK, 0, ethernet(h1, h2, Some(10), IPV4, 46)),
+                command(AGE, 0),
+                frame(UPLINK, 29, ethernet(h1, h2, Some(10), IPV4, 46)),
+            ],
+        ),
+        (
+            "eviction",
+            (0..10)
+                .map(|i| frame(TENANT_A2, 0, ethernet(BROADCAST, host(i), None, ARP, 28)))
+                .chain([frame(UPLINK, 0, ethernet(host(0), h2, Some(10), IPV4, 46))])
+                .collect(),
+        ),
+        (
+            "churn",
+            vec![
+                frame(UPLINK, 0, ethernet(BROADCAST, h1, Some(10), ARP, 28)),
+                command(REMOVE_PORT, UPLINK),
+                frame(TENANT_A2, 0, ethernet(h1, h2, None, IPV4, 46)),
+                command(ADD_PORT, UPLINK),
+                frame(6, 0, ethernet(BROADCAST, h1, Some(20), ARP, 28)),
+                // Port 1 becomes a trunk of VLANs 10 to 40 with the native VLAN.
+                command(SET_MODE, 4 << 3 | TENANT_A2),
+                frame(TENANT_A2, 1, ethernet(BROADCAST, h2, Some(40), ARP, 28)),
+                command(QUEUE_FULL, 1 << 3 | TENANT_A1),
+                command(DELIVERED, 2 << 3 | TENANT_B),
+            ],
+        ),
+    ];
+    for (name, records) in &accepted {
+        c.add("bridge_frames", name, &records.concat(), Expect::Accepted)?;
+    }
+
+    // Frames the switch must refuse, alone so that nothing else gets the input accepted.
+    let mut double = ethernet(BROADCAST, MAC_MGMT, Some(0), 0x8100, 46);
+    double[18..20].copy_from_slice(&20u16.to_be_bytes());
+    let mut service = ethernet(BROADCAST, h1, Some(20), IPV4, 46);
+    service[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
+    let refused: [(&str, u8, Vec<u8>); 10] = [
+        ("double-tagged", MGMT, double),
+        (
+            "tagged-on-access",
+            TENANT_A2,
+            ethernet(BROADCAST, h1, Some(20), IPV4, 46),
+        ),
+        ("service-tag", UPLINK, service),
+        (
+            "spoofed",
+            TENANT_A1,
+            ethernet(BROADCAST, h1, None, IPV4, 46),
+        ),
+        (
+            "bad-source",
+            TENANT_A2,
+            ethernet(h1, BROADCAST, None, IPV4, 46),
+        ),
+        (
+            "no-native-vlan",
+            ROUTER,
+            ethernet(BROADCAST, MAC_ROUTER, None, ARP, 28),
+        ),
+        (
+            "vid-not-allowed",
+            UPLINK,
+            ethernet(BROADCAST, h1, Some(40), ARP, 28),
+        ),
+        (
+            "runt",
+            TENANT_A2,
+            ethernet(BROADCAST, h1, None, IPV4, 0)[..13].to_vec(),
+        ),
+        (
+            "truncated",
+            UPLINK,
+            ethernet(BROADCAST, h1, Some(10), IPV4, 0)[..17].to_vec(),
+        ),
+        (
+            "oversize",
+            UPLINK,
+            ethernet(BROADCAST, h1, Some(10), IPV4, 1501),
+        ),
+    ];
+    for (name, port, f) in &refused {
+        c.add(
+            "bridge_frames",
+            name,
+            &frame_record(*port, 0, f),
+            Expect::Refused,
+        )?;
+    }
+    c.add(
+        "bridge_frames",
+        "no-port",
+        &frame_record(7, 0, &ethernet(BROADCAST, h1, None, ARP, 28)),
+        Expect::Refused,
+    )?;
+    Ok(())
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     let run = || -> Result<Corpus, CorpusError> {
@@ -1864,6 +2050,7 @@ fn main() {
         catalog(&mut c)?;
         elf(&mut c)?;
         control(&mut c)?;
+        bridge_frames(&mut c)?;
         Ok(c)
     };
     match run() {

@@ -59,7 +59,7 @@ pub struct Target {
 }
 
 /// Every target, in the order of `fuzz/Cargo.toml`.
-pub const TARGETS: [Target; 11] = [
+pub const TARGETS: [Target; 12] = [
     Target {
         name: "cmdline",
         run: cmdline,
@@ -103,6 +103,10 @@ pub const TARGETS: [Target; 11] = [
     Target {
         name: "control",
         run: control,
+    },
+    Target {
+        name: "bridge_frames",
+        run: bridge_frames,
     },
 ];
 
@@ -476,6 +480,21 @@ pub fn elf(data: &[u8]) -> Verdict {
 /// over every truncation and thousands of mutations of valid bodies. Accepted: it decoded.
 pub fn control(data: &[u8]) -> Verdict {
     Verdict::of(plinth_control::fuzzing::request(data).is_some())
+}
+
+/// The tenant network switch against arbitrary traffic and reconfiguration: the input is
+/// a sequence of records, each a frame offered on one of a fixed set of ports (two
+/// tenants, the management stack, the uplink trunk, a routing partition's trunk) after a
+/// clock step, or a command (remove, add or re-mode a port, age the table, report a
+/// drop). Ingress must never panic; a frame must never reach a port outside its VLAN or
+/// the port it came from; an accepted frame goes to exactly its learned port or exactly
+/// every other port of its VLAN, tagged as each port's mode says; every copy written is
+/// the frame with its tag rewritten, and reads back on a trunk as the same VLAN; the MAC
+/// table keeps its bounds and structure. The input format and the checks live in
+/// `plinth_bridge::fuzzing`, which the crate's unit tests also run over random and
+/// plausible traffic. Accepted: at least one frame was forwarded.
+pub fn bridge_frames(data: &[u8]) -> Verdict {
+    Verdict::of(plinth_bridge::fuzzing::run(data) > 0)
 }
 
 #[cfg(test)]

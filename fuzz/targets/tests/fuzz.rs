@@ -12,7 +12,7 @@
 //!
 //! A panic fails the test with the target, the seed, the input in hex and a file holding
 //! it; an input that runs for [`HANG_SECS`] fails it too. The tests run two at a time on
-//! a two-core machine, so the whole step takes about `11 * budget / 2`.
+//! a two-core machine, so the whole step takes about `12 * budget / 2`.
 //!
 //! Environment: `PLINTH_FUZZ_SECS`, seconds of generated inputs per target (default
 //! [`DEFAULT_SECS`]; `0` replays the corpora only); `PLINTH_FUZZ_SEED`, the seed
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use plinth_fuzz_targets::{TARGETS, Target, Verdict};
 use plinth_testrng::Rng;
 
-/// Seconds of generated inputs per target when `PLINTH_FUZZ_SECS` is not set: eleven
+/// Seconds of generated inputs per target when `PLINTH_FUZZ_SECS` is not set: twelve
 /// targets two at a time make about a minute on CI's two cores.
 const DEFAULT_SECS: f64 = 10.0;
 /// One input running this long is a hang (the slowest corpus input takes milliseconds
@@ -573,6 +573,7 @@ targets!(
     catalog,
     elf,
     control,
+    bridge_frames,
 );
 
 /// The cargo-fuzz crate has exactly these targets, each binary calling its body here and
