@@ -127,7 +127,11 @@ fn now_ms() -> u64 {
 /// management stack gets an access port on the native VLAN with the uplink's MAC.
 /// Returns the management port's MAC, if there is one.
 pub fn install(uplink: Option<NetDevice>) -> Option<Mac> {
-    let mut bridge = Bridge::new(Config::default());
+    // A key per boot, so tenants cannot pick MACs that collide in the table's hash.
+    let mut bridge = Bridge::new(Config {
+        hash_key: crate::arch::cpu::rdtsc().rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+        ..Config::default()
+    });
     let mut queues = BTreeMap::new();
     let (uplink, mgmt, mac) = match uplink {
         Some(dev) => {
