@@ -117,6 +117,7 @@ impl PartCmd {
                 labels: labels.clone(),
                 disk: disk.clone(),
                 agents: agents.iter().map(|a| AgentRef::parse(a)).collect(),
+                nics: Vec::new(),
             }),
             PartCmd::Start { name: n } => act(n, Action::Start),
             PartCmd::Stop { name: n } => act(n, Action::Stop),
@@ -133,6 +134,7 @@ impl PartCmd {
                     memory_mib: *memory,
                     cpu_weight: *weight,
                     cpu_cap_percent: *cap,
+                    ..Resize::default()
                 },
             },
             PartCmd::AttachDisk { name: n, extent } => Command::AttachDisk {
@@ -161,11 +163,13 @@ pub fn body(command: &Command) -> Option<Vec<u8>> {
         Command::Create(c) => serde_json::to_vec(c),
         Command::Resize { resize, .. } => serde_json::to_vec(resize),
         Command::AttachDisk { disk, .. } => serde_json::to_vec(disk),
+        Command::AttachNic { nic, .. } => serde_json::to_vec(nic),
         Command::List
         | Command::Get { .. }
         | Command::Act { .. }
         | Command::Terminate { .. }
-        | Command::DetachDisk { .. } => return None,
+        | Command::DetachDisk { .. }
+        | Command::DetachNic { .. } => return None,
     };
     Some(json.expect("plain structs serialize"))
 }
@@ -328,6 +332,8 @@ pub fn format_changed(command: &Command, p: &PartitionView) -> String {
             format_disk(p.disk.as_ref())
         ),
         Command::DetachDisk { .. } => format!("detached the data disk of {name}"),
+        Command::AttachNic { .. } => format!("attached a NIC to {name}"),
+        Command::DetachNic { index, .. } => format!("detached NIC {index} of {name}"),
     }
 }
 
@@ -534,8 +540,8 @@ mod tests {
                 name: n(),
                 resize: Resize {
                     memory_mib: Some(128),
-                    cpu_weight: None,
-                    cpu_cap_percent: Some(50)
+                    cpu_cap_percent: Some(50),
+                    ..Resize::default()
                 }
             })
         );
@@ -580,6 +586,7 @@ mod tests {
                         version: None
                     },
                 ],
+                nics: vec![],
             }))
         );
         assert_eq!(

@@ -29,7 +29,7 @@ use plinth_bridge::fuzzing::{
 };
 use plinth_catalog::{CATALOG_PARTITION_NAME, CATALOG_PARTITION_TYPE, DATA_PARTITION_TYPE};
 use plinth_container::{PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX, parse_key_file, public_key};
-use plinth_control::{AgentRef, AttachDisk, Command, CreatePartition, Resize};
+use plinth_control::{AgentRef, AttachDisk, Command, CreatePartition, NicSpec, Resize};
 use plinth_fuzz_targets::{
     POLICY_AGENTS, POLICY_MACHINE, POLICY_PARTITIONS, TARGETS, TRUSTED_SEED, Verdict,
 };
@@ -1740,6 +1740,7 @@ fn control(c: &mut Corpus) -> Result<(), CorpusError> {
                 version: None,
             },
         ],
+        nics: vec![NicSpec::default(), NicSpec::new(Some("02:00:00:00:0c:01"))],
     };
     let commands = [
         ("list", Command::List),
@@ -1770,8 +1771,41 @@ fn control(c: &mut Corpus) -> Result<(), CorpusError> {
                 resize: Resize {
                     memory_mib: Some(256),
                     cpu_weight: Some(10),
-                    cpu_cap_percent: None,
+                    ..Resize::default()
                 },
+            },
+        ),
+        (
+            "resize-net",
+            Command::Resize {
+                name: name("tenant-a"),
+                resize: Resize {
+                    net_bytes_per_sec: Some(1 << 20),
+                    net_bytes_burst: Some(2 << 20),
+                    net_packets_per_sec: Some(0),
+                    ..Resize::default()
+                },
+            },
+        ),
+        (
+            "attach-nic",
+            Command::AttachNic {
+                name: name("tenant-a"),
+                nic: NicSpec::default(),
+            },
+        ),
+        (
+            "attach-nic-mac",
+            Command::AttachNic {
+                name: name("tenant-a"),
+                nic: NicSpec::new(Some("02:00:00:00:0a:01")),
+            },
+        ),
+        (
+            "detach-nic",
+            Command::DetachNic {
+                name: name("tenant-a"),
+                index: 1,
             },
         ),
         (
@@ -1820,7 +1854,7 @@ fn control(c: &mut Corpus) -> Result<(), CorpusError> {
         &control_input("POST", plinth_control::PREFIX, pretty),
         Expect::Accepted,
     )?;
-    let misses: [(&str, &str, &str, &[u8]); 7] = [
+    let misses: [(&str, &str, &str, &[u8]); 12] = [
         (
             "unknown-field",
             "POST",
@@ -1843,6 +1877,36 @@ fn control(c: &mut Corpus) -> Result<(), CorpusError> {
         ("wrong-method", "PATCH", "/api/v1/partitions/a", b""),
         ("no-route", "GET", "/api/v1/partitions/a/b/c", b""),
         ("empty-resize", "POST", "/api/v1/partitions/a/resize", b"{}"),
+        (
+            "burst-without-rate",
+            "POST",
+            "/api/v1/partitions/a/resize",
+            b"{\"net_bytes_burst\":10}",
+        ),
+        (
+            "multicast-mac",
+            "POST",
+            "/api/v1/partitions/a/nics",
+            b"{\"mac\":\"01:00:5e:00:00:01\"}",
+        ),
+        (
+            "too-many-nics",
+            "POST",
+            "/api/v1/partitions",
+            b"{\"name\":\"a\",\"memory_mib\":1,\"nics\":[{},{},{},{},{},{},{},{},{}]}",
+        ),
+        (
+            "nic-index-zero-padded",
+            "DELETE",
+            "/api/v1/partitions/a/nics/01",
+            b"",
+        ),
+        (
+            "nic-index-out-of-range",
+            "DELETE",
+            "/api/v1/partitions/a/nics/8",
+            b"",
+        ),
     ];
     for (file, method, path, body) in misses {
         c.add(

@@ -25,8 +25,8 @@ pub(crate) struct Shape {
     pub what: &'static str,
     pub fields: &'static [&'static str],
     pub required: &'static [&'static str],
-    /// A field holding an array of objects of another shape.
-    pub nested: Option<(&'static str, &'static Shape)>,
+    /// The fields holding an array of objects of another shape, with that shape.
+    pub nested: &'static [(&'static str, &'static Shape)],
 }
 
 fn bad(message: String) -> ControlError {
@@ -87,14 +87,15 @@ fn describe(e: &Error) -> String {
     }
 }
 
-/// The keys of one object, and of the objects in its nested array.
+/// The keys of one object, and the objects of its nested arrays, each array with its
+/// field, in the body's order.
 #[derive(Default)]
 struct Scanned {
     keys: Vec<String>,
-    nested: Vec<Scanned>,
+    nested: Vec<(&'static str, Vec<Scanned>)>,
 }
 
-/// Deepest nesting the key scan walks into. The bodies nest two deep (agents); the scan
+/// Deepest nesting the key scan walks into. The bodies nest two deep (agents, NICs); the scan
 /// skips values by recursion, which must stay shallow on a kernel stack.
 const MAX_SCAN_DEPTH: usize = 8;
 
@@ -164,14 +165,16 @@ fn check(s: &Scanned, shape: &Shape, at: &str) -> Option<String> {
     {
         return Some(format!("missing field {at}{missing} in {}", shape.what));
     }
-    let (field, inner) = shape.nested?;
-    s.nested
-        .iter()
-        .enumerate()
-        .find_map(|(i, n)| check(n, inner, &format!("{at}{field}[{i}].")))
+    s.nested.iter().find_map(|(field, items)| {
+        let (_, inner) = shape.nested.iter().find(|(f, _)| f == field)?;
+        items
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| check(n, inner, &format!("{at}{field}[{i}].")))
+    })
 }
 
-/// Scans an object's keys; values are skipped except the nested array's objects.
+/// Scans an object's keys; values are skipped except the nested arrays' objects.
 struct ScanObject<'s>(&'s Shape);
 
 impl<'de> DeserializeSeed<'de> for ScanObject<'_> {
@@ -192,11 +195,12 @@ impl<'de> de::Visitor<'de> for ScanObject<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scanned, A::Error> {
         let mut out = Scanned::default();
         while let Some(key) = map.next_key_seed(Key)? {
-            match self.0.nested {
-                Some((field, inner)) if key == field => {
-                    out.nested = map.next_value_seed(ScanArray(inner))?;
+            match self.0.nested.iter().find(|(f, _)| *f == key) {
+                Some(&(field, inner)) => {
+                    let items = map.next_value_seed(ScanArray(inner))?;
+                    out.nested.push((field, items));
                 }
-                _ => {
+                None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }

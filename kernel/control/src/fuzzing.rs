@@ -77,6 +77,7 @@ pub fn body_of(command: &Command) -> Vec<u8> {
         Command::Create(c) => serde_json_core::to_slice(c, &mut buf),
         Command::Resize { resize, .. } => serde_json_core::to_slice(resize, &mut buf),
         Command::AttachDisk { disk, .. } => serde_json_core::to_slice(disk, &mut buf),
+        Command::AttachNic { nic, .. } => serde_json_core::to_slice(nic, &mut buf),
         _ => Ok(0),
     };
     let len = len.expect("a valid command's body fits four times the body limit");

@@ -6,19 +6,21 @@
 //!
 //! This crate owns:
 //! - the commands and their bodies ([`Command`], [`CreatePartition`], [`Resize`],
-//!   [`AttachDisk`], [`AgentRef`]);
+//!   [`AttachDisk`], [`AgentRef`], [`NicSpec`]);
 //! - their HTTP mapping ([`decode`] one way, [`Command::method`] and [`Command::path`] the
 //!   other);
 //! - body decoding: JSON with `serde-json-core`, at most [`MAX_BODY`] bytes, escapes
 //!   decoded, unknown, duplicate and missing fields refused with the field named;
 //! - field validation ([`Command::validate`]): names, ranges and counts, with the same
-//!   name and version rules as appliance specs and agent manifests;
+//!   name and version rules as appliance specs and agent manifests; MAC addresses as
+//!   they are written in bodies ([`parse_mac`], [`format_mac`]);
 //! - the answers' shapes ([`views`]: partitions, the partition list, a termination,
 //!   events, status, health, errors), written and read with `serde_json`.
 //!
 //! It does not apply commands, know which partitions run, or do any I/O: whether a
-//! partition exists, memory can be promised, an extent is free or an agent is in the
-//! catalog is the runtime's business, and so are the values in its answers.
+//! partition exists, memory can be promised, an extent is free, an agent is in the
+//! catalog, a MAC is taken or a NIC index is in use is the runtime's business, and so
+//! are the values in its answers (a derived MAC among them).
 //!
 //! | method           | path                                   | command                 | body              |
 //! |------------------|----------------------------------------|-------------------------|-------------------|
@@ -32,6 +34,11 @@
 //! | `POST`           | `/api/v1/partitions/NAME/resize`       | [`Command::Resize`]     | [`Resize`]        |
 //! | `PUT`            | `/api/v1/partitions/NAME/disk`         | [`Command::AttachDisk`] | [`AttachDisk`]    |
 //! | `DELETE`         | `/api/v1/partitions/NAME/disk`         | [`Command::DetachDisk`] | none              |
+//! | `POST`           | `/api/v1/partitions/NAME/nics`         | [`Command::AttachNic`]  | [`NicSpec`]       |
+//! | `DELETE`         | `/api/v1/partitions/NAME/nics/INDEX`   | [`Command::DetachNic`]  | none              |
+//!
+//! `INDEX` is a NIC's number in its partition, `0` to `MAX_NICS - 1`, written in decimal
+//! without leading zeros (so that a path has one spelling).
 //!
 //! Any other path (a trailing slash, an empty or extra segment, another prefix) is
 //! [`ControlError::NoRoute`], so the runtime can hand everything else to its other routes.
@@ -73,6 +80,8 @@ pub const MAX_CAP_PERCENT: u32 = 100;
 pub const MAX_LABELS: usize = 16;
 /// Most agents placed in one partition at creation.
 pub const MAX_AGENTS: usize = 16;
+/// Most NICs one partition has: the system-call ABI's NIC numbers, `0..MAX_NICS`.
+pub const MAX_NICS: usize = plinth_abi::MAX_NICS as usize;
 
 /// An agent from the catalog, by name and optionally version (`MAJOR.MINOR.PATCH`);
 /// without a version the runtime picks one. JSON: `{"name":"hello","version":"0.1.0"}`.
@@ -84,8 +93,20 @@ pub struct AgentRef {
     pub version: Option<String>,
 }
 
-/// The body of `POST /api/v1/partitions`. `labels` and `agents` are empty when absent;
-/// the options are absent or `null` when not given.
+/// A virtual NIC of a partition, on the runtime's bridge: the body of
+/// `POST /api/v1/partitions/NAME/nics` and an entry of [`CreatePartition::nics`].
+/// JSON: `{}` (the runtime derives the MAC) or `{"mac":"02:00:00:00:00:01"}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicSpec {
+    /// `xx:xx:xx:xx:xx:xx` in hex, either case; unicast and not all zeros
+    /// ([`parse_mac`]). Absent or `null`: the runtime derives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// The body of `POST /api/v1/partitions`. `labels`, `agents` and `nics` are empty when
+/// absent; the options are absent or `null` when not given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartition {
@@ -104,9 +125,19 @@ pub struct CreatePartition {
     pub disk: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<AgentRef>,
+    /// Its NICs, numbered from 0 in this order; at most [`MAX_NICS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<NicSpec>,
 }
 
 /// The body of `POST /api/v1/partitions/NAME/resize`: at least one field.
+///
+/// The `net_*` fields are token buckets on every NIC of the partition, each NIC with its
+/// own bucket per direction (sending and receiving are limited apart), as the protection
+/// policy's `[limit.network]` sets them: a rate per second and a burst, which holds at
+/// least one second of the rate and is the rate when not given. A rate of `0` removes
+/// that limit (its burst must then be absent); a burst needs its rate in the same
+/// request. Fields left out leave their setting as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resize {
@@ -116,6 +147,18 @@ pub struct Resize {
     pub cpu_weight: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_cap_percent: Option<u32>,
+    /// Bytes (whole frames, Ethernet header included) per second; `0`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_bytes_per_sec: Option<u64>,
+    /// Bytes the bucket holds; at least `net_bytes_per_sec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_bytes_burst: Option<u64>,
+    /// Frames per second; `0`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_packets_per_sec: Option<u64>,
+    /// Frames the bucket holds; at least `net_packets_per_sec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_packets_burst: Option<u64>,
 }
 
 /// The body of `PUT /api/v1/partitions/NAME/disk`: a data extent of the appliance disk.
@@ -129,7 +172,13 @@ const AGENT_SHAPE: Shape = Shape {
     what: "an agent",
     fields: &["name", "version"],
     required: &["name"],
-    nested: None,
+    nested: &[],
+};
+const NIC_SHAPE: Shape = Shape {
+    what: "a NIC",
+    fields: &["mac"],
+    required: &[],
+    nested: &[],
 };
 const CREATE_SHAPE: Shape = Shape {
     what: "a new partition",
@@ -142,21 +191,30 @@ const CREATE_SHAPE: Shape = Shape {
         "labels",
         "disk",
         "agents",
+        "nics",
     ],
     required: &["name", "memory_mib"],
-    nested: Some(("agents", &AGENT_SHAPE)),
+    nested: &[("agents", &AGENT_SHAPE), ("nics", &NIC_SHAPE)],
 };
 const RESIZE_SHAPE: Shape = Shape {
     what: "a resize",
-    fields: &["memory_mib", "cpu_weight", "cpu_cap_percent"],
+    fields: &[
+        "memory_mib",
+        "cpu_weight",
+        "cpu_cap_percent",
+        "net_bytes_per_sec",
+        "net_bytes_burst",
+        "net_packets_per_sec",
+        "net_packets_burst",
+    ],
     required: &[],
-    nested: None,
+    nested: &[],
 };
 const ATTACH_SHAPE: Shape = Shape {
     what: "a disk attachment",
     fields: &["extent"],
     required: &["extent"],
-    nested: None,
+    nested: &[],
 };
 
 /// What `POST /api/v1/partitions/NAME/{start,stop,restart}` does.
@@ -211,6 +269,11 @@ pub enum Command {
     AttachDisk { name: String, disk: AttachDisk },
     /// `DELETE /api/v1/partitions/NAME/disk`
     DetachDisk { name: String },
+    /// `POST /api/v1/partitions/NAME/nics` with a [`NicSpec`] body: a new NIC, numbered
+    /// by the runtime (the answer shows it).
+    AttachNic { name: String, nic: NicSpec },
+    /// `DELETE /api/v1/partitions/NAME/nics/INDEX`: NIC `index` (below [`MAX_NICS`]).
+    DetachNic { name: String, index: u8 },
 }
 
 impl Command {
@@ -218,9 +281,14 @@ impl Command {
     pub fn method(&self) -> &'static str {
         match self {
             Command::List | Command::Get { .. } => "GET",
-            Command::Create(_) | Command::Act { .. } | Command::Resize { .. } => "POST",
+            Command::Create(_)
+            | Command::Act { .. }
+            | Command::Resize { .. }
+            | Command::AttachNic { .. } => "POST",
             Command::AttachDisk { .. } => "PUT",
-            Command::Terminate { .. } | Command::DetachDisk { .. } => "DELETE",
+            Command::Terminate { .. } | Command::DetachDisk { .. } | Command::DetachNic { .. } => {
+                "DELETE"
+            }
         }
     }
 
@@ -235,6 +303,8 @@ impl Command {
             Command::AttachDisk { name, .. } | Command::DetachDisk { name } => {
                 format!("{PREFIX}/{name}/disk")
             }
+            Command::AttachNic { name, .. } => format!("{PREFIX}/{name}/nics"),
+            Command::DetachNic { name, index } => format!("{PREFIX}/{name}/nics/{index}"),
         }
     }
 
@@ -247,7 +317,9 @@ impl Command {
             | Command::Terminate { name }
             | Command::Resize { name, .. }
             | Command::AttachDisk { name, .. }
-            | Command::DetachDisk { name } => Some(name),
+            | Command::DetachDisk { name }
+            | Command::AttachNic { name, .. }
+            | Command::DetachNic { name, .. } => Some(name),
         }
     }
 
@@ -261,6 +333,8 @@ impl Command {
             Command::Create(c) => c.validate(),
             Command::Resize { resize, .. } => resize.validate(),
             Command::AttachDisk { disk, .. } => disk.validate(),
+            Command::AttachNic { nic, .. } => nic.validate(),
+            Command::DetachNic { index, .. } => check_nic_index(*index),
             _ => Ok(()),
         }
     }
@@ -278,8 +352,9 @@ pub enum ControlError {
     /// The body is not the JSON the command takes, or there is one where none belongs
     /// (400).
     BadJson { message: String },
-    /// A field's value breaks its rule (422); `field` is its JSON name, or `name` for the
-    /// partition name in the path, or `body` for a resize without fields.
+    /// A field's value breaks its rule (422); `field` is its JSON name, or `name` and
+    /// `index` for the partition name and NIC index in the path, or `body` for a resize
+    /// without fields.
     Invalid {
         field: &'static str,
         message: String,
@@ -446,6 +521,7 @@ impl CreatePartition {
             labels: Vec::new(),
             disk: None,
             agents: Vec::new(),
+            nics: Vec::new(),
         }
     }
 
@@ -487,8 +563,120 @@ impl CreatePartition {
                 ));
             }
         }
+        if self.nics.len() > MAX_NICS {
+            return Err(invalid(
+                "nics",
+                format!("{} NICs; at most {MAX_NICS}", self.nics.len()),
+            ));
+        }
+        let mut macs = Vec::new();
+        for (i, nic) in self.nics.iter().enumerate() {
+            let in_nic = |e: ControlError| match e {
+                ControlError::Invalid { message, .. } => {
+                    invalid("nics", format!("NIC {i}: {message}"))
+                }
+                other => other,
+            };
+            if let Some(mac) = nic.parsed_mac().map_err(in_nic)? {
+                // Two NICs of one partition with one MAC would be one station on the
+                // bridge: its MAC table could not tell them apart.
+                if macs.contains(&mac) {
+                    return Err(invalid(
+                        "nics",
+                        format!("NIC {i}: MAC {} is listed twice", format_mac(mac)),
+                    ));
+                }
+                macs.push(mac);
+            }
+        }
         Ok(())
     }
+}
+
+impl NicSpec {
+    /// A NIC with the MAC given, or derived by the runtime (`None`); not checked.
+    pub fn new(mac: Option<&str>) -> NicSpec {
+        NicSpec {
+            mac: mac.map(String::from),
+        }
+    }
+
+    /// The MAC given, parsed ([`parse_mac`]); `None` when the runtime is to derive one.
+    pub fn parsed_mac(&self) -> Result<Option<[u8; 6]>, ControlError> {
+        self.mac.as_deref().map(parse_mac).transpose()
+    }
+
+    /// A MAC, if given, is a unicast address written `xx:xx:xx:xx:xx:xx`.
+    pub fn validate(&self) -> Result<(), ControlError> {
+        self.parsed_mac().map(|_| ())
+    }
+}
+
+/// Parses a NIC's MAC address as bodies carry it: six pairs of hex digits (either case)
+/// separated by `:`, nothing else. It must be unicast (the first octet's low bit clear,
+/// as a frame's source address must be) and not all zeros (no station has that one).
+/// The error's field is `mac`.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], ControlError> {
+    let bad = |why: &str| invalid("mac", format!("{} {why}", quote(text)));
+    let not_a_mac = || bad("is not a MAC address: expected xx:xx:xx:xx:xx:xx in hex");
+    let mut mac = [0u8; 6];
+    let mut pairs = text.split(':');
+    for octet in &mut mac {
+        let pair = pairs.next().unwrap_or_default();
+        // Checked by hand: `from_str_radix` would take `+f`.
+        if pair.len() != 2 || !pair.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_a_mac());
+        }
+        *octet = u8::from_str_radix(pair, 16).map_err(|_| not_a_mac())?;
+    }
+    if pairs.next().is_some() {
+        return Err(not_a_mac());
+    }
+    if mac[0] & 1 != 0 {
+        return Err(bad(
+            "is a multicast address (the first octet's low bit is set); a NIC needs a unicast one",
+        ));
+    }
+    if mac == [0; 6] {
+        return Err(bad("is all zeros, which is no station's address"));
+    }
+    Ok(mac)
+}
+
+/// A MAC address as bodies and answers write it: `02:00:00:00:00:01`, lowercase.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    views::mac_string(mac)
+}
+
+/// A NIC number: below [`MAX_NICS`].
+fn check_nic_index(index: u8) -> Result<(), ControlError> {
+    check_range("index", usize::from(index), 0, MAX_NICS - 1, "")
+}
+
+/// The NIC number in a path: decimal, without a sign or leading zeros (one spelling per
+/// NIC, so that [`Command::path`] gives back the path it came from), below [`MAX_NICS`].
+fn nic_index(segment: &str) -> Result<u8, ControlError> {
+    let last = MAX_NICS - 1;
+    let canonical = !segment.is_empty()
+        && segment.bytes().all(|b| b.is_ascii_digit())
+        && (segment == "0" || !segment.starts_with('0'));
+    if !canonical {
+        return Err(invalid(
+            "index",
+            format!(
+                "{} is not a NIC number: 0 to {last}, in decimal without leading zeros",
+                quote(segment)
+            ),
+        ));
+    }
+    let index = segment.parse::<u8>().map_err(|_| {
+        invalid(
+            "index",
+            format!("{} is out of range: 0 to {last}", quote(segment)),
+        )
+    })?;
+    check_nic_index(index)?;
+    Ok(index)
 }
 
 impl Resize {
@@ -497,18 +685,60 @@ impl Resize {
         self == &Resize::default()
     }
 
-    /// At least one field, each in its range.
+    /// Whether a network rate or burst is given.
+    pub fn has_network(&self) -> bool {
+        self.net_bytes_per_sec.is_some()
+            || self.net_bytes_burst.is_some()
+            || self.net_packets_per_sec.is_some()
+            || self.net_packets_burst.is_some()
+    }
+
+    /// At least one field, each in its range; each burst with its rate and at least it.
     pub fn validate(&self) -> Result<(), ControlError> {
         if self.is_empty() {
             return Err(invalid(
                 "body",
-                String::from("a resize needs memory_mib, cpu_weight or cpu_cap_percent"),
+                String::from(
+                    "a resize needs memory_mib, cpu_weight, cpu_cap_percent, \
+                     net_bytes_per_sec or net_packets_per_sec",
+                ),
             ));
         }
         if let Some(m) = self.memory_mib {
             check_memory(m)?;
         }
-        check_cpu(self.cpu_weight, self.cpu_cap_percent)
+        check_cpu(self.cpu_weight, self.cpu_cap_percent)?;
+        check_bucket(
+            ("net_bytes_per_sec", self.net_bytes_per_sec),
+            ("net_bytes_burst", self.net_bytes_burst),
+        )?;
+        check_bucket(
+            ("net_packets_per_sec", self.net_packets_per_sec),
+            ("net_packets_burst", self.net_packets_burst),
+        )
+    }
+}
+
+/// A rate and its burst, as the protection policy's `bucket` checks them: a burst needs
+/// its rate and holds at least one second of it; a rate of 0 (no limit) has no burst.
+fn check_bucket(
+    (rate_field, rate): (&'static str, Option<u64>),
+    (burst_field, burst): (&'static str, Option<u64>),
+) -> Result<(), ControlError> {
+    match (rate, burst) {
+        (None, Some(_)) => Err(invalid(
+            burst_field,
+            format!("a burst needs {rate_field} in the same resize"),
+        )),
+        (Some(0), Some(_)) => Err(invalid(
+            burst_field,
+            format!("{rate_field} 0 removes the limit; a burst has nothing to hold"),
+        )),
+        (Some(r), Some(b)) if b < r => Err(invalid(
+            burst_field,
+            format!("{b} is below {rate_field} {r}; a burst holds at least one second of the rate"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -526,6 +756,9 @@ enum Route<'p> {
     Act(&'p str, Action),
     Resize(&'p str),
     Disk(&'p str),
+    Nics(&'p str),
+    /// A partition's name and the NIC index segment, unchecked.
+    Nic(&'p str, &'p str),
 }
 
 fn route(path: &str) -> Result<Route<'_>, ControlError> {
@@ -537,14 +770,19 @@ fn route(path: &str) -> Result<Route<'_>, ControlError> {
     let mut segments = rest.split('/');
     let name = segments.next().unwrap_or_default();
     let verb = segments.next();
-    if name.is_empty() || verb == Some("") || segments.next().is_some() {
+    let item = segments.next();
+    if name.is_empty() || verb == Some("") || item == Some("") || segments.next().is_some() {
         return Err(ControlError::NoRoute);
     }
-    Ok(match verb {
-        None => Route::Item(name),
-        Some("resize") => Route::Resize(name),
-        Some("disk") => Route::Disk(name),
-        Some(v) => Route::Act(name, Action::from_segment(v).ok_or(ControlError::NoRoute)?),
+    Ok(match (verb, item) {
+        (None, _) => Route::Item(name),
+        (Some("nics"), None) => Route::Nics(name),
+        (Some("nics"), Some(index)) => Route::Nic(name, index),
+        // Only the NIC collection has items.
+        (Some(_), Some(_)) => return Err(ControlError::NoRoute),
+        (Some("resize"), None) => Route::Resize(name),
+        (Some("disk"), None) => Route::Disk(name),
+        (Some(v), None) => Route::Act(name, Action::from_segment(v).ok_or(ControlError::NoRoute)?),
     })
 }
 
@@ -561,8 +799,8 @@ fn no_body(body: &[u8]) -> Result<(), ControlError> {
 }
 
 /// Decodes and validates one request: `method` as sent (`HEAD` is `GET`), `path` without
-/// its query string, `body` as received. Checks go route, method, name in the path, body
-/// size, body JSON, body fields; the first failure is the answer.
+/// its query string, `body` as received. Checks go route, method, name in the path, NIC
+/// index in the path, body size, body JSON, body fields; the first failure is the answer.
 pub fn decode(method: &str, path: &str, body: &[u8]) -> Result<Command, ControlError> {
     let route = route(path)?;
     let method = if method == "HEAD" { "GET" } else { method };
@@ -592,7 +830,11 @@ pub fn decode(method: &str, path: &str, body: &[u8]) -> Result<Command, ControlE
             name: name(n)?,
             resize: body::parse(body, &RESIZE_SHAPE)?,
         },
-        (Route::Act(..) | Route::Resize(_), _) => return not_allowed("POST"),
+        (Route::Nics(n), "POST") => Command::AttachNic {
+            name: name(n)?,
+            nic: body::parse(body, &NIC_SHAPE)?,
+        },
+        (Route::Act(..) | Route::Resize(_) | Route::Nics(_), _) => return not_allowed("POST"),
         (Route::Disk(n), "PUT") => Command::AttachDisk {
             name: name(n)?,
             disk: body::parse(body, &ATTACH_SHAPE)?,
@@ -603,6 +845,13 @@ pub fn decode(method: &str, path: &str, body: &[u8]) -> Result<Command, ControlE
             Command::DetachDisk { name }
         }
         (Route::Disk(_), _) => return not_allowed("PUT, DELETE"),
+        (Route::Nic(n, i), "DELETE") => {
+            let name = name(n)?;
+            let index = nic_index(i)?;
+            no_body(body)?;
+            Command::DetachNic { name, index }
+        }
+        (Route::Nic(..), _) => return not_allowed("DELETE"),
     };
     command.validate()?;
     Ok(command)

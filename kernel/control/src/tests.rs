@@ -74,6 +74,7 @@ fn full_create() -> CreatePartition {
                 version: None,
             },
         ],
+        nics: vec![NicSpec::new(Some("02:00:5e:10:00:01")), NicSpec::default()],
     }
 }
 
@@ -90,8 +91,17 @@ fn every_command() -> Vec<Command> {
             name: name.clone(),
             resize: Resize {
                 memory_mib: Some(128),
-                cpu_weight: None,
                 cpu_cap_percent: Some(100),
+                ..Resize::default()
+            },
+        },
+        Command::Resize {
+            name: name.clone(),
+            resize: Resize {
+                net_bytes_per_sec: Some(1 << 20),
+                net_bytes_burst: Some(4 << 20),
+                net_packets_per_sec: Some(0),
+                ..Resize::default()
             },
         },
         Command::AttachDisk {
@@ -101,6 +111,18 @@ fn every_command() -> Vec<Command> {
             },
         },
         Command::DetachDisk { name: name.clone() },
+        Command::AttachNic {
+            name: name.clone(),
+            nic: NicSpec::default(),
+        },
+        Command::AttachNic {
+            name: name.clone(),
+            nic: NicSpec::new(Some("0A:1b:2C:3d:4E:5f")),
+        },
+        Command::DetachNic {
+            name: name.clone(),
+            index: 7,
+        },
     ];
     for action in Action::ALL {
         v.push(Command::Act {
@@ -161,18 +183,44 @@ fn every_route_decodes_with_its_method() {
         ok(dec("DELETE", &format!("{item}/disk"), "")),
         Command::DetachDisk { name: n() }
     );
+    assert_eq!(
+        ok(dec("POST", &format!("{item}/nics"), "{}")),
+        Command::AttachNic {
+            name: n(),
+            nic: NicSpec::default()
+        }
+    );
+    assert_eq!(
+        ok(dec(
+            "POST",
+            &format!("{item}/nics"),
+            r#"{"mac":"02:00:00:00:00:01"}"#
+        )),
+        Command::AttachNic {
+            name: n(),
+            nic: NicSpec::new(Some("02:00:00:00:00:01"))
+        }
+    );
+    for index in 0..MAX_NICS as u8 {
+        assert_eq!(
+            ok(dec("DELETE", &format!("{item}/nics/{index}"), "")),
+            Command::DetachNic { name: n(), index }
+        );
+    }
 }
 
 #[test]
 fn every_other_method_is_refused_with_the_allow_list() {
     let item = format!("{P}/web-1");
-    let routes: [(String, &str); 6] = [
+    let routes: [(String, &str); 8] = [
         (P.to_string(), "GET, HEAD, POST"),
         (item.clone(), "GET, HEAD, DELETE"),
         (format!("{item}/start"), "POST"),
         (format!("{item}/restart"), "POST"),
         (format!("{item}/resize"), "POST"),
         (format!("{item}/disk"), "PUT, DELETE"),
+        (format!("{item}/nics"), "POST"),
+        (format!("{item}/nics/3"), "DELETE"),
     ];
     let methods = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "get", "post", "",
@@ -192,7 +240,7 @@ fn every_other_method_is_refused_with_the_allow_list() {
             }
         }
     }
-    assert_eq!(refused, 6 * methods.len() - 11);
+    assert_eq!(refused, 8 * methods.len() - 13);
     let e = dec("PATCH", P, "").unwrap_err();
     assert_eq!(e.status(), 405);
     assert_eq!(
@@ -230,6 +278,16 @@ fn other_paths_have_no_route() {
         "/api/v1/partitions/a/START",
         "/api/v1/partitions/a/disks",
         "/api/v1/partitions/a/resize/",
+        "/api/v1/partitions/a/resize/0",
+        "/api/v1/partitions/a/start/0",
+        "/api/v1/partitions/a/nic",
+        "/api/v1/partitions/a/NICS",
+        "/api/v1/partitions/a/nics/",
+        "/api/v1/partitions/a/nics//",
+        "/api/v1/partitions/a/nics//0",
+        "/api/v1/partitions/a/nics/0/",
+        "/api/v1/partitions/a/nics/0/x",
+        "/api/v1/partitions/a/nics/0/0",
         "/api/v1/partitions/a/%73tart",
         "/api/v1/status",
         "/api/v1/health",
@@ -266,6 +324,10 @@ fn a_bad_name_in_the_path_is_invalid_on_every_route() {
             ("POST", "/resize", r#"{"memory_mib":1}"#),
             ("PUT", "/disk", r#"{"extent":"x"}"#),
             ("DELETE", "/disk", ""),
+            ("POST", "/nics", "{}"),
+            ("DELETE", "/nics/0", ""),
+            // The name is checked before the index.
+            ("DELETE", "/nics/x", ""),
         ] {
             let path = format!("{P}/{name}{suffix}");
             assert_eq!(invalid_field(dec(m, &path, body)), "name", "{m} {path}");
@@ -577,6 +639,415 @@ fn agent_rules() {
     );
 }
 
+#[test]
+fn mac_addresses() {
+    for (text, mac) in [
+        ("02:00:00:00:00:01", [2, 0, 0, 0, 0, 1]),
+        ("52:54:00:12:34:56", [0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+        ("0A:1b:2C:3d:4E:5f", [0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f]),
+        ("fe:ff:ff:ff:ff:ff", [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        ("00:00:00:00:00:01", [0, 0, 0, 0, 0, 1]),
+    ] {
+        assert_eq!(parse_mac(text), Ok(mac), "{text}");
+        assert_eq!(parse_mac(&format_mac(mac)), Ok(mac));
+        assert_eq!(format_mac(mac), text.to_ascii_lowercase());
+    }
+    for bad in [
+        "",
+        ":",
+        "02",
+        "02:00:00:00:00",
+        "02:00:00:00:00:01:",
+        "02:00:00:00:00:01:02",
+        ":02:00:00:00:00:01",
+        "02:00:00:00:00:1",
+        "02:00:00:00:00:001",
+        "02-00-00-00-00-01",
+        "0200.0000.0001",
+        "020000000001",
+        "02:00:00:00:00:0g",
+        "02:00:00:00:00:+1",
+        "02:00:00:00:00:-1",
+        "02:00:00:00:00: 1",
+        " 02:00:00:00:00:01",
+        "02:00:00:00:00:01\n",
+        "02::00:00:00:00:01",
+        "０2:00:00:00:00:01",
+        "02:00:00:00:00:é",
+    ] {
+        let e = parse_mac(bad).unwrap_err();
+        assert!(
+            matches!(&e, ControlError::Invalid { field: "mac", .. }),
+            "{bad:?}: {e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("is not a MAC address") && !text.contains('\n'),
+            "{text}"
+        );
+    }
+    // Multicast (and broadcast) addresses are no NIC's; nor is all zeros.
+    for multicast in [
+        "01:00:5e:00:00:01",
+        "33:33:00:00:00:01",
+        "ff:ff:ff:ff:ff:ff",
+        "03:00:00:00:00:00",
+    ] {
+        let text = parse_mac(multicast).unwrap_err().to_string();
+        assert!(text.contains("multicast"), "{text}");
+    }
+    assert_eq!(
+        parse_mac("01:00:5e:00:00:01").unwrap_err().to_string(),
+        "invalid mac: \"01:00:5e:00:00:01\" is a multicast address (the first octet's low \
+         bit is set); a NIC needs a unicast one"
+    );
+    assert_eq!(
+        parse_mac("00:00:00:00:00:00").unwrap_err().to_string(),
+        "invalid mac: \"00:00:00:00:00:00\" is all zeros, which is no station's address"
+    );
+    assert_eq!(
+        parse_mac("nope").unwrap_err().to_string(),
+        "invalid mac: \"nope\" is not a MAC address: expected xx:xx:xx:xx:xx:xx in hex"
+    );
+    assert_eq!(NicSpec::new(None).parsed_mac(), Ok(None));
+    assert_eq!(
+        NicSpec::new(Some("02:00:00:00:00:0a")).parsed_mac(),
+        Ok(Some([2, 0, 0, 0, 0, 10]))
+    );
+}
+
+#[test]
+fn nics_at_creation() {
+    let nics = |n: usize| {
+        let v: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"mac":"02:00:00:00:00:{i:02x}"}}"#))
+            .collect();
+        format!("[{}]", v.join(","))
+    };
+    assert!(create(&with("nics", "[]")).is_ok());
+    assert!(create(&with("nics", "[{}]")).is_ok());
+    assert!(create(&with("nics", "[{},{},{}]")).is_ok());
+    assert!(create(&with("nics", r#"[{"mac":null}]"#)).is_ok());
+    assert!(create(&with("nics", &nics(MAX_NICS))).is_ok());
+    let many = format!("[{}]", ["{}"; MAX_NICS + 1].join(","));
+    assert_eq!(invalid_field(create(&with("nics", &many))), "nics");
+    assert_eq!(
+        invalid_field(create(&with("nics", &nics(MAX_NICS + 1)))),
+        "nics"
+    );
+    assert_eq!(
+        create(&with("nics", &many)).unwrap_err().to_string(),
+        "invalid nics: 9 NICs; at most 8"
+    );
+    match ok(create(&with("nics", r#"[{},{"mac":"02:AA:00:00:00:01"}]"#))) {
+        Command::Create(c) => assert_eq!(
+            c.nics,
+            [NicSpec::default(), NicSpec::new(Some("02:AA:00:00:00:01"))]
+        ),
+        other => panic!("{other:?}"),
+    }
+    for v in [
+        r#"[{"mac":""}]"#,
+        r#"[{"mac":"01:00:00:00:00:01"}]"#,
+        r#"[{},{"mac":"02:00:00:00:00"}]"#,
+        r#"[{"mac":"00:00:00:00:00:00"}]"#,
+        // One MAC twice, however it is written.
+        r#"[{"mac":"02:00:00:00:00:0a"},{"mac":"02:00:00:00:00:0A"}]"#,
+    ] {
+        assert_eq!(invalid_field(create(&with("nics", v))), "nics", "{v}");
+    }
+    assert_eq!(
+        create(&with("nics", r#"[{},{"mac":"x"}]"#))
+            .unwrap_err()
+            .to_string(),
+        "invalid nics: NIC 1: \"x\" is not a MAC address: expected xx:xx:xx:xx:xx:xx in hex"
+    );
+    assert_eq!(
+        create(&with(
+            "nics",
+            r#"[{"mac":"02:00:00:00:00:0a"},{"mac":"02:00:00:00:00:0A"}]"#
+        ))
+        .unwrap_err()
+        .to_string(),
+        "invalid nics: NIC 1: MAC 02:00:00:00:00:0a is listed twice"
+    );
+    for v in [
+        "{}",
+        "null",
+        r#""02:00:00:00:00:01""#,
+        r#"["02:00:00:00:00:01"]"#,
+        "[null]",
+        "[[]]",
+        r#"[{"mac":1}]"#,
+        r#"[{"mac":["02:00:00:00:00:01"]}]"#,
+        r#"[{"mac":"a","mac":"b"}]"#,
+        r#"[{"macaddr":"02:00:00:00:00:01"}]"#,
+        "[{},]",
+    ] {
+        bad_json(create(&with("nics", v)));
+    }
+    // The nested fields are named, in whichever nested array they are.
+    assert_eq!(
+        bad_json(create(&with("nics", r#"[{},{"mc":"02:00:00:00:00:01"}]"#))),
+        "unknown field \"nics[1].mc\" in a NIC; it takes mac"
+    );
+    assert_eq!(
+        bad_json(create(&with("nics", r#"[{"mac":"a","mac":"b"}]"#))),
+        "field nics[0].mac is given twice"
+    );
+    let both = r#"{"name":"p","memory_mib":1,"nics":[{}],"agents":[{"name":"a","x":1}]}"#;
+    assert_eq!(
+        bad_json(create(both)),
+        "unknown field \"agents[0].x\" in an agent; it takes name, version"
+    );
+    let both = r#"{"name":"p","memory_mib":1,"agents":[{"name":"a"}],"nics":[{"x":1}]}"#;
+    assert_eq!(
+        bad_json(create(both)),
+        "unknown field \"nics[0].x\" in a NIC; it takes mac"
+    );
+}
+
+#[test]
+fn attach_nic_bodies() {
+    let path = format!("{P}/p/nics");
+    let attach = |body: &str| dec("POST", &path, body);
+    for (body, mac) in [
+        ("{}", None),
+        (" { } ", None),
+        (r#"{"mac":null}"#, None),
+        (r#"{"mac":"02:00:00:00:00:01"}"#, Some("02:00:00:00:00:01")),
+        (
+            r#"{"m\u0061c":"02:00:00:00:00:01"}"#,
+            Some("02:00:00:00:00:01"),
+        ),
+        (
+            r#"{"mac":"\u0030\u0032:00:00:00:00:01"}"#,
+            Some("02:00:00:00:00:01"),
+        ),
+    ] {
+        assert_eq!(
+            ok(attach(body)),
+            Command::AttachNic {
+                name: "p".into(),
+                nic: NicSpec::new(mac)
+            },
+            "{body}"
+        );
+    }
+    for body in [
+        r#"{"mac":""}"#,
+        r#"{"mac":"ff:ff:ff:ff:ff:ff"}"#,
+        r#"{"mac":"02:00:00:00:00:01 "}"#,
+        r#"{"mac":"02:00:00:00:00:01\n"}"#,
+        r#"{"mac":"02:00:00:00:00:01\u0000"}"#,
+    ] {
+        assert_eq!(invalid_field(attach(body)), "mac", "{body}");
+    }
+    for body in [
+        "",
+        "null",
+        "[]",
+        r#"[{}]"#,
+        r#""02:00:00:00:00:01""#,
+        r#"{"mac":2}"#,
+        r#"{"mac":{}}"#,
+        r#"{"index":1}"#,
+        r#"{"mac":null,"mac":null}"#,
+        "{",
+    ] {
+        bad_json(attach(body));
+    }
+    assert_eq!(
+        bad_json(attach(r#"{"vlan":10}"#)),
+        "unknown field \"vlan\" in a NIC; it takes mac"
+    );
+    assert_eq!(
+        bad_json(attach("")),
+        "expected a JSON object describing a NIC"
+    );
+}
+
+#[test]
+fn nic_index_in_the_path() {
+    let detach = |index: &str| dec("DELETE", &format!("{P}/p/nics/{index}"), "");
+    for i in 0..MAX_NICS {
+        assert_eq!(
+            ok(detach(&i.to_string())),
+            Command::DetachNic {
+                name: "p".into(),
+                index: i as u8
+            }
+        );
+    }
+    for bad in [
+        "8",
+        "9",
+        "10",
+        "255",
+        "256",
+        "1000",
+        "99999999999999999999999",
+        "00",
+        "01",
+        "007",
+        "+1",
+        "-1",
+        "1.0",
+        "0x1",
+        "1e0",
+        " 1",
+        "1 ",
+        "a",
+        "%30",
+        "٣",
+        "١",
+    ] {
+        let e = detach(bad).unwrap_err();
+        assert!(
+            matches!(&e, ControlError::Invalid { field: "index", .. }),
+            "{bad:?}: {e:?}"
+        );
+        assert_eq!(e.status(), 422);
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+    assert_eq!(
+        detach("8").unwrap_err().to_string(),
+        "invalid index: 8 is out of range: 0 to 7"
+    );
+    assert_eq!(
+        detach("256").unwrap_err().to_string(),
+        "invalid index: \"256\" is out of range: 0 to 7"
+    );
+    assert_eq!(
+        detach("01").unwrap_err().to_string(),
+        "invalid index: \"01\" is not a NIC number: 0 to 7, in decimal without leading zeros"
+    );
+    // The index is checked before the body; a body is refused after it.
+    assert_eq!(
+        invalid_field(dec("DELETE", &format!("{P}/p/nics/x"), "{}")),
+        "index"
+    );
+    assert_eq!(
+        bad_json(dec("DELETE", &format!("{P}/p/nics/0"), "{}")),
+        "no body expected"
+    );
+    // A command built with an index out of range does not validate.
+    let c = Command::DetachNic {
+        name: "p".into(),
+        index: MAX_NICS as u8,
+    };
+    assert_eq!(
+        c.validate().unwrap_err().to_string(),
+        "invalid index: 8 is out of range: 0 to 7"
+    );
+}
+
+#[test]
+fn network_rates_in_a_resize() {
+    let path = format!("{P}/p/resize");
+    let resize = |body: &str| dec("POST", &path, body);
+    let get = |body: &str| match ok(resize(body)) {
+        Command::Resize { resize, .. } => resize,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        get(r#"{"net_bytes_per_sec":1048576}"#),
+        Resize {
+            net_bytes_per_sec: Some(1 << 20),
+            ..Resize::default()
+        }
+    );
+    assert_eq!(
+        get(
+            r#"{"net_bytes_per_sec":1,"net_bytes_burst":1,"net_packets_per_sec":18446744073709551615,"net_packets_burst":18446744073709551615}"#
+        ),
+        Resize {
+            net_bytes_per_sec: Some(1),
+            net_bytes_burst: Some(1),
+            net_packets_per_sec: Some(u64::MAX),
+            net_packets_burst: Some(u64::MAX),
+            ..Resize::default()
+        }
+    );
+    // 0 removes a limit; with the memory in one request.
+    let off = get(r#"{"memory_mib":64,"net_bytes_per_sec":0,"net_packets_per_sec":0}"#);
+    assert_eq!(
+        (
+            off.memory_mib,
+            off.net_bytes_per_sec,
+            off.net_packets_per_sec
+        ),
+        (Some(64), Some(0), Some(0))
+    );
+    assert!(off.has_network() && !Resize::default().has_network());
+    for (body, field) in [
+        (r#"{"net_bytes_burst":10}"#, "net_bytes_burst"),
+        (r#"{"net_packets_burst":10}"#, "net_packets_burst"),
+        (
+            r#"{"net_bytes_per_sec":null,"net_bytes_burst":10}"#,
+            "net_bytes_burst",
+        ),
+        (
+            r#"{"net_bytes_per_sec":0,"net_bytes_burst":10}"#,
+            "net_bytes_burst",
+        ),
+        (
+            r#"{"net_bytes_per_sec":0,"net_bytes_burst":0}"#,
+            "net_bytes_burst",
+        ),
+        (
+            r#"{"net_bytes_per_sec":10,"net_bytes_burst":9}"#,
+            "net_bytes_burst",
+        ),
+        (
+            r#"{"net_bytes_per_sec":10,"net_bytes_burst":0}"#,
+            "net_bytes_burst",
+        ),
+        (
+            r#"{"net_packets_per_sec":10,"net_packets_burst":9}"#,
+            "net_packets_burst",
+        ),
+        // A burst given with the other bucket's rate is still without its own.
+        (
+            r#"{"net_packets_per_sec":10,"net_bytes_burst":10}"#,
+            "net_bytes_burst",
+        ),
+        // The other fields are checked first.
+        (r#"{"memory_mib":0,"net_bytes_burst":10}"#, "memory_mib"),
+    ] {
+        assert_eq!(invalid_field(resize(body)), field, "{body}");
+    }
+    assert_eq!(
+        resize(r#"{"net_bytes_burst":10}"#).unwrap_err().to_string(),
+        "invalid net_bytes_burst: a burst needs net_bytes_per_sec in the same resize"
+    );
+    assert_eq!(
+        resize(r#"{"net_packets_per_sec":10,"net_packets_burst":9}"#)
+            .unwrap_err()
+            .to_string(),
+        "invalid net_packets_burst: 9 is below net_packets_per_sec 10; a burst holds at \
+         least one second of the rate"
+    );
+    assert_eq!(
+        resize(r#"{"net_bytes_per_sec":0,"net_bytes_burst":10}"#)
+            .unwrap_err()
+            .to_string(),
+        "invalid net_bytes_burst: net_bytes_per_sec 0 removes the limit; a burst has \
+         nothing to hold"
+    );
+    for body in [
+        r#"{"net_bytes_per_sec":-1}"#,
+        r#"{"net_bytes_per_sec":18446744073709551616}"#,
+        r#"{"net_bytes_per_sec":1.5}"#,
+        r#"{"net_bytes_per_sec":"1MiB"}"#,
+        r#"{"net_bytes_per_sec":1e6}"#,
+        r#"{"net_packets_burst":[1]}"#,
+        r#"{"net_rate":1}"#,
+    ] {
+        bad_json(resize(body));
+    }
+}
+
 // ---- bodies ----------------------------------------------------------------------------
 
 #[test]
@@ -584,7 +1055,7 @@ fn unknown_duplicate_and_missing_fields_are_named() {
     assert_eq!(
         bad_json(create(r#"{"name":"p","memory_mib":1,"nme":"x"}"#)),
         "unknown field \"nme\" in a new partition; it takes name, memory_mib, cpu_weight, \
-         cpu_cap_percent, tenant, labels, disk, agents"
+         cpu_cap_percent, tenant, labels, disk, agents, nics"
     );
     assert_eq!(
         bad_json(create(r#"{"name":"p","name":"q","memory_mib":1}"#)),
@@ -603,12 +1074,14 @@ fn unknown_duplicate_and_missing_fields_are_named() {
     assert_eq!(
         bad_json(create(r#"{"name":"p","memory_mib":1,"\u00e9":1}"#)),
         "unknown field \"é\" in a new partition; it takes name, memory_mib, cpu_weight, \
-         cpu_cap_percent, tenant, labels, disk, agents"
+         cpu_cap_percent, tenant, labels, disk, agents, nics"
     );
     let resize = format!("{P}/p/resize");
     assert_eq!(
         bad_json(dec("POST", &resize, r#"{"memory":64}"#)),
-        "unknown field \"memory\" in a resize; it takes memory_mib, cpu_weight, cpu_cap_percent"
+        "unknown field \"memory\" in a resize; it takes memory_mib, cpu_weight, \
+         cpu_cap_percent, net_bytes_per_sec, net_bytes_burst, net_packets_per_sec, \
+         net_packets_burst"
     );
     // A long unknown key is cut in the message (no 64-byte buffer to overflow).
     let key = "é".repeat(200);
@@ -741,6 +1214,7 @@ fn body_presence_and_size() {
         ("POST", format!("{item}/stop")),
         ("POST", format!("{item}/restart")),
         ("DELETE", format!("{item}/disk")),
+        ("DELETE", format!("{item}/nics/0")),
     ] {
         for body in ["{}", " ", "null", "x"] {
             assert_eq!(
@@ -760,6 +1234,7 @@ fn body_presence_and_size() {
         ("POST", P.to_string()),
         ("POST", format!("{item}/resize")),
         ("PUT", format!("{item}/disk")),
+        ("POST", format!("{item}/nics")),
     ] {
         for body in ["", " ", "\r\n"] {
             let msg = bad_json(dec(m, &path, body));
@@ -787,12 +1262,14 @@ fn resize_needs_a_field() {
         "{}",
         r#"{"memory_mib":null}"#,
         r#"{"memory_mib":null,"cpu_weight":null}"#,
+        r#"{"net_bytes_per_sec":null,"net_packets_burst":null}"#,
     ] {
         assert_eq!(invalid_field(dec("POST", &path, body)), "body", "{body}");
     }
     assert_eq!(
         dec("POST", &path, "{}").unwrap_err().to_string(),
-        "invalid body: a resize needs memory_mib, cpu_weight or cpu_cap_percent"
+        "invalid body: a resize needs memory_mib, cpu_weight, cpu_cap_percent, \
+         net_bytes_per_sec or net_packets_per_sec"
     );
     for (body, expect) in [
         (
@@ -884,12 +1361,17 @@ fn method_and_path_of_every_command() {
         ("POST", "/api/v1/partitions"),
         ("DELETE", "/api/v1/partitions/web-1"),
         ("POST", "/api/v1/partitions/web-1/resize"),
+        ("POST", "/api/v1/partitions/web-1/resize"),
         ("PUT", "/api/v1/partitions/web-1/disk"),
         ("DELETE", "/api/v1/partitions/web-1/disk"),
+        ("POST", "/api/v1/partitions/web-1/nics"),
+        ("POST", "/api/v1/partitions/web-1/nics"),
+        ("DELETE", "/api/v1/partitions/web-1/nics/7"),
         ("POST", "/api/v1/partitions/web-1/start"),
         ("POST", "/api/v1/partitions/web-1/stop"),
         ("POST", "/api/v1/partitions/web-1/restart"),
     ];
+    assert_eq!(every_command().len(), want.len());
     for (c, (m, p)) in every_command().iter().zip(want) {
         assert_eq!((c.method(), c.path().as_str()), (m, p), "{c:?}");
         assert_eq!(c.validate(), Ok(()));
@@ -903,6 +1385,7 @@ fn serde_json_bodies_decode_back_equal() {
             Command::Create(b) => serde_json::to_vec(b).unwrap(),
             Command::Resize { resize, .. } => serde_json::to_vec(resize).unwrap(),
             Command::AttachDisk { disk, .. } => serde_json::to_vec(disk).unwrap(),
+            Command::AttachNic { nic, .. } => serde_json::to_vec(nic).unwrap(),
             _ => Vec::new(),
         };
         assert_eq!(decode(c.method(), &c.path(), &body), Ok(c.clone()));
@@ -933,6 +1416,10 @@ fn serde_json_bodies_decode_back_equal() {
         serde_json::to_string(&full_create().agents).unwrap(),
         r#"[{"name":"hello","version":"0.1.0"},{"name":"pinger"}]"#
     );
+    assert_eq!(
+        serde_json::to_string(&full_create().nics).unwrap(),
+        r#"[{"mac":"02:00:5e:10:00:01"},{}]"#
+    );
 }
 
 #[test]
@@ -944,10 +1431,24 @@ fn shapes_list_exactly_the_struct_fields() {
     let c = serde_json::to_value(full_create()).unwrap();
     assert_eq!(keys(c.clone()), set(CREATE_SHAPE.fields));
     assert_eq!(keys(c["agents"][0].clone()), set(AGENT_SHAPE.fields));
+    assert_eq!(keys(c["nics"][0].clone()), set(NIC_SHAPE.fields));
+    let nested: Vec<(&str, &str)> = CREATE_SHAPE
+        .nested
+        .iter()
+        .map(|(f, s)| (*f, s.what))
+        .collect();
+    assert_eq!(
+        nested,
+        [("agents", AGENT_SHAPE.what), ("nics", NIC_SHAPE.what)]
+    );
     let r = Resize {
         memory_mib: Some(1),
         cpu_weight: Some(1),
         cpu_cap_percent: Some(1),
+        net_bytes_per_sec: Some(1),
+        net_bytes_burst: Some(1),
+        net_packets_per_sec: Some(1),
+        net_packets_burst: Some(1),
     };
     assert_eq!(
         keys(serde_json::to_value(r).unwrap()),
@@ -981,6 +1482,9 @@ fn the_largest_valid_body_fits_the_limit() {
                 name: format!("{i:y<63}"),
                 version: Some(v.into()),
             })
+            .collect(),
+        nics: (0..MAX_NICS)
+            .map(|i| NicSpec::new(Some(&format!("02:ff:ff:ff:ff:{i:02x}"))))
             .collect(),
     };
     assert_eq!(c.validate(), Ok(()));
@@ -1040,7 +1544,7 @@ fn every_truncation_of_a_valid_body_is_refused_without_panicking() {
 
 #[test]
 fn random_mutations_never_panic_and_decode_only_valid_commands() {
-    const TOKENS: [&[u8]; 24] = [
+    const TOKENS: [&[u8]; 29] = [
         b"\"",
         b"\\",
         b"\\u0000",
@@ -1065,6 +1569,11 @@ fn random_mutations_never_panic_and_decode_only_valid_commands() {
         "é".as_bytes(),
         b" ",
         b"\"version\":\"1.0.0\"",
+        b"\"nics\":[{},{\"mac\":\"02:00:00:00:00:02\"}]",
+        b"\"mac\":",
+        b"\"02:00:00:00:00:01\"",
+        b"\"net_bytes_per_sec\":",
+        b"\"net_packets_burst\":",
     ];
     let requests = valid_requests();
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
