@@ -484,10 +484,10 @@ mod tests {
     }
 
     /// A partition as the runtime writes it.
-    const PARTITION: &str = r#"{"id":1,"name":"mgmt","state":"running","tenant":null,"labels":["management"],"memory":{"quota_bytes":33554432,"used_bytes":495616,"peak_bytes":495616,"page_table_bytes":24576},"disk":{"first_lba":4096,"sectors":16384},"agents":[{"name":"hello","version":"0.1.0","status":"running","task":1,"cpu_ns":123,"syscalls":5,"restarts":0,"heartbeats":3,"last_heartbeat_ms_ago":200,"cpu":{"weight":50,"cap_percent":20}}]}"#;
+    const PARTITION: &str = r#"{"id":1,"name":"mgmt","state":"running","tenant":null,"labels":["management"],"memory":{"quota_bytes":33554432,"used_bytes":495616,"peak_bytes":495616,"page_table_bytes":24576},"disk":{"first_lba":4096,"sectors":16384},"agents":[{"name":"hello","version":"0.1.0","status":"running","task":1,"cpu_ns":123,"syscalls":5,"restarts":0,"heartbeats":3,"last_heartbeat_ms_ago":200,"cpu":{"weight":50,"cap_percent":20}}],"nics":[]}"#;
 
     fn list_json() -> String {
-        let second = r#"{"id":2,"name":"tenant-a","state":"stopped","tenant":"acme","labels":[],"memory":{"quota_bytes":67108864,"used_bytes":0,"peak_bytes":0,"page_table_bytes":0},"disk":null,"agents":[]}"#;
+        let second = r#"{"id":2,"name":"tenant-a","state":"stopped","tenant":"acme","labels":[],"memory":{"quota_bytes":67108864,"used_bytes":0,"peak_bytes":0,"page_table_bytes":0},"disk":null,"agents":[],"nics":[]}"#;
         format!(r#"{{"partitions":[{PARTITION},{second}],"uptime_ns":123,"agents_busy_ns":5}}"#)
     }
 
@@ -734,7 +734,7 @@ mod tests {
              agent    hello 0.1.0: running (task 1, 0.000 s cpu, 5 syscalls, 0 restarts, \
              3 heartbeats, last 200 ms ago, cpu weight 50, cap 20%)"
         );
-        let bare = r#"{"id":7,"name":"x","state":"stopped","tenant":"t","labels":[],"memory":{"quota_bytes":0,"used_bytes":0,"peak_bytes":0,"page_table_bytes":0},"disk":null,"agents":[]}"#;
+        let bare = r#"{"id":7,"name":"x","state":"stopped","tenant":"t","labels":[],"memory":{"quota_bytes":0,"used_bytes":0,"peak_bytes":0,"page_table_bytes":0},"disk":null,"agents":[],"nics":[]}"#;
         let show = command(&["show", "x"]).unwrap();
         assert_eq!(
             format_answer(&show, bare.as_bytes()).unwrap(),
@@ -846,7 +846,7 @@ mod tests {
             };
         assert_eq!(
             missing(&show, &PARTITION.replace(r#""id":1,"#, ""), "id"),
-            "malformed partition: missing field `id` at line 1 column 405"
+            "malformed partition: missing field `id` at line 1 column 415"
         );
         missing(
             &show,

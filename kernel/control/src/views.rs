@@ -1,6 +1,6 @@
 //! The runtime's answers, typed: every JSON document the management API sends about
-//! partitions, agents, events, status and health, defined once so the runtime that
-//! writes them and the `plinth` tool that reads them cannot drift apart.
+//! partitions, agents, events, status, health and the network, defined once so the
+//! runtime that writes them and the `plinth` tool that reads them cannot drift apart.
 //!
 //! This module owns the documents' shapes: field names, their order (the derive writes
 //! fields in declaration order, which is the order the runtime has always used), which
@@ -17,6 +17,7 @@
 //! | the events | [`EventList`] (of [`EventView`]) | `GET /api/v1/events?since=N` |
 //! | the status | [`Status`] | `GET /api/v1/status` |
 //! | health | [`Health`] | `GET /api/v1/health` |
+//! | the network | [`NetworkView`] | `GET /api/v1/network` |
 //! | a refusal | [`ErrorView`] | any error status |
 //!
 //! Reading ([`View::from_json`]) is strict about what this version needs and lenient
@@ -180,6 +181,28 @@ names! {
 }
 
 names! {
+    /// What a bridge port connects.
+    pub enum PortKind {
+        /// The physical NIC the bridge reaches the outside through.
+        Uplink = "uplink",
+        /// The runtime's own management interface (its API, DHCP client).
+        Management = "management",
+        /// A partition's virtual NIC.
+        Nic = "nic",
+    }
+}
+
+names! {
+    /// How a bridge port carries VLANs.
+    pub enum PortMode {
+        /// One VLAN, untagged on the port.
+        Access = "access",
+        /// The native VLAN untagged and the allowed VLANs tagged (802.1Q).
+        Trunk = "trunk",
+    }
+}
+
+names! {
     /// What `GET /api/v1/health` says.
     pub enum HealthStatus {
         Ok = "ok",
@@ -227,6 +250,47 @@ pub struct PartitionView {
     /// `null` without a data disk.
     pub disk: Option<DiskView>,
     pub agents: Vec<AgentView>,
+    /// Its virtual NICs, by index.
+    pub nics: Vec<NicView>,
+}
+
+/// A partition's virtual NIC: a port of the runtime's bridge. The counters are the
+/// partition's: `rx` what it received, `tx` what it sent (frames as they cross the
+/// port, Ethernet header included, without a VLAN tag).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicView {
+    /// Its number in the partition (the system-call ABI's NIC number).
+    pub index: u8,
+    /// `02:00:00:00:00:01`: lowercase hex, colon-separated.
+    pub mac: String,
+    /// Its bridge port: `PARTITION/INDEX` (`web/0`).
+    pub port: String,
+    /// The VLAN it is an access port of; `null`: the native VLAN (untagged on trunks).
+    pub vlan: Option<u16>,
+    /// The tenant that VLAN belongs to; `null` for none.
+    pub tenant: Option<String>,
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames dropped on it, both ways, for any reason (its bridge port in
+    /// [`NetworkView::ports`] has them by reason).
+    pub drops: u64,
+    /// Frames waiting in its transmit queue.
+    pub queued: u32,
+    /// Its rate limits (each direction has its own buckets of these sizes); `null`
+    /// when it has none.
+    pub rate: Option<NetRateView>,
+}
+
+/// A NIC's rate limits: token buckets, refilled at the rate per second and holding the
+/// burst. A `null` rate is not limited (and has a `null` burst).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetRateView {
+    pub bytes_per_sec: Option<u64>,
+    pub bytes_burst: Option<u64>,
+    pub packets_per_sec: Option<u64>,
+    pub packets_burst: Option<u64>,
 }
 
 /// A partition's memory, in bytes.
@@ -428,7 +492,7 @@ pub struct Status {
     pub memory: RuntimeMemory,
     /// Every PCI function found.
     pub devices: Vec<PciFunctionView>,
-    pub nics: Vec<NicView>,
+    pub nics: Vec<HostNicView>,
     pub catalog: CatalogSummary,
     pub disks: Vec<BlockDiskView>,
 }
@@ -481,9 +545,10 @@ impl PciFunctionView {
     }
 }
 
-/// A network interface.
+/// One of the runtime's own network interfaces (a device, not a partition's NIC:
+/// that is [`NicView`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NicView {
+pub struct HostNicView {
     pub name: String,
     pub location: String,
     /// `52:54:00:12:34:56`: lowercase hex, colon-separated.
@@ -495,7 +560,7 @@ pub struct NicView {
     pub address_source: AddressSource,
 }
 
-impl NicView {
+impl HostNicView {
     /// A NIC with its MAC written as `52:54:00:12:34:56` and its addresses displayed.
     pub fn new(
         name: &str,
@@ -504,8 +569,8 @@ impl NicView {
         ipv4: Option<impl fmt::Display>,
         gateway: Option<impl fmt::Display>,
         address_source: AddressSource,
-    ) -> NicView {
-        NicView {
+    ) -> HostNicView {
+        HostNicView {
             name: String::from(name),
             location: String::from(location),
             mac: mac_string(mac),
@@ -594,6 +659,116 @@ impl Health {
     }
 }
 
+/// `GET /api/v1/network`: the runtime's 802.1Q bridge, which connects the uplink, the
+/// runtime's management interface and the partitions' NICs.
+///
+/// VLAN numbers are VIDs, 1 to 4094; the native VLAN, untagged on every trunk, is
+/// `vid` 0 in [`VlanView`] and [`MacView`] and `null` where a field is optional
+/// ([`BridgePortView::vlan`], [`NicView::vlan`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkView {
+    /// Whether the native VLAN travels untagged on trunks (always, in this version).
+    pub native_vlan_untagged: bool,
+    /// `null` when the runtime has no uplink.
+    pub uplink: Option<UplinkView>,
+    /// Every VLAN in use, by `vid` (the native one, 0, first).
+    pub vlans: Vec<VlanView>,
+    pub ports: Vec<BridgePortView>,
+    /// The MAC table.
+    pub macs: Vec<MacView>,
+    /// The VLAN pools tenants' VLANs are taken from.
+    pub pools: Vec<PoolView>,
+}
+
+/// The bridge's way out: a physical NIC, a trunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkView {
+    /// Its bridge port's name.
+    pub name: String,
+    pub mac: String,
+    /// The VLANs it carries tagged.
+    pub allowed: Vec<u16>,
+}
+
+/// One VLAN of the bridge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanView {
+    /// 1 to 4094; 0 for the native VLAN.
+    pub vid: u16,
+    /// The tenant it belongs to; `null` for none (the native VLAN, a VLAN set by hand).
+    pub tenant: Option<String>,
+    /// The pool it was taken from; `null` for none.
+    pub pool: Option<String>,
+    /// The names of its member ports.
+    pub ports: Vec<String>,
+    /// Frames (and their bytes) the bridge forwarded in it.
+    pub frames: u64,
+    pub bytes: u64,
+    /// Of `frames`, those sent to every member port: broadcast, multicast and unknown
+    /// destinations.
+    pub flooded: u64,
+    /// MAC table entries in it.
+    pub macs: u32,
+    /// Frames dropped in it, by reason.
+    pub drops: Vec<DropCount>,
+}
+
+/// One port of the bridge. The counters are the bridge's, as a switch counts: `rx` what
+/// came in from the port, `tx` what went out to it (so a NIC's port's `rx` is what its
+/// partition sent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgePortView {
+    /// `uplink`, `mgmt`, or a NIC's `PARTITION/INDEX`.
+    pub name: String,
+    pub kind: PortKind,
+    pub mode: PortMode,
+    /// The VLAN its untagged frames belong to; `null`: the native VLAN.
+    pub vlan: Option<u16>,
+    /// A trunk's tagged VLANs; empty for an access port.
+    pub allowed: Vec<u16>,
+    /// The station's MAC behind the port, if it has one address (NIC and management
+    /// ports); `null` otherwise.
+    pub mac: Option<String>,
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames dropped at the port, by reason.
+    pub drops: Vec<DropCount>,
+}
+
+/// How many frames were dropped for one reason (`no_room`, `rate_limited`,
+/// `vlan_not_allowed`, …: the runtime's names, shown as they are).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCount {
+    pub reason: String,
+    pub count: u64,
+}
+
+/// An entry of the bridge's MAC table: where frames to `mac` in VLAN `vid` go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacView {
+    /// 0 for the native VLAN.
+    pub vid: u16,
+    pub mac: String,
+    /// The port's name.
+    pub port: String,
+    /// Since a frame from it was last seen.
+    pub age_ms: u64,
+    /// Set by the runtime (a NIC's own MAC), not learned: it does not age out.
+    pub is_static: bool,
+}
+
+/// A pool of VLANs for tenants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolView {
+    pub name: String,
+    /// Its VIDs as inclusive ranges, `[first, last]`.
+    pub ranges: Vec<(u16, u16)>,
+    /// The VIDs of it taken by tenants, ascending.
+    pub in_use: Vec<u16>,
+}
+
 /// The body of an error answer (`plinth-http`'s `Response::error`):
 /// `{"error":"no such partition","status":404}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -620,6 +795,7 @@ views! {
     EventList => "event list",
     Status => "status",
     Health => "health",
+    NetworkView => "network",
     ErrorView => "error",
 }
 

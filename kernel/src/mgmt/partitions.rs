@@ -51,6 +51,8 @@ fn partition(p: &Partition, rt: &Runtime, now: u64) -> PartitionView {
             sectors: d.sectors,
         }),
         agents: p.agents.iter().map(|a| agent(a, rt, now)).collect(),
+        // TODO(issue 16): lead wires this (the partition's NICs and their counters).
+        nics: Vec::new(),
     }
 }
 

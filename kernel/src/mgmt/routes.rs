@@ -13,8 +13,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use plinth_control::views::{
-    AddressSource, BlockDiskView, CatalogSummary, Health, NicView, PciFunctionView, RuntimeMemory,
-    Status, View,
+    AddressSource, BlockDiskView, CatalogSummary, Health, HostNicView, PciFunctionView,
+    RuntimeMemory, Status, View,
 };
 use plinth_http::{Request, Response};
 
@@ -128,7 +128,7 @@ fn status(ctx: &Context, nic: &NicInfo) -> Status {
             heap_bytes: heap_size as u64,
         },
         devices,
-        nics: vec![NicView::new(
+        nics: vec![HostNicView::new(
             nic.name,
             nic.location,
             nic.mac,

@@ -1,6 +1,8 @@
 //! The views against the JSON the runtime wrote by hand before it wrote these views (the
 //! fixtures are what `kernel/src/mgmt/partitions.rs` and `routes.rs` produced with
-//! `plinth_http::json::Writer`, byte for byte), error bodies against `plinth-http`'s,
+//! `plinth_http::json::Writer`, byte for byte, but for the partitions' `nics` and the
+//! network, which came after the views and are written only by them), error bodies
+//! against `plinth-http`'s,
 //! which still writes them; and the reading rules: required fields named when missing,
 //! optional ones tolerated, unknown fields and names ignored or kept, wrong types
 //! refused.
@@ -19,7 +21,7 @@ use super::*;
 // --- Fixtures: as the runtime writes them -------------------------------------------
 
 /// A running partition: an agent running (task, CPU time and system calls present) and
-/// one that ended with an exit code.
+/// one that ended with an exit code; a NIC on the native VLAN without rate limits.
 const PARTITION_RUNNING: &str = concat!(
     r#"{"id":1,"name":"mgmt","state":"running","tenant":null,"labels":["management"],"#,
     r#""memory":{"quota_bytes":33554432,"used_bytes":495616,"peak_bytes":495616,"page_table_bytes":24576},"#,
@@ -27,12 +29,15 @@ const PARTITION_RUNNING: &str = concat!(
     r#"{"name":"hello","version":"0.1.0","status":"running","task":1,"cpu_ns":123456,"syscalls":5,"#,
     r#""restarts":0,"heartbeats":3,"last_heartbeat_ms_ago":200,"cpu":{"weight":50,"cap_percent":20}},"#,
     r#"{"name":"scrubber","version":"1.2.3","status":"ended","exit_code":-1,"restarts":2,"#,
-    r#""heartbeats":0,"last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null}}]}"#
+    r#""heartbeats":0,"last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null}}],"#,
+    r#""nics":[{"index":0,"mac":"02:00:00:00:01:00","port":"mgmt/0","vlan":null,"tenant":null,"#,
+    r#""rx_frames":10,"rx_bytes":1200,"tx_frames":12,"tx_bytes":1500,"drops":0,"queued":0,"rate":null}]}"#
 );
 
 /// A stopped partition with a tenant, no labels, no disk, and agents in the other
 /// states: stopped, backoff, quarantined, ended after a fault (no exit code), and
-/// running without the scheduler's or the task's figures.
+/// running without the scheduler's or the task's figures; no NIC 0, NIC 3 on the
+/// tenant's VLAN with a byte rate limit and frames queued.
 const PARTITION_STOPPED: &str = concat!(
     r#"{"id":2,"name":"tenant-a","state":"stopped","tenant":"acme","labels":[],"#,
     r#""memory":{"quota_bytes":67108864,"used_bytes":0,"peak_bytes":8192,"page_table_bytes":0},"#,
@@ -46,7 +51,10 @@ const PARTITION_STOPPED: &str = concat!(
     r#"{"name":"faulty","version":"0.1.0","status":"ended","restarts":0,"heartbeats":0,"#,
     r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":33.333333}},"#,
     r#"{"name":"fresh","version":"0.1.0","status":"running","task":9,"restarts":0,"heartbeats":0,"#,
-    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null}}]}"#
+    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null}}],"#,
+    r#""nics":[{"index":3,"mac":"02:00:00:00:02:03","port":"tenant-a/3","vlan":100,"tenant":"acme","#,
+    r#""rx_frames":0,"rx_bytes":0,"tx_frames":18446744073709551615,"tx_bytes":4096,"drops":3,"queued":2,"#,
+    r#""rate":{"bytes_per_sec":1048576,"bytes_burst":2097152,"packets_per_sec":null,"packets_burst":null}}]}"#
 );
 
 fn partition_running() -> PartitionView {
@@ -94,6 +102,20 @@ fn partition_running() -> PartitionView {
                 cpu: CpuView::new(100, None),
             },
         ],
+        nics: vec![NicView {
+            index: 0,
+            mac: mac_string([2, 0, 0, 0, 1, 0]),
+            port: "mgmt/0".into(),
+            vlan: None,
+            tenant: None,
+            rx_frames: 10,
+            rx_bytes: 1200,
+            tx_frames: 12,
+            tx_bytes: 1500,
+            drops: 0,
+            queued: 0,
+            rate: None,
+        }],
     }
 }
 
@@ -161,6 +183,24 @@ fn partition_stopped() -> PartitionView {
                 ..agent("fresh", AgentState::Running, uncapped)
             },
         ],
+        nics: vec![NicView {
+            index: 3,
+            mac: "02:00:00:00:02:03".into(),
+            port: "tenant-a/3".into(),
+            vlan: Some(100),
+            tenant: Some("acme".into()),
+            rx_frames: 0,
+            rx_bytes: 0,
+            tx_frames: u64::MAX,
+            tx_bytes: 4096,
+            drops: 3,
+            queued: 2,
+            rate: Some(NetRateView {
+                bytes_per_sec: Some(1 << 20),
+                bytes_burst: Some(2 << 20),
+                ..NetRateView::default()
+            }),
+        }],
     }
 }
 
@@ -325,7 +365,7 @@ fn status() -> Status {
             PciFunctionView::new(Loc(0, 0, 0), 0x8086, 0x29c0, 6, 0, None),
             PciFunctionView::new(Loc(0, 2, 0), 0x1af4, 0x1041, 2, 0, Some("virtio-net")),
         ],
-        nics: vec![NicView::new(
+        nics: vec![HostNicView::new(
             "virtio-net",
             "00:02.0",
             [0x52, 0x54, 0, 0x12, 0x34, 0x56],
@@ -372,7 +412,7 @@ fn status_bare_view(catalog: CatalogSummary) -> Status {
             ..RuntimeMemory::default()
         },
         devices: vec![],
-        nics: vec![NicView::new(
+        nics: vec![HostNicView::new(
             "n",
             "mmio@0xfeb00000",
             [0, 0, 0, 0, 0, 10],
@@ -382,6 +422,168 @@ fn status_bare_view(catalog: CatalogSummary) -> Status {
         )],
         catalog,
         disks: vec![],
+    }
+}
+
+/// The bridge with an uplink trunk, the management port and two NICs, the native VLAN
+/// and a tenant's VLAN from a pool, learned and static MAC table entries, drops.
+const NETWORK: &str = concat!(
+    r#"{"native_vlan_untagged":true,"#,
+    r#""uplink":{"name":"uplink","mac":"52:54:00:12:34:56","allowed":[100,101]},"#,
+    r#""vlans":[{"vid":0,"tenant":null,"pool":null,"ports":["uplink","mgmt","mgmt/0"],"#,
+    r#""frames":1200,"bytes":150000,"flooded":40,"macs":3,"drops":[]},"#,
+    r#"{"vid":100,"tenant":"acme","pool":"tenants","ports":["uplink","tenant-a/3"],"#,
+    r#""frames":30,"bytes":4096,"flooded":2,"macs":1,"drops":[{"reason":"rate_limited","count":3}]}],"#,
+    r#""ports":[{"name":"uplink","kind":"uplink","mode":"trunk","vlan":null,"allowed":[100,101],"mac":null,"#,
+    r#""rx_frames":700,"rx_bytes":90000,"tx_frames":530,"tx_bytes":64096,"drops":[{"reason":"vlan_not_allowed","count":5}]},"#,
+    r#"{"name":"mgmt","kind":"management","mode":"access","vlan":null,"allowed":[],"mac":"52:54:00:12:34:56","#,
+    r#""rx_frames":480,"rx_bytes":58500,"tx_frames":490,"tx_bytes":60000,"drops":[]},"#,
+    r#"{"name":"mgmt/0","kind":"nic","mode":"access","vlan":null,"allowed":[],"mac":"02:00:00:00:01:00","#,
+    r#""rx_frames":12,"rx_bytes":1500,"tx_frames":10,"tx_bytes":1200,"drops":[]},"#,
+    r#"{"name":"tenant-a/3","kind":"nic","mode":"access","vlan":100,"allowed":[],"mac":"02:00:00:00:02:03","#,
+    r#""rx_frames":18446744073709551615,"rx_bytes":4096,"tx_frames":0,"tx_bytes":0,"#,
+    r#""drops":[{"reason":"rate_limited","count":3},{"reason":"queue_full","count":0}]}],"#,
+    r#""macs":[{"vid":0,"mac":"02:00:00:00:01:00","port":"mgmt/0","age_ms":0,"is_static":true},"#,
+    r#"{"vid":0,"mac":"52:54:00:12:34:02","port":"uplink","age_ms":1500,"is_static":false},"#,
+    r#"{"vid":100,"mac":"02:00:00:00:02:03","port":"tenant-a/3","age_ms":0,"is_static":true}],"#,
+    r#""pools":[{"name":"tenants","ranges":[[100,199],[300,300]],"in_use":[100]}]}"#
+);
+
+/// A bridge without an uplink, VLANs or pools.
+const NETWORK_BARE: &str =
+    r#"{"native_vlan_untagged":true,"uplink":null,"vlans":[],"ports":[],"macs":[],"pools":[]}"#;
+
+fn drops(list: &[(&str, u64)]) -> Vec<DropCount> {
+    list.iter()
+        .map(|(reason, count)| DropCount {
+            reason: (*reason).into(),
+            count: *count,
+        })
+        .collect()
+}
+
+fn network() -> NetworkView {
+    let port = |name: &str, kind, mode, vlan, mac: Option<[u8; 6]>| BridgePortView {
+        name: String::from(name),
+        kind,
+        mode,
+        vlan,
+        allowed: vec![],
+        mac: mac.map(mac_string),
+        rx_frames: 0,
+        rx_bytes: 0,
+        tx_frames: 0,
+        tx_bytes: 0,
+        drops: vec![],
+    };
+    let mac = |vid, mac: &str, port: &str, age_ms, is_static| MacView {
+        vid,
+        mac: mac.into(),
+        port: port.into(),
+        age_ms,
+        is_static,
+    };
+    NetworkView {
+        native_vlan_untagged: true,
+        uplink: Some(UplinkView {
+            name: "uplink".into(),
+            mac: "52:54:00:12:34:56".into(),
+            allowed: vec![100, 101],
+        }),
+        vlans: vec![
+            VlanView {
+                vid: 0,
+                tenant: None,
+                pool: None,
+                ports: vec!["uplink".into(), "mgmt".into(), "mgmt/0".into()],
+                frames: 1200,
+                bytes: 150_000,
+                flooded: 40,
+                macs: 3,
+                drops: vec![],
+            },
+            VlanView {
+                vid: 100,
+                tenant: Some("acme".into()),
+                pool: Some("tenants".into()),
+                ports: vec!["uplink".into(), "tenant-a/3".into()],
+                frames: 30,
+                bytes: 4096,
+                flooded: 2,
+                macs: 1,
+                drops: drops(&[("rate_limited", 3)]),
+            },
+        ],
+        ports: vec![
+            BridgePortView {
+                allowed: vec![100, 101],
+                rx_frames: 700,
+                rx_bytes: 90_000,
+                tx_frames: 530,
+                tx_bytes: 64_096,
+                drops: drops(&[("vlan_not_allowed", 5)]),
+                ..port("uplink", PortKind::Uplink, PortMode::Trunk, None, None)
+            },
+            BridgePortView {
+                rx_frames: 480,
+                rx_bytes: 58_500,
+                tx_frames: 490,
+                tx_bytes: 60_000,
+                ..port(
+                    "mgmt",
+                    PortKind::Management,
+                    PortMode::Access,
+                    None,
+                    Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+                )
+            },
+            BridgePortView {
+                rx_frames: 12,
+                rx_bytes: 1500,
+                tx_frames: 10,
+                tx_bytes: 1200,
+                ..port(
+                    "mgmt/0",
+                    PortKind::Nic,
+                    PortMode::Access,
+                    None,
+                    Some([2, 0, 0, 0, 1, 0]),
+                )
+            },
+            BridgePortView {
+                rx_frames: u64::MAX,
+                rx_bytes: 4096,
+                drops: drops(&[("rate_limited", 3), ("queue_full", 0)]),
+                ..port(
+                    "tenant-a/3",
+                    PortKind::Nic,
+                    PortMode::Access,
+                    Some(100),
+                    Some([2, 0, 0, 0, 2, 3]),
+                )
+            },
+        ],
+        macs: vec![
+            mac(0, "02:00:00:00:01:00", "mgmt/0", 0, true),
+            mac(0, "52:54:00:12:34:02", "uplink", 1500, false),
+            mac(100, "02:00:00:00:02:03", "tenant-a/3", 0, true),
+        ],
+        pools: vec![PoolView {
+            name: "tenants".into(),
+            ranges: vec![(100, 199), (300, 300)],
+            in_use: vec![100],
+        }],
+    }
+}
+
+fn network_bare() -> NetworkView {
+    NetworkView {
+        native_vlan_untagged: true,
+        uplink: None,
+        vlans: vec![],
+        ports: vec![],
+        macs: vec![],
+        pools: vec![],
     }
 }
 
@@ -472,6 +674,8 @@ fn with_extra_fields(v: &mut Value) {
 
 /// Removes each key of `json` in turn: the keys in `optional` may be missing (the view
 /// reads as if they were `null`); any other is a required field, and the error names it.
+/// An entry of `optional` is a key (`tenant`: anywhere), or the keys that lead to one,
+/// array indexes left out (`ports/mac`: a port's `mac`, not the uplink's).
 #[track_caller]
 fn check_missing_fields<T: View + fmt::Debug>(json: &str, optional: &[&str]) -> usize {
     let v: Value = serde_json::from_str(json).unwrap();
@@ -479,9 +683,18 @@ fn check_missing_fields<T: View + fmt::Debug>(json: &str, optional: &[&str]) -> 
     key_paths(&v, &mut Vec::new(), &mut paths);
     for path in &paths {
         let key = path.last().unwrap().as_str();
+        let keys: Vec<&str> = path
+            .iter()
+            .map(String::as_str)
+            .filter(|k| k.parse::<usize>().is_err())
+            .collect();
+        let joined = keys.join("/");
+        let is_optional = optional
+            .iter()
+            .any(|o| *o == key || joined == *o || joined.ends_with(&format!("/{o}")));
         let body = serde_json::to_string(&without(&v, path)).unwrap();
         let r = T::from_json(body.as_bytes());
-        if optional.contains(&key) {
+        if is_optional {
             assert!(r.is_ok(), "without {path:?}: {r:?}");
         } else {
             let e = r.expect_err(&format!("without {path:?} it should be refused"));
@@ -567,6 +780,49 @@ fn status_and_health_read_and_write_as_the_runtime_does() {
 }
 
 #[test]
+fn the_network_reads_and_writes() {
+    same(NETWORK, &network());
+    same(NETWORK_BARE, &network_bare());
+    // The top-level arrays the tool and scripts look for.
+    let v: Value = serde_json::from_str(&network().to_json()).unwrap();
+    for key in ["vlans", "ports", "macs", "pools"] {
+        assert!(v[key].is_array(), "{key}");
+    }
+    assert_eq!(
+        v["pools"][0]["ranges"],
+        serde_json::json!([[100, 199], [300, 300]])
+    );
+    // Names this version does not know are kept.
+    let n = read::<NetworkView>(
+        &NETWORK
+            .replace(r#""kind":"management""#, r#""kind":"tunnel""#)
+            .replace(r#""mode":"trunk""#, r#""mode":"hybrid""#),
+    );
+    assert_eq!(n.ports[1].kind, PortKind::Other("tunnel".into()));
+    assert_eq!(n.ports[0].mode.as_str(), "hybrid");
+    for name in PortKind::NAMES.iter().chain(PortMode::NAMES) {
+        assert!(NETWORK.contains(&format!("\"{name}\"")), "{name}");
+    }
+    // A partition's NIC is its own document's part, and agrees with its port.
+    let p = partition_stopped();
+    let nic = &p.nics[0];
+    let port = network()
+        .ports
+        .into_iter()
+        .find(|b| b.name == nic.port)
+        .unwrap();
+    assert_eq!(
+        (
+            port.mac.as_deref(),
+            port.vlan,
+            port.rx_frames,
+            nic.tx_frames
+        ),
+        (Some(nic.mac.as_str()), nic.vlan, u64::MAX, u64::MAX)
+    );
+}
+
+#[test]
 fn error_bodies_are_plinth_http_s() {
     // `plinth_http::Response::error` writes every refusal (the runtime's and the HTTP
     // layer's own); the view must read it and write the same bytes.
@@ -644,6 +900,22 @@ fn every_view_round_trips() {
     let mut s = status();
     s.nics[0].address_source = AddressSource::Other("slaac".into());
     round_trip(&s);
+    round_trip(&network());
+    round_trip(&network_bare());
+    let mut n = network();
+    n.native_vlan_untagged = false;
+    n.ports[0].kind = PortKind::Other("tunnel".into());
+    n.ports[0].mode = PortMode::Other("\"q-in-q\"".into());
+    n.vlans[1].vid = u16::MAX;
+    n.pools[0].ranges.push((0, u16::MAX));
+    n.macs[0].age_ms = u64::MAX;
+    n.vlans[0].drops = drops(&[("", u64::MAX), ("é\n", 0)]);
+    round_trip(&n);
+    let mut p = partition_running();
+    p.nics[0].rate = Some(NetRateView::default());
+    p.nics[0].index = u8::MAX;
+    p.nics[0].queued = u32::MAX;
+    round_trip(&p);
 }
 
 #[test]
@@ -677,6 +949,27 @@ fn generated_views_round_trip() {
                 ),
             })
             .collect();
+        let nics = (0..next() % 3)
+            .map(|i| NicView {
+                index: i as u8,
+                mac: mac_string(next().to_le_bytes()[..6].try_into().unwrap()),
+                port: text(next()),
+                vlan: maybe(next()).map(|v| v as u16),
+                tenant: maybe(next()).map(text),
+                rx_frames: next(),
+                rx_bytes: next(),
+                tx_frames: next(),
+                tx_bytes: next(),
+                drops: next(),
+                queued: next() as u32,
+                rate: maybe(next()).map(|_| NetRateView {
+                    bytes_per_sec: maybe(next()),
+                    bytes_burst: maybe(next()),
+                    packets_per_sec: maybe(next()),
+                    packets_burst: maybe(next()),
+                }),
+            })
+            .collect();
         let p = PartitionView {
             id: next() as u32,
             name: text(next()),
@@ -694,6 +987,7 @@ fn generated_views_round_trip() {
                 sectors: next(),
             }),
             agents,
+            nics,
         };
         round_trip(&p);
         round_trip(&PartitionList {
@@ -759,6 +1053,12 @@ fn a_missing_required_field_is_refused_by_name() {
         "exit_code",
         "last_heartbeat_ms_ago",
         "cap_percent",
+        "vlan",
+        "rate",
+        "bytes_per_sec",
+        "bytes_burst",
+        "packets_per_sec",
+        "packets_burst",
     ];
     let mut keys = 0;
     keys += check_missing_fields::<PartitionView>(PARTITION_RUNNING, &partition);
@@ -770,7 +1070,10 @@ fn a_missing_required_field_is_refused_by_name() {
     keys += check_missing_fields::<Status>(&status_bare("absent"), &["ipv4", "gateway"]);
     keys += check_missing_fields::<Health>(HEALTH, &[]);
     keys += check_missing_fields::<ErrorView>(ERROR, &["status"]);
-    assert!(keys > 250, "{keys}");
+    let network = ["uplink", "tenant", "pool", "vlan", "ports/mac"];
+    keys += check_missing_fields::<NetworkView>(NETWORK, &network);
+    keys += check_missing_fields::<NetworkView>(NETWORK_BARE, &network);
+    assert!(keys > 450, "{keys}");
     // A missing nullable field reads as null.
     let p: Value = serde_json::from_str(PARTITION_RUNNING).unwrap();
     let p = read::<PartitionView>(
@@ -793,6 +1096,8 @@ fn unknown_fields_are_ignored() {
     tolerates_extra_fields::<Status>(&status_bare("loading"));
     tolerates_extra_fields::<Health>(HEALTH);
     tolerates_extra_fields::<ErrorView>(ERROR);
+    tolerates_extra_fields::<NetworkView>(NETWORK);
+    tolerates_extra_fields::<NetworkView>(NETWORK_BARE);
 }
 
 #[test]
