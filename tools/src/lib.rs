@@ -22,6 +22,7 @@ pub mod part;
 pub mod policy;
 pub mod profile;
 pub mod setup;
+pub mod text;
 
 use std::path::PathBuf;
 

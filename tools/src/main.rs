@@ -35,7 +35,7 @@ enum Cmd {
     /// Query a running runtime's management API (`GET /api/v1/status`).
     Status(cli::status::StatusArgs),
     /// Partitions of a running runtime: list, show, create, start, stop, restart,
-    /// terminate, resize, attach-disk, detach-disk.
+    /// terminate, resize, attach-disk, detach-disk, attach-nic, detach-nic.
     ///
     /// Exit status: 0 on success, 1 when the runtime refuses the request (its message is
     /// printed), 2 on bad arguments or when the API cannot be reached.

@@ -7,6 +7,10 @@
 //! before anything is sent. The answers are read into its views
 //! ([`plinth_control::views`]), the types the runtime writes them from: an answer
 //! without a field this tool prints is an error naming the field, never a guess.
+//!
+//! It also owns the syntax of the options that have one of their own: `--nic [mac=MAC]`
+//! and the network limits `--net-rate RATE[,burst=BYTES]` (bytes per second in IEC
+//! units, [`crate::text::parse_bytes`]) and `--net-pps N[,burst=N]`, each also `off`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -14,13 +18,15 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use plinth_control::views::{
-    CpuView, DiskView, ErrorView, PartitionList, PartitionView, Terminated, View, ViewError,
+    CpuView, DiskView, ErrorView, NetRateView, NicView, PartitionList, PartitionView, Terminated,
+    View, ViewError,
 };
 use plinth_control::{
-    Action, AgentRef, AttachDisk, Command, ControlError, CreatePartition, Resize,
+    Action, AgentRef, AttachDisk, Command, ControlError, CreatePartition, NicSpec, Resize,
 };
 
 use crate::api::{self, ApiError};
+use crate::text::{AmountError, format_bytes, parse_bytes, table};
 
 /// `plinth part …`: a subcommand and the options every subcommand takes.
 #[derive(Args, Clone, Debug)]
@@ -44,7 +50,7 @@ pub enum PartCmd {
     List,
     /// Show one partition in detail.
     Show { name: String },
-    /// Create a partition (stopped) with a memory quota and its agents.
+    /// Create a partition (stopped) with a memory quota, its agents and its NICs.
     Create {
         name: String,
         /// Memory quota, MiB.
@@ -67,6 +73,17 @@ pub enum PartCmd {
         /// An agent from the catalog to place in it (repeatable).
         #[arg(long = "agent", value_name = "NAME[@VERSION]")]
         agents: Vec<String>,
+        /// A virtual NIC, numbered from 0 in order (repeatable, at most 8). Alone, the
+        /// runtime derives its MAC; `--nic mac=02:00:00:00:00:01` gives one (unicast,
+        /// hex). Put NAME before a bare `--nic`, or it is taken for the NIC's value.
+        #[arg(
+            long = "nic",
+            value_name = "mac=MAC",
+            num_args = 0..=1,
+            default_missing_value = "",
+            value_parser = parse_nic
+        )]
+        nics: Vec<NicSpec>,
     },
     /// Start its agents.
     Start { name: String },
@@ -76,7 +93,8 @@ pub enum PartCmd {
     Restart { name: String },
     /// Stop it and remove it, returning its memory.
     Terminate { name: String },
-    /// Change its memory quota or CPU share (at least one option).
+    /// Change its memory quota, CPU share or its NICs' rate limits (at least one
+    /// option).
     Resize {
         name: String,
         #[arg(long, value_name = "MIB")]
@@ -85,11 +103,122 @@ pub enum PartCmd {
         weight: Option<u32>,
         #[arg(long, value_name = "PCT")]
         cap: Option<u32>,
+        /// Bytes per second on each of its NICs, each direction apart: an amount in
+        /// IEC units, `/s` optional (`1MiB/s`, `500KiB`, `1.5MiB`, `125000`), with
+        /// `,burst=BYTES` the bucket's size (at least the rate; the rate if left out).
+        /// `off` removes the limit.
+        #[arg(long = "net-rate", value_name = "RATE[,burst=BYTES]|off", value_parser = parse_net_rate)]
+        net_rate: Option<RateArg>,
+        /// Frames per second on each of its NICs, each direction apart, with
+        /// `,burst=N` the bucket's size. `off` removes the limit.
+        #[arg(long = "net-pps", value_name = "N[,burst=N]|off", value_parser = parse_net_pps)]
+        net_pps: Option<RateArg>,
     },
     /// Attach a data extent of the appliance disk.
     AttachDisk { name: String, extent: String },
     /// Detach its data disk.
     DetachDisk { name: String },
+    /// Attach a virtual NIC; the runtime numbers it (and derives its MAC unless --mac).
+    AttachNic {
+        name: String,
+        /// Its MAC: `xx:xx:xx:xx:xx:xx` in hex, unicast.
+        #[arg(long, value_name = "MAC")]
+        mac: Option<String>,
+    },
+    /// Detach NIC INDEX (0 to 7, as `show` numbers them).
+    DetachNic { name: String, index: u8 },
+}
+
+/// A `--net-rate` or `--net-pps` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateArg {
+    /// `off`: the limit is removed.
+    Off,
+    /// A rate per second, and the bucket's size if given.
+    Limit { rate: u64, burst: Option<u64> },
+}
+
+impl RateArg {
+    /// The resize's rate and burst fields: `off` is a rate of 0.
+    fn fields(arg: Option<RateArg>) -> (Option<u64>, Option<u64>) {
+        match arg {
+            None => (None, None),
+            Some(RateArg::Off) => (Some(0), None),
+            Some(RateArg::Limit { rate, burst }) => (Some(rate), burst),
+        }
+    }
+}
+
+/// Why a NIC or rate option was refused (clap prints it with the option).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    #[error("expected nothing (a derived MAC) or mac=MAC, not {0:?}")]
+    Nic(String),
+    #[error("expected RATE, RATE,burst=AMOUNT or off, not {0:?}")]
+    RateSyntax(String),
+    #[error("{0:?} is not a number of frames per second (a whole number, /s optional)")]
+    Frames(String),
+    #[error("a rate of 0 is no limit: `off` removes the limit")]
+    Zero,
+    #[error("off takes no burst")]
+    OffWithBurst,
+    #[error(transparent)]
+    Amount(#[from] AmountError),
+}
+
+/// `--nic`'s value: empty (the runtime derives the MAC) or `mac=MAC`. The MAC itself is
+/// checked with the rest of the command.
+fn parse_nic(text: &str) -> Result<NicSpec, OptionError> {
+    if text.is_empty() {
+        return Ok(NicSpec::default());
+    }
+    match text.split_once('=') {
+        Some(("mac", mac)) => Ok(NicSpec::new(Some(mac))),
+        _ => Err(OptionError::Nic(text.to_string())),
+    }
+}
+
+/// `RATE[,burst=B]` or `off`, reading RATE and B with `amount`.
+fn parse_rate_arg(
+    text: &str,
+    amount: impl Fn(&str) -> Result<u64, OptionError>,
+) -> Result<RateArg, OptionError> {
+    let (rate, burst) = match text.split_once(',') {
+        Some((rate, rest)) => match rest.strip_prefix("burst=") {
+            Some(b) => (rate, Some(b)),
+            None => return Err(OptionError::RateSyntax(text.to_string())),
+        },
+        None => (text, None),
+    };
+    if rate.eq_ignore_ascii_case("off") {
+        return match burst {
+            None => Ok(RateArg::Off),
+            Some(_) => Err(OptionError::OffWithBurst),
+        };
+    }
+    let rate = amount(rate.strip_suffix("/s").unwrap_or(rate))?;
+    if rate == 0 {
+        return Err(OptionError::Zero);
+    }
+    Ok(RateArg::Limit {
+        rate,
+        burst: burst.map(amount).transpose()?,
+    })
+}
+
+/// `--net-rate`: bytes per second, IEC units (`1MiB/s`, `500KiB,burst=1MiB`), or `off`.
+pub fn parse_net_rate(text: &str) -> Result<RateArg, OptionError> {
+    parse_rate_arg(text, |a| Ok(parse_bytes(a)?))
+}
+
+/// `--net-pps`: whole frames per second (`10000/s`, `500,burst=2000`), or `off`.
+pub fn parse_net_pps(text: &str) -> Result<RateArg, OptionError> {
+    parse_rate_arg(text, |a| {
+        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(OptionError::Frames(a.to_string()));
+        }
+        a.parse().map_err(|_| OptionError::Frames(a.to_string()))
+    })
 }
 
 impl PartCmd {
@@ -108,6 +237,7 @@ impl PartCmd {
                 labels,
                 disk,
                 agents,
+                nics,
             } => Command::Create(CreatePartition {
                 name: name(n),
                 memory_mib: *memory,
@@ -117,7 +247,7 @@ impl PartCmd {
                 labels: labels.clone(),
                 disk: disk.clone(),
                 agents: agents.iter().map(|a| AgentRef::parse(a)).collect(),
-                nics: Vec::new(),
+                nics: nics.clone(),
             }),
             PartCmd::Start { name: n } => act(n, Action::Start),
             PartCmd::Stop { name: n } => act(n, Action::Stop),
@@ -128,15 +258,24 @@ impl PartCmd {
                 memory,
                 weight,
                 cap,
-            } => Command::Resize {
-                name: name(n),
-                resize: Resize {
-                    memory_mib: *memory,
-                    cpu_weight: *weight,
-                    cpu_cap_percent: *cap,
-                    ..Resize::default()
-                },
-            },
+                net_rate,
+                net_pps,
+            } => {
+                let (net_bytes_per_sec, net_bytes_burst) = RateArg::fields(*net_rate);
+                let (net_packets_per_sec, net_packets_burst) = RateArg::fields(*net_pps);
+                Command::Resize {
+                    name: name(n),
+                    resize: Resize {
+                        memory_mib: *memory,
+                        cpu_weight: *weight,
+                        cpu_cap_percent: *cap,
+                        net_bytes_per_sec,
+                        net_bytes_burst,
+                        net_packets_per_sec,
+                        net_packets_burst,
+                    },
+                }
+            }
             PartCmd::AttachDisk { name: n, extent } => Command::AttachDisk {
                 name: name(n),
                 disk: AttachDisk {
@@ -144,6 +283,14 @@ impl PartCmd {
                 },
             },
             PartCmd::DetachDisk { name: n } => Command::DetachDisk { name: name(n) },
+            PartCmd::AttachNic { name: n, mac } => Command::AttachNic {
+                name: name(n),
+                nic: NicSpec::new(mac.as_deref()),
+            },
+            PartCmd::DetachNic { name: n, index } => Command::DetachNic {
+                name: name(n),
+                index: *index,
+            },
         };
         c.validate()?;
         Ok(c)
@@ -222,7 +369,14 @@ fn arg_message(e: &ControlError) -> String {
         "agents" => "--agent",
         "extent" => "EXTENT",
         "name" => "NAME",
-        "body" => return String::from("resize needs --memory, --weight or --cap"),
+        "nics" => "--nic",
+        "mac" => "--mac",
+        "index" => "INDEX",
+        "net_bytes_per_sec" | "net_bytes_burst" => "--net-rate",
+        "net_packets_per_sec" | "net_packets_burst" => "--net-pps",
+        "body" => {
+            return String::from("resize needs --memory, --weight, --cap, --net-rate or --net-pps");
+        }
         other => other,
     };
     format!("invalid {what}: {message}")
@@ -302,8 +456,13 @@ pub fn format_changed(command: &Command, p: &PartitionView) -> String {
         Command::Get { .. } | Command::List | Command::Terminate { .. } => format_partition(p),
         Command::Create(_) => {
             let agents = p.agents.len();
+            let nics = match p.nics.len() {
+                0 => String::new(),
+                1 => String::from(", 1 NIC"),
+                n => format!(", {n} NICs"),
+            };
             format!(
-                "created {name} ({state}, {} MiB, {agents} agent{})",
+                "created {name} ({state}, {} MiB, {agents} agent{}{nics})",
                 mib_of(p.memory.quota_bytes),
                 if agents == 1 { "" } else { "s" }
             )
@@ -316,13 +475,17 @@ pub fn format_changed(command: &Command, p: &PartitionView) -> String {
             };
             format!("{verb} {name} ({state})")
         }
-        Command::Resize { .. } => {
+        Command::Resize { resize, .. } => {
             let mut line = format!(
                 "resized {name}: memory quota {} MiB",
                 mib_of(p.memory.quota_bytes)
             );
             if let Some(a) = p.agents.first() {
                 let _ = write!(line, ", cpu {}", format_cpu(&a.cpu));
+            }
+            // One setting for all its NICs: the first one shows it.
+            if let (true, Some(nic)) = (resize.has_network(), p.nics.first()) {
+                let _ = write!(line, ", net {}", format_rate(nic.rate.as_ref()));
             }
             line
         }
@@ -332,8 +495,33 @@ pub fn format_changed(command: &Command, p: &PartitionView) -> String {
             format_disk(p.disk.as_ref())
         ),
         Command::DetachDisk { .. } => format!("detached the data disk of {name}"),
-        Command::AttachNic { .. } => format!("attached a NIC to {name}"),
-        Command::DetachNic { index, .. } => format!("detached NIC {index} of {name}"),
+        Command::AttachNic { nic, .. } => {
+            // Given a MAC, the new NIC is the one with it; else the answer cannot tell
+            // which is new, and all are listed.
+            let given = nic
+                .parsed_mac()
+                .ok()
+                .flatten()
+                .map(plinth_control::format_mac);
+            match given.and_then(|mac| p.nics.iter().find(|n| n.mac.eq_ignore_ascii_case(&mac))) {
+                Some(n) => format!(
+                    "attached NIC {} to {name}: {}",
+                    n.index,
+                    format_nic_brief(n)
+                ),
+                None => {
+                    let all: Vec<String> = p.nics.iter().map(format_nic_brief).collect();
+                    format!("attached a NIC to {name}; its NICs: {}", list_or_none(&all))
+                }
+            }
+        }
+        Command::DetachNic { index, .. } => {
+            let left = p.nics.len();
+            format!(
+                "detached NIC {index} of {name} ({left} NIC{} left)",
+                if left == 1 { "" } else { "s" }
+            )
+        }
     }
 }
 
@@ -343,14 +531,14 @@ pub fn format_list(list: &PartitionList) -> String {
         return String::from("no partitions");
     }
     let header = ["NAME", "STATE", "TENANT", "MEMORY MiB", "AGENTS"].map(String::from);
-    let mut rows = vec![header];
+    let mut rows = vec![header.to_vec()];
     for p in &list.partitions {
         let agents: Vec<String> = p
             .agents
             .iter()
             .map(|a| format!("{}@{} {}", a.name, a.version, a.status))
             .collect();
-        rows.push([
+        rows.push(vec![
             p.name.clone(),
             p.state.to_string(),
             p.tenant.as_deref().unwrap_or("-").to_string(),
@@ -359,34 +547,10 @@ pub fn format_list(list: &PartitionList) -> String {
                 mib_of(p.memory.used_bytes),
                 mib_of(p.memory.quota_bytes)
             ),
-            if agents.is_empty() {
-                String::from("-")
-            } else {
-                agents.join(", ")
-            },
+            list_or_none(&agents),
         ]);
     }
-    let mut widths = [0usize; 5];
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in &rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out.pop();
-    out
+    table(&rows)
 }
 
 /// One partition in detail.
@@ -412,6 +576,12 @@ pub fn format_partition(p: &PartitionView) -> String {
         mib_of(m.peak_bytes)
     );
     let _ = write!(out, "disk:    {}", format_disk(p.disk.as_ref()));
+    if p.nics.is_empty() {
+        out.push_str("\nnics:    -");
+    }
+    for n in &p.nics {
+        let _ = write!(out, "\n{}", format_nic(n));
+    }
     if p.agents.is_empty() {
         out.push_str("\nagents:  -");
     }
@@ -437,6 +607,76 @@ pub fn format_partition(p: &PartitionView) -> String {
         let _ = write!(out, " ({})", facts.join(", "));
     }
     out
+}
+
+/// A NIC's line of `show`: `nic 0    02:00:00:00:01:00 on web/0, VLAN 100 (tenant acme):
+/// rx …, tx …, 3 drops, 2 queued, rate 1 MiB/s (burst 2 MiB)`.
+fn format_nic(n: &NicView) -> String {
+    format!(
+        "nic {:<4} {}: rx {} frames ({}), tx {} frames ({}), {} drops, {} queued, rate {}",
+        n.index,
+        format_nic_brief(n),
+        n.rx_frames,
+        format_bytes(n.rx_bytes),
+        n.tx_frames,
+        format_bytes(n.tx_bytes),
+        n.drops,
+        n.queued,
+        format_rate(n.rate.as_ref())
+    )
+}
+
+/// `02:00:00:00:01:00 on web/0, VLAN 100 (tenant acme)`; the native VLAN as `native
+/// VLAN`.
+fn format_nic_brief(n: &NicView) -> String {
+    let vlan = match n.vlan {
+        Some(v) => format!("VLAN {v}"),
+        None => String::from("native VLAN"),
+    };
+    let tenant = n
+        .tenant
+        .as_deref()
+        .map(|t| format!(" (tenant {t})"))
+        .unwrap_or_default();
+    format!("{} on {}, {vlan}{tenant}", n.mac, n.port)
+}
+
+/// A NIC's limits: `1 MiB/s (burst 2 MiB), 1000 frames/s (burst 1000)`; none:
+/// `unlimited`.
+pub fn format_rate(rate: Option<&NetRateView>) -> String {
+    let r = rate.copied().unwrap_or_default();
+    let burst = |b: Option<u64>, show: &dyn Fn(u64) -> String| {
+        b.map(|b| format!(" (burst {})", show(b)))
+            .unwrap_or_default()
+    };
+    let mut parts = Vec::new();
+    if let Some(bps) = r.bytes_per_sec {
+        parts.push(format!(
+            "{}/s{}",
+            format_bytes(bps),
+            burst(r.bytes_burst, &format_bytes)
+        ));
+    }
+    if let Some(pps) = r.packets_per_sec {
+        parts.push(format!(
+            "{pps} frames/s{}",
+            burst(r.packets_burst, &|b| b.to_string())
+        ));
+    }
+    if parts.is_empty() {
+        String::from("unlimited")
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Items joined by `, `, or `-` for none.
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        String::from("-")
+    } else {
+        items.join(", ")
+    }
 }
 
 /// A share as `weight 50, cap 20%` (no cap: `uncapped`).
@@ -497,6 +737,25 @@ mod tests {
 
     fn partition() -> PartitionView {
         PartitionView::from_json(PARTITION.as_bytes()).unwrap()
+    }
+
+    /// Two NICs, as the runtime writes them: NIC 0 on the native VLAN without limits,
+    /// NIC 3 on a tenant's VLAN with both limits (the frame burst left out).
+    const NICS: &str = concat!(
+        r#""nics":[{"index":0,"mac":"02:00:00:00:01:00","port":"mgmt/0","vlan":null,"tenant":null,"#,
+        r#""rx_frames":10,"rx_bytes":1200,"tx_frames":12,"tx_bytes":1500,"drops":0,"queued":0,"rate":null},"#,
+        r#"{"index":3,"mac":"02:00:00:00:01:03","port":"mgmt/3","vlan":100,"tenant":"acme","#,
+        r#""rx_frames":0,"rx_bytes":0,"tx_frames":18446744073709551615,"tx_bytes":18446744073709551615,"#,
+        r#""drops":3,"queued":2,"rate":{"bytes_per_sec":1048576,"bytes_burst":2097152,"#,
+        r#""packets_per_sec":1000,"packets_burst":null}}]"#
+    );
+
+    fn with_nics_json() -> String {
+        PARTITION.replace(r#""nics":[]"#, NICS)
+    }
+
+    fn with_nics() -> PartitionView {
+        PartitionView::from_json(with_nics_json().as_bytes()).unwrap()
     }
 
     #[test]
@@ -596,6 +855,222 @@ mod tests {
     }
 
     #[test]
+    fn nic_subcommands_and_options_map_to_their_commands() {
+        let n = || String::from("web");
+        assert_eq!(
+            command(&["attach-nic", "web"]),
+            Ok(Command::AttachNic {
+                name: n(),
+                nic: NicSpec::default()
+            })
+        );
+        assert_eq!(
+            command(&["attach-nic", "web", "--mac", "02:00:00:00:00:0A"]),
+            Ok(Command::AttachNic {
+                name: n(),
+                nic: NicSpec::new(Some("02:00:00:00:00:0A"))
+            })
+        );
+        assert_eq!(
+            command(&["detach-nic", "web", "7"]),
+            Ok(Command::DetachNic {
+                name: n(),
+                index: 7
+            })
+        );
+        // --nic alone, with a MAC, repeated, before and after other options.
+        let nics = |args: &[&str]| match command(args) {
+            Ok(Command::Create(c)) => c.nics,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(nics(&["create", "web", "--memory", "8"]), []);
+        assert_eq!(
+            nics(&["create", "web", "--memory", "8", "--nic"]),
+            [NicSpec::default()]
+        );
+        assert_eq!(
+            nics(&[
+                "create",
+                "web",
+                "--nic",
+                "--memory",
+                "8",
+                "--nic",
+                "mac=02:00:00:00:00:01",
+                "--nic",
+            ]),
+            [
+                NicSpec::default(),
+                NicSpec::new(Some("02:00:00:00:00:01")),
+                NicSpec::default()
+            ]
+        );
+        assert_eq!(
+            nics(&[
+                "create",
+                "web",
+                "--memory",
+                "8",
+                "--nic=mac=02:00:00:00:00:02"
+            ]),
+            [NicSpec::new(Some("02:00:00:00:00:02"))]
+        );
+        let resize = |args: &[&str]| match command(args) {
+            Ok(Command::Resize { resize, .. }) => resize,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(
+            resize(&["resize", "web", "--net-rate", "1MiB/s"]),
+            Resize {
+                net_bytes_per_sec: Some(1 << 20),
+                ..Resize::default()
+            }
+        );
+        assert_eq!(
+            resize(&[
+                "resize",
+                "web",
+                "--net-rate",
+                "500KiB,burst=2MiB",
+                "--net-pps",
+                "1000/s,burst=4000",
+                "--memory",
+                "64",
+            ]),
+            Resize {
+                memory_mib: Some(64),
+                net_bytes_per_sec: Some(500 << 10),
+                net_bytes_burst: Some(2 << 20),
+                net_packets_per_sec: Some(1000),
+                net_packets_burst: Some(4000),
+                ..Resize::default()
+            }
+        );
+        assert_eq!(
+            resize(&["resize", "web", "--net-rate", "off", "--net-pps", "OFF"]),
+            Resize {
+                net_bytes_per_sec: Some(0),
+                net_packets_per_sec: Some(0),
+                ..Resize::default()
+            }
+        );
+    }
+
+    #[test]
+    fn rate_and_nic_option_values() {
+        let limit = |rate, burst| RateArg::Limit { rate, burst };
+        for (text, want) in [
+            ("off", RateArg::Off),
+            ("Off", RateArg::Off),
+            ("1", limit(1, None)),
+            ("125000", limit(125_000, None)),
+            ("125000/s", limit(125_000, None)),
+            ("1MiB/s", limit(1 << 20, None)),
+            ("1mib/s", limit(1 << 20, None)),
+            ("500KiB", limit(500 << 10, None)),
+            ("1.5MiB", limit(3 << 19, None)),
+            ("1 MiB/s", limit(1 << 20, None)),
+            ("1MiB/s,burst=4MiB", limit(1 << 20, Some(4 << 20))),
+            ("1MiB,burst=1048576", limit(1 << 20, Some(1 << 20))),
+            // The burst is checked against the rate with the command (below).
+            ("1MiB,burst=0", limit(1 << 20, Some(0))),
+        ] {
+            assert_eq!(parse_net_rate(text), Ok(want), "{text}");
+        }
+        for (text, want) in [
+            ("0", OptionError::Zero),
+            ("0KiB/s", OptionError::Zero),
+            ("0.1B", OptionError::Zero),
+            ("off,burst=1", OptionError::OffWithBurst),
+            ("1MiB,2MiB", OptionError::RateSyntax("1MiB,2MiB".into())),
+            ("1MiB,burst", OptionError::RateSyntax("1MiB,burst".into())),
+            ("1MiB,size=2", OptionError::RateSyntax("1MiB,size=2".into())),
+            (
+                "10MB/s",
+                OptionError::Amount(AmountError::Unit {
+                    text: "10MB".into(),
+                    unit: "MB".into(),
+                }),
+            ),
+            (
+                "10Mbit",
+                OptionError::Amount(AmountError::Unit {
+                    text: "10Mbit".into(),
+                    unit: "Mbit".into(),
+                }),
+            ),
+            ("", OptionError::Amount(AmountError::Malformed("".into()))),
+            (
+                "fast",
+                OptionError::Amount(AmountError::Malformed("fast".into())),
+            ),
+            (
+                "1MiB/s/s",
+                OptionError::Amount(AmountError::Malformed("1MiB/s".into())),
+            ),
+            (
+                "1MiB,burst=2MiB/s",
+                OptionError::Amount(AmountError::Malformed("2MiB/s".into())),
+            ),
+            (
+                "-1",
+                OptionError::Amount(AmountError::Malformed("-1".into())),
+            ),
+        ] {
+            assert_eq!(parse_net_rate(text), Err(want), "{text}");
+        }
+        for (text, want) in [
+            ("off", RateArg::Off),
+            ("1", limit(1, None)),
+            ("10000/s", limit(10_000, None)),
+            ("500,burst=2000", limit(500, Some(2000))),
+            ("18446744073709551615", limit(u64::MAX, None)),
+        ] {
+            assert_eq!(parse_net_pps(text), Ok(want), "{text}");
+        }
+        for (text, want) in [
+            ("0", OptionError::Zero),
+            ("1KiB", OptionError::Frames("1KiB".into())),
+            ("1.5", OptionError::Frames("1.5".into())),
+            ("10k", OptionError::Frames("10k".into())),
+            ("+1", OptionError::Frames("+1".into())),
+            ("", OptionError::Frames("".into())),
+            (
+                "18446744073709551616",
+                OptionError::Frames("18446744073709551616".into()),
+            ),
+            ("1,burst=x", OptionError::Frames("x".into())),
+            ("off,burst=1", OptionError::OffWithBurst),
+        ] {
+            assert_eq!(parse_net_pps(text), Err(want), "{text}");
+        }
+        assert_eq!(
+            parse_net_rate("0").unwrap_err().to_string(),
+            "a rate of 0 is no limit: `off` removes the limit"
+        );
+        assert_eq!(parse_nic(""), Ok(NicSpec::default()));
+        assert_eq!(
+            parse_nic("mac=02:00:00:00:00:01"),
+            Ok(NicSpec::new(Some("02:00:00:00:00:01")))
+        );
+        // The MAC is checked with the command: here only the syntax.
+        assert_eq!(parse_nic("mac=x"), Ok(NicSpec::new(Some("x"))));
+        assert_eq!(parse_nic("mac="), Ok(NicSpec::new(Some(""))));
+        for bad in [
+            "02:00:00:00:00:01",
+            "MAC=02:00:00:00:00:01",
+            "vlan=10",
+            "mac",
+        ] {
+            assert_eq!(parse_nic(bad), Err(OptionError::Nic(bad.into())), "{bad}");
+        }
+        assert_eq!(
+            parse_nic("web").unwrap_err().to_string(),
+            "expected nothing (a derived MAC) or mac=MAC, not \"web\""
+        );
+    }
+
+    #[test]
     fn requests_are_what_the_runtime_decodes() {
         for args in [
             &["list"][..],
@@ -617,6 +1092,27 @@ mod tests {
             &["resize", "p", "--weight", "3"],
             &["attach-disk", "p", "d"],
             &["detach-disk", "p"],
+            &[
+                "create",
+                "p",
+                "--memory",
+                "8",
+                "--nic",
+                "--nic",
+                "mac=02:00:00:00:00:01",
+            ],
+            &["attach-nic", "p"],
+            &["attach-nic", "p", "--mac", "52:54:00:AB:CD:EF"],
+            &["detach-nic", "p", "0"],
+            &["resize", "p", "--net-rate", "1MiB/s,burst=2MiB"],
+            &[
+                "resize",
+                "p",
+                "--net-rate",
+                "off",
+                "--net-pps",
+                "100,burst=100",
+            ],
         ] {
             let c = command(args).unwrap();
             let body = body(&c).unwrap_or_default();
@@ -632,6 +1128,24 @@ mod tests {
             ("POST", "/api/v1/partitions/p/resize")
         );
         assert_eq!(body(&c).unwrap(), br#"{"memory_mib":64}"#);
+        let c = command(&["attach-nic", "p"]).unwrap();
+        assert_eq!(
+            (c.method(), c.path().as_str()),
+            ("POST", "/api/v1/partitions/p/nics")
+        );
+        assert_eq!(body(&c).unwrap(), b"{}");
+        let c = command(&["detach-nic", "p", "3"]).unwrap();
+        assert_eq!(
+            (c.method(), c.path().as_str(), body(&c)),
+            ("DELETE", "/api/v1/partitions/p/nics/3", None)
+        );
+        let c = command(&["resize", "p", "--net-rate", "off"]).unwrap();
+        assert_eq!(body(&c).unwrap(), br#"{"net_bytes_per_sec":0}"#);
+        let c = command(&["create", "p", "--memory", "1", "--nic"]).unwrap();
+        assert_eq!(
+            body(&c).unwrap(),
+            br#"{"name":"p","memory_mib":1,"nics":[{}]}"#
+        );
     }
 
     #[test]
@@ -673,6 +1187,35 @@ mod tests {
         );
         assert_eq!(field(&["resize", "p"]), "body");
         assert_eq!(field(&["attach-disk", "p", "X"]), "extent");
+        assert_eq!(
+            field(&[
+                "create",
+                "p",
+                "--memory",
+                "1",
+                "--nic",
+                "mac=01:00:5e:00:00:01"
+            ]),
+            "nics"
+        );
+        let nine: Vec<&str> = ["create", "p", "--memory", "1"]
+            .into_iter()
+            .chain(["--nic"; 9])
+            .collect();
+        assert_eq!(field(&nine), "nics");
+        assert_eq!(
+            field(&["attach-nic", "p", "--mac", "02:00:00:00:00"]),
+            "mac"
+        );
+        assert_eq!(field(&["detach-nic", "p", "8"]), "index");
+        assert_eq!(
+            field(&["resize", "p", "--net-rate", "1MiB,burst=1KiB"]),
+            "net_bytes_burst"
+        );
+        assert_eq!(
+            field(&["resize", "p", "--net-pps", "10,burst=9"]),
+            "net_packets_burst"
+        );
         // Messages name the options.
         let message = |args: &[&str]| PartError::from(command(args).unwrap_err()).to_string();
         assert_eq!(
@@ -685,7 +1228,54 @@ mod tests {
         );
         assert_eq!(
             message(&["resize", "p"]),
-            "resize needs --memory, --weight or --cap"
+            "resize needs --memory, --weight, --cap, --net-rate or --net-pps"
+        );
+        assert_eq!(
+            message(&["attach-nic", "p", "--mac", "ff:ff:ff:ff:ff:ff"]),
+            "invalid --mac: \"ff:ff:ff:ff:ff:ff\" is a multicast address (the first octet's \
+             low bit is set); a NIC needs a unicast one"
+        );
+        assert_eq!(
+            message(&["create", "p", "--memory", "1", "--nic", "mac=zz"]),
+            "invalid --nic: NIC 0: \"zz\" is not a MAC address: expected xx:xx:xx:xx:xx:xx in hex"
+        );
+        assert_eq!(
+            message(&["detach-nic", "p", "9"]),
+            "invalid INDEX: 9 is out of range: 0 to 7"
+        );
+        assert_eq!(
+            message(&["resize", "p", "--net-pps", "10,burst=9"]),
+            "invalid --net-pps: 9 is below net_packets_per_sec 10; a burst holds at least \
+             one second of the rate"
+        );
+        // clap refuses what the option syntax does not take, naming the option.
+        for args in [
+            &["resize", "p", "--net-rate", "10MB"][..],
+            &["resize", "p", "--net-rate", "0"],
+            &["resize", "p", "--net-rate", "off,burst=1"],
+            &["resize", "p", "--net-pps", "1.5"],
+            &["create", "p", "--memory", "1", "--nic", "vlan=3"],
+            &["detach-nic", "p", "256"],
+            &["detach-nic", "p", "-1"],
+            &["detach-nic", "p"],
+            &["attach-nic"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+        let e = parse(&["resize", "p", "--net-rate", "10Mbit"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--net-rate") && e.contains("\"Mbit\" is not a unit taken here"),
+            "{e}"
+        );
+        // A bare --nic before NAME takes NAME for its value.
+        let e = parse(&["create", "--nic", "web", "--memory", "1"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("expected nothing (a derived MAC) or mac=MAC"),
+            "{e}"
         );
         // clap refuses what is not a number, and a missing --memory.
         assert!(parse(&["create", "p"]).is_err());
@@ -731,6 +1321,22 @@ mod tests {
              labels:  management\n\
              memory:  0.5 MiB used of 32 MiB (peak 0.5 MiB)\n\
              disk:    8 MiB at LBA 4096\n\
+             nics:    -\n\
+             agent    hello 0.1.0: running (task 1, 0.000 s cpu, 5 syscalls, 0 restarts, \
+             3 heartbeats, last 200 ms ago, cpu weight 50, cap 20%)"
+        );
+        assert_eq!(
+            format_partition(&with_nics()),
+            "mgmt (id 1): running\n\
+             tenant:  -\n\
+             labels:  management\n\
+             memory:  0.5 MiB used of 32 MiB (peak 0.5 MiB)\n\
+             disk:    8 MiB at LBA 4096\n\
+             nic 0    02:00:00:00:01:00 on mgmt/0, native VLAN: rx 10 frames (1.2 KiB), \
+             tx 12 frames (1.5 KiB), 0 drops, 0 queued, rate unlimited\n\
+             nic 3    02:00:00:00:01:03 on mgmt/3, VLAN 100 (tenant acme): rx 0 frames (0 B), \
+             tx 18446744073709551615 frames (16.0 EiB), 3 drops, 2 queued, \
+             rate 1 MiB/s (burst 2 MiB), 1000 frames/s\n\
              agent    hello 0.1.0: running (task 1, 0.000 s cpu, 5 syscalls, 0 restarts, \
              3 heartbeats, last 200 ms ago, cpu weight 50, cap 20%)"
         );
@@ -739,7 +1345,7 @@ mod tests {
         assert_eq!(
             format_answer(&show, bare.as_bytes()).unwrap(),
             "x (id 7): stopped\ntenant:  t\nlabels:  -\nmemory:  0 MiB used of 0 MiB (peak 0 MiB)\n\
-             disk:    none\nagents:  -"
+             disk:    none\nnics:    -\nagents:  -"
         );
         // An agent that is not running: no task figures; no cap; no heartbeat yet.
         let stopped = PARTITION
@@ -779,6 +1385,59 @@ mod tests {
         assert_eq!(
             line(&["detach-disk", "mgmt"]),
             "detached the data disk of mgmt"
+        );
+        let nics = with_nics_json();
+        let line = |args: &[&str]| format_answer(&command(args).unwrap(), nics.as_bytes()).unwrap();
+        assert_eq!(
+            line(&["create", "mgmt", "--memory", "32", "--nic", "--nic"]),
+            "created mgmt (running, 32 MiB, 1 agent, 2 NICs)"
+        );
+        assert_eq!(
+            line(&["attach-nic", "mgmt", "--mac", "02:00:00:00:01:03"]),
+            "attached NIC 3 to mgmt: 02:00:00:00:01:03 on mgmt/3, VLAN 100 (tenant acme)"
+        );
+        assert_eq!(
+            line(&["attach-nic", "mgmt", "--mac", "02:00:00:00:01:0A"]),
+            "attached a NIC to mgmt; its NICs: 02:00:00:00:01:00 on mgmt/0, native VLAN, \
+             02:00:00:00:01:03 on mgmt/3, VLAN 100 (tenant acme)"
+        );
+        assert_eq!(
+            line(&["attach-nic", "mgmt"]),
+            line(&["attach-nic", "mgmt", "--mac", "02:00:00:00:01:0a"])
+        );
+        assert_eq!(
+            line(&["detach-nic", "mgmt", "1"]),
+            "detached NIC 1 of mgmt (2 NICs left)"
+        );
+        assert_eq!(
+            line(&["resize", "mgmt", "--net-rate", "1MiB"]),
+            "resized mgmt: memory quota 32 MiB, cpu weight 50, cap 20%, net unlimited"
+        );
+        assert_eq!(
+            line(&["resize", "mgmt", "--cap", "20"]),
+            "resized mgmt: memory quota 32 MiB, cpu weight 50, cap 20%"
+        );
+        assert_eq!(
+            format_rate(with_nics().nics[1].rate.as_ref()),
+            "1 MiB/s (burst 2 MiB), 1000 frames/s"
+        );
+        let mut one = with_nics();
+        one.nics.truncate(1);
+        assert_eq!(
+            format_answer(
+                &command(&["detach-nic", "mgmt", "3"]).unwrap(),
+                one.to_json().as_bytes()
+            )
+            .unwrap(),
+            "detached NIC 3 of mgmt (1 NIC left)"
+        );
+        assert_eq!(
+            format_answer(
+                &command(&["attach-nic", "mgmt"]).unwrap(),
+                PARTITION.as_bytes()
+            )
+            .unwrap(),
+            "attached a NIC to mgmt; its NICs: -"
         );
         let gone = br#"{"terminated":"mgmt","frames_returned":2048}"#;
         assert_eq!(
