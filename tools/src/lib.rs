@@ -18,6 +18,7 @@ pub mod image;
 pub mod lab;
 pub mod linux_guest;
 pub mod machine;
+pub mod net;
 pub mod part;
 pub mod policy;
 pub mod profile;

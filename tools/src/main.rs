@@ -40,6 +40,9 @@ enum Cmd {
     /// Exit status: 0 on success, 1 when the runtime refuses the request (its message is
     /// printed), 2 on bad arguments or when the API cannot be reached.
     Part(plinth::part::PartArgs),
+    /// The network bridge of a running runtime (`GET /api/v1/network`): VLANs, ports,
+    /// MAC table, VLAN pools.
+    Net(cli::net::NetArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -83,6 +86,7 @@ fn dispatch(cli: Cli) -> Result<ProcessExit> {
         Cmd::Run(args) => cli::run::run(args),
         Cmd::Status(args) => cli::status::run(&args),
         Cmd::Part(args) => cli::part::run(&args),
+        Cmd::Net(args) => cli::net::run(&args),
         Cmd::Bench { which } => cli::bench::run(which),
         Cmd::Agent { which } => cli::agent::run(which),
         Cmd::Key { which } => cli::key::run(which),

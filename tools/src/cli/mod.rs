@@ -7,6 +7,7 @@
 //! | [`run`]    | `plinth run` |
 //! | [`status`] | `plinth status` |
 //! | [`part`]   | `plinth part …` (arguments and answers in `plinth::part`) |
+//! | [`net`]    | `plinth net show` (the tables in `plinth::net`) |
 //! | [`bench`]  | `plinth bench boot/blk/idle/net/image/syscall/density` |
 //! | [`agent`]  | `plinth agent build/pack/inspect/verify` |
 //! | [`key`]    | `plinth key gen` |
@@ -23,6 +24,7 @@ pub mod agent;
 pub mod bench;
 pub mod image;
 pub mod key;
+pub mod net;
 pub mod part;
 pub mod policy;
 pub mod run;
