@@ -294,7 +294,7 @@ fn bench_commands_report_figures_and_their_qemu_command_line() {
     let image = bench_json(&["bench", "image", "-n", "2"]);
     assert_eq!(image["build_ms"].as_array().unwrap().len(), 2, "{image}");
     assert!(image["median_build_ms"].as_f64().unwrap() > 0.0, "{image}");
-    assert_eq!(image["agents"], 4, "{image}");
+    assert_eq!(image["agents"], 5, "{image}"); // hello, scrubber, spinner, hostile, echo
 }
 
 fn plinth(args: &[&str]) -> (Option<i32>, String, String) {

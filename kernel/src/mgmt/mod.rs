@@ -28,6 +28,7 @@ use smoltcp::wire::IpAddress;
 use crate::net;
 
 mod conn;
+mod network;
 mod partitions;
 mod routes;
 

@@ -12,15 +12,19 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use plinth_control::views::{
-    self, AgentState, AgentView, CpuView, DiskView, EventList, EventView, MemoryView,
-    PartitionList, PartitionView, Terminated, View,
+    self, AgentState, AgentView, CpuView, DiskView, EventList, EventView, MemoryView, NetRateView,
+    NicView, PartitionList, PartitionView, Terminated, View,
 };
 use plinth_control::{Command, ControlError};
 use plinth_http::Response;
 
 use crate::clock;
+use crate::net::switch;
+use crate::partition::control::CommandError;
 use crate::partition::events::Event;
+use crate::partition::model::PartNic;
 use crate::partition::model::PartitionState;
+use crate::partition::nics::format_mac;
 use crate::partition::{AgentSlot, AgentStatus, EventKind, Partition, RUNTIME, Runtime};
 
 /// A partition as the API shows it; `now` (ns since kernel entry) dates heartbeats.
@@ -51,8 +55,36 @@ fn partition(p: &Partition, rt: &Runtime, now: u64) -> PartitionView {
             sectors: d.sectors,
         }),
         agents: p.agents.iter().map(|a| agent(a, rt, now)).collect(),
-        // TODO(issue 16): lead wires this (the partition's NICs and their counters).
-        nics: Vec::new(),
+        nics: p.nics.iter().map(|n| nic(p, n)).collect(),
+    }
+}
+
+/// A partition NIC as the API shows it: counted from the partition's side (what it
+/// received is what its bridge port handed out).
+fn nic(p: &Partition, n: &PartNic) -> NicView {
+    let counters = switch::inspect(|b| b.port(n.port).map(|(_, c)| c.clone())).flatten();
+    let c = counters.unwrap_or_default();
+    let l = p.net_limits;
+    NicView {
+        index: n.index,
+        mac: format_mac(&n.mac),
+        port: format!("{}/{}", p.name, n.index),
+        vlan: (n.vlan != plinth_bridge::NATIVE).then_some(n.vlan),
+        tenant: (n.vlan != plinth_bridge::NATIVE)
+            .then(|| p.tenant.clone())
+            .flatten(),
+        rx_frames: c.tx_frames,
+        rx_bytes: c.tx_bytes,
+        tx_frames: c.rx_frames,
+        tx_bytes: c.rx_bytes,
+        drops: c.drops.iter().sum(),
+        queued: u32::try_from(switch::held(n.port)).unwrap_or(u32::MAX),
+        rate: (l.bytes.is_some() || l.packets.is_some()).then_some(NetRateView {
+            bytes_per_sec: l.bytes.map(|b| b.0),
+            bytes_burst: l.bytes.map(|b| b.1),
+            packets_per_sec: l.packets.map(|b| b.0),
+            packets_burst: l.packets.map(|b| b.1),
+        }),
     }
 }
 
@@ -125,13 +157,15 @@ pub fn command(method: &str, path: &str, body: &[u8]) -> Response {
     let result = match cmd {
         Command::List => Ok((200, list(rt))),
         Command::Get { name } => rt.find(&name).map(|pi| (200, one(rt, pi))),
-        // TODO(issue 16): lead wires this. Refused until then, so that no answer says a
-        // NIC or a rate limit is there when it is not.
-        Command::Create(c) if !c.nics.is_empty() => return not_yet("partition NICs"),
-        Command::Resize { resize, .. } if resize.has_network() => {
-            return not_yet("network rate limits");
-        }
-        Command::AttachNic { .. } | Command::DetachNic { .. } => return not_yet("partition NICs"),
+        Command::AttachNic { name, nic } => rt.find(&name).and_then(|pi| {
+            let mac = nic
+                .parsed_mac()
+                .map_err(|e| CommandError::Unknown(format!("{e}")))?;
+            rt.add_nic(pi, mac).map(|_| (200, one(rt, pi)))
+        }),
+        Command::DetachNic { name, index } => rt
+            .find(&name)
+            .and_then(|pi| rt.remove_nic(pi, index).map(|()| (200, one(rt, pi)))),
         Command::Create(c) => rt.create(&c).map(|pi| (201, one(rt, pi))),
         Command::Act { name, action } => rt.find(&name).map(|pi| {
             rt.act(pi, action);
@@ -159,11 +193,6 @@ pub fn command(method: &str, path: &str, body: &[u8]) -> Response {
         Ok((status, body)) => Response::json(status, body),
         Err(e) => Response::error(e.status(), &e.message()),
     }
-}
-
-/// 501 for a part of the command set the runtime does not apply yet.
-fn not_yet(what: &str) -> Response {
-    Response::error(501, &format!("{what} are not implemented yet"))
 }
 
 /// `GET /api/v1/events?since=N`: the events after `since`, oldest first. The table's

@@ -1,7 +1,7 @@
 //! The management API's URL space: routes each request to the runtime's answer.
 //!
 //! Owns the paths (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`,
-//! `/api/v1/events`, `/metrics`, and `/api/v1/partitions…` through `partitions`) and the
+//! `/api/v1/events`, `/api/v1/network` (through `network`), `/metrics`, and `/api/v1/partitions…` through `partitions`) and the
 //! documents they return: health and status as `plinth_control::views` filled from the
 //! runtime's state (the mapping of its names to the views' is here), the catalog as
 //! `plinth-catalog` wrote it, metrics as Prometheus text; error bodies are
@@ -32,7 +32,12 @@ pub fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Respon
     }
     let known = matches!(
         path,
-        "/api/v1/health" | "/api/v1/status" | "/api/v1/catalog" | "/metrics" | "/api/v1/events"
+        "/api/v1/health"
+            | "/api/v1/status"
+            | "/api/v1/catalog"
+            | "/metrics"
+            | "/api/v1/events"
+            | "/api/v1/network"
     );
     if !known {
         return Response::error(404, "no such resource");
@@ -45,6 +50,7 @@ pub fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Respon
         "/api/v1/status" => Response::json(200, status(ctx, nic).to_json()),
         "/api/v1/catalog" => catalog_response(),
         "/api/v1/events" => events_response(req.query()),
+        "/api/v1/network" => Response::json(200, super::network::view().to_json()),
         _ => Response::text(
             200,
             "text/plain; version=0.0.4; charset=utf-8",

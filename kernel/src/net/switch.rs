@@ -91,16 +91,14 @@ struct Uplink {
     nic: Nic,
     port: PortId,
     name: String,
-    location: String,
 }
 
 /// What is reported of the uplink NIC.
 #[derive(Clone, Debug)]
 pub struct UplinkInfo {
     pub name: String,
-    pub location: String,
     pub mac: Mac,
-    pub counters: NicCounters,
+    /// The tenant VLANs it carries tagged.
     pub allowed: Vec<u16>,
 }
 
@@ -154,7 +152,6 @@ pub fn install(uplink: Option<NetDevice>) -> Option<Mac> {
                 nic: dev.nic,
                 port,
                 name: dev.name,
-                location: dev.location,
             };
             (Some(uplink), Some(mgmt), Some(mac))
         }
@@ -355,9 +352,7 @@ pub fn uplink_info() -> Option<UplinkInfo> {
             .unwrap_or_default();
         s.uplink.as_ref().map(|u| UplinkInfo {
             name: u.name.clone(),
-            location: u.location.clone(),
             mac: u.nic.mac(),
-            counters: u.nic.counters,
             allowed,
         })
     })
@@ -492,6 +487,11 @@ pub fn ready(port: PortId) -> (bool, bool) {
 /// Frames partition NIC `port` holds back to send.
 pub fn held(port: PortId) -> usize {
     with(|s| s.queues.get(&port).map_or(0, |q| q.tx.len())).unwrap_or(0)
+}
+
+/// The uplink's and the management stack's ports, to name ports' kinds.
+pub fn roles() -> (Option<PortId>, Option<PortId>) {
+    with(|s| (s.uplink.as_ref().map(|u| u.port), s.mgmt)).unwrap_or((None, None))
 }
 
 /// Runs `f` on the bridge, to report it.

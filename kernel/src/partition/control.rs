@@ -14,7 +14,7 @@ use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
 use super::lifecycle::{Ending, net_limits_for, restart_for, share_for};
-use super::model::{AgentSlot, AgentStatus, DataDisk, Partition, PartitionState};
+use super::model::{AgentSlot, AgentStatus, DataDisk, NetLimits, Partition, PartitionState};
 use super::{CAP_PERIOD_NS, MIB, Runtime};
 use crate::memory;
 
@@ -123,8 +123,12 @@ impl Runtime {
                 Self::partition_share(c.cpu_weight, c.cpu_cap_percent, base),
             ));
         }
-        // TODO(issue 16): from the create body's NICs once the command set has them.
-        let nics: Vec<Option<plinth_bridge::Mac>> = Vec::new();
+        let nics = c
+            .nics
+            .iter()
+            .map(|n| n.parsed_mac())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CommandError::Unknown(format!("{e}")))?;
         let quota = c.memory_mib.saturating_mul(MIB);
         self.admit(quota / PAGE)?;
         let id = self.next_partition;
@@ -236,7 +240,8 @@ impl Runtime {
         before
     }
 
-    /// `POST …/resize`: memory quota (never below what is in use) and CPU share.
+    /// `POST …/resize`: memory quota (never below what is in use), CPU share and network
+    /// limits (each NIC's buckets, changed at once).
     pub fn resize(&mut self, pi: usize, r: &Resize) -> Result<(), CommandError> {
         if let Some(mib) = r.memory_mib {
             let quota = mib.saturating_mul(MIB);
@@ -261,6 +266,22 @@ impl Runtime {
                     let _ = self.sched.set_share(id, slot.share, now);
                 }
             }
+        }
+        if r.has_network() {
+            // A rate of 0 lifts the limit; a rate alone has a one-second burst; a field
+            // not given keeps its current value.
+            let bucket = |rate: Option<u64>, burst: Option<u64>, old: Option<(u64, u64)>| match rate
+            {
+                Some(0) => None,
+                Some(rate) => Some((rate, burst.unwrap_or(rate))),
+                None => old,
+            };
+            let old = self.partitions[pi].net_limits;
+            let limits = NetLimits {
+                bytes: bucket(r.net_bytes_per_sec, r.net_bytes_burst, old.bytes),
+                packets: bucket(r.net_packets_per_sec, r.net_packets_burst, old.packets),
+            };
+            self.set_net_limits(pi, limits);
         }
         Ok(())
     }
