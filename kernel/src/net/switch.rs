@@ -112,6 +112,8 @@ pub struct Switch {
     free: Vec<Vec<u8>>,
     /// Frames were handed to the uplink since its doorbell last rang.
     ring_pending: bool,
+    /// Which held-back port goes first in the next drain.
+    drain_turn: usize,
 }
 
 static SWITCH: Mutex<Option<Switch>> = Mutex::new(None);
@@ -165,6 +167,7 @@ pub fn install(uplink: Option<NetDevice>) -> Option<Mac> {
         targets: Vec::new(),
         free: Vec::new(),
         ring_pending: false,
+        drain_turn: 0,
     });
     mac
 }
@@ -226,32 +229,45 @@ impl Switch {
         self.uplink.as_mut().is_none_or(|u| u.nic.can_send())
     }
 
-    /// Sends what partition NICs held back, as their buckets allow.
+    /// Sends what partition NICs held back, as their buckets allow: one frame per port
+    /// per round, starting one port further each time, so no NIC can keep the uplink's
+    /// ring to itself.
     fn drain_held(&mut self, now_ns: u64) {
         let ms = now_ns / 1_000_000;
-        let ports: Vec<PortId> = self
+        let mut ports: Vec<PortId> = self
             .queues
             .iter()
             .filter(|(_, q)| !q.tx.is_empty())
             .map(|(p, _)| *p)
             .collect();
-        for port in ports {
-            loop {
+        if ports.is_empty() {
+            return;
+        }
+        self.drain_turn = self.drain_turn.wrapping_add(1);
+        let turn = self.drain_turn % ports.len();
+        ports.rotate_left(turn);
+        loop {
+            let mut sent = false;
+            for &port in &ports {
                 if !self.uplink_has_room() {
                     return;
                 }
                 let Some(q) = self.queues.get_mut(&port) else {
-                    break;
+                    continue;
                 };
                 let Some(len) = q.tx.front().map(Vec::len) else {
-                    break;
+                    continue;
                 };
                 if q.tx_limit.try_take(len as u64, now_ns).is_err() {
-                    break;
+                    continue;
                 }
-                let Some(frame) = q.tx.pop_front() else { break };
+                let Some(frame) = q.tx.pop_front() else { continue };
                 self.forward(port, &frame, ms);
                 self.recycle(frame);
+                sent = true;
+            }
+            if !sent {
+                return;
             }
         }
     }
