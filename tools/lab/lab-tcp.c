@@ -12,21 +12,26 @@
  *       close (it has read everything) and prints `lab-tcp: sent=BYTES ns=NS` (from
  *       before connect() to the receiver's close).
  *
- * Times are CLOCK_MONOTONIC. Errors print `lab-tcp: error: ...` and exit 1.
+ * Times are CLOCK_MONOTONIC. Errors print `lab-tcp: error: ...` and exit 1. The
+ * clients (send, fetch) give up when a connect, read or write makes no progress for
+ * STALL_SECONDS, so a stalled peer ends in an error and the console stays usable.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CHUNK (64 * 1024)
+#define STALL_SECONDS 30
 
 static char buf[CHUNK];
 
@@ -39,6 +44,17 @@ static int64_t now_ns(void) {
 static int fail(const char *what) {
     printf("lab-tcp: error: %s: %s\n", what, strerror(errno));
     return 1;
+}
+
+/* A client socket whose connect, reads and writes fail after STALL_SECONDS idle. */
+static int client_socket(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0)
+        return s;
+    struct timeval t = {.tv_sec = STALL_SECONDS};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
+    return s;
 }
 
 static int recv_mode(int port) {
@@ -84,7 +100,7 @@ static int send_mode(const char *ip, int port, long long bytes) {
         printf("lab-tcp: error: bad address %s\n", ip);
         return 1;
     }
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int s = client_socket();
     if (s < 0)
         return fail("socket");
     int64_t t0 = now_ns();
@@ -118,6 +134,73 @@ static int send_mode(const char *ip, int port, long long bytes) {
     return 0;
 }
 
+static int fetch_mode(const char *ip, int port, long long bytes) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) {
+        printf("lab-tcp: error: bad address %s\n", ip);
+        return 1;
+    }
+    int s = client_socket();
+    if (s < 0)
+        return fail("socket");
+    int64_t t0 = now_ns();
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0)
+        return fail("connect");
+    long long got = 0;
+    while (got < bytes) {
+        size_t want = bytes - got < CHUNK ? (size_t)(bytes - got) : CHUNK;
+        ssize_t n = read(s, buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail("read");
+        if (n == 0) {
+            printf("lab-tcp: error: the server closed after %lld of %lld bytes\n", got, bytes);
+            return 1;
+        }
+        got += n;
+    }
+    int64_t t1 = now_ns();
+    close(s);
+    printf("lab-tcp: fetched=%lld ns=%lld\n", got, (long long)(t1 - t0));
+    return 0;
+}
+
+static int source_mode(int port) {
+    /* The client's close ends the stream: a write error, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0)
+        return fail("socket");
+    int on = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (bind(l, (struct sockaddr *)&a, sizeof a) != 0)
+        return fail("bind");
+    if (listen(l, 1) != 0)
+        return fail("listen");
+    printf("lab-tcp: listening %d\n", port);
+    fflush(stdout);
+    int c = accept(l, NULL, NULL);
+    if (c < 0)
+        return fail("accept");
+    close(l);
+    int64_t t0 = now_ns();
+    long long total = 0;
+    for (;;) {
+        ssize_t n = write(c, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        total += n;
+    }
+    int64_t t1 = now_ns();
+    close(c);
+    printf("lab-tcp: sourced=%lld ns=%lld\n", total, (long long)(t1 - t0));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "recv") == 0)
         return recv_mode(atoi(argv[2]));
@@ -129,6 +212,17 @@ int main(int argc, char **argv) {
         }
         return send_mode(argv[2], atoi(argv[3]), bytes);
     }
-    printf("lab-tcp: error: usage: lab-tcp recv PORT | lab-tcp send IP PORT BYTES\n");
+    if (argc == 5 && strcmp(argv[1], "fetch") == 0) {
+        long long bytes = strtoll(argv[4], NULL, 10);
+        if (bytes <= 0) {
+            printf("lab-tcp: error: BYTES must be positive\n");
+            return 1;
+        }
+        return fetch_mode(argv[2], atoi(argv[3]), bytes);
+    }
+    if (argc == 3 && strcmp(argv[1], "source") == 0)
+        return source_mode(atoi(argv[2]));
+    printf("lab-tcp: error: usage: lab-tcp recv PORT | lab-tcp send IP PORT BYTES | "
+           "lab-tcp fetch IP PORT BYTES | lab-tcp source PORT\n");
     return 1;
 }

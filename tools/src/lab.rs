@@ -27,7 +27,10 @@ use crate::profile::ProfileError;
 use crate::setup::SetupError;
 
 pub use capture::{Capture, Direction, Frame};
-pub use peer::{Link, LinuxPeer, PeerConfig, Ran, TcpRun, VlanIf, tcp_throughput};
+pub use peer::{
+    Link, LinuxPeer, PeerConfig, Ran, TcpRun, Transfer, VlanIf, start_tcp_source, tcp_fetch,
+    tcp_send, tcp_source_result, tcp_throughput,
+};
 
 /// The bridge inside every lab's namespace (names are per namespace, so every lab has
 /// the same).

@@ -6,7 +6,9 @@
 //! Owns: the peer's initramfs (modules, the `lab-tcp` program from `tools/lab/`), its
 //! interface set-up, the console protocol (each command's output between two
 //! sentinel lines that carry a per-command number and its exit status), the DHCP server
-//! and client helpers and the TCP throughput primitive ([`tcp_throughput`]).
+//! and client helpers and the TCP throughput primitives ([`tcp_throughput`] between two
+//! peers; [`tcp_send`] and [`tcp_fetch`] against any server, [`start_tcp_source`] as
+//! one).
 //!
 //! Must not: interpret what a command printed beyond those helpers (callers parse their
 //! own commands' output), or run on a profile whose NIC is not virtio-net PCI (Debian's
@@ -463,6 +465,98 @@ pub fn tcp_throughput(
     })
 }
 
+/// One transfer timed by one end ([`tcp_send`], [`tcp_fetch`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transfer {
+    pub bytes: u64,
+    /// Time by the peer's monotonic clock: see the function that made it.
+    pub elapsed: Duration,
+    /// The command seen from the host: typing it to its end line (adds console round
+    /// trips; a check on the guest's clock).
+    pub host_elapsed: Duration,
+}
+
+impl Transfer {
+    /// MiB per second by the peer's clock.
+    pub fn mib_per_s(&self) -> f64 {
+        self.bytes as f64 / (1024.0 * 1024.0) / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs one `lab-tcp` client command on `peer`; its `KEY=BYTES ns=NS` figures, checked
+/// against `bytes`.
+fn lab_tcp_client(
+    peer: &mut LinuxPeer,
+    command: &str,
+    key: &str,
+    bytes: u64,
+) -> Result<Transfer, LabError> {
+    let started = Instant::now();
+    let ran = peer.run_timeout(command, Duration::from_secs(600))?;
+    let host_elapsed = started.elapsed();
+    match parse_tcp(&ran.output, key) {
+        Some((n, ns)) if n == bytes && ns > 0 => Ok(Transfer {
+            bytes,
+            elapsed: Duration::from_nanos(ns),
+            host_elapsed,
+        }),
+        _ => Err(peer.fail(format!("`{command}` failed:\n{}", ran.output))),
+    }
+}
+
+/// `bytes` of zeros from `sender` to a TCP server at `ip:port` that reads to the end and
+/// closes (a discard service, `lab-tcp recv`), in 64 KiB `write()`s (`lab-tcp send`).
+/// `elapsed` is the sender's time from before `connect()` until the server had read
+/// the last byte and closed: what [`tcp_throughput`] measures, to any server.
+pub fn tcp_send(
+    sender: &mut LinuxPeer,
+    ip: &str,
+    port: u16,
+    bytes: u64,
+) -> Result<Transfer, LabError> {
+    let command = format!("lab-tcp send {ip} {port} {bytes}");
+    lab_tcp_client(sender, &command, "sent", bytes)
+}
+
+/// `receiver` reads `bytes` from a TCP server at `ip:port` that sends as long as the
+/// connection is open (a chargen service, [`start_tcp_source`]), in 64 KiB `read()`s,
+/// then closes (`lab-tcp fetch`). `elapsed` is the receiver's time from before
+/// `connect()` to the last byte read.
+pub fn tcp_fetch(
+    receiver: &mut LinuxPeer,
+    ip: &str,
+    port: u16,
+    bytes: u64,
+) -> Result<Transfer, LabError> {
+    let command = format!("lab-tcp fetch {ip} {port} {bytes}");
+    lab_tcp_client(receiver, &command, "fetched", bytes)
+}
+
+/// Starts `lab-tcp source PORT` on `server` in the background: it accepts one
+/// connection and writes zeros until the client closes it ([`tcp_fetch`]'s server on a
+/// Linux peer). Returns once it listens; [`tcp_source_result`] reads what it did.
+pub fn start_tcp_source(server: &mut LinuxPeer, port: u16) -> Result<(), LabError> {
+    server.run_ok(&format!(
+        "rm -f /tmp/lab-tcp.src; lab-tcp source {port} >/tmp/lab-tcp.src 2>&1 & i=0; \
+         until grep -q listening /tmp/lab-tcp.src; do i=$((i+1)); \
+         [ $i -lt 250 ] || {{ cat /tmp/lab-tcp.src; exit 1; }}; usleep 20000; done"
+    ))?;
+    Ok(())
+}
+
+/// What the source [`start_tcp_source`] started wrote before its client closed, and in
+/// how long (accept to the failed write), once it has ended.
+pub fn tcp_source_result(server: &mut LinuxPeer) -> Result<(u64, Duration), LabError> {
+    let ran = server.run(
+        "i=0; until grep -q -e sourced= -e error /tmp/lab-tcp.src; do i=$((i+1)); \
+         [ $i -lt 250 ] || break; usleep 20000; done; cat /tmp/lab-tcp.src",
+    )?;
+    match parse_tcp(&ran.output, "sourced") {
+        Some((bytes, ns)) => Ok((bytes, Duration::from_nanos(ns))),
+        None => Err(server.fail(format!("lab-tcp source failed:\n{}", ran.output))),
+    }
+}
+
 /// `lab-tcp: KEY=BYTES ns=NS` → (BYTES, NS).
 fn parse_tcp(output: &str, key: &str) -> Option<(u64, u64)> {
     output.lines().find_map(|l| {
@@ -526,6 +620,21 @@ mod tests {
         );
         assert_eq!(parse_tcp("lab-tcp: error: connect: refused", "sent"), None);
         assert_eq!(parse_tcp("lab-tcp: sent=1", "sent"), None);
+        assert_eq!(
+            parse_tcp("lab-tcp: fetched=1048576 ns=5000", "fetched"),
+            Some((1048576, 5000))
+        );
+        assert_eq!(
+            parse_tcp("lab-tcp: listening 19\nlab-tcp: sourced=7 ns=9", "sourced"),
+            Some((7, 9))
+        );
+        assert_eq!(
+            parse_tcp(
+                "lab-tcp: error: the server closed after 5 of 9 bytes",
+                "fetched"
+            ),
+            None
+        );
         assert_eq!(VlanIf::new(100, "10.1.0.1/24").ip(), "10.1.0.1");
         assert_eq!(VlanIf::new(100, "10.1.0.1/24").ifname(), "eth0.100");
     }
