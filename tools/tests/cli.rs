@@ -526,3 +526,57 @@ fn partition_benchmarks_report_their_figures() {
         "{d}"
     );
 }
+
+#[test]
+fn bridge_benchmark_reports_forwarding_and_tcp_beside_linux() {
+    ready(&machine());
+    // Small sizes: the command end to end (lab, appliance, both guests), not speed.
+    let b = bench_json(&[
+        "bench",
+        "bridge",
+        "-n",
+        "1",
+        "--frames",
+        "20000",
+        "--host-frames",
+        "20000",
+        "--tcp-mib",
+        "2",
+    ]);
+    let positive = |key: &str| b[key].as_f64().is_some_and(|v| v > 0.0);
+    for key in [
+        "forward_64b_fps",
+        "forward_1500b_fps",
+        "per_frame_us",
+        "host_forward_64b_fps",
+        "host_forward_1500b_fps",
+        "tcp_peer_to_partition_mib_s",
+        "tcp_partition_to_peer_mib_s",
+        "tcp_peer_to_linux_mib_s",
+        "tcp_linux_to_peer_mib_s",
+        "tcp_peer_to_partition_over_linux",
+        "tcp_partition_to_peer_over_linux",
+    ] {
+        assert!(positive(key), "{key}: {b}");
+    }
+    // per_frame_us is the 1500-byte figure, and frames/s its inverse.
+    let us = b["per_frame_us"].as_f64().unwrap();
+    let fps = b["forward_1500b_fps"].as_f64().unwrap();
+    assert!((us * fps / 1e6 - 1.0).abs() < 1e-9, "{b}");
+    assert_eq!(b["tcp_errors"], serde_json::json!([]), "{b}");
+    // The partition and the Linux guest ran on the same machine line but for what
+    // boots them and the runtime's appliance disk.
+    let args = |side: &str| -> Vec<String> {
+        serde_json::from_value(b["tcp"][side]["qemu_args"].clone()).unwrap()
+    };
+    let machine_part = |a: Vec<String>| -> Vec<String> {
+        a.into_iter()
+            .take_while(|x| x != "-kernel")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        machine_part(args("plinth")),
+        machine_part(args("linux")),
+        "{b}"
+    );
+}

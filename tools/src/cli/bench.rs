@@ -1,10 +1,10 @@
-//! `plinth bench`: the benchmarks (boot, blk, idle, net, image, syscall, density).
+//! `plinth bench`: the benchmarks (boot, blk, idle, net, image, syscall, density, bridge).
 //!
 //! Owns their arguments and the checks on them, the progress lines on stderr (none
 //! with `--json`), booting the machine `bench net` talks to, and printing each report
 //! as text or JSON. The measurements are in `plinth::bench`, `plinth::bench_net`,
-//! `plinth::bench_part` and `plinth::image`; this module must not time anything or
-//! parse what the runtime prints.
+//! `plinth::bench_part`, `plinth::bench_bridge` and `plinth::image`; this module must not
+//! time anything or parse what the runtime prints.
 
 use std::process::ExitCode as ProcessExit;
 use std::time::Duration;
@@ -101,6 +101,42 @@ pub enum BenchCmd {
         /// Builds.
         #[arg(short = 'n', long, default_value_t = 5)]
         runs: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The switch: frames/s through the bridge inside the runtime and on the host, and
+    /// TCP over VLAN 100 between a Linux peer and a partition, beside a Linux guest.
+    ///
+    /// Each run boots the runtime bare and types `bench bridge FRAMES` (a partition's
+    /// access port to the uplink trunk, tag pushed, timed by the runtime), and times the
+    /// same work with plinth-bridge in this process. Then (unless --no-tcp) each run
+    /// boots, in a VLAN lab, an appliance whose partition runs the echo agent on VLAN
+    /// 100, and (unless --no-linux) a Linux guest with eth0.100 in its place on the same
+    /// QEMU command line; a Linux 802.1Q peer sends to each and reads from each. Needs
+    /// root (network namespace, taps); the Linux guest is fetched once into
+    /// target/linux-guest/.
+    Bridge {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Frames of each size per in-guest run.
+        #[arg(long, default_value_t = 200_000)]
+        frames: u64,
+        /// Frames of each size per host batch (5 batches per run).
+        #[arg(long, default_value_t = 1_000_000)]
+        host_frames: u64,
+        /// MiB per TCP transfer, each way.
+        #[arg(long, default_value_t = 32)]
+        tcp_mib: u64,
+        /// Runs.
+        #[arg(short = 'n', long, default_value_t = 3)]
+        runs: usize,
+        /// Skip the TCP part (no lab, no root needed).
+        #[arg(long)]
+        no_tcp: bool,
+        /// Skip the Linux guest beside the partition in the TCP part.
+        #[arg(long)]
+        no_linux: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -266,6 +302,55 @@ pub fn run(which: BenchCmd) -> Result<ProcessExit> {
             connections,
             json,
         } => return net(machine, addr, mib, runs, health_secs, connections, json),
+        BenchCmd::Bridge {
+            machine,
+            frames,
+            host_frames,
+            tcp_mib,
+            runs,
+            no_tcp,
+            no_linux,
+            json,
+        } => {
+            if runs == 0 || tcp_mib == 0 || host_frames == 0 {
+                bail!("--runs, --tcp-mib and --host-frames must be at least 1");
+            }
+            if !(1..=10_000_000).contains(&frames) {
+                bail!("--frames must be within 1..=10000000 (the runtime's limit)");
+            }
+            let (profile, opts) = prepare(&machine)?;
+            if !no_tcp && profile.tap_nic_args.is_empty() {
+                bail!(
+                    "profile {} cannot attach a NIC to a tap device (the TCP part needs one): use --no-tcp",
+                    profile.name
+                );
+            }
+            let o = plinth::bench_bridge::BridgeOptions {
+                runs,
+                frames,
+                host_frames,
+                tcp_bytes: tcp_mib
+                    .checked_mul(1 << 20)
+                    .context("--tcp-mib is too large")?,
+                tcp: !no_tcp,
+                linux: !no_linux,
+                profile: machine.profile.clone(),
+                ..Default::default()
+            };
+            let report = plinth::bench_bridge::run(&profile, &opts, &o, |line| {
+                if !json {
+                    eprintln!("{line}");
+                }
+            })?;
+            print_report(&report, json)?;
+            if !report.tcp_errors.is_empty() {
+                eprintln!(
+                    "bench bridge: the TCP part failed ({} error(s), in the report)",
+                    report.tcp_errors.len()
+                );
+                return Ok(ProcessExit::FAILURE);
+            }
+        }
     }
     Ok(ProcessExit::SUCCESS)
 }
