@@ -105,8 +105,12 @@ fn run() -> i32 {
             return 2;
         }
     };
+    // 128 KiB each way: a window that keeps a bulk transfer (discard, chargen) moving
+    // across the round trip instead of waiting for every 16 KiB to be acknowledged.
+    // Buffers are taken as sockets are first used.
     let limits = Limits {
         tcp_sockets: 24,
+        tcp_buffer: 128 * 1024,
         ..Limits::default()
     };
     let mut net = match Net::up_with(addressing, limits) {
