@@ -13,6 +13,15 @@
 //!   (`{"agent":"echo","mac":"02:…","ip":"10.1.1.5/24",…,"rx_frames":N,…}`) and closes;
 //!   another path is 404, another method 405, anything that is not a request line 400.
 //!
+//! and on UDP port 7, echo: each datagram goes back to its sender; one that starts with
+//! `probe ` is logged (`echo: udp echo to 10.1.1.11:1007: probe from 02:…`).
+//!
+//! With `probe` in its config it is also a client, to check that a peer is reachable:
+//! from UDP port 1007 it sends `probe from <its MAC>` to that address every 500 ms until
+//! the same bytes come back, and logs `echo: probe 10.1.1.12:7 ok after N ms`, or
+//! `echo: probe 10.1.1.12:7 failed: no answer in N ms` once `probe_timeout_ms` has passed
+//! since its address came up.
+//!
 //! Bad input and vanishing clients end their connection, never the agent. Config (every
 //! line optional):
 //!
@@ -22,6 +31,8 @@
 //! address = "10.1.1.0/24 host=mac"  # static, host part = last MAC octet, so partitions
 //!                                   # running this container on one subnet differ
 //! gateway = "10.1.1.1"              # static addresses only
+//! probe = "10.1.1.12:7"             # a UDP echo to reach (another echo agent)
+//! probe_timeout_ms = 20000          # the default
 //! ```
 //!
 //! As a Linux process (`cargo run -p hostshim --example echo`) it serves on 127.0.0.1
@@ -31,11 +42,12 @@
 
 extern crate alloc;
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
-use hostshim::net::{Addressing, Cidr, Limits, Listener, Net, NetError, Stream};
+use hostshim::net::{Addressing, Cidr, Limits, Listener, Net, NetError, SocketAddrV4, Stream, Udp};
 use hostshim::{config, logf};
 
 hostshim::entry!(run);
@@ -57,6 +69,13 @@ const HEARTBEAT_NS: u64 = 1_000_000_000;
 /// An HTTP request must be complete within this long, and this many bytes.
 const HTTP_TIMEOUT_NS: u64 = 10_000_000_000;
 const HTTP_MAX_REQUEST: usize = 2048;
+/// UDP echo's port.
+const UDP_ECHO_PORT: u16 = 7;
+/// The port the probe sends from (fixed: `hostshim::net` has no ephemeral UDP ports).
+const PROBE_PORT: u16 = 1007;
+/// How often the probe sends until it is answered, and how long it tries by default.
+const PROBE_EVERY_NS: u64 = 500_000_000;
+const PROBE_TIMEOUT_MS: u64 = 20_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Service {
@@ -87,6 +106,19 @@ struct Conn {
 struct Counters {
     started_ns: u64,
     accepted: u64,
+    udp_echoed: u64,
+}
+
+/// The client side (`probe` in the config): a UDP echo to reach.
+struct Probe {
+    to: SocketAddrV4,
+    timeout_ns: u64,
+    udp: Udp,
+    /// When the interface had its address (the clock starts then), and the last send.
+    since_ns: Option<u64>,
+    sent_ns: u64,
+    payload: String,
+    done: bool,
 }
 
 fn run() -> i32 {
@@ -120,6 +152,15 @@ fn run() -> i32 {
             return 2;
         }
     };
+    let probe = match config::value(text, "probe").map(str::parse::<SocketAddrV4>) {
+        None => None,
+        Some(Ok(to)) => Some(to),
+        Some(Err(_)) => {
+            logf!("echo: {CONFIG}: probe must be ADDRESS:PORT");
+            return 2;
+        }
+    };
+    let timeout_ms = config::number(text, "probe_timeout_ms").unwrap_or(PROBE_TIMEOUT_MS);
     let mut listeners: Vec<(Listener, Service)> = Vec::new();
     for (port, service) in SERVICES {
         match net.tcp_listen(port) {
@@ -130,15 +171,46 @@ fn run() -> i32 {
             }
         }
     }
-    serve(&mut net, &listeners)
+    let udp = match net.udp_bind(UDP_ECHO_PORT) {
+        Ok(u) => u,
+        Err(e) => {
+            logf!("echo: cannot listen on UDP port {UDP_ECHO_PORT}: {e}");
+            return 2;
+        }
+    };
+    let mut probe = match probe {
+        None => None,
+        Some(to) => match net.udp_bind(PROBE_PORT) {
+            Ok(udp) => Some(Probe {
+                to,
+                timeout_ns: timeout_ms.saturating_mul(1_000_000),
+                udp,
+                since_ns: None,
+                sent_ns: 0,
+                payload: format!("probe from {}", Mac(net.mac())),
+                done: false,
+            }),
+            Err(e) => {
+                logf!("echo: cannot listen on UDP port {PROBE_PORT}: {e}");
+                return 2;
+            }
+        },
+    };
+    serve(&mut net, &listeners, &udp, &mut probe)
 }
 
 /// The agent's loop; never returns.
-fn serve(net: &mut Net, listeners: &[(Listener, Service)]) -> ! {
+fn serve(
+    net: &mut Net,
+    listeners: &[(Listener, Service)],
+    udp: &Udp,
+    probe: &mut Option<Probe>,
+) -> ! {
     let mut conns: Vec<Conn> = Vec::new();
     let mut counters = Counters {
         started_ns: hostshim::clock_ns(),
         accepted: 0,
+        udp_echoed: 0,
     };
     let mut shown: Option<Cidr> = None;
     let mut beat_ns = 0;
@@ -156,6 +228,10 @@ fn serve(net: &mut Net, listeners: &[(Listener, Service)]) -> ! {
                 None => logf!("echo: address lost"),
             }
             shown = address;
+        }
+        echo_datagrams(net, udp, &mut counters);
+        if let Some(p) = probe.as_mut().filter(|p| !p.done && address.is_some()) {
+            step_probe(net, p, now);
         }
         for (listener, service) in listeners {
             while let Some(stream) = net.accept(listener) {
@@ -187,6 +263,49 @@ fn serve(net: &mut Net, listeners: &[(Listener, Service)]) -> ! {
                 net.close(c.stream);
             }
         }
+    }
+}
+
+/// Sends every datagram that arrived on UDP port 7 back to its sender.
+fn echo_datagrams(net: &mut Net, udp: &Udp, counters: &mut Counters) {
+    let mut buf = [0u8; 1024];
+    while let Ok((n, from)) = net.recv_from(udp, &mut buf) {
+        let data = &buf[..n];
+        if let Some(text) = core::str::from_utf8(data)
+            .ok()
+            .filter(|t| t.starts_with("probe "))
+        {
+            logf!("echo: udp echo to {from}: {text}");
+        }
+        // A full send buffer loses the reply, as UDP may.
+        if net.send_to(udp, data, from).is_ok() {
+            counters.udp_echoed += 1;
+        }
+    }
+}
+
+/// Sends the probe's datagram when due, and checks what came back.
+fn step_probe(net: &mut Net, p: &mut Probe, now: u64) {
+    let since = *p.since_ns.get_or_insert(now);
+    let mut buf = [0u8; 256];
+    while let Ok((n, from)) = net.recv_from(&p.udp, &mut buf) {
+        if from == p.to && &buf[..n] == p.payload.as_bytes() {
+            let ms = now.saturating_sub(since) / 1_000_000;
+            logf!("echo: probe {} ok after {ms} ms", p.to);
+            p.done = true;
+            return;
+        }
+    }
+    if now.saturating_sub(since) >= p.timeout_ns {
+        let ms = p.timeout_ns / 1_000_000;
+        logf!("echo: probe {} failed: no answer in {ms} ms", p.to);
+        p.done = true;
+        return;
+    }
+    if p.sent_ns == 0 || now.saturating_sub(p.sent_ns) >= PROBE_EVERY_NS {
+        // Not sent (no room, or the neighbour is not resolved yet): the next round tries.
+        let _ = net.send_to(&p.udp, p.payload.as_bytes(), p.to);
+        p.sent_ns = now;
     }
 }
 
@@ -322,7 +441,7 @@ fn respond(request: &[u8], net: &Net, counters: &Counters, open: usize, now: u64
         body,
         "{{\"agent\":\"echo\",\"mac\":\"{}\",\"ip\":{},\"gateway\":{},\"uptime_ms\":{},\
          \"rx_frames\":{},\"tx_frames\":{},\"rx_bytes\":{},\"tx_bytes\":{},\
-         \"connections\":{open},\"accepted\":{}}}",
+         \"connections\":{open},\"accepted\":{},\"udp_echoed\":{}}}",
         Mac(net.mac()),
         Quoted(net.address()),
         Quoted(net.gateway()),
@@ -332,6 +451,7 @@ fn respond(request: &[u8], net: &Net, counters: &Counters, open: usize, now: u64
         stats.rx_bytes,
         stats.tx_bytes,
         counters.accepted,
+        counters.udp_echoed,
     );
     response("200 OK", "application/json", &body)
 }

@@ -451,6 +451,50 @@ fn echo_serves_its_four_ports_and_survives_bad_clients() {
 }
 
 #[test]
+fn echo_probes_another_echo_over_udp_and_gives_up_on_silence() {
+    let a = Scratch::new("echo-probed");
+    let (mut server, a_offset) = echo_up(&a);
+    let to = format!("127.0.0.1:{}", a_offset + 7);
+    let b = Scratch::new("echo-prober");
+    b.config("echo.toml", &format!("probe = \"{to}\"\n"));
+    let (mut prober, b_offset) = echo_up(&b);
+    let ok = prober.wait_for("echo: probe ").unwrap();
+    assert!(ok.contains(&format!("echo: probe {to} ok after ")), "{ok}");
+    // The server saw the probe, from the prober's probe port, and counts what it echoed.
+    let from = format!(
+        "echo: udp echo to 127.0.0.1:{}: probe from 02:",
+        b_offset + 1007
+    );
+    let echoed = server.wait_for("echo: udp echo to ").unwrap();
+    assert!(echoed.contains(&from), "{echoed}");
+    let who = http(a_offset + 80, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(!who.contains("\"udp_echoed\":0"), "{who}");
+    assert!(who.contains("\"udp_echoed\":"), "{who}");
+
+    // A socket that never answers: a failure once the timeout has passed.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = silent.local_addr().unwrap().to_string();
+    let c = Scratch::new("echo-unanswered");
+    c.config(
+        "echo.toml",
+        &format!("probe = \"{to}\"\nprobe_timeout_ms = 300\n"),
+    );
+    let (mut prober, _) = echo_up(&c);
+    let failed = prober.wait_for("echo: probe ").unwrap();
+    assert!(
+        failed.contains(&format!("echo: probe {to} failed: no answer in 300 ms")),
+        "{failed}"
+    );
+    // It did ask.
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = silent.recv_from(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"probe from 02:"), "{:?}", &buf[..n]);
+}
+
+#[test]
 fn echo_refuses_a_bad_address_config() {
     let s = Scratch::new("echo-config");
     for (text, says) in [
@@ -466,6 +510,7 @@ fn echo_refuses_a_bad_address_config() {
             "address = \"dhcp\"\ngateway = \"10.1.1.1\"\n",
             "a gateway needs a static address",
         ),
+        ("probe = \"10.1.1.12\"\n", "probe must be ADDRESS:PORT"),
     ] {
         s.config("echo.toml", text);
         let (lines, status) = run(s.spawn("echo", &[]), None);
