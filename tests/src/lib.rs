@@ -39,6 +39,8 @@ pub struct Boot {
     pub nic: bool,
     /// Attach the NIC to this namespace's tap instead (see [`NetNs`]).
     pub netns: Option<(String, String)>,
+    /// The NIC's MAC ([`NIC_MAC`] unless several runtimes share a segment).
+    pub mac: [u8; 6],
 }
 
 impl Default for Boot {
@@ -50,6 +52,7 @@ impl Default for Boot {
             disk: None,
             nic: false,
             netns: None,
+            mac: NIC_MAC,
         }
     }
 }
@@ -74,13 +77,13 @@ impl Boot {
             append: self.append.clone(),
             disk: self.disk.clone(),
             nic: self.nic.then(|| plinth::profile::Nic {
-                mac: NIC_MAC,
+                mac: self.mac,
                 api_host_port: free_port(),
                 api_port: plinth_cmdline::parse(&self.append).options.api_port,
             }),
             tap: self.netns.as_ref().map(|(_, tap)| plinth::profile::Tap {
                 ifname: tap.clone(),
-                mac: NIC_MAC,
+                mac: self.mac,
             }),
             netdev: None,
             netns: self.netns.as_ref().map(|(ns, _)| ns.clone()),
