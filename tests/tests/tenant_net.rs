@@ -436,6 +436,14 @@ fn tenants_on_one_subnet_reach_only_their_own_vlan() {
     let who = who_am_i(&mut blue, SHARED_IP);
     assert_eq!(who["mac"], blue_mac.as_str(), "{who}");
     assert_eq!(who["ip"], format!("{SHARED_IP}/24"), "{who}");
+    // A full-size frame (1500 bytes of IP, 1518 on the wire with its tag) both ways,
+    // and 2 MiB into discard, every byte counted.
+    ok(blue.run_ok(&format!("ping -c 1 -s 1472 -W 2 {SHARED_IP}")));
+    let sent = ok(blue.run_ok(&format!("lab-tcp send {SHARED_IP} 9 2097152")));
+    assert!(sent.contains("lab-tcp: sent=2097152 "), "{sent}");
+    let line = seen(&mut rt, "blue-a/echo-static: echo: discard ");
+    assert!(line.contains("echo: discard 2097152 bytes in "), "{line}");
+    println!("tenant: {}", &line[line.find("echo: ").unwrap()..]);
     // Its DHCP neighbour too, and red's leased address is nowhere on VLAN 100.
     assert!(
         ok(blue.ping(&blue_lease, 1)),
@@ -537,6 +545,15 @@ fn tenants_on_one_subnet_reach_only_their_own_vlan() {
     let red_macs = [parse_mac(&red_mac), parse_mac(&red_d_mac)];
     all_tagged(&frames, &blue_macs, 100, "blue");
     all_tagged(&frames, &red_macs, 200, "red");
+    for dir in [Direction::Sent, Direction::Received] {
+        assert!(
+            frames.iter().any(|f| f.direction == dir
+                && f.len == 1518
+                && f.vid == Some(100)
+                && (blue_macs.contains(&f.src) || blue_macs.contains(&f.dst))),
+            "a full-size tagged frame of blue's, {dir:?}"
+        );
+    }
     let sent = || frames.iter().filter(|f| f.direction == Direction::Received);
     let untagged: Vec<&Frame> = sent()
         .filter(|f| f.vid.is_none() && f.src != NIC_MAC)
