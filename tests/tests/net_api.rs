@@ -185,7 +185,9 @@ fn nics_take_their_tenants_vlans_from_the_pool_and_give_them_back() {
         addr,
         "POST",
         "/api/v1/partitions/b/resize",
-        Some(r#"{"net_bytes_per_sec":1048576,"net_bytes_burst":2097152,"net_packets_per_sec":5000}"#),
+        Some(
+            r#"{"net_bytes_per_sec":1048576,"net_bytes_burst":2097152,"net_packets_per_sec":5000}"#,
+        ),
     );
     assert_eq!(s, 200, "{b}");
     let rate = &b["nics"][0]["rate"];

@@ -260,20 +260,22 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
     let Some(rt) = guard.as_ref() else {
         return;
     };
+    // One family at a time: Prometheus wants a family's samples together.
     for p in &rt.partitions {
-        let l = [("partition", p.name.as_str())];
         w.metric(
             "plinth_partition_memory_used_bytes",
             "Memory charged to the partition (pages and page tables).",
             Kind::Gauge,
-            &l,
+            &[("partition", p.name.as_str())],
             (p.frames * plinth_abi::PAGE_SIZE) as f64,
         );
+    }
+    for p in &rt.partitions {
         w.metric(
             "plinth_partition_memory_quota_bytes",
             "The partition's memory quota.",
             Kind::Gauge,
-            &l,
+            &[("partition", p.name.as_str())],
             p.memory_quota as f64,
         );
     }

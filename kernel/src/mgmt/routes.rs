@@ -267,92 +267,123 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
     w.finish()
 }
 
-/// The switch's per-port and per-VLAN counters; drops by reason.
+/// The switch's per-port and per-VLAN counters; drops by reason. Each family's samples
+/// are written together, as the exposition format wants.
 fn bridge_metrics(w: &mut plinth_http::prometheus::Writer) {
     use alloc::format;
-    use plinth_bridge::Drop;
+    use plinth_bridge::{Drop, PortCounters, VlanCounters};
     use plinth_http::prometheus::Kind;
-    net::switch::inspect(|b| {
-        for (_, cfg, c) in b.ports() {
-            let labels = [("port", cfg.name.as_str())];
-            for (name, help, value) in [
-                (
-                    "plinth_bridge_port_rx_frames_total",
-                    "Frames a bridge port took in.",
-                    c.rx_frames,
-                ),
-                (
-                    "plinth_bridge_port_rx_bytes_total",
-                    "Bytes a bridge port took in.",
-                    c.rx_bytes,
-                ),
-                (
-                    "plinth_bridge_port_tx_frames_total",
-                    "Frames a bridge port handed out.",
-                    c.tx_frames,
-                ),
-                (
-                    "plinth_bridge_port_tx_bytes_total",
-                    "Bytes a bridge port handed out.",
-                    c.tx_bytes,
-                ),
-            ] {
-                w.metric(name, help, Kind::Counter, &labels, value as f64);
-            }
-            for why in Drop::ALL {
-                let n = c.drops[why.index()];
-                if n > 0 {
-                    w.metric(
-                        "plinth_bridge_port_drops_total",
-                        "Frames a bridge port dropped, by reason.",
-                        Kind::Counter,
-                        &[("port", cfg.name.as_str()), ("reason", why.name())],
-                        n as f64,
-                    );
-                }
-            }
-        }
-        for (vid, c) in b.vlans() {
-            let vlan = format!("{vid}");
-            let labels = [("vlan", vlan.as_str())];
-            for (name, help, value) in [
-                (
-                    "plinth_bridge_vlan_frames_total",
-                    "Frames accepted into a VLAN (0: native, untagged).",
-                    c.frames,
-                ),
-                (
-                    "plinth_bridge_vlan_bytes_total",
-                    "Bytes accepted into a VLAN.",
-                    c.bytes,
-                ),
-                (
-                    "plinth_bridge_vlan_flooded_total",
-                    "Frames flooded within a VLAN (unknown unicast, broadcast, multicast).",
-                    c.flooded,
-                ),
-            ] {
-                w.metric(name, help, Kind::Counter, &labels, value as f64);
-            }
+    let Some((ports, vlans)) = net::switch::inspect(|b| {
+        let ports: Vec<(String, PortCounters)> = b
+            .ports()
+            .map(|(_, cfg, c)| (cfg.name.clone(), c.clone()))
+            .collect();
+        let vlans: Vec<(String, VlanCounters)> = b
+            .vlans()
+            .map(|(vid, c)| (format!("{vid}"), c.clone()))
+            .collect();
+        (ports, vlans)
+    }) else {
+        return;
+    };
+    type PortSeries = fn(&PortCounters) -> u64;
+    let port_series: [(&str, &str, PortSeries); 4] = [
+        (
+            "plinth_bridge_port_rx_frames_total",
+            "Frames a bridge port took in.",
+            |c| c.rx_frames,
+        ),
+        (
+            "plinth_bridge_port_rx_bytes_total",
+            "Bytes a bridge port took in.",
+            |c| c.rx_bytes,
+        ),
+        (
+            "plinth_bridge_port_tx_frames_total",
+            "Frames a bridge port handed out.",
+            |c| c.tx_frames,
+        ),
+        (
+            "plinth_bridge_port_tx_bytes_total",
+            "Bytes a bridge port handed out.",
+            |c| c.tx_bytes,
+        ),
+    ];
+    for (name, help, value) in port_series {
+        for (port, c) in &ports {
             w.metric(
-                "plinth_bridge_vlan_macs",
-                "MAC table entries of a VLAN.",
-                Kind::Gauge,
-                &labels,
-                c.macs as f64,
+                name,
+                help,
+                Kind::Counter,
+                &[("port", port.as_str())],
+                value(c) as f64,
             );
-            for why in Drop::ALL {
-                let n = c.drops[why.index()];
-                if n > 0 {
-                    w.metric(
-                        "plinth_bridge_vlan_drops_total",
-                        "Frames dropped in a VLAN, by reason.",
-                        Kind::Counter,
-                        &[("vlan", vlan.as_str()), ("reason", why.name())],
-                        n as f64,
-                    );
-                }
+        }
+    }
+    for (port, c) in &ports {
+        for why in Drop::ALL {
+            let n = c.drops[why.index()];
+            if n > 0 {
+                w.metric(
+                    "plinth_bridge_port_drops_total",
+                    "Frames a bridge port dropped, by reason.",
+                    Kind::Counter,
+                    &[("port", port.as_str()), ("reason", why.name())],
+                    n as f64,
+                );
             }
         }
-    });
+    }
+    type VlanSeries = fn(&VlanCounters) -> u64;
+    let vlan_series: [(&str, &str, Kind, VlanSeries); 4] = [
+        (
+            "plinth_bridge_vlan_frames_total",
+            "Frames accepted into a VLAN (0: native, untagged).",
+            Kind::Counter,
+            |c| c.frames,
+        ),
+        (
+            "plinth_bridge_vlan_bytes_total",
+            "Bytes accepted into a VLAN.",
+            Kind::Counter,
+            |c| c.bytes,
+        ),
+        (
+            "plinth_bridge_vlan_flooded_total",
+            "Frames flooded within a VLAN (unknown unicast, broadcast, multicast).",
+            Kind::Counter,
+            |c| c.flooded,
+        ),
+        (
+            "plinth_bridge_vlan_macs",
+            "MAC table entries of a VLAN.",
+            Kind::Gauge,
+            |c| c.macs as u64,
+        ),
+    ];
+    for (name, help, kind, value) in vlan_series {
+        for (vlan, c) in &vlans {
+            w.metric(
+                name,
+                help,
+                kind,
+                &[("vlan", vlan.as_str())],
+                value(c) as f64,
+            );
+        }
+    }
+    for (vlan, c) in &vlans {
+        for why in Drop::ALL {
+            let n = c.drops[why.index()];
+            if n > 0 {
+                w.metric(
+                    "plinth_bridge_vlan_drops_total",
+                    "Frames dropped in a VLAN, by reason.",
+                    Kind::Counter,
+                    &[("vlan", vlan.as_str()), ("reason", why.name())],
+                    n as f64,
+                );
+            }
+        }
+    }
 }

@@ -261,7 +261,9 @@ impl Switch {
                 if q.tx_limit.try_take(len as u64, now_ns).is_err() {
                     continue;
                 }
-                let Some(frame) = q.tx.pop_front() else { continue };
+                let Some(frame) = q.tx.pop_front() else {
+                    continue;
+                };
                 self.forward(port, &frame, ms);
                 self.recycle(frame);
                 sent = true;
@@ -350,6 +352,11 @@ pub fn mgmt_send(frame: &[u8]) {
 /// Whether the management stack may send (the uplink's ring has room).
 pub fn mgmt_can_send() -> bool {
     with(|s| s.uplink_has_room()).unwrap_or(false)
+}
+
+/// The uplink NIC's MAC: the machine's identity on the segment.
+pub fn uplink_mac() -> Option<Mac> {
+    with(|s| s.uplink.as_ref().map(|u| u.nic.mac())).flatten()
 }
 
 /// The uplink NIC's counters.

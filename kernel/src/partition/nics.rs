@@ -17,12 +17,15 @@ use super::control::CommandError;
 use super::model::{NetLimits, PartNic};
 use crate::net::switch;
 
-/// A locally administered, unicast MAC derived from the appliance, the partition and the
-/// NIC's index: the same on every boot, different across partitions (FNV-1a, 64 bits).
-pub fn derived_mac(appliance: &str, partition: &str, index: u8) -> Mac {
+/// A locally administered, unicast MAC derived from the machine (its uplink's MAC), the
+/// appliance, the partition and the NIC's index: the same on every boot of one machine,
+/// different across partitions — and across machines running the same appliance on one
+/// segment (FNV-1a, 64 bits).
+pub fn derived_mac(machine: Mac, appliance: &str, partition: &str, index: u8) -> Mac {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in appliance
-        .bytes()
+    for b in machine
+        .into_iter()
+        .chain(appliance.bytes())
         .chain(*b"/")
         .chain(partition.bytes())
         .chain(*b"/")
@@ -50,7 +53,8 @@ impl Runtime {
                     plinth_abi::MAX_NICS
                 ))
             })?;
-        let mac = mac.unwrap_or_else(|| derived_mac(&self.appliance, &p.name, index));
+        let machine = switch::uplink_mac().unwrap_or([0; 6]);
+        let mac = mac.unwrap_or_else(|| derived_mac(machine, &self.appliance, &p.name, index));
         if let Some(owner) = self
             .partitions
             .iter()
