@@ -34,6 +34,12 @@ const RX_QUEUE: usize = 256;
 const TX_QUEUE: usize = 64;
 /// Room for a tagged frame.
 const FRAME_BUFFER: usize = 1518;
+/// Bytes all ports' receive queues may hold together: a flood into partitions that never
+/// read must not eat the kernel's heap. Each port's share is its queue's length (at most
+/// [`RX_QUEUE`], at least [`RX_QUEUE_MIN`] frames); past it frames are dropped, counted
+/// `queue_full`, so one tenant's full queues cannot take another's room.
+const QUEUE_BUDGET: usize = 8 << 20;
+const RX_QUEUE_MIN: usize = 16;
 /// Frames taken from the uplink per pump, so one busy wire cannot starve the rest.
 const PUMP_BUDGET: usize = 256;
 
@@ -202,11 +208,13 @@ impl Switch {
             self.bridge.delivered(t.port, fwd.vid, len);
             return;
         }
+        let share =
+            (QUEUE_BUDGET / FRAME_BUFFER / self.queues.len().max(1)).clamp(RX_QUEUE_MIN, RX_QUEUE);
         let Some(q) = self.queues.get_mut(&t.port) else {
             self.bridge.dropped(t.port, fwd.vid, Drop::NoPort);
             return;
         };
-        if q.rx.len() >= RX_QUEUE {
+        if q.rx.len() >= share {
             self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
             return;
         }
