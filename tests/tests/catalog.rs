@@ -135,6 +135,7 @@ fn the_default_appliance_boots_and_its_catalog_matches_the_spec() {
             ("scrubber".into(), "0.1.0".into(), dev_hex.to_string()),
             ("spinner".into(), "0.1.0".into(), dev_hex.to_string()),
             ("hostile".into(), "0.1.0".into(), dev_hex.to_string()),
+            ("echo".into(), "0.1.0".into(), dev_hex.to_string()),
         ]
     );
 
@@ -162,7 +163,10 @@ fn the_default_appliance_boots_and_its_catalog_matches_the_spec() {
 
     let (_, s) = get(addr, "/api/v1/status");
     assert_eq!(s["catalog"]["state"], "verified");
-    assert_eq!(s["catalog"]["agents"], 4);
+    assert_eq!(s["catalog"]["agents"], 5);
+    // The tenants' partitions have their NICs on their VLANs.
+    let (_, net) = get(addr, "/api/v1/network");
+    assert_eq!(net["uplink"]["allowed"], serde_json::json!([100, 101]), "{net}");
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
