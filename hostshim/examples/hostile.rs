@@ -21,6 +21,9 @@
 //!   zero, small, page-crossing, huge lengths), never `exit` or `sleep`; logs
 //!   `hostile: syscall-fuzz done: N calls, E errors`, then heartbeats forever.
 //! - `crash`: logs `hostile: crashing` and exits 1. `spin-yield`: yields forever.
+//! - `net-attack`: attacks the tenant network from NIC 0 (see [`net`]): frames tagged for
+//!   another VLAN, double-tagged, with forged source addresses, of bad lengths, then a
+//!   broadcast storm. Logs what it handed over per kind, and heartbeats while storming.
 //! - anything else: logged, exit 2.
 #![cfg_attr(not(feature = "host"), no_std, no_main)]
 
@@ -93,6 +96,7 @@ fn run() -> i32 {
         "spin-yield" => loop {
             hostshim::yield_now();
         },
+        "net-attack" => net::attack(text),
         other => {
             logf!("hostile: unknown mode `{other}`");
             2
@@ -302,4 +306,378 @@ fn syscall_fuzz(seed: u64) {
         }
     }
     logf!("hostile: syscall-fuzz done: {calls} calls, {errors} errors");
+}
+
+/// `net-attack`: what a tenant can throw at the switch through its own NIC.
+///
+/// Config (each line optional):
+///
+/// ```toml
+/// attack = "all"          # or one of: control double-tag tagged spoof runt oversize storm
+/// victim_vlan = 100       # the VLAN the tags aim at
+/// own_vlan = 300          # the attacker's own VLAN (a tag for it is refused too)
+/// victim_mac = "02:…"     # a neighbour's address to forge as source
+/// mgmt_mac = "52:…"       # the management stack's address to forge as source
+/// storm_delay_ms = 0      # pause between the one-shot attacks and the storm
+/// storm_len = 60          # bytes per storm frame
+/// storm = "wait"          # on a full queue: "wait" for room, or "spin" on WouldBlock
+/// storm_dst = "ff:…"      # the storm's destination (default broadcast)
+/// ```
+///
+/// Every frame but the storm's carries EtherType [`ETHERTYPE`] and a payload starting
+/// `plinth-hostile KIND`, so a capture tells them apart. Per kind it logs
+/// `hostile: net KIND: N handed over, M refused` and for each refusal
+/// `hostile: net KIND len L -> CODE (ERROR)`; then `hostile: net one-shots done`. The
+/// kinds and what the switch should make of what it is handed:
+///
+/// - `control`: two broadcasts from the NIC's own address, untagged and priority-tagged
+///   (VID 0): legitimate, they must leave on the attacker's VLAN.
+/// - `tagged`: single tags for the victim's VLAN, its own VLAN, VID 4095, 802.1ad and
+///   0x9100 service tags: `tagged_on_access`.
+/// - `double-tag`: a tag wrapping a tag for the victim's VLAN, outer VID own, victim's or
+///   0 (priority), and service-tag outers: `tagged_on_access`.
+/// - `spoof`: forged unicast sources (the victim's, the management stack's, made up):
+///   `spoofed_source`; then broadcast, multicast and all-zero sources: `bad_source`
+///   (logged as kind `bad-source`).
+/// - `runt`: 0, 1 and 13 bytes: refused by the system call (`BadLength`); then 14, 16
+///   and 17 bytes whose EtherType is 0x8100 (a tag cut short), which the call takes and
+///   the switch drops as `truncated` (logged as kind `truncated`).
+/// - `oversize`: 1515, 1518, 1519, 9000, 65536 and 2^64-1 bytes: `BadLength`.
+/// - `storm`: after `storm_delay_ms`, logs `hostile: net storming (L-byte broadcasts)`
+///   and sends broadcasts from its own address as fast as the NIC takes them, forever;
+///   every 5 s logs `hostile: net storm N frames, W would-block`.
+mod net {
+    use hostshim::abi::{Call, Error, MAX_FRAME};
+    use hostshim::{config, logf, nic};
+
+    /// IEEE 802 "local experimental" EtherType 1: nobody's protocol.
+    pub const ETHERTYPE: u16 = 0x88b5;
+    const BROADCAST: [u8; 6] = [0xff; 6];
+    const TPID: u16 = 0x8100;
+    const TPID_AD: u16 = 0x88a8;
+    const TPID_LEGACY: u16 = 0x9100;
+    /// The NIC attacked from.
+    const NIC: u8 = 0;
+
+    /// One frame to forge: destination, source, tags (TPID, TCI) outermost first,
+    /// EtherType.
+    type Forged<'t> = ([u8; 6], [u8; 6], &'t [(u16, u16)], u16);
+
+    struct Attacker {
+        own: [u8; 6],
+        victim_vlan: u16,
+        own_vlan: u16,
+        buf: [u8; 1600],
+    }
+
+    /// A MAC written `02:00:00:00:00:01`.
+    fn parse_mac(text: &str) -> Option<[u8; 6]> {
+        let mut m = [0u8; 6];
+        let mut parts = text.split(':');
+        for b in m.iter_mut() {
+            *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+        }
+        parts.next().is_none().then_some(m)
+    }
+
+    impl Attacker {
+        /// Writes a frame into `buf`: `dst`, `src`, each tag (TPID, TCI), `ethertype`, a
+        /// payload naming `kind`, zero-padded to `len` bytes; returns `len`.
+        fn frame(
+            &mut self,
+            dst: [u8; 6],
+            src: [u8; 6],
+            tags: &[(u16, u16)],
+            ethertype: u16,
+            kind: &str,
+            len: usize,
+        ) -> usize {
+            let b = &mut self.buf;
+            b[..len].fill(0);
+            b[..6].copy_from_slice(&dst);
+            b[6..12].copy_from_slice(&src);
+            let mut at = 12;
+            for (tpid, tci) in tags {
+                b[at..at + 2].copy_from_slice(&tpid.to_be_bytes());
+                b[at + 2..at + 4].copy_from_slice(&tci.to_be_bytes());
+                at += 4;
+            }
+            b[at..at + 2].copy_from_slice(&ethertype.to_be_bytes());
+            at += 2;
+            for part in [b"plinth-hostile ".as_slice(), kind.as_bytes()] {
+                let n = part.len().min(len.saturating_sub(at));
+                b[at..at + n].copy_from_slice(&part[..n]);
+                at += n;
+            }
+            len
+        }
+
+        /// Hands the first `len` bytes of `buf` to the NIC, waiting for room if its
+        /// queue is full; whether the runtime took it (else logs the refusal).
+        fn send(&self, kind: &str, len: usize) -> bool {
+            loop {
+                match nic::send(NIC, &self.buf[..len]) {
+                    Ok(()) => return true,
+                    Err(Error::WouldBlock) => {
+                        let _ = nic::wait(0, 1 << NIC, 1_000_000_000);
+                    }
+                    Err(e) => {
+                        logf!("hostile: net {kind} len {len} -> {} ({e})", e.code());
+                        return false;
+                    }
+                }
+            }
+        }
+
+        /// Sends `frames` (dst, src, tags, ethertype) of `len` bytes and logs the tally.
+        fn kind(&mut self, kind: &str, frames: &[Forged<'_>]) {
+            let (mut ok, mut refused) = (0, 0);
+            for (dst, src, tags, ethertype) in frames {
+                let len = 64;
+                self.frame(*dst, *src, tags, *ethertype, kind, len);
+                if self.send(kind, len) {
+                    ok += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+            logf!("hostile: net {kind}: {ok} handed over, {refused} refused");
+        }
+
+        fn control(&mut self) {
+            let own = self.own;
+            self.kind(
+                "control",
+                &[
+                    (BROADCAST, own, &[], ETHERTYPE),
+                    // A priority tag (VID 0, PCP 5) is allowed on an access port.
+                    (BROADCAST, own, &[(TPID, 5 << 13)], ETHERTYPE),
+                ],
+            );
+        }
+
+        fn tagged(&mut self, victim: Option<[u8; 6]>) {
+            let (own, v, mine) = (self.own, self.victim_vlan, self.own_vlan);
+            let to_victim = victim.unwrap_or(BROADCAST);
+            self.kind(
+                "tagged",
+                &[
+                    (BROADCAST, own, &[(TPID, v)], ETHERTYPE),
+                    (to_victim, own, &[(TPID, v)], ETHERTYPE),
+                    (BROADCAST, own, &[(TPID, mine)], ETHERTYPE),
+                    (BROADCAST, own, &[(TPID, 0x0fff)], ETHERTYPE),
+                    (BROADCAST, own, &[(TPID_AD, v)], ETHERTYPE),
+                    (BROADCAST, own, &[(TPID_LEGACY, v)], ETHERTYPE),
+                ],
+            );
+            // The longest frame the call takes, tagged for the victim's VLAN.
+            let len = MAX_FRAME as usize;
+            self.frame(BROADCAST, own, &[(TPID, v)], ETHERTYPE, "tagged", len);
+            let ok = self.send("tagged", len);
+            logf!(
+                "hostile: net tagged-max: {} handed over, {} refused",
+                u8::from(ok),
+                u8::from(!ok)
+            );
+        }
+
+        fn double_tag(&mut self, victim: Option<[u8; 6]>) {
+            let (own, v, mine) = (self.own, self.victim_vlan, self.own_vlan);
+            let to_victim = victim.unwrap_or(BROADCAST);
+            self.kind(
+                "double-tag",
+                &[
+                    (BROADCAST, own, &[(TPID, mine), (TPID, v)], ETHERTYPE),
+                    (to_victim, own, &[(TPID, mine), (TPID, v)], ETHERTYPE),
+                    (BROADCAST, own, &[(TPID, v), (TPID, v)], ETHERTYPE),
+                    (to_victim, own, &[(TPID, 0), (TPID, v)], ETHERTYPE),
+                    (BROADCAST, own, &[(TPID_AD, mine), (TPID, v)], ETHERTYPE),
+                    (BROADCAST, own, &[(TPID_LEGACY, mine), (TPID, v)], ETHERTYPE),
+                ],
+            );
+        }
+
+        fn spoof(&mut self, victim: Option<[u8; 6]>, mgmt: Option<[u8; 6]>) {
+            let mut flipped = self.own;
+            flipped[5] ^= 1;
+            let made_up = [0x02, 0, 0, 0, 0, 0x01];
+            let mut forged = [made_up, flipped, made_up, made_up];
+            let mut n = 2;
+            for m in [victim, mgmt].into_iter().flatten() {
+                forged[n] = m;
+                n += 1;
+            }
+            let frames: [Forged<'_>; 4] = forged.map(|src| (BROADCAST, src, &[][..], ETHERTYPE));
+            self.kind("spoof", &frames[..n]);
+            let unicast_to = victim.unwrap_or(BROADCAST);
+            self.kind(
+                "bad-source",
+                &[
+                    (BROADCAST, BROADCAST, &[], ETHERTYPE),
+                    (unicast_to, [0x01, 0x00, 0x5e, 0, 0, 1], &[], ETHERTYPE),
+                    (BROADCAST, [0; 6], &[], ETHERTYPE),
+                ],
+            );
+        }
+
+        /// Lengths through the raw call, `buf` holding a valid frame for every one.
+        fn lengths(&mut self, kind: &str, lens: &[u64], big: &[u8]) {
+            let (mut ok, mut refused) = (0, 0);
+            for &len in lens {
+                let ptr = if len as usize <= self.buf.len() {
+                    self.buf.as_ptr()
+                } else {
+                    big.as_ptr()
+                };
+                let rax = hostshim::raw::syscall5(
+                    Call::NetSend as u64,
+                    [u64::from(NIC), ptr as u64, len, 0, 0],
+                );
+                let code = rax as i64;
+                match Error::from_code(code) {
+                    Some(e) => {
+                        refused += 1;
+                        logf!("hostile: net {kind} len {len} -> {code} ({e})");
+                    }
+                    None => {
+                        ok += 1;
+                        logf!("hostile: net {kind} len {len} -> {code} (NOT AN ERROR)");
+                    }
+                }
+            }
+            logf!("hostile: net {kind}: {ok} handed over, {refused} refused");
+        }
+
+        fn runt(&mut self) {
+            let own = self.own;
+            self.frame(BROADCAST, own, &[], ETHERTYPE, "runt", 64);
+            self.lengths("runt", &[0, 1, 13], &[]);
+            // A tag's TPID with the tag cut off: the call takes it, the switch must not.
+            self.frame(BROADCAST, own, &[], TPID, "truncated", 64);
+            self.lengths("truncated", &[14, 16, 17], &[]);
+        }
+
+        fn oversize(&mut self, big: &[u8]) {
+            let own = self.own;
+            self.frame(BROADCAST, own, &[], ETHERTYPE, "oversize", self.buf.len());
+            self.lengths("oversize", &[1515, 1518, 1519, 9000, 65536, u64::MAX], big);
+        }
+
+        /// Broadcasts from its own address as fast as the NIC takes them; never returns.
+        fn storm(&mut self, dst: [u8; 6], len: usize, spin: bool) -> ! {
+            let own = self.own;
+            let len = len.clamp(14, MAX_FRAME as usize);
+            self.frame(dst, own, &[], ETHERTYPE, "storm", len);
+            if dst == BROADCAST {
+                logf!("hostile: net storming ({len}-byte broadcasts)");
+            } else {
+                logf!("hostile: net storming ({len}-byte frames to {dst:02x?})");
+            }
+            let (mut sent, mut blocked) = (0u64, 0u64);
+            let mut report = hostshim::clock_ns();
+            loop {
+                match nic::send(NIC, &self.buf[..len]) {
+                    Ok(()) => sent += 1,
+                    Err(Error::WouldBlock) => {
+                        blocked += 1;
+                        if !spin {
+                            let _ = nic::wait(0, 1 << NIC, 1_000_000_000);
+                        }
+                    }
+                    Err(e) => {
+                        logf!("hostile: net storm -> {e}");
+                        hostshim::sleep_ms(1000);
+                    }
+                }
+                if sent.is_multiple_of(1024) || blocked.is_multiple_of(1024) {
+                    let now = hostshim::clock_ns();
+                    if now.saturating_sub(report) >= 5_000_000_000 {
+                        hostshim::heartbeat();
+                        logf!("hostile: net storm {sent} frames, {blocked} would-block");
+                        report = now;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn attack(text: &str) -> i32 {
+        let own = match nic::mac(NIC) {
+            Ok(m) => m,
+            Err(e) => {
+                logf!("hostile: net-attack has no NIC ({e})");
+                return 2;
+            }
+        };
+        let mac = |key: &str| -> Result<Option<[u8; 6]>, ()> {
+            match config::value(text, key) {
+                None => Ok(None),
+                Some(v) => parse_mac(v).map(Some).ok_or_else(|| {
+                    logf!("hostile: {key} = {v:?} is not a MAC");
+                }),
+            }
+        };
+        let (Ok(victim), Ok(mgmt), Ok(storm_dst)) =
+            (mac("victim_mac"), mac("mgmt_mac"), mac("storm_dst"))
+        else {
+            return 2;
+        };
+        let which = config::value(text, "attack").unwrap_or("all");
+        let vlan = |key, default| {
+            config::number(text, key)
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(default)
+        };
+        let mut a = Attacker {
+            own,
+            victim_vlan: vlan("victim_vlan", 100),
+            own_vlan: vlan("own_vlan", 300),
+            buf: [0; 1600],
+        };
+        let all = which == "all";
+        let known = [
+            "all",
+            "control",
+            "double-tag",
+            "tagged",
+            "spoof",
+            "runt",
+            "oversize",
+            "storm",
+        ];
+        if !known.contains(&which) {
+            logf!("hostile: unknown attack `{which}`");
+            return 2;
+        }
+        if all || which == "control" {
+            a.control();
+        }
+        if all || which == "tagged" {
+            a.tagged(victim);
+        }
+        if all || which == "double-tag" {
+            a.double_tag(victim);
+        }
+        if all || which == "spoof" {
+            a.spoof(victim, mgmt);
+        }
+        if all || which == "runt" {
+            a.runt();
+        }
+        if all || which == "oversize" {
+            // Mapped memory behind the long lengths, so only the length can be wrong.
+            match hostshim::mem_grow(65536) {
+                Ok(big) => a.oversize(big),
+                Err(e) => logf!("hostile: net oversize has no buffer ({e})"),
+            }
+        }
+        logf!("hostile: net one-shots done");
+        if all || which == "storm" {
+            hostshim::sleep_ms(config::number(text, "storm_delay_ms").unwrap_or(0));
+            let len = config::number(text, "storm_len").unwrap_or(60) as usize;
+            let spin = config::value(text, "storm") == Some("spin");
+            a.storm(storm_dst.unwrap_or(BROADCAST), len, spin);
+        }
+        super::alive_forever()
+    }
 }
