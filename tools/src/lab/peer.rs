@@ -88,6 +88,10 @@ pub struct PeerConfig {
     pub accel: Accel,
     /// Longest wait for the guest's ready line.
     pub boot_timeout: Duration,
+    /// More static C programs for the guest, (name, source): each is compiled with
+    /// [`static_program`] and installed as `/bin/NAME` (a test's own tools: frame
+    /// injectors, rate meters).
+    pub programs: Vec<(String, String)>,
 }
 
 impl PeerConfig {
@@ -103,7 +107,14 @@ impl PeerConfig {
             memory_mib: 128,
             accel: Accel::Tcg,
             boot_timeout: Duration::from_secs(120),
+            programs: Vec::new(),
         }
+    }
+
+    /// Adds a static C program to the guest as `/bin/NAME` (see [`PeerConfig::programs`]).
+    pub fn program(mut self, name: &str, source: &str) -> PeerConfig {
+        self.programs.push((name.to_owned(), source.to_owned()));
+        self
     }
 }
 
@@ -182,6 +193,12 @@ impl LinuxPeer {
             init = init.module(m);
         }
         init = init.file("/bin/lab-tcp", 0o755, lab_tcp);
+        for (name, source) in &config.programs {
+            let path = static_program(name, source)?;
+            let data = std::fs::read(&path)
+                .map_err(|e| LabError::Config(format!("cannot read {}: {e}", path.display())))?;
+            init = init.file(&format!("/bin/{name}"), 0o755, data);
+        }
         let guest = linux.boot(&profile, &opts, &init)?;
         Ok(LinuxPeer {
             config,
