@@ -319,6 +319,7 @@ fn syscall_fuzz(seed: u64) {
 /// victim_mac = "02:…"     # a neighbour's address to forge as source
 /// mgmt_mac = "52:…"       # the management stack's address to forge as source
 /// storm_delay_ms = 0      # pause between the one-shot attacks and the storm
+/// storm_at_ms = 0         # and no storm before the runtime has been up this long
 /// storm_len = 60          # bytes per storm frame
 /// storm = "wait"          # on a full queue: "wait" for room, or "spin" on WouldBlock
 /// storm_dst = "ff:…"      # the storm's destination (default broadcast)
@@ -343,8 +344,9 @@ fn syscall_fuzz(seed: u64) {
 ///   and 17 bytes whose EtherType is 0x8100 (a tag cut short), which the call takes and
 ///   the switch drops as `truncated` (logged as kind `truncated`).
 /// - `oversize`: 1515, 1518, 1519, 9000, 65536 and 2^64-1 bytes: `BadLength`.
-/// - `storm`: after `storm_delay_ms`, logs `hostile: net storming (L-byte broadcasts)`
-///   and sends broadcasts from its own address as fast as the NIC takes them, forever;
+/// - `storm`: after `storm_delay_ms` (and not before `storm_at_ms` of uptime: a test can
+///   stop the agent in between), logs `hostile: net storming (L-byte broadcasts)` and
+///   sends broadcasts from its own address as fast as the NIC takes them, forever;
 ///   every 5 s logs `hostile: net storm N frames, W would-block`.
 mod net {
     use hostshim::abi::{Call, Error, MAX_FRAME};
@@ -674,6 +676,8 @@ mod net {
         logf!("hostile: net one-shots done");
         if all || which == "storm" {
             hostshim::sleep_ms(config::number(text, "storm_delay_ms").unwrap_or(0));
+            let at_ns = config::number(text, "storm_at_ms").unwrap_or(0) * 1_000_000;
+            hostshim::sleep_ns(at_ns.saturating_sub(hostshim::clock_ns()));
             let len = config::number(text, "storm_len").unwrap_or(60) as usize;
             let spin = config::value(text, "storm") == Some("spin");
             a.storm(storm_dst.unwrap_or(BROADCAST), len, spin);
