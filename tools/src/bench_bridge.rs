@@ -140,6 +140,48 @@ pub struct TcpSample {
     /// The device's own figure for the second: the agent's `chargen` line, or
     /// `lab-tcp source` (accept to the client's close; bytes written, read or not).
     pub dut_send_mib_s: Option<f64>,
+    /// Host CPU time each QEMU used per MiB moved (all its threads, from `/proc`), for
+    /// each transfer: what the figures above cost, which a busy host does not change.
+    pub cpu: Option<CpuPerMib>,
+}
+
+/// Host CPU milliseconds per MiB of the device's and the peer's QEMU, each direction.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct CpuPerMib {
+    pub peer_to_dut_dut_ms: f64,
+    pub peer_to_dut_peer_ms: f64,
+    pub dut_to_peer_dut_ms: f64,
+    pub dut_to_peer_peer_ms: f64,
+}
+
+/// CPU time of the device's and the peer's QEMU, to take differences across a transfer.
+#[derive(Clone, Copy)]
+struct CpuMark(Option<(Duration, Duration)>);
+
+impl CpuMark {
+    fn take(dut: &Machine, peer: &Machine) -> CpuMark {
+        CpuMark(dut.cpu_time().zip(peer.cpu_time()))
+    }
+
+    /// ms per MiB of the device and of the peer from `self` to `later`, for `bytes`.
+    fn per_mib(self, later: CpuMark, bytes: u64) -> Option<(f64, f64)> {
+        let ((d0, p0), (d1, p1)) = (self.0?, later.0?);
+        let mib = bytes as f64 / MIB;
+        let ms = |a: Duration, b: Duration| b.saturating_sub(a).as_secs_f64() * 1e3 / mib;
+        Some((ms(d0, d1), ms(p0, p1)))
+    }
+}
+
+/// The CPU cost of both transfers of a round, from marks taken before and after each.
+fn cpu_per_mib(marks: [CpuMark; 4], bytes: u64) -> Option<CpuPerMib> {
+    let (a, b) = marks[0].per_mib(marks[1], bytes)?;
+    let (c, d) = marks[2].per_mib(marks[3], bytes)?;
+    Some(CpuPerMib {
+        peer_to_dut_dut_ms: a,
+        peer_to_dut_peer_ms: b,
+        dut_to_peer_dut_ms: c,
+        dut_to_peer_peer_ms: d,
+    })
 }
 
 /// [`TcpSample`]s of one device over the runs.
@@ -150,6 +192,8 @@ pub struct TcpSide {
     /// Medians of the device's own figures, where it gave them.
     pub dut_receive_mib_s: Option<f64>,
     pub dut_send_mib_s: Option<f64>,
+    /// Medians of the CPU costs, where `/proc` gave them.
+    pub cpu: Option<CpuPerMib>,
     pub samples: Vec<TcpSample>,
     /// The device's QEMU command line (of its last run).
     pub qemu_args: Vec<String>,
@@ -166,7 +210,29 @@ impl TcpSide {
             let v: Vec<f64> = samples.iter().filter_map(f).collect();
             (!v.is_empty()).then(|| Spread::of(&v).median)
         };
+        let cpu = |f: fn(&CpuPerMib) -> f64| {
+            let v: Vec<f64> = samples
+                .iter()
+                .filter_map(|s| s.cpu.as_ref().map(f))
+                .collect();
+            (!v.is_empty()).then(|| Spread::of(&v).median)
+        };
+        let cpu = match (
+            cpu(|c| c.peer_to_dut_dut_ms),
+            cpu(|c| c.peer_to_dut_peer_ms),
+            cpu(|c| c.dut_to_peer_dut_ms),
+            cpu(|c| c.dut_to_peer_peer_ms),
+        ) {
+            (Some(a), Some(b), Some(c), Some(d)) => Some(CpuPerMib {
+                peer_to_dut_dut_ms: a,
+                peer_to_dut_peer_ms: b,
+                dut_to_peer_dut_ms: c,
+                dut_to_peer_peer_ms: d,
+            }),
+            _ => None,
+        };
         Some(TcpSide {
+            cpu,
             peer_to_dut_mib_s: pick(|s| s.peer_to_dut_mib_s),
             dut_to_peer_mib_s: pick(|s| s.dut_to_peer_mib_s),
             dut_receive_mib_s: own(|s| s.dut_receive_mib_s),
@@ -562,11 +628,15 @@ fn plinth_tcp(
     let r = t.meet();
     t.forget_peer_on(r)?;
     let peer = t.peer()?;
+    let m0 = CpuMark::take(&m, peer.guest().machine());
     let sent = crate::lab::tcp_send(peer, DUT_IP, DISCARD_PORT, bytes).map_err(TcpError::from);
+    let m1 = CpuMark::take(&m, peer.guest().machine());
     let sent = with_serial(t.forget_peer_on(sent), &mut m, run, "peer -> partition")?;
     let discard = runtime_line(&mut m, run, "echo: discard ", Duration::from_secs(30))?;
     let peer = t.peer()?;
+    let m2 = CpuMark::take(&m, peer.guest().machine());
     let fetched = crate::lab::tcp_fetch(peer, DUT_IP, CHARGEN_PORT, bytes).map_err(TcpError::from);
+    let m3 = CpuMark::take(&m, peer.guest().machine());
     let fetched = with_serial(t.forget_peer_on(fetched), &mut m, run, "partition -> peer")?;
     let chargen = runtime_line(&mut m, run, "echo: chargen ", Duration::from_secs(30))?;
     shut_down(&mut m, run)?;
@@ -576,6 +646,7 @@ fn plinth_tcp(
             dut_to_peer_mib_s: fetched.mib_per_s(),
             dut_receive_mib_s: parse_echo_line(&discard, "discard"),
             dut_send_mib_s: parse_echo_line(&chargen, "chargen"),
+            cpu: cpu_per_mib([m0, m1, m2, m3], bytes),
         },
         qemu_args,
     ))
@@ -618,11 +689,15 @@ fn linux_tcp(
     let r = t.meet();
     t.forget_peer_on(r)?;
     let peer = t.peer.as_mut().expect("met above");
+    let m0 = CpuMark::take(g.guest().machine(), peer.guest().machine());
     let sent = crate::lab::tcp_throughput(peer, &mut g, DUT_IP, bytes).map_err(TcpError::from);
+    let m1 = CpuMark::take(g.guest().machine(), peer.guest().machine());
     let sent = t.forget_peer_on(sent)?;
     crate::lab::start_tcp_source(&mut g, CHARGEN_PORT)?;
     let peer = t.peer.as_mut().expect("used above");
+    let m2 = CpuMark::take(g.guest().machine(), peer.guest().machine());
     let fetched = crate::lab::tcp_fetch(peer, DUT_IP, CHARGEN_PORT, bytes).map_err(TcpError::from);
+    let m3 = CpuMark::take(g.guest().machine(), peer.guest().machine());
     let fetched = t.forget_peer_on(fetched)?;
     let (sourced, sourced_in) = crate::lab::tcp_source_result(&mut g)?;
     g.shutdown()?;
@@ -634,6 +709,7 @@ fn linux_tcp(
             dut_receive_mib_s: (receiver_s > 0.0).then(|| bytes as f64 / MIB / receiver_s),
             dut_send_mib_s: (!sourced_in.is_zero())
                 .then(|| sourced as f64 / MIB / sourced_in.as_secs_f64()),
+            cpu: cpu_per_mib([m0, m1, m2, m3], bytes),
         },
         qemu_args,
     ))
@@ -752,8 +828,17 @@ fn tcp_rounds(
     let (mut plinth_args, mut linux_args) = (Vec::new(), Vec::new());
     let (mut plinth_ok, mut linux_ok) = (true, o.linux);
     let mib = |s: &TcpSample| {
+        let cpu = s.cpu.map_or(String::new(), |c| {
+            format!(
+                " (CPU ms/MiB device+peer: {:.1}+{:.1}, {:.1}+{:.1})",
+                c.peer_to_dut_dut_ms,
+                c.peer_to_dut_peer_ms,
+                c.dut_to_peer_dut_ms,
+                c.dut_to_peer_peer_ms
+            )
+        });
         format!(
-            "peer -> {:7.1} MiB/s, -> peer {:7.1} MiB/s",
+            "peer -> {:7.1} MiB/s, -> peer {:7.1} MiB/s{cpu}",
             s.peer_to_dut_mib_s, s.dut_to_peer_mib_s
         )
     };
@@ -914,6 +999,18 @@ impl std::fmt::Display for BridgeReport {
                         s.min,
                         s.max,
                         own(c)
+                    )?;
+                }
+            }
+            for (name, side) in [("partition", &t.plinth), ("Linux guest", &t.linux)] {
+                if let Some(c) = side.as_ref().and_then(|s| s.cpu) {
+                    writeln!(
+                        f,
+                        "host CPU ms per MiB, {name} + peer (medians): peer -> {:.1} + {:.1}, -> peer {:.1} + {:.1}",
+                        c.peer_to_dut_dut_ms,
+                        c.peer_to_dut_peer_ms,
+                        c.dut_to_peer_dut_ms,
+                        c.dut_to_peer_peer_ms
                     )?;
                 }
             }
