@@ -284,8 +284,13 @@ fn bind(
                 let name = alloc::format!("net{}", found.nics.len());
                 let m = nic.mac();
                 let irq = wire(&wiring, &bell);
+                let tso = if nic.tso() {
+                    ", TCP segmentation offload"
+                } else {
+                    ""
+                };
                 info!(
-                    "{name}: virtio-net at {location}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}",
+                    "{name}: virtio-net at {location}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}{tso}",
                     m[0], m[1], m[2], m[3], m[4], m[5]
                 );
                 found.nics.push(NetDevice {

@@ -202,8 +202,9 @@ impl Switch {
                 self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
                 return;
             }
-            up.nic
-                .send(len, |buf| Bridge::write(frame, fwd, t.tag, buf));
+            up.nic.send_frame(frame, t.tag, len, |buf| {
+                Bridge::write(frame, fwd, t.tag, buf)
+            });
             self.ring_pending = true;
             self.bridge.delivered(t.port, fwd.vid, len);
             return;

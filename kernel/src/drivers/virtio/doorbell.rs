@@ -71,6 +71,8 @@ pub struct Bell {
     msix_refused: Arc<AtomicBool>,
     /// Per queue, with `VIRTIO_F_EVENT_IDX`: where its indices are.
     events: Arc<[EventIdx; QUEUES]>,
+    /// The features of [`Doorbell::offer`] the device took.
+    accepted: Arc<AtomicU64>,
 }
 
 /// Where a queue's avail index and the device's `avail_event` are (0: not known, so
@@ -134,6 +136,12 @@ impl Bell {
         }
     }
 
+    /// Which of the features [`Doorbell::offer`] added the device offered, and so were
+    /// negotiated (set once the driver has written its features).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
     /// Whether every MSI-X binding the transport was given took (trivially true without).
     pub fn msix_bound(&self) -> bool {
         !self.msix_refused.load(Ordering::Relaxed)
@@ -167,6 +175,10 @@ pub struct Doorbell {
     deferred: bool,
     /// `VIRTIO_F_EVENT_IDX` was negotiated.
     event_idx: bool,
+    /// What the device offers (read during negotiation).
+    device_features: u64,
+    /// Features the owner handles beyond the driver's, taken where the device offers them.
+    offered: u64,
     bell: Bell,
     /// MSI-X table entry per queue (`msix::NO_VECTOR`: raise nothing), bound as each
     /// queue is set up; `None` leaves the queues on INTx.
@@ -212,6 +224,8 @@ impl Doorbell {
             layout,
             deferred,
             event_idx: false,
+            device_features: 0,
+            offered: 0,
             bell,
             msix_entries,
         }
@@ -224,9 +238,20 @@ impl Doorbell {
             layout: None,
             deferred,
             event_idx: false,
+            device_features: 0,
+            offered: 0,
             bell: Bell::default(),
             msix_entries: None,
         }
+    }
+
+    /// Adds `features` to what the driver negotiates, where the device offers them: for
+    /// an owner that handles them beside the driver — the NIC's transmit offloads
+    /// (`VIRTIO_NET_F_CSUM`, `VIRTIO_NET_F_HOST_TSO4`), which only change what the
+    /// device accepts in the header of a frame sent, which the driver leaves to its
+    /// caller. [`Bell::accepted`] says which were taken. Call before the driver starts.
+    pub fn offer(&mut self, features: u64) {
+        self.offered = features;
     }
 
     /// The handle that rings deferred doorbells.
@@ -273,12 +298,16 @@ impl Transport for Doorbell {
     }
 
     fn read_device_features(&mut self) -> u64 {
-        inner_mut!(self.read_device_features())
+        self.device_features = inner_mut!(self.read_device_features());
+        self.device_features
     }
 
     fn write_driver_features(&mut self, driver_features: u64) {
-        self.event_idx = driver_features & F_EVENT_IDX != 0;
-        inner_mut!(self.write_driver_features(driver_features))
+        let extra = self.offered & self.device_features;
+        self.bell.accepted.store(extra, Ordering::Relaxed);
+        let features = driver_features | extra;
+        self.event_idx = features & F_EVENT_IDX != 0;
+        inner_mut!(self.write_driver_features(features))
     }
 
     fn max_queue_size(&mut self, queue: u16) -> u32 {

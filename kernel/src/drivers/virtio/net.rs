@@ -8,6 +8,14 @@
 //! reclaimed lazily, when the next frame is sent or the NIC is serviced: no interrupt
 //! per frame sent (the Asterinas lesson). Receive buffers go back into the ring as soon
 //! as their frame has been consumed.
+//!
+//! Where the device offers `VIRTIO_NET_F_HOST_TSO4` (QEMU's does over a tap), TCP segments
+//! sent one after another through [`Nic::send_frame`] are coalesced
+//! (`plinth_offload::Coalescer`) into one super-frame of up to 64 KiB, in a buffer of its
+//! own, with the `virtio_net_hdr` that has the host cut it up again: one virtqueue entry,
+//! one tap write and one trip through the host's bridge per 44 segments instead of each.
+//! The super-frame goes into the ring when a frame that does not continue it comes, when
+//! it is full, or at [`Nic::ring`], so it never waits past the burst it belongs to.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -16,6 +24,7 @@ use alloc::vec::Vec;
 
 use spin::Mutex;
 
+use plinth_offload::{Coalescer, MAX_SUPER};
 use virtio_drivers::device::net::VirtIONetRaw;
 
 use super::doorbell::{Bell, Doorbell};
@@ -25,6 +34,18 @@ use super::hal::VirtioHal;
 pub const QUEUE_SIZE: usize = 256;
 /// Room for the 12-byte virtio header and a 1522-byte 802.1Q-tagged frame.
 const BUFFER_LEN: usize = 1536 + 64;
+/// Room for the virtio header and a super-frame.
+const SUPER_LEN: usize = 64 * 1024;
+/// Super-frame buffers at most (in the ring or being built): 2 MiB, enough to keep the
+/// host busy while the next ones are built.
+const SUPER_BUFFERS: usize = 32;
+/// `VIRTIO_NET_F_CSUM` and `VIRTIO_NET_F_HOST_TSO4` (virtio 1.2 §5.1.3): the device takes
+/// a partial checksum and a TCPv4 frame to segment. The second needs the first.
+const F_CSUM: u64 = 1 << 0;
+const F_HOST_TSO4: u64 = 1 << 11;
+/// The `virtio_net_hdr` a super-frame's header is laid out for (VIRTIO_F_VERSION_1); a
+/// legacy device's shorter header gets no super-frames.
+const HEADER: usize = plinth_offload::HEADER_LEN;
 
 /// Frame and error counters, for `/metrics`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -35,6 +56,10 @@ pub struct NicCounters {
     pub tx_bytes: u64,
     /// Frames not sent because every transmit descriptor was in flight.
     pub tx_ring_full: u64,
+    /// Super-frames sent for the host to segment, and the frames (counted in `tx_frames`)
+    /// they carried.
+    pub tx_super: u64,
+    pub tx_super_frames: u64,
     /// Device errors on either queue.
     pub errors: u64,
 }
@@ -59,6 +84,16 @@ pub struct Nic {
     tx_free: Vec<Box<[u8]>>,
     /// Receive buffers created so far; at most `QUEUE_SIZE`, then they are recycled.
     rx_allocated: usize,
+    /// Transmit descriptors the device holds.
+    tx_in_flight: usize,
+    /// The device takes super-frames (`F_CSUM | F_HOST_TSO4` were negotiated).
+    tso: bool,
+    /// The super-frame being built: its buffer (virtio header first) and the coalescer.
+    building: Option<Box<[u8]>>,
+    coalescer: Coalescer,
+    super_free: Vec<Box<[u8]>>,
+    /// Super-frame buffers created so far; at most `SUPER_BUFFERS`.
+    super_allocated: usize,
     /// Deferred doorbells of both queues.
     bell: Bell,
     pub counters: NicCounters,
@@ -96,9 +131,13 @@ impl Nic {
     /// [`refill`]: Nic::refill
     /// The transport's doorbell should be deferred: [`Nic::ring`] notifies the device of
     /// everything queued since the last call.
-    pub fn new(transport: Doorbell) -> Result<Nic, virtio_drivers::Error> {
+    pub fn new(mut transport: Doorbell) -> Result<Nic, virtio_drivers::Error> {
+        transport.offer(F_CSUM | F_HOST_TSO4);
         let bell = transport.bell();
         let raw = Box::new(Raw::new(transport)?);
+        let header = raw.fill_buffer_header(&mut [0u8; HEADER]);
+        let tso = bell.accepted() & (F_CSUM | F_HOST_TSO4) == F_CSUM | F_HOST_TSO4
+            && header == Ok(HEADER);
         Ok(Nic {
             raw,
             bell,
@@ -107,8 +146,19 @@ impl Nic {
             tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             tx_free: Vec::new(),
             rx_allocated: 0,
+            tx_in_flight: 0,
+            tso,
+            building: None,
+            coalescer: Coalescer::new(),
+            super_free: Vec::new(),
+            super_allocated: 0,
             counters: NicCounters::default(),
         })
+    }
+
+    /// Whether the device segments TCP super-frames for us.
+    pub fn tso(&self) -> bool {
+        self.tso
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -116,8 +166,9 @@ impl Nic {
     }
 
     /// Tells the device about every frame sent and buffer posted since the last call: one
-    /// doorbell per burst instead of one per frame.
-    pub fn ring(&self) {
+    /// doorbell per burst instead of one per frame. A super-frame being built goes first.
+    pub fn ring(&mut self) {
+        self.finish_super();
         self.bell.ring();
     }
 
@@ -193,10 +244,114 @@ impl Nic {
         self.raw.poll_receive().is_some()
     }
 
-    /// Whether a frame can be sent now (after reclaiming completed sends).
+    /// Whether a frame can be sent now (after reclaiming completed sends), with room
+    /// kept for the super-frame being built.
     pub fn can_send(&mut self) -> bool {
         self.reclaim();
-        self.raw.can_send()
+        let reserved = usize::from(self.building.is_some());
+        self.raw.can_send() && self.tx_in_flight + reserved < QUEUE_SIZE
+    }
+
+    /// Sends `frame` (as it arrived at the switch) as `len` bytes that `fill` writes — the
+    /// frame as it goes out, tagged `tag` — coalescing TCP segments into super-frames
+    /// where the device takes them (see the module docs); otherwise as [`Nic::send`].
+    pub fn send_frame(
+        &mut self,
+        frame: &[u8],
+        tag: Option<u16>,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) {
+        if let Some(buffer) = self.building.as_mut() {
+            if self.coalescer.append(&mut buffer[HEADER..], frame, tag) {
+                self.counters.tx_frames += 1;
+                self.counters.tx_bytes += len as u64;
+                return;
+            }
+            self.finish_super();
+        }
+        if self.tso && self.building.is_none() && len <= MAX_SUPER && Coalescer::can_start(frame) {
+            let buffer = match self.super_free.pop() {
+                Some(b) => Some(b),
+                None if self.super_allocated < SUPER_BUFFERS => {
+                    self.super_allocated += 1;
+                    Some(vec![0u8; SUPER_LEN].into_boxed_slice())
+                }
+                None => None,
+            };
+            if let Some(mut buffer) = buffer {
+                let n = fill(&mut buffer[HEADER..HEADER + len]);
+                self.counters.tx_frames += 1;
+                self.counters.tx_bytes += len as u64;
+                if self.coalescer.start(&buffer[HEADER..], n, tag) {
+                    self.building = Some(buffer);
+                } else {
+                    buffer[..HEADER].fill(0);
+                    self.post(buffer, n);
+                }
+                return;
+            }
+        }
+        self.send(len, fill);
+    }
+
+    /// Puts the super-frame being built into the ring, with the header that tells the
+    /// device how to cut it (a lone segment goes as it is). Kept if the ring is full, to
+    /// go at the next call.
+    fn finish_super(&mut self) {
+        let Some(mut buffer) = self.building.take() else {
+            return;
+        };
+        if self.tx_in_flight >= QUEUE_SIZE {
+            self.building = Some(buffer);
+            return;
+        }
+        let Some(done) = self.coalescer.finish(&mut buffer[HEADER..]) else {
+            self.super_free.push(buffer);
+            return;
+        };
+        match done.gso {
+            Some(gso) => {
+                buffer[..HEADER].copy_from_slice(&gso.header());
+                self.counters.tx_super += 1;
+                self.counters.tx_super_frames += done.segments as u64;
+            }
+            None => buffer[..HEADER].fill(0),
+        }
+        self.post(buffer, done.len);
+    }
+
+    /// Hands `buffer` (virtio header, then `len` bytes of frame) to the device; counted
+    /// as ring-full and kept for reuse if it has no room.
+    fn post(&mut self, buffer: Box<[u8]>, len: usize) {
+        let total = HEADER + len;
+        // SAFETY: the buffer is parked in `tx_posted` under the returned token until
+        // `reclaim` sees the device complete it; it is not touched or freed meanwhile.
+        match unsafe { self.raw.transmit_begin(&buffer[..total]) } {
+            Ok(token) => match self.tx_posted.get_mut(usize::from(token)) {
+                Some(slot @ None) => {
+                    *slot = Some((buffer, total));
+                    self.tx_in_flight += 1;
+                }
+                _ => {
+                    self.counters.errors += 1;
+                    core::mem::forget(buffer);
+                }
+            },
+            Err(_) => {
+                self.counters.tx_ring_full += 1;
+                self.recycle_tx(buffer);
+            }
+        }
+    }
+
+    /// A transmit buffer back to its pool.
+    fn recycle_tx(&mut self, buffer: Box<[u8]>) {
+        if buffer.len() == SUPER_LEN {
+            self.super_free.push(buffer);
+        } else {
+            self.tx_free.push(buffer);
+        }
     }
 
     /// Sends a frame of `len` bytes that `fill` writes. `fill` always runs (smoltcp's
@@ -204,6 +359,8 @@ impl Nic {
     /// device (ring full, oversized) it is dropped and counted, as a full NIC would.
     pub fn send<R>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> R {
         self.reclaim();
+        // Frames go out in the order they were given.
+        self.finish_super();
         let mut buffer = self
             .tx_free
             .pop()
@@ -224,6 +381,7 @@ impl Nic {
             Ok(token) => match self.tx_posted.get_mut(usize::from(token)) {
                 Some(slot @ None) => {
                     *slot = Some((buffer, total));
+                    self.tx_in_flight += 1;
                     self.counters.tx_frames += 1;
                     self.counters.tx_bytes += len as u64;
                 }
@@ -253,13 +411,14 @@ impl Nic {
                 self.counters.errors += 1;
                 return;
             };
+            self.tx_in_flight -= 1;
             // SAFETY: `buffer[..total]` is exactly what was posted under `token`.
             if unsafe { self.raw.transmit_complete(token, &buffer[..total]) }.is_err() {
                 self.counters.errors += 1;
                 core::mem::forget(buffer);
                 return;
             }
-            self.tx_free.push(buffer);
+            self.recycle_tx(buffer);
         }
     }
 }
