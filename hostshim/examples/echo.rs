@@ -33,7 +33,12 @@
 //! gateway = "10.1.1.1"              # static addresses only
 //! probe = "10.1.1.12:7"             # a UDP echo to reach (another echo agent)
 //! probe_timeout_ms = 20000          # the default
+//! tcp_buffer_kib = 256              # each TCP socket's buffers, each way (16..=4096;
+//!                                   # default 128): the window a bulk transfer gets
 //! ```
+//!
+//! Every listening socket holds its buffers too (two per port), so a big buffer needs
+//! a partition with the memory: 256 KiB takes about 5 MiB with two transfers open.
 //!
 //! As a Linux process (`cargo run -p hostshim --example echo`) it serves on 127.0.0.1
 //! with the address ignored; `PLINTH_NET_PORT_OFFSET=20000` moves the ports to 20007,
@@ -61,6 +66,8 @@ const SERVICES: [(u16, Service); 4] = [
     (19, Service::Chargen),
     (80, Service::Http),
 ];
+/// Each TCP socket's buffers, each way, unless the config says otherwise.
+const DEFAULT_BUFFER_KIB: usize = 128;
 /// Connections served at once; more are closed as they are accepted.
 const MAX_CONNECTIONS: usize = 16;
 /// Longest wait in one poll, so heartbeats and HTTP timeouts are kept.
@@ -137,12 +144,21 @@ fn run() -> i32 {
             return 2;
         }
     };
-    // 128 KiB each way: a window that keeps a bulk transfer (discard, chargen) moving
-    // across the round trip instead of waiting for every 16 KiB to be acknowledged.
-    // Buffers are taken as sockets are first used.
+    // By default 128 KiB each way: a window that keeps a bulk transfer (discard,
+    // chargen) moving across the round trip instead of waiting for every 16 KiB to be
+    // acknowledged, within the few MiB of a small partition. Buffers are taken as
+    // sockets are first used.
+    let buffer_kib = match config::number(text, "tcp_buffer_kib") {
+        None if config::value(text, "tcp_buffer_kib").is_none() => DEFAULT_BUFFER_KIB,
+        Some(kib @ 16..=4096) => kib as usize,
+        _ => {
+            logf!("echo: {CONFIG}: tcp_buffer_kib must be a number of KiB from 16 to 4096");
+            return 2;
+        }
+    };
     let limits = Limits {
         tcp_sockets: 24,
-        tcp_buffer: 128 * 1024,
+        tcp_buffer: buffer_kib * 1024,
         ..Limits::default()
     };
     let mut net = match Net::up_with(addressing, limits) {

@@ -43,6 +43,13 @@ pub const PEER_ADDR: &str = "10.1.1.1/24";
 pub const DUT_ADDR: &str = "10.1.1.2/24";
 /// [`DUT_ADDR`] without its prefix.
 pub const DUT_IP: &str = "10.1.1.2";
+/// The echo agent's TCP buffers each way (its `tcp_buffer_kib`): windows of 256 KiB,
+/// where a Linux guest autotunes itself several MiB; at 100 MiB/s over a few ms of round
+/// trip the default 128 KiB holds the sender back. Not more: the ~180 frames of a full
+/// window must fit the switch's 256-frame port queue, or a slow turn of the agent drops
+/// frames and the peer's loss recovery (smoltcp has no SACK) costs far more than the
+/// window gained.
+pub const ECHO_BUFFER_KIB: u32 = 256;
 /// The echo agent's discard and chargen ports.
 pub const DISCARD_PORT: u16 = 9;
 pub const CHARGEN_PORT: u16 = 19;
@@ -480,7 +487,8 @@ pub enum TcpError {
 }
 
 /// The appliance of the TCP runs: one partition `p` with one NIC, on tenant `bench`'s
-/// static VLAN [`VID`], running the `echo` example agent at [`DUT_ADDR`].
+/// static VLAN [`VID`], running the `echo` example agent at [`DUT_ADDR`] with
+/// [`ECHO_BUFFER_KIB`] buffers.
 fn build_echo_appliance(
     dir: &std::path::Path,
     memory_mib: u32,
@@ -490,7 +498,7 @@ fn build_echo_appliance(
     let tenants = format!(
         "kind = \"tenants\"\n\n[[tenant]]\nname = \"bench\"\nvlan = {VID}\npartitions = [\"p\"]\n"
     );
-    let config = format!("address = \"{DUT_ADDR}\"\n");
+    let config = format!("address = \"{DUT_ADDR}\"\ntcp_buffer_kib = {ECHO_BUFFER_KIB}\n");
     crate::image::build_with_examples(
         dir,
         &crate::image::example_spec(
