@@ -586,8 +586,13 @@ impl TcpLab {
 
     /// Before a device's transfers: the peer forgets the last device's MAC (both have
     /// [`DUT_IP`]) and resolves the new one, so neither transfer times an ARP exchange.
+    /// Nor does Linux keep what it learnt of the path to [`DUT_IP`] (`tcp_metrics`:
+    /// ssthresh, RTT): each device starts from the same TCP state, not from what the
+    /// device before it left (a lossy round would start the next one's congestion
+    /// window low).
     fn meet(&mut self) -> Result<(), TcpError> {
         let peer = self.peer()?;
+        peer.run_ok("echo 1 > /proc/sys/net/ipv4/tcp_no_metrics_save")?;
         peer.run_ok(&format!("ip neigh flush dev eth0.{VID}"))?;
         // An unanswered ping is no error here: the transfer says what is wrong.
         let _ = peer.ping(DUT_IP, 1)?;
