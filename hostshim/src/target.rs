@@ -8,6 +8,12 @@
 )]
 mod raw;
 
+// memcpy, memmove, memset, memcmp and bcmp as loops: `compiler_builtins`' `rep movsq`
+// costs a TCG exit per 8 bytes, and an agent's TCP stack copies every segment in and
+// out of its socket buffers (see `plinth_mem`).
+#[cfg(target_os = "none")]
+plinth_mem::string_routines!();
+
 use plinth_abi::{Call, Error, decode};
 
 pub fn log(text: &str) {
