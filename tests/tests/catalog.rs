@@ -166,7 +166,11 @@ fn the_default_appliance_boots_and_its_catalog_matches_the_spec() {
     assert_eq!(s["catalog"]["agents"], 5);
     // The tenants' partitions have their NICs on their VLANs.
     let (_, net) = get(addr, "/api/v1/network");
-    assert_eq!(net["uplink"]["allowed"], serde_json::json!([100, 101]), "{net}");
+    assert_eq!(
+        net["uplink"]["allowed"],
+        serde_json::json!([100, 101]),
+        "{net}"
+    );
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
