@@ -21,6 +21,7 @@
 //! driver glue) gives it the buffer the super-frame is built in, writes the first
 //! segment there as it goes out (with its tag), and hands the result to the device.
 #![no_std]
+#![forbid(unsafe_code)]
 
 /// Ethernet header: destination, source, EtherType.
 const ETH: usize = 14;
