@@ -355,3 +355,39 @@ pub fn build_appliance(
     plinth::image::build_with_examples(dir, spec, policies, agents, self::agents())
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Boots an appliance image (256 MiB, a NIC on QEMU's user network) and waits for its
+/// catalog to be verified and the API to answer.
+pub fn boot_appliance(image: PathBuf) -> (Runtime, SocketAddr) {
+    let mut rt = Boot {
+        disk: Some(plinth::profile::Disk {
+            image,
+            serial: "appliance".into(),
+        }),
+        nic: true,
+        memory_mib: 256,
+        ..Boot::default()
+    }
+    .start();
+    rt.expect_ready();
+    rt.expect_line("catalog: verified appliance");
+    let addr = rt.expect_api();
+    (rt, addr)
+}
+
+/// One API request with an optional JSON body: its status and its body as JSON (null
+/// when it is not JSON). Panics, naming the request, if the API does not answer.
+pub fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let r = plinth::api::request(addr, method, path, body.map(str::as_bytes), API_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, v)
+}
+
+/// How long [`call`] waits for an answer.
+pub const API_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use plinth::api;
-use plinth::profile::Disk;
-use plinth_tests::{Boot, Runtime, TestAgent, build_appliance};
+use plinth_tests::{TestAgent, boot_appliance as boot, build_appliance, call};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(10);
@@ -20,13 +19,6 @@ fn dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let r = api::request(addr, method, path, body.map(str::as_bytes), T)
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    (r.status, v)
 }
 
 fn create(addr: SocketAddr, name: &str, tenant: &str, nics: &str) -> (u16, Value) {
@@ -55,23 +47,6 @@ fn vlans(addr: SocketAddr) -> Vec<(u64, Option<String>)> {
             )
         })
         .collect()
-}
-
-fn boot(image: PathBuf) -> (Runtime, SocketAddr) {
-    let mut rt = Boot {
-        disk: Some(Disk {
-            image,
-            serial: "appliance".into(),
-        }),
-        nic: true,
-        memory_mib: 256,
-        ..Boot::default()
-    }
-    .start();
-    rt.expect_ready();
-    rt.expect_line("catalog: verified appliance");
-    let addr = rt.expect_api();
-    (rt, addr)
 }
 
 #[test]

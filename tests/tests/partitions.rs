@@ -9,8 +9,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use plinth::api;
-use plinth::profile::Disk;
-use plinth_tests::{Boot, Runtime, TestAgent, build_appliance};
+use plinth_tests::{Runtime, TestAgent, boot_appliance as boot, build_appliance, call};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(10);
@@ -38,23 +37,6 @@ fn sharing_the_host() -> RwLockReadGuard<'static, ()> {
 /// For a measurement nothing else in this binary may disturb.
 fn alone_on_the_host() -> RwLockWriteGuard<'static, ()> {
     HOST.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn boot(image: PathBuf) -> (Runtime, SocketAddr) {
-    let mut rt = Boot {
-        disk: Some(Disk {
-            image,
-            serial: "appliance".into(),
-        }),
-        nic: true,
-        memory_mib: 256,
-        ..Boot::default()
-    }
-    .start();
-    rt.expect_ready();
-    rt.expect_line("catalog: verified appliance");
-    let addr = rt.expect_api();
-    (rt, addr)
 }
 
 fn get(addr: SocketAddr, path: &str) -> Value {
@@ -737,13 +719,6 @@ cpu = { cap_percent = 20 }
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&d2);
-}
-
-fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let r = api::request(addr, method, path, body.map(str::as_bytes), T)
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    (r.status, v)
 }
 
 fn free_bytes(addr: SocketAddr) -> u64 {
