@@ -149,60 +149,18 @@ pub struct BridgeFigures {
 
 /// Forwards `frames` frames of each size from a partition's access port (VLAN 100) to a
 /// station learned behind the uplink trunk, through a private bridge laid out as the
-/// runtime's (uplink trunk, management port, two partition NICs): the per-frame work the
-/// switch adds between a partition's `NetSend` and the NIC's ring, timed by the TSC.
+/// runtime's (`plinth_bridge::bench`, the layout `plinth bench bridge` also times on the
+/// host): the per-frame work the switch adds between a partition's `NetSend` and the
+/// NIC's ring, timed by the TSC.
 pub fn bridge(frames: u64) -> BridgeFigures {
-    use plinth_bridge::{Bridge, Config, Mode, NATIVE, PortConfig, VidSet};
-    let mut b = Bridge::new(Config::default());
-    let trunk: VidSet = [100u16].into_iter().collect();
-    let uplink = b.add_port(PortConfig {
-        name: "uplink".into(),
-        mode: Mode::Trunk {
-            allowed: trunk,
-            native: true,
-        },
-        mac: None,
-    });
-    b.add_port(PortConfig {
-        name: "mgmt".into(),
-        mode: Mode::Access { vid: NATIVE },
-        mac: Some([2, 0, 0, 0, 0, 1]),
-    });
-    let a = [2, 0, 0, 0, 1, 1];
-    let nic = b.add_port(PortConfig {
-        name: "a/0".into(),
-        mode: Mode::Access { vid: 100 },
-        mac: Some(a),
-    });
-    b.add_port(PortConfig {
-        name: "b/0".into(),
-        mode: Mode::Access { vid: 100 },
-        mac: Some([2, 0, 0, 0, 1, 2]),
-    });
-    let peer = [2, 0, 0, 0, 9, 9];
-    let mut targets = Vec::with_capacity(8);
-    // The peer is learned behind the uplink (a tagged frame from it).
-    let mut learn = vec![0u8; 64];
-    learn[..6].copy_from_slice(&a);
-    learn[6..12].copy_from_slice(&peer);
-    learn[12..16].copy_from_slice(&[0x81, 0x00, 0x00, 100]);
-    learn[16..18].copy_from_slice(&[0x08, 0x00]);
+    use plinth_bridge::bench::Layout;
+    let mut layout = Layout::new();
     let now = clock::now_ns() / 1_000_000;
-    let _ = b.ingress(uplink, &learn, now, &mut targets);
-    let mut out = vec![0u8; 1518];
     let mut time = |len: usize| {
-        let mut frame = vec![0x5au8; len];
-        frame[..6].copy_from_slice(&peer);
-        frame[6..12].copy_from_slice(&a);
-        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        let frame = Layout::frame(len);
         let t0 = clock::now_ns();
         for _ in 0..frames {
-            if let Ok(fwd) = b.ingress(nic, &frame, now, &mut targets) {
-                for t in &targets {
-                    let n = Bridge::write(&frame, &fwd, t.tag, &mut out);
-                    b.delivered(t.port, fwd.vid, n);
-                }
-            }
+            let _ = layout.forward(&frame, now);
         }
         (clock::now_ns() - t0) / frames.max(1)
     };

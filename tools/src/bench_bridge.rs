@@ -25,7 +25,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use plinth_bridge::{Bridge, Config, Mac, Mode, NATIVE, PortConfig, PortId, Target, VidSet};
+use plinth_bridge::Target;
+use plinth_bridge::bench::Layout;
 use serde::Serialize;
 
 use crate::bench::{BenchError, Spread, failed, launch, shut_down};
@@ -34,8 +35,8 @@ use crate::lab::{Lab, LabError, LinuxPeer, PeerConfig, Transfer, VlanIf};
 use crate::machine::Machine;
 use crate::profile::{LaunchOptions, Profile};
 
-/// The tenant VLAN the partition and the Linux guest are on.
-pub const VID: u16 = 100;
+/// The tenant VLAN the partition and the Linux guest are on (the forwarding layout's).
+pub const VID: u16 = plinth_bridge::bench::VID;
 /// The peer's address on [`VID`].
 pub const PEER_ADDR: &str = "10.1.1.1/24";
 /// The address of the device under test on [`VID`]: the partition's, or the Linux
@@ -313,70 +314,22 @@ pub struct BridgeReport {
     pub qemu_args: Vec<String>,
 }
 
-/// A bridge laid out as the kernel's `bench bridge` lays out its own (and as the
-/// runtime's switch is with one tenant on VLAN 100 and two partition NICs), with the
-/// peer learned behind the uplink: the bridge, the sending partition NIC, the uplink,
-/// and the partition's and the peer's MACs.
-fn runtime_layout() -> (Bridge, PortId, PortId, Mac, Mac) {
-    let mut b = Bridge::new(Config::default());
-    let trunk: VidSet = [VID].into_iter().collect();
-    let uplink = b.add_port(PortConfig {
-        name: "uplink".into(),
-        mode: Mode::Trunk {
-            allowed: trunk,
-            native: true,
-        },
-        mac: None,
-    });
-    b.add_port(PortConfig {
-        name: "mgmt".into(),
-        mode: Mode::Access { vid: NATIVE },
-        mac: Some([2, 0, 0, 0, 0, 1]),
-    });
-    let a = [2, 0, 0, 0, 1, 1];
-    let nic = b.add_port(PortConfig {
-        name: "a/0".into(),
-        mode: Mode::Access { vid: VID },
-        mac: Some(a),
-    });
-    b.add_port(PortConfig {
-        name: "b/0".into(),
-        mode: Mode::Access { vid: VID },
-        mac: Some([2, 0, 0, 0, 1, 2]),
-    });
-    let peer = [2, 0, 0, 0, 9, 9];
-    let mut learn = vec![0u8; 64];
-    learn[..6].copy_from_slice(&a);
-    learn[6..12].copy_from_slice(&peer);
-    learn[12..16].copy_from_slice(&[0x81, 0x00, (VID >> 8) as u8, VID as u8]);
-    learn[16..18].copy_from_slice(&[0x08, 0x00]);
-    let mut targets = Vec::new();
-    let _ = b.ingress(uplink, &learn, 0, &mut targets);
-    (b, nic, uplink, a, peer)
-}
-
-/// ns per frame of `len`-byte frames through [`runtime_layout`]'s bridge: the median of
-/// `batches` batches of `frames`. Checks first that the frame goes to the uplink alone,
-/// tagged [`VID`].
+/// ns per frame of `len`-byte frames through `plinth_bridge::bench`'s layout (the one the
+/// kernel's `bench bridge` times): the median of `batches` batches of `frames`. Checks
+/// first that the frame goes to the uplink alone, tagged [`VID`].
 fn host_frame_ns(len: usize, frames: u64, batches: usize) -> Result<f64, BenchError> {
-    let (mut b, nic, uplink, a, peer) = runtime_layout();
-    let mut frame = vec![0x5au8; len];
-    frame[..6].copy_from_slice(&peer);
-    frame[6..12].copy_from_slice(&a);
-    frame[12..14].copy_from_slice(&[0x08, 0x00]);
-    let mut targets = Vec::with_capacity(8);
-    let mut out = vec![0u8; 1518];
+    let mut layout = Layout::new();
+    let frame = Layout::frame(len);
     let expect = [Target {
-        port: uplink,
+        port: layout.uplink,
         tag: Some(VID),
     }];
-    match b.ingress(nic, &frame, 0, &mut targets) {
-        Ok(fwd)
-            if targets == expect && Bridge::write(&frame, &fwd, Some(VID), &mut out) == len + 4 => {
-        }
+    match layout.forward(&frame, 0) {
+        Ok(n) if layout.targets() == expect && n == len + 4 => {}
         other => {
             return Err(BenchError::Setup(format!(
-                "host bridge: a {len}-byte frame to the peer was not forwarded to the uplink alone, tagged {VID}: {other:?} {targets:?}"
+                "host bridge: a {len}-byte frame to the peer was not forwarded to the uplink alone, tagged {VID}: {other:?} {:?}",
+                layout.targets()
             )));
         }
     }
@@ -384,13 +337,7 @@ fn host_frame_ns(len: usize, frames: u64, batches: usize) -> Result<f64, BenchEr
     for _ in 0..batches {
         let t0 = Instant::now();
         for _ in 0..frames {
-            if let Ok(fwd) = b.ingress(nic, black_box(&frame), 0, &mut targets) {
-                for t in &targets {
-                    let n = Bridge::write(&frame, &fwd, t.tag, &mut out);
-                    b.delivered(t.port, fwd.vid, n);
-                }
-            }
-            black_box(&out);
+            let _ = black_box(layout.forward(black_box(&frame), 0));
         }
         per_batch.push(t0.elapsed().as_nanos() as f64 / frames.max(1) as f64);
     }

@@ -38,6 +38,7 @@
 
 extern crate alloc;
 
+pub mod bench;
 pub mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
