@@ -6,7 +6,10 @@
 //!   Linux CFS: every task has a `vruntime` that grows by the time it ran divided by its
 //!   weight, and [`Scheduler::pick`] runs the runnable task with the smallest one (ties go
 //!   to the task that ran least recently, so equals take turns). Over time each runnable
-//!   task gets `weight / sum of weights` of the CPU.
+//!   task gets `weight / sum of weights` of the CPU. A task that waited (for the
+//!   network, a disk, a timer) comes back at most half a slice of run time ahead of the
+//!   smallest vruntime, so it runs as soon as its event arrives rather than behind tasks
+//!   that never wait, yet cannot bank more than that by waiting (CFS's sleeper placement).
 //! - **Caps.** A [`Cap`] is a quota per period, like cgroup v2 `cpu.max` (`"quota period"`):
 //!   a task may run at most `quota_ns` in every `period_ns` window (windows are aligned to
 //!   multiples of `period_ns` from time 0). A task that used its quota is *throttled* until
@@ -381,7 +384,8 @@ pub struct Scheduler<Id> {
     tasks: Vec<Task<Id>>,
     slice_ns: u64,
     /// Floor of the eligible tasks' vruntimes; never decreases. Tasks that become eligible
-    /// (added, woken, unthrottled) start no lower, so time spent away banks no credit.
+    /// start no lower (added, unthrottled) or at most the wake credit lower (woken), so
+    /// time spent away banks no more than that.
     min_vruntime: u128,
     /// Count of `pick`s that chose a task (u64: 2^64 picks will not happen).
     seq: u64,
@@ -402,6 +406,12 @@ impl<Id: Copy + Eq> Scheduler<Id> {
     /// The longest slice granted at once, ns.
     pub fn slice_ns(&self) -> u64 {
         self.slice_ns
+    }
+
+    /// The most run time a woken waiter may be placed ahead of the floor: half a slice,
+    /// as CFS places sleepers half its latency target back.
+    pub fn wake_credit_ns(&self) -> u64 {
+        self.slice_ns / 2
     }
 
     /// Adds a runnable task. It starts at the current minimum vruntime: it gets its share
@@ -481,14 +491,15 @@ impl<Id: Copy + Eq> Scheduler<Id> {
     }
 
     /// Makes a blocked or sleeping task runnable again. Its vruntime is raised to the
-    /// current minimum, so a sleeper does not bank credit and then monopolise the CPU.
+    /// current minimum less the [wake credit](Self::wake_credit_ns): enough lead to run
+    /// ahead of tasks that never wait, never enough to monopolise the CPU.
     /// Runnable and unknown ids are left alone.
     pub fn wake(&mut self, id: Id, now_ns: u64) {
         let Some(index) = self.find(id) else { return };
         if self.tasks[index].wait != Wait::Runnable {
-            let min = self.min_vruntime;
+            let (min, credit) = (self.min_vruntime, self.wake_credit_ns());
             let task = &mut self.tasks[index];
-            Self::settle(task, true, now_ns, min);
+            Self::settle(task, true, now_ns, min, credit);
             self.refresh_min();
         }
     }
@@ -497,16 +508,15 @@ impl<Id: Copy + Eq> Scheduler<Id> {
     /// quota of tasks whose period rolled over, then picks the eligible task with the
     /// smallest vruntime (ties: the one that ran least recently). O(n), no allocation.
     pub fn pick(&mut self, now_ns: u64) -> Decision<Id> {
-        let min = self.min_vruntime;
+        let (min, credit) = (self.min_vruntime, self.wake_credit_ns());
         let mut best: Option<usize> = None;
         let mut until_ns: Option<u64> = None;
         for index in 0..self.tasks.len() {
             let task = &mut self.tasks[index];
             let due = matches!(task.wait, Wait::Sleeping(until) if until <= now_ns);
-            Self::settle(task, due, now_ns, min);
+            Self::settle(task, due, now_ns, min, credit);
             let task = &self.tasks[index];
             if task.eligible() {
-                debug_assert!(task.vruntime >= min);
                 let better = match best {
                     None => true,
                     Some(b) => {
@@ -538,9 +548,9 @@ impl<Id: Copy + Eq> Scheduler<Id> {
         let seq = self.seq;
         let slice_cap = self.slice_ns;
         let task = &mut self.tasks[index];
-        // The chosen task has the smallest eligible vruntime: the new floor.
-        debug_assert!(task.vruntime >= self.min_vruntime);
-        self.min_vruntime = task.vruntime;
+        // The chosen task has the smallest eligible vruntime: the new floor, unless it is
+        // a woken waiter still below it on its credit (the floor never goes down).
+        self.min_vruntime = self.min_vruntime.max(task.vruntime);
         task.last_run = seq;
         task.usage.runs = task.usage.runs.saturating_add(1);
         let slice_ns = match &task.cap {
@@ -622,9 +632,11 @@ impl<Id: Copy + Eq> Scheduler<Id> {
     }
 
     /// Brings a task to `now_ns`: rolls its cap period forward, makes it runnable if
-    /// `wake`, and raises its vruntime to `min` if that made it eligible.
-    fn settle(task: &mut Task<Id>, wake: bool, now_ns: u64, min: u128) {
+    /// `wake`, and raises its vruntime towards `min` if that made it eligible: to `min`
+    /// less the wake credit for a woken waiter, to `min` for a task leaving a throttle.
+    fn settle(task: &mut Task<Id>, wake: bool, now_ns: u64, min: u128, credit_ns: u64) {
         let was_eligible = task.eligible();
+        let was_waiting = task.wait != Wait::Runnable;
         if let Some(cap) = &mut task.cap {
             cap.roll_to(now_ns / cap.cap.period_ns);
         }
@@ -632,7 +644,17 @@ impl<Id: Copy + Eq> Scheduler<Id> {
             task.wait = Wait::Runnable;
         }
         if !was_eligible && task.eligible() {
-            task.vruntime = task.vruntime.max(min);
+            // A waiter comes back a little ahead of the floor, so a task that waits on the
+            // network or a disk runs as soon as its event arrives instead of queuing behind
+            // a task that never waits (CFS's sleeper placement). The lead is at most
+            // `credit_ns` of its own run time however long it waited: waiting banks
+            // nothing beyond that.
+            let credit = if wake && was_waiting {
+                u128::from(credit_ns) * SCALE / u128::from(task.weight)
+            } else {
+                0
+            };
+            task.vruntime = task.vruntime.max(min.saturating_sub(credit));
         }
     }
 
@@ -645,7 +667,6 @@ impl<Id: Copy + Eq> Scheduler<Id> {
             .map(|task| task.vruntime)
             .min();
         if let Some(smallest) = smallest {
-            debug_assert!(smallest >= self.min_vruntime);
             self.min_vruntime = self.min_vruntime.max(smallest);
         }
     }
