@@ -9,7 +9,7 @@
 //!    tenant's TCP throughput under the storm is measured unlimited and with the
 //!    attacker's frame rate and CPU limited (live resizes).
 //! 2. A NIC capped at 1 MiB/s moves 1 MiB/s, where an uncapped one moves more; a live
-//!    resize changes the cap.
+//!    resize changes the cap, and the wire shows it within 100 ms of the request.
 //! 3. A hostile wire: the peer injects runts, oversize frames, cut-off and unknown tags,
 //!    stacked tags and a flood into a partition that never reads.
 //!
@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use plinth::lab::capture::ETHERTYPE_VLAN;
 use plinth::lab::{Capture, Direction, Frame, Lab, LabError, LinuxPeer, PeerConfig, VlanIf};
@@ -200,6 +200,8 @@ impl Metrics {
 /// deletes the lab and the appliance's directory.
 struct World {
     rt: Runtime,
+    /// The runtime's tap in the lab, for captures started later.
+    rt_tap: String,
     peer: LinuxPeer,
     /// After the QEMUs: its namespace holds them.
     lab: Lab,
@@ -254,6 +256,7 @@ impl World {
         }
         ok(lab.exec(&["ip", "addr", "add", &format!("{LAB_IP}/24"), "dev", "br0"]));
         let capture = s.capture.then(|| ok(lab.capture(&rt_tap)));
+        let rt_tap_name = rt_tap.clone();
         let config = PeerConfig::new("peer", lab.link(&peer_tap), s.peer_vlans)
             .program("lab-inject", LAB_INJECT)
             .program("lab-rate", LAB_RATE);
@@ -278,6 +281,7 @@ impl World {
         rt.expect_seen("boot: after ready");
         let w = World {
             rt,
+            rt_tap: rt_tap_name,
             peer,
             lab,
             _dir: d,
@@ -402,6 +406,7 @@ impl World {
             peer,
             lab,
             _dir,
+            ..
         } = self;
         drop(rt);
         ok(peer.shutdown());
@@ -568,6 +573,151 @@ fn chargen_rate(w: &mut World, ip: &str, part: &str, warmup: u64, window: u64) -
         wire,
         payload: (b1 - b0) / (t1 - t0),
     }
+}
+
+/// Now, as nanoseconds since the Unix epoch: the clock `tapcap` stamps frames with.
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// What a live limit change looked like on the wire.
+#[derive(Debug)]
+struct Change {
+    /// From the request leaving the host to the API's answer.
+    answered: Duration,
+    /// From the request leaving the host to the first frame the old limit could not have
+    /// let out (raising), or to the point from which the new limit is never exceeded
+    /// (lowering).
+    effect: Duration,
+    /// The NIC's rate on the wire after the change, bytes/s, over the rest of the window.
+    after: f64,
+}
+
+/// Partition `part` (MAC `mac`, at `ip`) streams chargen to the peer under a byte limit
+/// of `low`; with the runtime's tap captured, the limit is raised live to `high`, then
+/// lowered back to `low` 1.5 s later. Both changes are timed on the wire, by the host's
+/// clock, from the moment each request left the host.
+fn live_changes(
+    w: &mut World,
+    ip: &str,
+    part: &str,
+    mac: [u8; 6],
+    low: u64,
+    high: u64,
+) -> (Change, Change) {
+    const STEP: Duration = Duration::from_millis(1500);
+    ok(w.peer.run_ok(&format!(
+        "rm -f /tmp/rate; lab-rate {ip} 19 7 >/tmp/rate 2>&1 &"
+    )));
+    // The bucket's burst is spent and the stream steady at `low` after 2 s.
+    std::thread::sleep(Duration::from_millis(1000));
+    let capture = ok(w.lab.capture(&w.rt_tap));
+    std::thread::sleep(Duration::from_millis(1500));
+    let change = |w: &mut World, rate: u64| {
+        let t = wall_ns();
+        w.resize(part, &format!("{{\"net_bytes_per_sec\": {rate}}}"));
+        let answered = wall_ns();
+        std::thread::sleep(STEP);
+        (t, answered)
+    };
+    let (up, up_answered) = change(w, high);
+    let (down, down_answered) = change(w, low);
+    let frames = ok(capture.stop());
+    let out = ok(w.peer.run_ok(
+        "i=0; until grep -q -e total -e error /tmp/rate; do i=$((i+1)); \
+         [ $i -lt 200 ] || break; usleep 50000; done; cat /tmp/rate",
+    ));
+    assert!(!out.contains("error"), "lab-rate: {out}");
+    // The partition's frames as the wire carried them: (time, bytes).
+    let ours: Vec<(u64, f64)> = frames
+        .iter()
+        .filter(|f| f.direction == Direction::Received && f.src == mac && f.vid == Some(100))
+        .map(|f| (f.at_ns, f.len as f64))
+        .collect();
+    assert!(
+        ours.len() > 100,
+        "{} of the partition's frames captured",
+        ours.len()
+    );
+    let secs = |ns: u64| ns as f64 / 1e9;
+    // How far the stream ran ahead of `low` over any stretch of the steady second before
+    // the raise (the runtime coalesces what the bucket lets out into larger frames for
+    // the wire), plus one full frame: more than that is the new limit at work.
+    let steady: Vec<&(u64, f64)> = ours
+        .iter()
+        .filter(|(t, _)| *t > up - 1_000_000_000 && *t <= up)
+        .collect();
+    let ahead = (0..steady.len())
+        .map(|i| {
+            let mut sum = 0.0;
+            steady[i..]
+                .iter()
+                .map(|(t, b)| {
+                    sum += b;
+                    sum - low as f64 * secs(t - steady[i].0)
+                })
+                .fold(0.0, f64::max)
+        })
+        .fold(0.0, f64::max);
+    let slack = ahead + 1518.0;
+    let bytes = |from: u64, to: u64| -> f64 {
+        ours.iter()
+            .filter(|(t, _)| *t > from && *t <= to)
+            .map(|(_, b)| b)
+            .sum()
+    };
+    let step_ns = STEP.as_nanos() as u64;
+    let low = low as f64;
+    let before = bytes(up - 1_000_000_000, up);
+    assert!(
+        (before - low).abs() <= 0.05 * low,
+        "{before} bytes in the second before the raise, at {low} bytes/s"
+    );
+    // Raising: the first frame past what `low` (plus the slack) allows since `up`.
+    let first_beyond = |from: u64, to: u64| {
+        let mut sent = 0.0;
+        ours.iter()
+            .filter(|(t, _)| *t > from && *t <= to)
+            .find(|(t, b)| {
+                sent += b;
+                sent > low * secs(t - from) + slack
+            })
+            .map(|(t, _)| *t)
+    };
+    let raised =
+        first_beyond(up, down).unwrap_or_else(|| panic!("the raise never showed on the wire"));
+    // Lowering: the earliest frame from which `low` (plus slack) is never exceeded.
+    let end = down + step_ns;
+    let after_down: Vec<&(u64, f64)> = ours
+        .iter()
+        .filter(|(t, _)| *t > down && *t <= end)
+        .collect();
+    let lowered = (0..after_down.len())
+        .find(|&i| {
+            let from = after_down[i].0;
+            let mut sum = 0.0;
+            after_down[i..].iter().all(|(t, b)| {
+                sum += b;
+                sum <= low * secs(t - from) + slack
+            })
+        })
+        .map(|i| after_down[i].0)
+        .unwrap_or(end);
+    let rate_after = |from: u64, to: u64| bytes(from, to) / secs(to - from);
+    (
+        Change {
+            answered: Duration::from_nanos(up_answered - up),
+            effect: Duration::from_nanos(raised.saturating_sub(up)),
+            after: rate_after(raised, down),
+        },
+        Change {
+            answered: Duration::from_nanos(down_answered - down),
+            effect: Duration::from_nanos(lowered.saturating_sub(down)),
+            after: rate_after(lowered, end),
+        },
+    )
 }
 
 /// The storm's evidence over `secs` seconds of quiet on VLAN 100: frames accepted into
@@ -965,6 +1115,20 @@ fn a_capped_nic_moves_its_rate_and_no_more() {
     let doubled = chargen_rate(&mut w, "10.1.1.6", "capped", 3, 5);
     w.resize("capped", "{\"net_bytes_per_sec\": 0}");
     let uncapped = chargen_rate(&mut w, "10.1.1.6", "capped", 1, 3);
+    // How soon a live change shows on the wire: 1 -> 2 MiB/s and back, timed from the
+    // request leaving the host.
+    w.resize("capped", &format!("{{\"net_bytes_per_sec\": {RATE}}}"));
+    let mac = nic_mac(&mut w, "capped");
+    let (up, down) = live_changes(&mut w, "10.1.1.6", "capped", mac, RATE, 2 * RATE);
+    for (what, c) in [("raised to 2 MiB/s", &up), ("lowered to 1 MiB/s", &down)] {
+        println!(
+            "limits: live change, {what}: answered after {:.1} ms, on the wire after {:.1} ms, \
+             then {:.3} MiB/s",
+            c.answered.as_secs_f64() * 1e3,
+            c.effect.as_secs_f64() * 1e3,
+            c.after / MIB
+        );
+    }
     println!(
         "limits: resized to 2 MiB/s: {:.4} MiB/s; cap removed: {:.2} MiB/s",
         doubled.wire / MIB,
@@ -978,6 +1142,16 @@ fn a_capped_nic_moves_its_rate_and_no_more() {
         uncapped.wire >= 1.5 * doubled.wire,
         "no cap after the resize to 0: {uncapped:?}"
     );
+    for (c, rate) in [(&up, 2.0 * rate), (&down, rate)] {
+        assert!(
+            c.effect <= Duration::from_millis(100),
+            "a live change shows on the wire within 100 ms: {c:?}"
+        );
+        assert!(
+            (c.after - rate).abs() <= 0.1 * rate,
+            "and the new rate holds after it: {c:?}"
+        );
+    }
     let m = w.metrics();
     assert_eq!(
         m.port_drop_reasons("capped/0"),

@@ -10,12 +10,13 @@
  * included):
  *
  *   tapcap: ready IFNAME IFINDEX                       once the socket is bound
- *   f DIR VID LEN DST SRC ETHERTYPE                     per frame
+ *   f DIR VID LEN DST SRC ETHERTYPE TIME                per frame
  *   tapcap: end frames=N drops=N                        after stdin is closed
  *
  * DIR is `r` for a frame the interface received (from the guest behind a tap) and `s`
  * for one it sent (to the guest); VID is `-` for an untagged frame; DST and SRC are 12
- * hex digits; ETHERTYPE is the inner one of a tagged frame, 4 hex digits. Closing stdin
+ * hex digits; ETHERTYPE is the inner one of a tagged frame, 4 hex digits; TIME is when
+ * the kernel took the frame, CLOCK_REALTIME nanoseconds (SO_TIMESTAMPNS). Closing stdin
  * stops it: it reads what is already queued, prints the end line and exits 0.
  */
 #define _GNU_SOURCE
@@ -45,7 +46,8 @@ static int one(int fd, unsigned long *frames) {
     unsigned char buf[64];
     union {
         struct cmsghdr h;
-        char space[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+        char space[CMSG_SPACE(sizeof(struct tpacket_auxdata)) +
+                   CMSG_SPACE(sizeof(struct timespec))];
     } ctl;
     struct sockaddr_ll from;
     struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
@@ -72,8 +74,15 @@ static int one(int fd, unsigned long *frames) {
         return 1;
     size_t len = (size_t)n;
     int vid = -1;
+    unsigned long long at = 0;
     unsigned type = (unsigned)buf[12] << 8 | buf[13];
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec t;
+            memcpy(&t, CMSG_DATA(c), sizeof t);
+            at = (unsigned long long)t.tv_sec * 1000000000ULL + (unsigned long long)t.tv_nsec;
+            continue;
+        }
         if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA)
             continue;
         struct tpacket_auxdata aux;
@@ -94,8 +103,8 @@ static int one(int fd, unsigned long *frames) {
         strcpy(vids, "-");
     else
         snprintf(vids, sizeof vids, "%d", vid);
-    printf("f %c %s %zu %s %s %04x\n", from.sll_pkttype == PACKET_OUTGOING ? 's' : 'r', vids,
-           len, dst, src, type);
+    printf("f %c %s %zu %s %s %04x %llu\n", from.sll_pkttype == PACKET_OUTGOING ? 's' : 'r',
+           vids, len, dst, src, type, at);
     ++*frames;
     return 1;
 }
@@ -118,6 +127,10 @@ int main(int argc, char **argv) {
     int on = 1;
     if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof on) != 0) {
         perror("tapcap: PACKET_AUXDATA");
+        return 1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0) {
+        perror("tapcap: SO_TIMESTAMPNS");
         return 1;
     }
     /* Room for bursts while the lines are written (best effort: needs CAP_NET_ADMIN). */

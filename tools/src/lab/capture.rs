@@ -49,10 +49,13 @@ pub struct Frame {
     pub ethertype: u16,
     /// The frame's length on the wire, tag included, FCS not.
     pub len: usize,
+    /// When the host's kernel took it: nanoseconds since the Unix epoch (CLOCK_REALTIME,
+    /// as [`std::time::SystemTime`] reads it).
+    pub at_ns: u64,
 }
 
 impl Frame {
-    /// A `tapcap` frame line: `f DIR VID LEN DST SRC ETHERTYPE`.
+    /// A `tapcap` frame line: `f DIR VID LEN DST SRC ETHERTYPE TIME`.
     pub fn parse(line: &str) -> Option<Frame> {
         let mut f = line.split_whitespace();
         if f.next()? != "f" {
@@ -72,6 +75,7 @@ impl Frame {
         let src = mac(f.next()?)?;
         let ethertype = f.next().filter(|t| t.len() == 4)?;
         let ethertype = u16::from_str_radix(ethertype, 16).ok()?;
+        let at_ns = f.next()?.parse().ok()?;
         if f.next().is_some() {
             return None;
         }
@@ -82,6 +86,7 @@ impl Frame {
             src,
             ethertype,
             len,
+            at_ns,
         })
     }
 
@@ -273,26 +278,29 @@ mod tests {
 
     #[test]
     fn frame_lines_are_read() {
-        let f = Frame::parse("f r 100 46 ffffffffffff 524c00010002 0806").unwrap();
+        let f =
+            Frame::parse("f r 100 46 ffffffffffff 524c00010002 0806 1796688000123456789").unwrap();
         assert_eq!(f.direction, Direction::Received);
         assert_eq!(f.vid, Some(100));
         assert_eq!(f.len, 46);
         assert!(f.is_broadcast());
         assert_eq!(f.src, [0x52, 0x4c, 0, 1, 0, 2]);
         assert_eq!(f.ethertype, ETHERTYPE_ARP);
-        let u = Frame::parse("f s - 98 524c00010002 524c00010003 0800").unwrap();
+        assert_eq!(f.at_ns, 1_796_688_000_123_456_789);
+        let u = Frame::parse("f s - 98 524c00010002 524c00010003 0800 0").unwrap();
         assert_eq!(u.direction, Direction::Sent);
         assert_eq!(u.vid, None);
         assert!(!u.is_broadcast());
         for bad in [
             "",
             "tapcap: ready tap0 3",
-            "f x - 98 524c00010002 524c00010003 0800",
-            "f r 4096 98 524c00010002 524c00010003 0800",
-            "f r - 98 524c0001000 524c00010003 0800",
-            "f r - 98 524c00010002 524c00010003 08000",
-            "f r - 98 524c00010002 524c00010003 0800 extra",
-            "f r - 98 524c00010002 524c00010003",
+            "f x - 98 524c00010002 524c00010003 0800 1",
+            "f r 4096 98 524c00010002 524c00010003 0800 1",
+            "f r - 98 524c0001000 524c00010003 0800 1",
+            "f r - 98 524c00010002 524c00010003 08000 1",
+            "f r - 98 524c00010002 524c00010003 0800 1 extra",
+            "f r - 98 524c00010002 524c00010003 0800 -1",
+            "f r - 98 524c00010002 524c00010003 0800",
         ] {
             assert_eq!(Frame::parse(bad), None, "{bad:?}");
         }
