@@ -727,15 +727,30 @@ fn live_changes(
 /// The storm's evidence over `secs` seconds of quiet on VLAN 100: frames accepted into
 /// VLAN 300 and sent towards the peer, while nothing reached the victim's NIC, VLAN 100
 /// or the peer's `eth0.100`. (The peer's virtio NIC filters VLANs it has no interface
-/// for, so its guest never sees the storm.) Returns the storm's frames and rate.
-fn storm_is_contained(w: &mut World, victim_port: &str, secs: u64) -> (u64, f64) {
+/// for, so its guest never sees the storm.) Storm control holds what the attacker's NIC
+/// floods to the runtime's 2000 frames/s and counts the rest. Returns the frames the
+/// storm put into VLAN 300 a second and those storm control dropped a second.
+fn storm_is_contained(w: &mut World, victim_port: &str, secs: u64) -> (f64, f64) {
     let rx100 = w.peer_counter("eth0.100", "rx_packets");
     let wire0 = w.tap_counter("peer", "tx_packets");
     let m0 = w.metrics();
     std::thread::sleep(Duration::from_secs(secs));
     let m1 = w.metrics();
     let storm = m1.vlan("frames", 300) - m0.vlan("frames", 300);
-    let fps = storm as f64 / (m1.uptime() - m0.uptime());
+    let span = m1.uptime() - m0.uptime();
+    let fps = storm as f64 / span;
+    let held =
+        m1.port_drops("attacker/0", "storm_control") - m0.port_drops("attacker/0", "storm_control");
+    assert_eq!(
+        m1.vlan_drops(300, "storm_control") - m0.vlan_drops(300, "storm_control"),
+        held,
+        "storm control's drops, on the port and in its VLAN"
+    );
+    // 2000 a second, and the bucket's burst of 2000 at most once.
+    assert!(
+        (storm as f64) <= 2000.0 * span * 1.02 + 2000.0,
+        "storm control lets {fps:.0} frames/s into VLAN 300"
+    );
     assert_eq!(
         m1.port("tx_frames", victim_port),
         m0.port("tx_frames", victim_port),
@@ -756,7 +771,7 @@ fn storm_is_contained(w: &mut World, victim_port: &str, secs: u64) -> (u64, f64)
         storm > 1000 && reached > 1000,
         "a storm on VLAN 300: {storm} frames accepted, {reached} on the peer's wire"
     );
-    (storm, fps)
+    (fps, held as f64 / span)
 }
 
 /// Each agent's CPU time so far, ns, by agent name.
@@ -981,27 +996,42 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
         "the victim received {rx} frames for one request: {who}"
     );
 
-    // The victim's TCP throughput (the peer into discard, 16 MiB) in peace, then under
-    // the storm: unlimited, limited to 1000 frames/s, and to 10% of the CPU as well
-    // (live resizes: the attacker spins on a full queue, so a frame limit alone leaves it
-    // the CPU). The limited storm and peace then take turns, three runs each, and their
-    // medians are compared: the host's two cores also run the peer, QEMU's I/O threads
-    // and whatever else the machine does, and a single run varies by ±30% in peace.
-    let bytes = 16 << 20;
-    let mut peace = vec![tcp_send(&mut w, "10.1.1.5", 9, bytes)];
+    // The victim's TCP throughput (the peer into discard, 64 MiB a run) in peace and under
+    // the attacker's unlimited storm (it spins on its NIC, uncapped), taking turns, five
+    // runs each: the host's two cores also run the peer, QEMU's I/O threads and whatever
+    // else the machine does, and single runs in peace differ by up to a third, so the
+    // medians are compared. Then, for the record, one run each under the storm limited
+    // to 1000 frames/s, beside a partition that only computes, and under the storm
+    // limited to 1000 frames/s and 10% of the CPU (live resizes).
+    let bytes = 64 << 20;
     let mut storms = 0;
     let mut storm = |w: &mut World| {
         w.act("attacker", "start");
         storms += 1;
         w.expect_count("attacker/hostile: hostile: net storming", storms);
     };
+    let (mut peace, mut unlimited) = (Vec::new(), Vec::new());
+    let (mut unlimited_fps, mut unlimited_held, mut unlimited_cpu) = (0.0, 0.0, String::new());
+    for run in 0..5 {
+        peace.push(tcp_send(&mut w, "10.1.1.5", 9, bytes));
+        storm(&mut w);
+        if run == 0 {
+            (unlimited_fps, unlimited_held) = storm_is_contained(&mut w, "victim/0", 2);
+            assert!(
+                unlimited_held > 1000.0,
+                "the unlimited storm goes past storm control: {unlimited_held:.0} frames/s dropped"
+            );
+        }
+        let cpu0 = (agent_cpu(&mut w), Instant::now());
+        unlimited.push(tcp_send(&mut w, "10.1.1.5", 9, bytes));
+        if run == 0 {
+            unlimited_cpu = cpu_share(&mut w, &cpu0);
+        }
+        w.act("attacker", "stop");
+    }
     storm(&mut w);
-    let (_, unlimited_fps) = storm_is_contained(&mut w, "victim/0", 2);
-    let cpu0 = (agent_cpu(&mut w), Instant::now());
-    let unlimited = tcp_send(&mut w, "10.1.1.5", 9, bytes);
-    let unlimited_cpu = cpu_share(&mut w, &cpu0);
     w.resize("attacker", "{\"net_packets_per_sec\": 1000}");
-    let (_, pps_fps) = storm_is_contained(&mut w, "victim/0", 2);
+    let (pps_fps, _) = storm_is_contained(&mut w, "victim/0", 2);
     let cpu0 = (agent_cpu(&mut w), Instant::now());
     let pps = tcp_send(&mut w, "10.1.1.5", 9, bytes);
     let pps_cpu = cpu_share(&mut w, &cpu0);
@@ -1017,21 +1047,15 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
     storm(&mut w);
     w.resize("attacker", "{\"cpu_cap_percent\": 10}");
     let cpu0 = (agent_cpu(&mut w), Instant::now());
-    let mut limited = vec![tcp_send(&mut w, "10.1.1.5", 9, bytes)];
+    let limited = tcp_send(&mut w, "10.1.1.5", 9, bytes);
     let limited_cpu = cpu_share(&mut w, &cpu0);
-    for _ in 0..2 {
-        w.act("attacker", "stop");
-        peace.push(tcp_send(&mut w, "10.1.1.5", 9, bytes));
-        storm(&mut w);
-        limited.push(tcp_send(&mut w, "10.1.1.5", 9, bytes));
-    }
     w.act("attacker", "stop");
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (peace_mid, limited_mid) = (median(&peace), median(&limited));
+    let (peace_mid, unlimited_mid) = (median(&peace), median(&unlimited));
     let mib = |v: &[f64]| format!("{:.2?}", v.iter().map(|r| r / MIB).collect::<Vec<_>>());
     println!(
         "hostile: victim TCP in peace {} MiB/s (median {:.2})",
@@ -1039,42 +1063,43 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
         peace_mid / MIB
     );
     println!(
-        "hostile: victim TCP under the unlimited storm ({unlimited_fps:.0} frames/s): \
-         {:.2} MiB/s, {:.0}% of the median in peace; CPU {unlimited_cpu}",
-        unlimited / MIB,
-        100.0 * unlimited / peace_mid
+        "hostile: victim TCP under the unlimited storm ({unlimited_fps:.0} frames/s into \
+         VLAN 300, {unlimited_held:.0} frames/s dropped by storm control): {} MiB/s \
+         (median {:.2}), {:.0}% of the median in peace; CPU {unlimited_cpu}",
+        mib(&unlimited),
+        unlimited_mid / MIB,
+        100.0 * unlimited_mid / peace_mid
     );
-    println!(
-        "hostile: victim TCP under the storm limited to 1000 frames/s ({pps_fps:.0}): \
-         {:.2} MiB/s, {:.0}%; CPU {pps_cpu}",
-        pps / MIB,
-        100.0 * pps / peace_mid
-    );
-    println!(
-        "hostile: victim TCP beside a partition that only computes: {:.2} MiB/s, {:.0}%; \
-         CPU {hog_cpu}",
-        hog / MIB,
-        100.0 * hog / peace_mid
-    );
-    println!(
-        "hostile: victim TCP under the storm limited to 1000 frames/s and 10% CPU: {} \
-         MiB/s (median {:.2}), {:.0}%; CPU {limited_cpu}",
-        mib(&limited),
-        limited_mid / MIB,
-        100.0 * limited_mid / peace_mid
-    );
-    // The 95% the victim should keep is not measurable here: consecutive runs in peace
-    // differ by more than that (55-92 MiB/s in one run). What is: with the attacker
-    // limited the victim keeps most of its throughput (86-95% of the median in peace
-    // in recent runs; unlimited it kept 32-47%, limited in frames only 61-69%, and
-    // beside the hog 84-94%: see the log lines above).
+    for (what, rate, cpu) in [
+        (
+            format!("under the storm limited to 1000 frames/s ({pps_fps:.0})"),
+            pps,
+            pps_cpu,
+        ),
+        ("beside a partition that only computes".into(), hog, hog_cpu),
+        (
+            "under the storm limited to 1000 frames/s and 10% CPU".into(),
+            limited,
+            limited_cpu,
+        ),
+    ] {
+        println!(
+            "hostile: victim TCP {what}: {:.2} MiB/s, {:.0}%; CPU {cpu}",
+            rate / MIB,
+            100.0 * rate / peace_mid
+        );
+    }
+    // The target is 95%, which this attacker does not leave the victim here: spinning on
+    // its NIC uncapped it costs the victim 8-24% (medians of five), more than a partition
+    // that only computes, though storm control holds its storm to 2000 frames/s (see the
+    // log lines above). The test holds the victim to 60% of its median in peace, which
+    // fails without storm control (32-47%) and without the scheduler's wake credit (the
+    // victim kept 5-16% with neither).
     assert!(
-        limited_mid >= 0.5 * peace_mid,
-        "with the attacker limited the victim keeps its throughput: {} vs {} MiB/s in \
-         peace ({:.2} under the unlimited storm)",
-        mib(&limited),
-        mib(&peace),
-        unlimited / MIB
+        unlimited_mid >= 0.6 * peace_mid,
+        "under the storm the victim keeps its throughput: {} vs {} MiB/s in peace",
+        mib(&unlimited),
+        mib(&peace)
     );
     w.finish();
     println!("hostile: whole test {:?}", t0.elapsed());

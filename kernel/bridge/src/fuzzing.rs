@@ -94,6 +94,7 @@ pub const SET_MODE: u8 = 2;
 pub const AGE: u8 = 3;
 pub const QUEUE_FULL: u8 = 4;
 pub const DELIVERED: u8 = 5;
+pub const FLOOD_LIMIT: u8 = 6;
 /// Any other op: let `arg * 64` ms pass.
 pub const WAIT: u8 = 15;
 
@@ -219,6 +220,17 @@ fn command(b: &mut Bridge, op: u8, arg: u8, now: &mut u64) {
             assert_eq!(after, before.map(|n| n + 1));
         }
         DELIVERED => b.delivered(port, u16::from(arg >> 3) * 10, usize::from(arg)),
+        FLOOD_LIMIT => {
+            // arg >> 3: 0 removes the limit, else that many frames a second and at once.
+            let n = u32::from(arg >> 3);
+            let limit = (n > 0).then_some(crate::FloodLimit {
+                per_sec: n,
+                burst: n,
+            });
+            let existed = b.port(port).is_some();
+            assert_eq!(b.set_flood_limit(port, limit, *now), existed);
+            assert_eq!(b.flood_limit(port), if existed { limit } else { None });
+        }
         _ => *now += u64::from(arg) * 64,
     }
 }
@@ -247,6 +259,15 @@ fn check_frame(
         Err(why) => {
             assert!(out.is_empty(), "{why:?} with targets {out:?}");
             assert_eq!(why == Drop::NoPort, rx_before.is_none());
+            if why == Drop::StormControl {
+                // Only a limited port's floods are.
+                assert!(b.flood_limit(port).is_some());
+                let dst: Mac = frame[..6].try_into().unwrap_or_default();
+                let vid = crate::frame::classify(&b.port(port).expect("limited").0.mode, frame)
+                    .map(|f| f.vid)
+                    .expect("storm control after classification");
+                assert!(dst[0] & 1 == 1 || b.lookup(vid, &dst, now).is_none());
+            }
             return false;
         }
         Ok(fwd) => fwd,

@@ -19,6 +19,8 @@
 //!   after [`Config::aging_ms`]. The table is bounded per VLAN and in total, and when a
 //!   VLAN is full its *own* oldest entry makes room: a tenant flooding random source
 //!   addresses churns its own entries only.
+//! - **Storm control.** A port may be given a [`FloodLimit`]: frames from it that would be
+//!   flooded beyond that rate are dropped (and counted) before they reach any other port.
 //! - **Counters** per port and per VLAN, every drop by [`Drop`] reason.
 //!
 //! What it must not touch: no devices, queues, clocks or locks. The caller offers a frame
@@ -159,11 +161,14 @@ pub enum Drop {
     QueueFull,
     /// Offered on, or reported for, a port that does not exist.
     NoPort,
+    /// A frame to flood (broadcast, multicast, unknown unicast) beyond the port's
+    /// [`FloodLimit`]: storm control.
+    StormControl,
 }
 
 impl Drop {
     /// How many reasons there are: the length of the counter arrays.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
 
     /// Every reason, in counter-array order.
     pub const ALL: [Drop; Drop::COUNT] = [
@@ -177,6 +182,7 @@ impl Drop {
         Drop::BadSource,
         Drop::QueueFull,
         Drop::NoPort,
+        Drop::StormControl,
     ];
 
     /// The reason's name for metrics labels (snake_case).
@@ -192,6 +198,7 @@ impl Drop {
             Drop::BadSource => "bad_source",
             Drop::QueueFull => "queue_full",
             Drop::NoPort => "no_port",
+            Drop::StormControl => "storm_control",
         }
     }
 
@@ -296,12 +303,65 @@ pub struct MacEntry {
     pub is_static: bool,
 }
 
+/// Storm control for frames a port sends that would be flooded (broadcast, multicast,
+/// unknown unicast): at most `per_sec` a second on average, `burst` at once, beyond
+/// which they are dropped as [`Drop::StormControl`] — what switches call storm control.
+/// Frames to a known address are not limited (the caller's rate limits cover those).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodLimit {
+    pub per_sec: u32,
+    pub burst: u32,
+}
+
+/// A [`FloodLimit`]'s token bucket, in thousandths of a frame, refilled by the ms.
+#[derive(Clone, Copy, Debug)]
+struct FloodBucket {
+    limit: FloodLimit,
+    milli: u64,
+    last_ms: u64,
+}
+
+impl FloodBucket {
+    fn new(limit: FloodLimit, now_ms: u64) -> FloodBucket {
+        FloodBucket {
+            limit,
+            milli: u64::from(limit.burst) * 1000,
+            last_ms: now_ms,
+        }
+    }
+
+    /// Adds the tokens earned up to `now_ms`. Time going backwards (a caller's clock)
+    /// earns nothing.
+    fn refill(&mut self, now_ms: u64) {
+        let full = u64::from(self.limit.burst) * 1000;
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = self.last_ms.max(now_ms);
+        // per_sec frames a second are per_sec thousandths of a frame a millisecond.
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(u64::from(self.limit.per_sec)))
+            .min(full);
+    }
+
+    /// Takes one frame's token at `now_ms`, if there is one.
+    fn take(&mut self, now_ms: u64) -> bool {
+        self.refill(now_ms);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// A port: its id, configuration and counters.
 #[derive(Clone, Debug)]
 struct Port {
     id: PortId,
     config: PortConfig,
     counters: PortCounters,
+    flood: Option<FloodBucket>,
 }
 
 /// A VLAN's state: counters and its learned entries, oldest first.
@@ -375,6 +435,7 @@ impl Bridge {
                 id: PortId(id),
                 config: cfg,
                 counters: PortCounters::default(),
+                flood: None,
             },
         );
         self.configure(at);
@@ -409,6 +470,33 @@ impl Bridge {
         self.ports[at].config.mode = mode;
         self.configure(at);
         true
+    }
+
+    /// Sets (or with `None` removes) port `id`'s storm control at `now_ms`. A new limit
+    /// starts with its burst available; a changed one keeps its tokens (up to the new
+    /// burst), so changing it cannot be used to refill it. False if there is no such port.
+    pub fn set_flood_limit(&mut self, id: PortId, limit: Option<FloodLimit>, now_ms: u64) -> bool {
+        let Some(at) = self.port_index(id) else {
+            return false;
+        };
+        let port = &mut self.ports[at];
+        port.flood = match (port.flood, limit) {
+            (_, None) => None,
+            (Some(mut b), Some(l)) => {
+                b.refill(now_ms);
+                b.limit = l;
+                b.milli = b.milli.min(u64::from(l.burst) * 1000);
+                Some(b)
+            }
+            (None, Some(l)) => Some(FloodBucket::new(l, now_ms)),
+        };
+        true
+    }
+
+    /// Port `id`'s storm control, if it has one.
+    pub fn flood_limit(&self, id: PortId) -> Option<FloodLimit> {
+        let at = self.port_index(id)?;
+        self.ports[at].flood.map(|b| b.limit)
     }
 
     /// Offers `frame`, arriving on `port` at `now_ms`: the ports it goes to are in `out`
@@ -446,12 +534,28 @@ impl Bridge {
         }
 
         let vi = self.vlan_state(vid);
+        let dst: Mac = [frame[0], frame[1], frame[2], frame[3], frame[4], frame[5]];
+        if self.ports[pi].flood.is_some() {
+            // Storm control judges the frame before it counts as accepted or teaches the
+            // table anything: a dropped storm frame leaves no trace but its drop.
+            let known = dst[0] & 1 == 0
+                && self
+                    .destination(vi, table::key(vid, &dst), now_ms)
+                    .is_some();
+            if !known
+                && self.ports[pi]
+                    .flood
+                    .as_mut()
+                    .is_some_and(|b| !b.take(now_ms))
+            {
+                return Err(self.drop_on(pi, vid, Drop::StormControl));
+            }
+        }
         let counters = &mut self.vlans[vi].counters;
         counters.frames += 1;
         counters.bytes += len;
         self.learn(vi, table::key(vid, &src), port, now_ms);
 
-        let dst: Mac = [frame[0], frame[1], frame[2], frame[3], frame[4], frame[5]];
         if dst[0] & 1 == 0
             && let Some(to) = self.destination(vi, table::key(vid, &dst), now_ms)
         {

@@ -1004,3 +1004,80 @@ fn ingress_reuses_the_target_vector() {
         assert_eq!(out.as_ptr(), ptr);
     }
 }
+
+/// Storm control: beyond its burst, a port floods at most its rate; the excess is
+/// dropped before it counts as accepted or teaches the table, and is counted on the port
+/// and its VLAN. Frames to a known address, and other ports, are not limited.
+#[test]
+fn storm_control_limits_what_a_port_floods_and_nothing_else() {
+    let mut b = topology();
+    let limit = FloodLimit {
+        per_sec: 100,
+        burst: 10,
+    };
+    assert!(b.set_flood_limit(A1, Some(limit), 0));
+    assert!(!b.set_flood_limit(PortId(99), Some(limit), 0));
+    assert_eq!(b.flood_limit(A1), Some(limit));
+    // A2's address is known, so frames to it are not floods.
+    assert!(offer(&mut b, A2, &untagged(BROADCAST, H2), 0).is_ok());
+    let storm = untagged(BROADCAST, MAC_A1);
+    let frames_before = vlan(&b, 10).frames;
+    let mut passed = 0;
+    for _ in 0..50 {
+        if offer(&mut b, A1, &storm, 0).is_ok() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 10, "the burst, then nothing at the same instant");
+    assert_eq!(port_drops(&b, A1, Drop::StormControl), 40);
+    assert_eq!(vlan(&b, 10).drops[Drop::StormControl.index()], 40);
+    assert_eq!(
+        vlan(&b, 10).frames,
+        frames_before + 10,
+        "drops are not accepted frames"
+    );
+    // Unicast to a known address goes through at once, limited or not.
+    for _ in 0..20 {
+        assert_eq!(
+            ports_of(&offer(&mut b, A1, &untagged(H2, MAC_A1), 0).unwrap()),
+            [A2]
+        );
+    }
+    // An unknown unicast destination is a flood, and limited.
+    assert_eq!(
+        offer(&mut b, A1, &untagged(H3, MAC_A1), 0),
+        Err(Drop::StormControl)
+    );
+    // Other ports are not.
+    for _ in 0..50 {
+        assert!(offer(&mut b, A2, &untagged(BROADCAST, H2), 0).is_ok());
+    }
+    // 100 a second: one every 10 ms, over a second of 1 ms steps.
+    passed = 0;
+    for ms in 1..=1000 {
+        if offer(&mut b, A1, &storm, ms).is_ok() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 100);
+    // A changed limit keeps its (empty) bucket; removing it lifts the limit.
+    let wider = FloodLimit {
+        per_sec: 1000,
+        burst: 1000,
+    };
+    assert!(b.set_flood_limit(A1, Some(wider), 1000));
+    assert_eq!(offer(&mut b, A1, &storm, 1000), Err(Drop::StormControl));
+    assert!(offer(&mut b, A1, &storm, 1001).is_ok());
+    assert!(b.set_flood_limit(A1, None, 1001));
+    assert_eq!(b.flood_limit(A1), None);
+    for _ in 0..2000 {
+        assert!(offer(&mut b, A1, &storm, 1001).is_ok());
+    }
+    // Time going backwards earns nothing.
+    assert!(b.set_flood_limit(A1, Some(limit), 5000));
+    for _ in 0..10 {
+        assert!(offer(&mut b, A1, &storm, 5000).is_ok());
+    }
+    assert_eq!(offer(&mut b, A1, &storm, 10), Err(Drop::StormControl));
+    assert_eq!(offer(&mut b, A1, &storm, 5000), Err(Drop::StormControl));
+}

@@ -12,7 +12,9 @@
 //! What a partition hands over is never silently dropped: a frame over its NIC's rate
 //! waits in the NIC's transmit queue, and a full queue is `WouldBlock` to the agent. A
 //! frame arriving for a port whose receive queue is full is dropped and counted as
-//! `queue_full`, as a NIC with no free descriptors drops on the wire.
+//! `queue_full`, as a NIC with no free descriptors drops on the wire. What the bridge
+//! refuses (a forged source, a tag, a flood past [`NIC_FLOOD_LIMIT`]) is dropped and
+//! counted by reason.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -42,6 +44,14 @@ const QUEUE_BUDGET: usize = 8 << 20;
 const RX_QUEUE_MIN: usize = 16;
 /// Frames taken from the uplink per pump, so one busy wire cannot starve the rest.
 const PUMP_BUDGET: usize = 256;
+/// Storm control on every partition NIC: what it floods (broadcast, multicast, unknown
+/// unicast) beyond 2000 frames a second is dropped, counted `storm_control`. Far above
+/// what ARP, DHCP and neighbour discovery need; a storm is held to it before it reaches
+/// the tenant's other partitions or the uplink, which every tenant shares.
+pub const NIC_FLOOD_LIMIT: plinth_bridge::FloodLimit = plinth_bridge::FloodLimit {
+    per_sec: 2000,
+    burst: 2000,
+};
 
 /// Why a port call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,6 +410,8 @@ pub fn add_nic(name: String, vid: u16, mac: Mac) -> Option<PortId> {
             mode: Mode::Access { vid },
             mac: Some(mac),
         });
+        s.bridge
+            .set_flood_limit(port, Some(NIC_FLOOD_LIMIT), now_ms());
         s.queues.insert(port, QueuePort::new());
         port
     })
