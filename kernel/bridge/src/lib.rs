@@ -534,31 +534,30 @@ impl Bridge {
         }
 
         let vi = self.vlan_state(vid);
+        // The source is learned before the destination is looked up, so a frame to its
+        // own source address is not flooded on first sight.
+        self.learn(vi, table::key(vid, &src), port, now_ms);
         let dst: Mac = [frame[0], frame[1], frame[2], frame[3], frame[4], frame[5]];
-        if self.ports[pi].flood.is_some() {
-            // Storm control judges the frame before it counts as accepted or teaches the
-            // table anything: a dropped storm frame leaves no trace but its drop.
-            let known = dst[0] & 1 == 0
-                && self
-                    .destination(vi, table::key(vid, &dst), now_ms)
-                    .is_some();
-            if !known
-                && self.ports[pi]
-                    .flood
-                    .as_mut()
-                    .is_some_and(|b| !b.take(now_ms))
-            {
-                return Err(self.drop_on(pi, vid, Drop::StormControl));
-            }
+        let known = if dst[0] & 1 == 0 {
+            self.destination(vi, table::key(vid, &dst), now_ms)
+        } else {
+            None
+        };
+        // Storm control, before the frame counts as accepted: a dropped flood counts as
+        // its drop only.
+        if known.is_none()
+            && self.ports[pi]
+                .flood
+                .as_mut()
+                .is_some_and(|b| !b.take(now_ms))
+        {
+            return Err(self.drop_on(pi, vid, Drop::StormControl));
         }
         let counters = &mut self.vlans[vi].counters;
         counters.frames += 1;
         counters.bytes += len;
-        self.learn(vi, table::key(vid, &src), port, now_ms);
 
-        if dst[0] & 1 == 0
-            && let Some(to) = self.destination(vi, table::key(vid, &dst), now_ms)
-        {
+        if let Some(to) = known {
             if to != port
                 && let Some(ti) = self.port_index(to)
             {

@@ -1006,8 +1006,8 @@ fn ingress_reuses_the_target_vector() {
 }
 
 /// Storm control: beyond its burst, a port floods at most its rate; the excess is
-/// dropped before it counts as accepted or teaches the table, and is counted on the port
-/// and its VLAN. Frames to a known address, and other ports, are not limited.
+/// dropped before it counts as accepted, and is counted on the port and its VLAN. Frames
+/// to a known address, and other ports, are not limited.
 #[test]
 fn storm_control_limits_what_a_port_floods_and_nothing_else() {
     let mut b = topology();
