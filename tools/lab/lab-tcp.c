@@ -57,23 +57,39 @@ static int client_socket(void) {
     return s;
 }
 
-static int recv_mode(int port) {
+/* Listens on `port`, says so, and takes one connection: its socket, or -1 (reported). */
+static int accept_one(int port) {
     int l = socket(AF_INET, SOCK_STREAM, 0);
-    if (l < 0)
-        return fail("socket");
+    if (l < 0) {
+        fail("socket");
+        return -1;
+    }
     int on = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    const char *failed = NULL;
     if (bind(l, (struct sockaddr *)&a, sizeof a) != 0)
-        return fail("bind");
-    if (listen(l, 1) != 0)
-        return fail("listen");
+        failed = "bind";
+    else if (listen(l, 1) != 0)
+        failed = "listen";
+    if (failed) {
+        fail(failed);
+        close(l);
+        return -1;
+    }
     printf("lab-tcp: listening %d\n", port);
     fflush(stdout);
     int c = accept(l, NULL, NULL);
     if (c < 0)
-        return fail("accept");
+        fail("accept");
     close(l);
+    return c;
+}
+
+static int recv_mode(int port) {
+    int c = accept_one(port);
+    if (c < 0)
+        return 1;
     long long total = 0;
     int64_t t0 = 0;
     for (;;) {
@@ -169,22 +185,9 @@ static int fetch_mode(const char *ip, int port, long long bytes) {
 static int source_mode(int port) {
     /* The client's close ends the stream: a write error, not a signal. */
     signal(SIGPIPE, SIG_IGN);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    if (l < 0)
-        return fail("socket");
-    int on = 1;
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (bind(l, (struct sockaddr *)&a, sizeof a) != 0)
-        return fail("bind");
-    if (listen(l, 1) != 0)
-        return fail("listen");
-    printf("lab-tcp: listening %d\n", port);
-    fflush(stdout);
-    int c = accept(l, NULL, NULL);
+    int c = accept_one(port);
     if (c < 0)
-        return fail("accept");
-    close(l);
+        return 1;
     int64_t t0 = now_ns();
     long long total = 0;
     for (;;) {
