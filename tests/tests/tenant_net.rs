@@ -280,6 +280,20 @@ fn all_tagged(frames: &[Frame], macs: &[[u8; 6]], vid: u16, what: &str) {
 
 /// A peer's `/tmp/tx` (lines `TAG N`) goes through the TCP echo at `ip` and must come
 /// back whole.
+/// From `peer` (tenant `tag`'s VLAN), [`SHARED_IP`] answers ping, TCP echo and who-am-I
+/// as the partition with `mac`, and the peer's neighbour table agrees. The who-am-I page.
+fn answers_as(peer: &mut LinuxPeer, tag: &str, mac: &str) -> serde_json::Value {
+    assert!(
+        ok(peer.ping(SHARED_IP, 2)),
+        "{tag} peer cannot ping {SHARED_IP}"
+    );
+    assert_eq!(neighbour(peer, SHARED_IP).as_deref(), Some(mac));
+    tcp_echo(peer, SHARED_IP, tag);
+    let who = who_am_i(peer, SHARED_IP);
+    assert_eq!(who["mac"], mac, "{who}");
+    who
+}
+
 fn tcp_echo(peer: &mut LinuxPeer, ip: &str, tag: &str) {
     let out = ok(peer.run_ok(&format!(
         "seq 1 400 | sed 's/^/{tag} /' >/tmp/tx && timeout 20 nc {ip} 7 </tmp/tx >/tmp/rx; \
@@ -424,17 +438,7 @@ fn tenants_on_one_subnet_reach_only_their_own_vlan() {
     let m0 = Metrics::fetch(&lab, rt_ip);
 
     // Point 1, from VLAN 100: blue-a answers ping, TCP echo and who-am-I, with its MAC.
-    assert!(
-        ok(blue.ping(SHARED_IP, 2)),
-        "blue peer cannot ping {SHARED_IP}"
-    );
-    assert_eq!(
-        neighbour(&mut blue, SHARED_IP).as_deref(),
-        Some(blue_mac.as_str())
-    );
-    tcp_echo(&mut blue, SHARED_IP, "blue");
-    let who = who_am_i(&mut blue, SHARED_IP);
-    assert_eq!(who["mac"], blue_mac.as_str(), "{who}");
+    let who = answers_as(&mut blue, "blue", &blue_mac);
     assert_eq!(who["ip"], format!("{SHARED_IP}/24"), "{who}");
     // A full-size frame (1500 bytes of IP, 1518 on the wire with its tag) both ways,
     // and 2 MiB into discard, every byte counted.
@@ -456,17 +460,7 @@ fn tenants_on_one_subnet_reach_only_their_own_vlan() {
     let m1 = Metrics::fetch(&lab, rt_ip);
 
     // From VLAN 200: the same address is red-a.
-    assert!(
-        ok(red.ping(SHARED_IP, 2)),
-        "red peer cannot ping {SHARED_IP}"
-    );
-    assert_eq!(
-        neighbour(&mut red, SHARED_IP).as_deref(),
-        Some(red_mac.as_str())
-    );
-    tcp_echo(&mut red, SHARED_IP, "red");
-    let who = who_am_i(&mut red, SHARED_IP);
-    assert_eq!(who["mac"], red_mac.as_str(), "{who}");
+    answers_as(&mut red, "red", &red_mac);
     assert!(ok(red.ping(&red_lease, 1)), "red peer cannot ping red-d");
     assert!(
         unanswered(&mut red, &blue_lease),
