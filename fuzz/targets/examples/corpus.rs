@@ -2099,6 +2099,102 @@ fn bridge_frames(c: &mut Corpus) -> Result<(), CorpusError> {
     Ok(())
 }
 
+// ---- rx_offload ------------------------------------------------------------------------
+
+/// A `virtio_net_hdr` and an Ethernet frame (tagged `vid`) carrying one IPv4 packet of
+/// `proto` with `payload` bytes after an L4 header of `l4_len`, its checksums right.
+fn rx_record(flags: u8, gso: u8, mss: u16, vid: Option<u16>, proto: u8, payload: usize) -> Vec<u8> {
+    let l4_len = if proto == 6 { 20 } else { 8 };
+    let mut f = plinth_bridge::fuzzing::ethernet(
+        [0x02, 0, 0, 0, 0, 1],
+        [0x02, 0, 0, 0, 0, 2],
+        vid,
+        0x0800,
+        0,
+    );
+    let ip = f.len();
+    let total = (20 + l4_len + payload) as u16;
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0, 10, 1, 1, 1, 10, 1, 1, 2]);
+    let l4 = f.len();
+    if proto == 6 {
+        f.extend_from_slice(&[
+            0x30, 0x39, 0, 80, 0, 0, 1, 0, 0, 0, 0, 9, 0x50, 0x18, 0x10, 0, 0, 0, 0, 0,
+        ]);
+    } else {
+        let len = (8 + payload) as u16;
+        f.extend_from_slice(&[0x30, 0x39, 0, 53]);
+        f.extend_from_slice(&len.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend((0..payload).map(|i| (i * 7) as u8));
+    let mut ip_sum = plinth_offload_sum(&f[ip..ip + 20]);
+    ip_sum = !ip_sum;
+    f[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    assert!(plinth_offload::receive::fill_checksum(&mut f));
+    let mut h = vec![flags, gso];
+    h.extend_from_slice(&((l4 + l4_len) as u16).to_le_bytes());
+    h.extend_from_slice(&mss.to_le_bytes());
+    h.extend_from_slice(&(l4 as u16).to_le_bytes());
+    h.extend_from_slice(&(if proto == 6 { 16u16 } else { 6 }).to_le_bytes());
+    h.extend_from_slice(&[0, 0]);
+    h.extend_from_slice(&f);
+    h
+}
+
+/// The ones' complement sum of `b`, folded.
+fn plinth_offload_sum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|w| u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0)))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+fn rx_offload(c: &mut Corpus) -> Result<(), CorpusError> {
+    let cases = [
+        (
+            "super-frame",
+            rx_record(1, 1, 1448, None, 6, 20_000),
+            Expect::Accepted,
+        ),
+        (
+            "super-frame-tagged",
+            rx_record(1, 1, 1460, Some(100), 6, 64_000),
+            Expect::Accepted,
+        ),
+        (
+            "partial-udp",
+            rx_record(1, 0, 0, None, 17, 300),
+            Expect::Accepted,
+        ),
+        (
+            "valid-tcp",
+            rx_record(2, 0, 0, Some(200), 6, 1000),
+            Expect::Accepted,
+        ),
+        (
+            "gso-udp",
+            rx_record(1, 3, 1448, None, 17, 3000),
+            Expect::Refused,
+        ),
+        (
+            "gso-ecn",
+            rx_record(1, 0x81, 1448, None, 6, 3000),
+            Expect::Refused,
+        ),
+        ("short-header", vec![1, 1, 0], Expect::Refused),
+    ];
+    for (name, data, expect) in cases {
+        c.add("rx_offload", name, &data, expect)?;
+    }
+    Ok(())
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     let run = || -> Result<Corpus, CorpusError> {
@@ -2115,6 +2211,7 @@ fn main() {
         elf(&mut c)?;
         control(&mut c)?;
         bridge_frames(&mut c)?;
+        rx_offload(&mut c)?;
         Ok(c)
     };
     match run() {

@@ -59,7 +59,7 @@ pub struct Target {
 }
 
 /// Every target, in the order of `fuzz/Cargo.toml`.
-pub const TARGETS: [Target; 12] = [
+pub const TARGETS: [Target; 13] = [
     Target {
         name: "cmdline",
         run: cmdline,
@@ -107,6 +107,10 @@ pub const TARGETS: [Target; 12] = [
     Target {
         name: "bridge_frames",
         run: bridge_frames,
+    },
+    Target {
+        name: "rx_offload",
+        run: rx_offload,
     },
 ];
 
@@ -495,6 +499,43 @@ pub fn control(data: &[u8]) -> Verdict {
 /// plausible traffic. Accepted: at least one frame was forwarded.
 pub fn bridge_frames(data: &[u8]) -> Verdict {
     Verdict::of(plinth_bridge::fuzzing::run(data) > 0)
+}
+
+/// What the uplink's device hands over with a received frame: the input is a
+/// `virtio_net_hdr` (12 bytes) and the frame. The header must parse or be refused without
+/// panicking; a super-frame it names is cut into segments that each fit the buffer they
+/// are built in (room for a tagged 1500-byte frame) and carry a right TCP checksum, and a
+/// checksum completed reads back as right. Accepted: the header parsed and the frame
+/// was cut, or had its checksum completed.
+pub fn rx_offload(data: &[u8]) -> Verdict {
+    use plinth_offload::receive::{RxOffload, checksum_ok, fill_checksum, segment};
+    const HEADER: usize = plinth_offload::HEADER_LEN;
+    let Some((header, frame)) = data.split_at_checked(HEADER) else {
+        return Verdict::Refused;
+    };
+    let Ok(offload) = RxOffload::from_header(header) else {
+        return Verdict::Refused;
+    };
+    let mut done = false;
+    if let Some(mss) = offload.gso_size {
+        let mut out = [0u8; 1518];
+        let mut pieces = 0;
+        if let Ok(n) = segment(frame, usize::from(mss), &mut out, |s| {
+            assert!(s.len() <= 1518);
+            assert!(checksum_ok(s), "a segment cut with a wrong checksum");
+            pieces += 1;
+        }) {
+            assert_eq!(n, pieces);
+            done = true;
+        }
+    }
+    let mut copy = frame.to_vec();
+    if fill_checksum(&mut copy) {
+        assert!(checksum_ok(&copy), "a completed checksum reads back wrong");
+        assert_eq!(copy.len(), frame.len());
+        done = true;
+    }
+    Verdict::of(done)
 }
 
 #[cfg(test)]

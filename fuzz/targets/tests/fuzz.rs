@@ -574,6 +574,7 @@ targets!(
     elf,
     control,
     bridge_frames,
+    rx_offload,
 );
 
 /// The cargo-fuzz crate has exactly these targets, each binary calling its body here and

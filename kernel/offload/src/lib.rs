@@ -1,5 +1,7 @@
 //! TCP segmentation offload for the runtime's uplink: the TCP segments a partition sends
-//! one after another, coalesced into one super-frame that the NIC's host cuts up again.
+//! one after another, coalesced into one super-frame that the NIC's host cuts up again;
+//! and the other way ([`receive`]), the super-frames and partial checksums the host hands
+//! the uplink, passed on to ports that take them and made plain for those that do not.
 //!
 //! A partition's stack (smoltcp in `hostshim`) sends MSS-sized segments, one system call
 //! each; under TCG every frame then costs a virtqueue entry, a tap write and a trip
@@ -22,6 +24,8 @@
 //! segment there as it goes out (with its tag), and hands the result to the device.
 #![no_std]
 #![forbid(unsafe_code)]
+
+pub mod receive;
 
 /// Ethernet header: destination, source, EtherType.
 const ETH: usize = 14;

@@ -536,3 +536,179 @@ fn hostile_frames_never_panic_or_overrun() {
     // The undamaged runs did coalesce: the damaged ones went through the same path.
     assert!(coalesced > 1000, "{coalesced}");
 }
+
+// The receive side.
+
+use super::receive::{RxCsum, RxError, RxOffload, checksum_ok, fill_checksum, segment};
+
+/// `frame` cut by [`segment`], each segment owned.
+fn cut(frame: &[u8], mss: usize) -> Result<Vec<Vec<u8>>, RxError> {
+    let mut out = vec![0u8; 2048];
+    let mut v = Vec::new();
+    segment(frame, mss, &mut out, |s| v.push(s.to_vec())).map(|n| {
+        assert_eq!(n, v.len());
+        v
+    })
+}
+
+/// A super-frame as a host hands it over (built as the uplink builds the ones it sends:
+/// the partial checksum in place) is cut into exactly the segments the reference cutter
+/// makes, and those are the segments that were sent.
+#[test]
+fn a_received_super_frame_is_cut_into_the_segments_sent() {
+    let mut rng = Rng::new(0x5e6e_0001);
+    for round in 0..200 {
+        let mss = [536, 1400, 1448, 1460][rng.below(4)];
+        let n = rng.range(2, 44) as usize;
+        let last = rng.range(1, mss as u64 + 1) as usize;
+        let flags = [ACK, ACK | PSH][rng.below(2)];
+        let tag = (round % 2 == 0).then_some(VID);
+        let specs = burst(rng.next_u64() as u32, n, mss, last, flags);
+        let sent: Vec<_> = specs.iter().map(|s| frame(s, tag)).collect();
+        let mut c = Coalescer::new();
+        let mut buf = vec![0u8; 65_536];
+        buf[..sent[0].len()].copy_from_slice(&sent[0]);
+        assert!(c.start(&buf, sent[0].len(), tag));
+        for s in &specs[1..] {
+            assert!(c.append(&mut buf, &frame(s, None), tag), "{round}");
+        }
+        let done = c.finish(&mut buf).unwrap();
+        let gso = done.gso.unwrap();
+        let superframe = &buf[..done.len];
+        let ours = cut(superframe, usize::from(gso.gso_size)).unwrap();
+        let theirs = device(superframe, Some(gso));
+        assert_eq!(ours.len(), n);
+        for ((o, t), s) in ours.iter().zip(&theirs).zip(&sent) {
+            assert_eq!(unpadded(o), unpadded(t), "round {round}");
+            assert_eq!(unpadded(o), unpadded(s), "round {round}");
+            assert!(checksum_ok(o));
+        }
+    }
+}
+
+#[test]
+fn only_the_last_segment_keeps_fin_and_psh_and_only_the_first_cwr() {
+    const FIN: u8 = 0x01;
+    const CWR: u8 = 0x80;
+    let specs = burst(9, 3, 1000, 1000, ACK);
+    let mut s = Spec::new(9, 3000);
+    s.flags = ACK | PSH | FIN | CWR;
+    s.payload = specs.iter().flat_map(|s| s.payload.clone()).collect();
+    // One frame longer than a wire allows: a super-frame as it comes from the host.
+    let big = frame(&s, None);
+    let pieces = cut(&big, 1000).unwrap();
+    let tcp = ETH + IPV4;
+    let flags: Vec<u8> = pieces.iter().map(|p| p[tcp + 13]).collect();
+    assert_eq!(flags, [ACK | CWR, ACK, ACK | PSH | FIN]);
+    let seqs: Vec<u32> = pieces.iter().map(|p| be32(p, tcp + 4)).collect();
+    assert_eq!(seqs, [9, 1009, 2009]);
+    assert!(pieces.iter().all(|p| checksum_ok(p)));
+}
+
+#[test]
+fn a_partial_checksum_is_completed_and_a_bad_one_is_seen() {
+    let good = frame(&Spec::new(1, 333), Some(VID));
+    assert!(checksum_ok(&good));
+    let tcp = ETH + TAG + IPV4;
+    let mut partial = good.clone();
+    // What a host leaves in the field: anything but the checksum.
+    partial[tcp + 16..tcp + 18].copy_from_slice(&[0x12, 0x34]);
+    assert!(!checksum_ok(&partial));
+    assert!(fill_checksum(&mut partial));
+    assert_eq!(partial, good);
+    let mut damaged = good.clone();
+    damaged[tcp + 40] ^= 0x40;
+    assert!(!checksum_ok(&damaged));
+    // UDP: a zero checksum is none; a computed zero goes out as all ones.
+    let mut udp = good.clone();
+    udp[ETH + TAG + 9] = 17;
+    udp[tcp + 6..tcp + 8].copy_from_slice(&[0, 0]);
+    assert!(checksum_ok(&udp));
+    assert!(fill_checksum(&mut udp));
+    assert!(checksum_ok(&udp));
+    assert_ne!(be16(&udp, tcp + 6), 0);
+    // Nothing to do for what is not IPv4, or a fragment.
+    let mut arp = good.clone();
+    arp[16..18].copy_from_slice(&0x0806u16.to_be_bytes());
+    assert!(checksum_ok(&arp));
+    assert!(!fill_checksum(&mut arp));
+    let mut fragment = damaged.clone();
+    fragment[ETH + TAG + 6] |= 0x20;
+    assert!(checksum_ok(&fragment));
+}
+
+#[test]
+fn the_device_header_is_read_and_unknown_gso_refused() {
+    let h = |flags: u8, gso: u8, size: u16| {
+        let mut h = [0u8; 12];
+        h[0] = flags;
+        h[1] = gso;
+        h[4..6].copy_from_slice(&size.to_le_bytes());
+        h
+    };
+    assert_eq!(
+        RxOffload::from_header(&h(0, 0, 0)),
+        Ok(RxOffload::default())
+    );
+    assert!(!RxOffload::default().trusted());
+    let partial = RxOffload::from_header(&h(1, 1, 1448)).unwrap();
+    assert_eq!(partial.csum, RxCsum::Partial);
+    assert_eq!(partial.gso_size, Some(1448));
+    assert!(partial.trusted());
+    assert_eq!(
+        RxOffload::from_header(&h(2, 0, 0)).unwrap().csum,
+        RxCsum::Valid
+    );
+    for (gso, size) in [(1, 0), (3, 1448), (4, 1448), (0x81, 1448), (5, 1)] {
+        assert_eq!(RxOffload::from_header(&h(1, gso, size)), Err(RxError::Gso));
+    }
+    assert_eq!(RxOffload::from_header(&[1, 0, 0]), Err(RxError::Gso));
+}
+
+#[test]
+fn what_cannot_be_cut_is_refused() {
+    let mut not_tcp = frame(&Spec::new(1, 3000), None);
+    not_tcp[ETH + 9] = 17;
+    assert_eq!(cut(&not_tcp, 1000), Err(RxError::NotTcpIpv4));
+    assert_eq!(cut(&frame(&Spec::new(1, 3000), None), 0), Err(RxError::Gso));
+    // Segments that would not fit the buffer they are built in.
+    assert_eq!(
+        cut(&frame(&Spec::new(1, 3000), None), 2500),
+        Err(RxError::TooLarge)
+    );
+    // A lone header is one segment.
+    let bare = frame(&Spec::new(1, 0), None);
+    assert_eq!(cut(&bare, 1460).unwrap().len(), 1);
+}
+
+/// What the host hands over is outside input: damaged and random frames and headers never
+/// panic, and a segment never outgrows its buffer.
+#[test]
+fn hostile_received_frames_never_panic_or_overrun() {
+    let mut rng = Rng::new(0x0ff1_0ad6);
+    let good = frame(&Spec::new(1000, 20_000), Some(VID));
+    for _ in 0..5_000 {
+        let mut f = if rng.chance(20) {
+            (0..rng.below(3000)).map(|_| rng.byte()).collect()
+        } else {
+            good.clone()
+        };
+        for _ in 0..rng.below(4) {
+            if !f.is_empty() {
+                let at = rng.below(f.len().min(80));
+                f[at] = rng.byte();
+            }
+        }
+        if rng.chance(30) {
+            f.truncate(rng.below(f.len() + 1));
+        }
+        let h: Vec<u8> = (0..rng.below(14)).map(|_| rng.byte()).collect();
+        let _ = RxOffload::from_header(&h);
+        let _ = checksum_ok(&f);
+        let mut g = f.clone();
+        let _ = fill_checksum(&mut g);
+        let mut out = vec![0u8; rng.range(1, 2000) as usize];
+        let room = out.len();
+        let _ = segment(&f, rng.below(2000), &mut out, |s| assert!(s.len() <= room));
+    }
+}
