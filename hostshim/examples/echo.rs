@@ -457,7 +457,7 @@ fn respond(request: &[u8], net: &Net, counters: &Counters, open: usize, now: u64
         body,
         "{{\"agent\":\"echo\",\"mac\":\"{}\",\"ip\":{},\"gateway\":{},\"uptime_ms\":{},\
          \"rx_frames\":{},\"tx_frames\":{},\"rx_bytes\":{},\"tx_bytes\":{},\
-         \"connections\":{open},\"accepted\":{},\"udp_echoed\":{}}}",
+         \"rx_offload\":{},\"rx_large\":{},\"rx_bad_checksum\":{},\"connections\":{open},\"accepted\":{},\"udp_echoed\":{}}}",
         Mac(net.mac()),
         Quoted(net.address()),
         Quoted(net.gateway()),
@@ -466,6 +466,9 @@ fn respond(request: &[u8], net: &Net, counters: &Counters, open: usize, now: u64
         stats.tx_frames,
         stats.rx_bytes,
         stats.tx_bytes,
+        stats.rx_offload,
+        stats.rx_large,
+        stats.rx_bad_checksum,
         counters.accepted,
         counters.udp_echoed,
     );

@@ -333,7 +333,11 @@ pub fn net_send(_nic: u8, _frame: &[u8]) -> Result<(), Error> {
     Err(Error::NoNic)
 }
 
-pub fn net_recv(_nic: u8, _buf: &mut [u8]) -> Result<usize, Error> {
+pub fn net_recv(_nic: u8, _buf: &mut [u8]) -> Result<(usize, bool), Error> {
+    Err(Error::NoNic)
+}
+
+pub fn net_offload(_nic: u8, _features: u64) -> Result<u64, Error> {
     Err(Error::NoNic)
 }
 
@@ -369,7 +373,9 @@ pub fn syscall5(n: u64, a: [u64; 5]) -> u64 {
         // bad one.
         Call::Log | Call::ConfigRead | Call::DiskRead | Call::DiskWrite => Error::BadPointer.code(),
         // A Linux process has no plinth NIC: agents there use Linux sockets.
-        Call::NetInfo | Call::NetSend | Call::NetRecv | Call::NetWait => Error::NoNic.code(),
+        Call::NetInfo | Call::NetSend | Call::NetRecv | Call::NetWait | Call::NetOffload => {
+            Error::NoNic.code()
+        }
     }
 }
 
@@ -577,7 +583,13 @@ mod tests {
             assert_eq!(syscall5(n, [0; 5]), Error::UnknownCall.code());
         }
         // A Linux process has no plinth NIC.
-        for call in [Call::NetInfo, Call::NetSend, Call::NetRecv, Call::NetWait] {
+        for call in [
+            Call::NetInfo,
+            Call::NetSend,
+            Call::NetRecv,
+            Call::NetWait,
+            Call::NetOffload,
+        ] {
             assert_eq!(syscall5(call as u64, [0; 5]), Error::NoNic.code());
         }
         for call in [Call::Log, Call::ConfigRead, Call::DiskRead, Call::DiskWrite] {

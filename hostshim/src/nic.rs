@@ -1,6 +1,6 @@
 //! The partition's NICs as raw Ethernet frames: the four NIC calls, wrapped.
 //!
-//! Owns the safe signatures of NetInfo, NetSend, NetRecv and NetWait (slices instead of
+//! Owns the safe signatures of NetInfo, NetSend, NetRecv, NetWait and NetOffload (slices instead of
 //! pointers, [`Error`] instead of codes) and the decoding of their results (the MAC's
 //! byte order, the ready bits). It must not hold any state or interpret frames: an IP
 //! stack over these calls is `hostshim::net`'s (feature `net`).
@@ -36,7 +36,25 @@ pub fn send(nic: u8, frame: &[u8]) -> Result<(), Error> {
 /// shorter than the frame (it stays queued: a buffer of
 /// [`plinth_abi::MAX_FRAME`] bytes always fits); [`Error::NoNic`].
 pub fn recv(nic: u8, buf: &mut [u8]) -> Result<usize, Error> {
+    backend::net_recv(nic, buf).map(|(n, _)| n)
+}
+
+/// As [`recv`], with whether the frame's TCP/UDP checksum is not to be checked: only
+/// ever true on a NIC with [`offload`] on, where it must be heeded (a partial checksum
+/// fails a check) and every other frame's checksum checked.
+pub fn recv_checked(nic: u8, buf: &mut [u8]) -> Result<(usize, bool), Error> {
     backend::net_recv(nic, buf)
+}
+
+/// Asks for NIC `nic`'s receive offload ([`plinth_abi::NET_OFFLOAD_RX`]: TCP
+/// super-frames up to [`plinth_abi::MAX_LARGE_FRAME`] bytes, and checksums vouched for),
+/// or turns it off; returns whether it is on (never where the runtime's uplink does not
+/// offer it).
+///
+/// Errors: [`Error::NoNic`].
+pub fn offload(nic: u8, on: bool) -> Result<bool, Error> {
+    let want = if on { plinth_abi::NET_OFFLOAD_RX } else { 0 };
+    backend::net_offload(nic, want).map(|got| got & plinth_abi::NET_OFFLOAD_RX != 0)
 }
 
 /// Sleeps until a NIC in `rx_mask` (bit `i`: NIC `i`) has a frame to receive, or one in

@@ -88,9 +88,18 @@ pub fn net_send(nic: u8, frame: &[u8]) -> Result<(), Error> {
     decode(raw::net_send(u64::from(nic), frame)).map(|_| ())
 }
 
-pub fn net_recv(nic: u8, buf: &mut [u8]) -> Result<usize, Error> {
+/// The frame's length, and whether its checksum is not to be checked
+/// ([`plinth_abi::NET_RX_CSUM_OK`]).
+pub fn net_recv(nic: u8, buf: &mut [u8]) -> Result<(usize, bool), Error> {
     let len = buf.len();
-    decode(raw::net_recv(u64::from(nic), buf)).map(|n| bytes(n, len))
+    decode(raw::net_recv(u64::from(nic), buf)).map(|n| {
+        let ok = n & plinth_abi::NET_RX_CSUM_OK != 0;
+        (bytes(n & (plinth_abi::NET_RX_CSUM_OK - 1), len), ok)
+    })
+}
+
+pub fn net_offload(nic: u8, features: u64) -> Result<u64, Error> {
+    decode(raw::net_offload(u64::from(nic), features))
 }
 
 pub fn net_wait(rx_mask: u8, tx_mask: u8, timeout_ns: u64) -> Result<u64, Error> {

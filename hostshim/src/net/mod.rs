@@ -105,6 +105,13 @@ pub struct Stats {
     pub tx_dropped: u64,
     /// Times a frame found the NIC's transmit queue full and waited for room.
     pub tx_full: u64,
+    /// The NIC's receive offload is on (see [`crate::nic::offload`]).
+    pub rx_offload: bool,
+    /// Frames received longer than a plain frame: super-frames (counted in `rx_frames`).
+    pub rx_large: u64,
+    /// Frames dropped for a wrong TCP, UDP or ICMP checksum (checked here with offload
+    /// on; smoltcp drops them silently otherwise).
+    pub rx_bad_checksum: u64,
 }
 
 /// Why a network call failed.

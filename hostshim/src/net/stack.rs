@@ -17,7 +17,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-use plinth_abi::{Error, MAX_FRAME};
+use plinth_abi::{Error, MAX_FRAME, MAX_LARGE_FRAME};
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
 };
@@ -39,6 +39,16 @@ pub trait Link {
     fn send(&mut self, frame: &[u8]) -> Result<(), Error>;
     /// [`crate::nic::recv`].
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error>;
+    /// [`crate::nic::recv_checked`]: with whether the frame's checksum is not to be
+    /// checked (only ever with [`Link::offload`] on).
+    fn recv_checked(&mut self, buf: &mut [u8]) -> Result<(usize, bool), Error> {
+        self.recv(buf).map(|n| (n, false))
+    }
+    /// [`crate::nic::offload`], asked for once: whether frames up to
+    /// [`MAX_LARGE_FRAME`] and checksum words come.
+    fn offload(&mut self) -> bool {
+        false
+    }
     /// Sleeps until a frame arrives, or (if `tx`) there is room to send, or `timeout_ns`
     /// passed.
     fn wait(&mut self, tx: bool, timeout_ns: u64);
@@ -62,6 +72,14 @@ impl Link for Nic0 {
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         crate::nic::recv(0, buf)
+    }
+
+    fn recv_checked(&mut self, buf: &mut [u8]) -> Result<(usize, bool), Error> {
+        crate::nic::recv_checked(0, buf)
+    }
+
+    fn offload(&mut self) -> bool {
+        crate::nic::offload(0, true).unwrap_or(false)
     }
 
     fn wait(&mut self, tx: bool, timeout_ns: u64) {
@@ -245,6 +263,9 @@ impl<L: Link> Engine<L> {
             tx_bytes: tx.bytes,
             tx_dropped: tx.dropped,
             tx_full: tx.full,
+            rx_offload: self.port.offload,
+            rx_large: self.port.rx_large,
+            rx_bad_checksum: self.port.rx_bad_checksum,
         }
     }
 
@@ -628,10 +649,18 @@ fn announce<L: Link>(port: &mut Port<L>, mac: [u8; 6], ip: Ipv4Addr) {
 /// smoltcp's view of the link.
 struct Port<L: Link> {
     link: L,
-    /// The frame being received.
+    /// The frame being received: room for a super-frame with receive offload.
     rx: Box<[u8]>,
+    /// Receive offload is on: super-frames come, and frames whose checksum the NIC
+    /// vouched for say so; the stack checks the others' itself (smoltcp's own checks
+    /// are off, as they would fail a partial checksum).
+    offload: bool,
     rx_frames: u64,
     rx_bytes: u64,
+    /// Frames longer than a plain frame.
+    rx_large: u64,
+    /// Frames dropped for a wrong TCP/UDP/ICMP checksum (with offload).
+    rx_bad_checksum: u64,
     tx: TxSide,
 }
 
@@ -650,13 +679,22 @@ struct TxSide {
 }
 
 impl<L: Link> Port<L> {
-    fn new(link: L) -> Port<L> {
+    fn new(mut link: L) -> Port<L> {
         let frame = || vec![0u8; FRAME].into_boxed_slice();
+        let offload = link.offload();
+        let rx_len = if offload {
+            MAX_LARGE_FRAME as usize
+        } else {
+            FRAME
+        };
         Port {
             link,
-            rx: frame(),
+            rx: vec![0u8; rx_len].into_boxed_slice(),
+            offload,
             rx_frames: 0,
             rx_bytes: 0,
+            rx_large: 0,
+            rx_bad_checksum: 0,
             tx: TxSide {
                 scratch: frame(),
                 stash: frame(),
@@ -755,10 +793,17 @@ impl<L: Link> phy::Device for Port<L> {
         Self: 'a;
 
     fn receive(&mut self, _now: Instant) -> Option<(Rx<'_>, Tx<'_, L>)> {
-        // WouldBlock: nothing waiting. Anything else (a frame longer than MAX_FRAME, which
+        // WouldBlock: nothing waiting. Anything else (a frame longer than the buffer, which
         // the runtime never delivers) cannot be taken either.
-        let n = self.link.recv(&mut self.rx).ok()?;
+        let n = loop {
+            let (n, vouched) = self.link.recv_checked(&mut self.rx).ok()?;
+            if !self.offload || vouched || plinth_offload::receive::checksum_ok(&self.rx[..n]) {
+                break n;
+            }
+            self.rx_bad_checksum += 1;
+        };
         self.rx_frames += 1;
+        self.rx_large += u64::from(n > FRAME);
         self.rx_bytes += n as u64;
         let tx = Tx {
             link: &mut self.link,
@@ -775,7 +820,14 @@ impl<L: Link> phy::Device for Port<L> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = FRAME;
-        // No offloads: smoltcp computes and checks every checksum.
+        // smoltcp computes every checksum it sends. It checks those it receives unless
+        // receive offload is on: then `receive` has checked what the NIC did not vouch
+        // for (the IPv4 header's smoltcp still checks).
+        if self.offload {
+            caps.checksum.tcp = phy::Checksum::Tx;
+            caps.checksum.udp = phy::Checksum::Tx;
+            caps.checksum.icmpv4 = phy::Checksum::Tx;
+        }
         caps
     }
 }
@@ -812,6 +864,11 @@ mod tests {
         /// Frames the engine's side may have in flight before sending would block.
         engine_queue: usize,
         clock_ns: Cell<u64>,
+        /// The engine's NIC has receive offload: consecutive TCP segments to the engine
+        /// arrive as one super-frame with a partial checksum, as a host hands them over.
+        offload: bool,
+        /// Super-frames handed over.
+        supers: usize,
     }
 
     type Shared = Rc<RefCell<Wire>>;
@@ -846,6 +903,43 @@ mod tests {
             buf[..n].copy_from_slice(frame);
             w.to_engine.pop_front();
             Ok(n)
+        }
+
+        fn offload(&mut self) -> bool {
+            self.0.borrow().offload
+        }
+
+        fn recv_checked(&mut self, buf: &mut [u8]) -> Result<(usize, bool), Error> {
+            if !self.0.borrow().offload {
+                return self.recv(buf).map(|n| (n, false));
+            }
+            let mut w = self.0.borrow_mut();
+            let first = w.to_engine.pop_front().ok_or(Error::WouldBlock)?;
+            let mut c = plinth_offload::Coalescer::new();
+            let mut sup = vec![0u8; 65_536];
+            sup[..first.len()].copy_from_slice(&first);
+            let (frame, vouched) = if c.start(&sup, first.len(), None) {
+                while let Some(next) = w.to_engine.front() {
+                    if !c.append(&mut sup, next, None) {
+                        break;
+                    }
+                    w.to_engine.pop_front();
+                }
+                match c.finish(&mut sup) {
+                    Some(done) if done.gso.is_some() => {
+                        w.supers += 1;
+                        (&sup[..done.len], true)
+                    }
+                    _ => (&first[..], false),
+                }
+            } else {
+                (&first[..], false)
+            };
+            if frame.len() > buf.len() {
+                return Err(Error::BadLength);
+            }
+            buf[..frame.len()].copy_from_slice(frame);
+            Ok((frame.len(), vouched))
         }
 
         fn wait(&mut self, _tx: bool, timeout_ns: u64) {
@@ -1135,6 +1229,102 @@ mod tests {
         assert!(wire.borrow().to_peer.len() <= 1);
         // The queue did overflow: frames waited in the stash.
         assert!(engine.stats().tx_full > 0, "{:?}", engine.stats());
+    }
+
+    /// With receive offload, a stream arrives in super-frames whose checksums are only
+    /// partial, and every byte is taken in order; a frame that comes without the NIC's
+    /// word and has a wrong checksum is dropped, one with a right one taken.
+    #[test]
+    fn receive_offload_takes_super_frames_and_checks_the_rest() {
+        let limits = Limits {
+            tcp_buffer: 256 * 1024,
+            ..Limits::default()
+        };
+        let wire = Rc::new(RefCell::new(Wire {
+            engine_queue: 64,
+            offload: true,
+            ..Wire::default()
+        }));
+        let addressing = Addressing::Static {
+            cidr: Cidr::new(ENGINE_IP, 24).unwrap(),
+            gateway: None,
+        };
+        let mut engine = Engine::new(SimLink(wire.clone()), addressing, limits).unwrap();
+        let mut peer = Peer::new(&wire);
+        assert!(engine.stats().rx_offload);
+        let listener = engine.tcp_listen(9).unwrap();
+        let c = peer.connect(9, 45000);
+        let s = run(&mut engine, &mut peer, |e, _| e.accept(listener));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let (mut sent, mut got) = (0, Vec::new());
+        let mut buf = vec![0u8; 16 * 1024];
+        run(&mut engine, &mut peer, |e, p| {
+            if sent < data.len() {
+                sent += p.tcp(c).send_slice(&data[sent..]).unwrap_or(0);
+            }
+            while let Ok(n) = e.recv(s, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            (got.len() == data.len()).then_some(())
+        });
+        assert!(got == data, "the stream arrived altered");
+        let stats = engine.stats();
+        assert!(wire.borrow().supers > 0 && stats.rx_large > 0, "{stats:?}");
+        assert_eq!(stats.rx_bad_checksum, 0);
+
+        // A UDP datagram with its checksum damaged, then the same one whole.
+        let u = engine.udp_bind(53).unwrap();
+        let datagram = |damaged: bool| {
+            let payload = b"query";
+            let udp = smoltcp::wire::UdpRepr {
+                src_port: 5353,
+                dst_port: 53,
+            };
+            let ip = smoltcp::wire::Ipv4Repr {
+                src_addr: PEER_IP,
+                dst_addr: ENGINE_IP,
+                next_header: smoltcp::wire::IpProtocol::Udp,
+                payload_len: udp.header_len() + payload.len(),
+                hop_limit: 64,
+            };
+            let eth = smoltcp::wire::EthernetRepr {
+                src_addr: EthernetAddress(PEER_MAC),
+                dst_addr: EthernetAddress(ENGINE_MAC),
+                ethertype: EthernetProtocol::Ipv4,
+            };
+            let mut f = vec![0u8; 14 + ip.buffer_len() + udp.header_len() + payload.len()];
+            let mut frame = EthernetFrame::new_unchecked(&mut f[..]);
+            eth.emit(&mut frame);
+            let caps = smoltcp::phy::ChecksumCapabilities::default();
+            let mut packet = smoltcp::wire::Ipv4Packet::new_unchecked(frame.payload_mut());
+            ip.emit(&mut packet, &caps);
+            udp.emit(
+                &mut smoltcp::wire::UdpPacket::new_unchecked(packet.payload_mut()),
+                &ip.src_addr.into(),
+                &ip.dst_addr.into(),
+                payload.len(),
+                |b| b.copy_from_slice(payload),
+                &caps,
+            );
+            if damaged {
+                let at = f.len() - 1;
+                f[at] ^= 0x20;
+            }
+            f
+        };
+        wire.borrow_mut().to_engine.push_back(datagram(true));
+        let mut q = [0u8; 16];
+        for _ in 0..10 {
+            engine.poll(1_000_000);
+        }
+        assert_eq!(engine.recv_from(u, &mut q), Err(NetError::WouldBlock));
+        assert_eq!(engine.stats().rx_bad_checksum, 1);
+        wire.borrow_mut().to_engine.push_back(datagram(false));
+        let (n, _) = run(&mut engine, &mut peer, |e, _| e.recv_from(u, &mut q).ok());
+        assert_eq!(&q[..n], b"query");
     }
 
     #[test]

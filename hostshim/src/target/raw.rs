@@ -116,6 +116,12 @@ pub fn net_recv(nic: u64, buf: &mut [u8]) -> u64 {
     unsafe { syscall(Call::NetRecv as u64, a) }
 }
 
+/// NetOffload: `(nic, features)`; no pointers.
+pub fn net_offload(nic: u64, features: u64) -> u64 {
+    // SAFETY: no argument is a pointer: the runtime writes nothing of ours.
+    unsafe { syscall(Call::NetOffload as u64, [nic, features, 0, 0, 0]) }
+}
+
 /// NetWait: `(rx_mask, tx_mask, timeout_ns)`; no pointers.
 pub fn net_wait(rx_mask: u64, tx_mask: u64, timeout_ns: u64) -> u64 {
     // SAFETY: no argument is a pointer: the runtime writes nothing of ours.

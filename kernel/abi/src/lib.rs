@@ -52,6 +52,18 @@ pub const MIN_FRAME: u64 = 14;
 /// Longest frame [`Call::NetSend`] takes and [`Call::NetRecv`] hands out: an untagged
 /// Ethernet frame at MTU 1500, without the FCS.
 pub const MAX_FRAME: u64 = 1514;
+/// Longest frame [`Call::NetRecv`] hands out on a NIC with [`NET_OFFLOAD_RX`]: a TCP
+/// super-frame, an Ethernet header and IPv4's largest packet.
+pub const MAX_LARGE_FRAME: u64 = 14 + 65_535;
+/// [`Call::NetOffload`]'s receive offload: [`Call::NetRecv`] may hand out TCP
+/// super-frames (up to [`MAX_LARGE_FRAME`]) the host built from a stream's segments, and
+/// sets [`NET_RX_CSUM_OK`] on frames whose TCP/UDP checksum the runtime's NIC vouched
+/// for, or left partial because sender and runtime share the host: the agent's stack
+/// must not check (a partial one would fail), but checks every frame without the bit.
+pub const NET_OFFLOAD_RX: u64 = 1;
+/// In [`Call::NetRecv`]'s result on a NIC with [`NET_OFFLOAD_RX`], above the length:
+/// the frame's TCP/UDP checksum is not to be checked.
+pub const NET_RX_CSUM_OK: u64 = 1 << 32;
 /// Most NICs one partition has; NIC numbers are `0..MAX_NICS`, and [`Call::NetWait`]'s
 /// masks have one bit per NIC.
 pub const MAX_NICS: u64 = 8;
@@ -100,19 +112,25 @@ pub enum Call {
     /// when the NIC's transmit queue is full: wait for room with [`Call::NetWait`].
     NetSend = 14,
     /// `(nic, ptr, cap)`: take the next frame NIC `nic` received into the buffer.
-    /// Returns its length; [`Error::WouldBlock`] if none is waiting; [`Error::BadLength`]
-    /// (the frame stays queued) if `cap` is shorter than the frame.
+    /// Returns its length (with [`NET_RX_CSUM_OK`] where it applies);
+    /// [`Error::WouldBlock`] if none is waiting; [`Error::BadLength`] (the frame stays
+    /// queued) if `cap` is shorter than the frame.
     NetRecv = 15,
     /// `(rx_mask, tx_mask, timeout_ns)`: sleep until a NIC in `rx_mask` (bit `i`: NIC
     /// `i`) has a frame to receive or one in `tx_mask` has room to send, or `timeout_ns`
     /// passed. Returns at once if one is ready already. Returns which are ready (see
     /// [`NET_TX_SHIFT`]); 0 after the timeout.
     NetWait = 16,
+    /// `(nic, features)`: ask for NIC `nic`'s offloads ([`NET_OFFLOAD_RX`], or 0 for
+    /// none, the default). Returns those now on: [`NET_OFFLOAD_RX`] only where the
+    /// runtime's uplink hands over super-frames. Frames received before stay plain.
+    /// [`Error::Invalid`] for a feature bit it does not know.
+    NetOffload = 17,
 }
 
 impl Call {
     /// Every call, in number order.
-    pub const ALL: [Call; 17] = [
+    pub const ALL: [Call; 18] = [
         Call::Null,
         Call::Log,
         Call::Clock,
@@ -130,6 +148,7 @@ impl Call {
         Call::NetSend,
         Call::NetRecv,
         Call::NetWait,
+        Call::NetOffload,
     ];
 
     /// The call with number `n`, if there is one.
@@ -157,6 +176,7 @@ impl Call {
             Call::NetSend => "net_send",
             Call::NetRecv => "net_recv",
             Call::NetWait => "net_wait",
+            Call::NetOffload => "net_offload",
         }
     }
 }

@@ -15,6 +15,9 @@ pub const TAG_LEN: usize = 4;
 pub const MAX_UNTAGGED: usize = 1514;
 /// Largest tagged frame (IEEE 802.3 2.3.2.2 allows the tag on top of 1514).
 pub const MAX_TAGGED: usize = MAX_UNTAGGED + TAG_LEN;
+/// Largest super-frame a NIC's offload hands over (see [`crate::Bridge::ingress_large`]):
+/// a tagged header and IPv4's largest packet.
+pub const MAX_LARGE: usize = HEADER_LEN + TAG_LEN + 65_535;
 
 /// IEEE 802.1Q customer tag.
 pub const TPID_8021Q: u16 = 0x8100;
@@ -57,7 +60,7 @@ fn fallback_vlan(mode: &Mode) -> u16 {
 ///   Q-in-Q); so is a priority tag wrapping another tag, which would leave the native
 ///   VLAN untagged and show the next switch a tag nobody checked.
 #[inline]
-pub(crate) fn classify(mode: &Mode, frame: &[u8]) -> Result<Forward, (Drop, u16)> {
+pub(crate) fn classify(mode: &Mode, frame: &[u8], large: bool) -> Result<Forward, (Drop, u16)> {
     let fallback = fallback_vlan(mode);
     if frame.len() < HEADER_LEN {
         return Err((Drop::Runt, fallback));
@@ -74,7 +77,11 @@ pub(crate) fn classify(mode: &Mode, frame: &[u8]) -> Result<Forward, (Drop, u16)
     };
     let tag_vid = tci & 0x0fff;
     let ctag = outer == TPID_8021Q;
-    let max = if has_tag { MAX_TAGGED } else { MAX_UNTAGGED };
+    let max = match (large, has_tag) {
+        (true, _) => MAX_LARGE,
+        (false, true) => MAX_TAGGED,
+        (false, false) => MAX_UNTAGGED,
+    };
     if frame.len() > max {
         // Counted in the VLAN it would have gone to, when a trunk's tag says which.
         let vid = match mode {

@@ -263,9 +263,10 @@ fn check_frame(
                 // Only a limited port's floods are.
                 assert!(b.flood_limit(port).is_some());
                 let dst: Mac = frame[..6].try_into().unwrap_or_default();
-                let vid = crate::frame::classify(&b.port(port).expect("limited").0.mode, frame)
-                    .map(|f| f.vid)
-                    .expect("storm control after classification");
+                let vid =
+                    crate::frame::classify(&b.port(port).expect("limited").0.mode, frame, false)
+                        .map(|f| f.vid)
+                        .expect("storm control after classification");
                 assert!(dst[0] & 1 == 1 || b.lookup(vid, &dst, now).is_none());
             }
             return false;
@@ -327,7 +328,7 @@ fn check_frame(
         let (to, _) = b.port(t.port).expect("checked above");
         if let Mode::Trunk { .. } = to.mode {
             // The next switch reads it as the same VLAN.
-            match frame::classify(&to.mode, written) {
+            match frame::classify(&to.mode, written, false) {
                 Ok(again) => assert_eq!(again.vid, fwd.vid, "{written:02x?}"),
                 Err(e) => panic!("{written:02x?} leaves {to:?} unreadable: {e:?}"),
             }

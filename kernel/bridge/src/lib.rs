@@ -509,6 +509,31 @@ impl Bridge {
         now_ms: u64,
         out: &mut Vec<Target>,
     ) -> Result<Forward, Drop> {
+        self.ingress_sized(port, frame, false, now_ms, out)
+    }
+
+    /// As [`Bridge::ingress`], for a frame up to [`frame::MAX_LARGE`] bytes: a super-frame the
+    /// port's NIC (its receive offload) built from segments that each fit the usual
+    /// limit. Forwarded by its header like any frame; the caller cuts it up again for
+    /// ports that take only frames of the usual size.
+    pub fn ingress_large(
+        &mut self,
+        port: PortId,
+        frame: &[u8],
+        now_ms: u64,
+        out: &mut Vec<Target>,
+    ) -> Result<Forward, Drop> {
+        self.ingress_sized(port, frame, true, now_ms, out)
+    }
+
+    fn ingress_sized(
+        &mut self,
+        port: PortId,
+        frame: &[u8],
+        large: bool,
+        now_ms: u64,
+        out: &mut Vec<Target>,
+    ) -> Result<Forward, Drop> {
         out.clear();
         let Some(pi) = self.port_index(port) else {
             self.count_vlan_drop(NATIVE, Drop::NoPort);
@@ -520,7 +545,7 @@ impl Bridge {
         counters.rx_bytes += len;
 
         let config = &self.ports[pi].config;
-        let mut fwd = match frame::classify(&config.mode, frame) {
+        let mut fwd = match frame::classify(&config.mode, frame, large) {
             Ok(fwd) => fwd,
             Err((why, vid)) => return Err(self.drop_on(pi, vid, why)),
         };

@@ -155,6 +155,32 @@ fn oversize_is_over_1514_untagged_or_1518_tagged() {
     assert!(offer(&mut b, A2, &vec![0xff; 64 * 1024], 0) == Err(Drop::Oversize));
 }
 
+/// A super-frame the uplink's offload built goes by its tag and addresses like any frame;
+/// past the largest IPv4 packet it is oversize all the same, and a normal ingress of it
+/// is refused.
+#[test]
+fn a_large_ingress_takes_a_super_frame_and_no_more() {
+    use crate::frame::MAX_LARGE;
+    let mut b = topology();
+    let big = ethernet(BROADCAST, H1, Some(10), IPV4, 60_000);
+    assert_eq!(offer(&mut b, UPLINK, &big, 0), Err(Drop::Oversize));
+    let mut out = Vec::new();
+    let fwd = b.ingress_large(UPLINK, &big, 0, &mut out).unwrap();
+    assert_eq!(fwd.vid, 10);
+    assert_eq!(ports_of(&out), [A1, A2]);
+    let too_big = ethernet(BROADCAST, H1, Some(10), IPV4, MAX_LARGE - 17);
+    assert_eq!(
+        b.ingress_large(UPLINK, &too_big, 0, &mut out),
+        Err(Drop::Oversize)
+    );
+    // A tag for a VLAN the trunk does not carry is refused whatever the size.
+    let other = ethernet(BROADCAST, H1, Some(40), IPV4, 60_000);
+    assert_eq!(
+        b.ingress_large(UPLINK, &other, 0, &mut out),
+        Err(Drop::VidNotAllowed)
+    );
+}
+
 // ---- access ports -----------------------------------------------------------------
 
 #[test]

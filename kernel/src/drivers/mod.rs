@@ -279,15 +279,20 @@ fn bind(
 ) {
     let bell = transport.bell();
     if kind == DeviceType::Network {
-        match Nic::new(transport) {
+        // Receive offload's 64 KiB buffers from at most an eighth of the heap, and no
+        // more than keep a fast peer busy (64: 4 MiB).
+        let (_, heap) = crate::arch::heap::usage();
+        let large_rx = (heap / 8 / (64 << 10)).min(64);
+        match Nic::new(transport, large_rx) {
             Ok(nic) => {
                 let name = alloc::format!("net{}", found.nics.len());
                 let m = nic.mac();
                 let irq = wire(&wiring, &bell);
-                let tso = if nic.tso() {
-                    ", TCP segmentation offload"
-                } else {
-                    ""
+                let tso = match (nic.tso(), nic.rx_offload()) {
+                    (true, true) => ", TCP segmentation and receive offload",
+                    (true, false) => ", TCP segmentation offload",
+                    (false, true) => ", receive offload",
+                    (false, false) => "",
                 };
                 info!(
                     "{name}: virtio-net at {location}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {irq}{tso}",

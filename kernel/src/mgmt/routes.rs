@@ -228,6 +228,16 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
             c.tx_ring_full,
         ),
         ("plinth_nic_errors_total", "Device errors.", c.errors),
+        (
+            "plinth_nic_rx_super_total",
+            "TCP super-frames the host handed over whole (receive offload), in rx_packets.",
+            c.rx_super,
+        ),
+        (
+            "plinth_nic_tx_super_total",
+            "TCP super-frames handed to the host to cut up (segmentation offload).",
+            c.tx_super,
+        ),
     ] {
         w.metric(name, help, Kind::Counter, &labels, value as f64);
     }

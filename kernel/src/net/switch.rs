@@ -15,6 +15,13 @@
 //! `queue_full`, as a NIC with no free descriptors drops on the wire. What the bridge
 //! refuses (a forged source, a tag, a flood past [`NIC_FLOOD_LIMIT`]) is dropped and
 //! counted by reason.
+//!
+//! Where the uplink hands over TCP super-frames and partial checksums (its receive
+//! offload), a port whose owner asked for them ([`set_offload`]: a partition's stack
+//! that takes large frames and skips checking what the host vouched for) gets them as
+//! they came, with that word per frame; every other port gets what a plain NIC would
+//! show it: the super-frame cut into its segments and checksums completed
+//! (`plinth_offload::receive`).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -23,6 +30,7 @@ use alloc::vec::Vec;
 use plinth_bridge::{
     Bridge, Config, Drop, Forward, Mac, Mode, NATIVE, PortConfig, PortId, Target, VidSet,
 };
+use plinth_offload::receive::{self, RxCsum, RxOffload};
 use plinth_ratelimit::Limiter;
 use spin::Mutex;
 
@@ -36,6 +44,8 @@ const RX_QUEUE: usize = 256;
 const TX_QUEUE: usize = 64;
 /// Room for a tagged frame.
 const FRAME_BUFFER: usize = 1518;
+/// A buffer this large (a super-frame's) goes back to the heap, not the free list.
+const RECYCLE_MAX: usize = 2 * FRAME_BUFFER;
 /// Bytes all ports' receive queues may hold together: a flood into partitions that never
 /// read must not eat the kernel's heap. Each port's share is its queue's length (at most
 /// [`RX_QUEUE`], at least [`RX_QUEUE_MIN`] frames); past it frames are dropped, counted
@@ -64,9 +74,20 @@ pub enum PortError {
     TooShort,
 }
 
+/// A frame waiting for a port's owner.
+struct Queued {
+    frame: Vec<u8>,
+    /// Its TCP/UDP checksum need not be checked (only set for a port with offload).
+    trusted: bool,
+}
+
 /// A queue port's frames and limits.
 struct QueuePort {
-    rx: VecDeque<Vec<u8>>,
+    rx: VecDeque<Queued>,
+    /// Bytes in `rx`.
+    rx_bytes: usize,
+    /// Its owner takes super-frames and checksum words ([`set_offload`]).
+    offload: bool,
     /// Frames at the head of `rx` the receive bucket has already admitted.
     rx_admitted: usize,
     tx: VecDeque<Vec<u8>>,
@@ -78,6 +99,8 @@ impl QueuePort {
     fn new() -> QueuePort {
         QueuePort {
             rx: VecDeque::new(),
+            rx_bytes: 0,
+            offload: false,
             rx_admitted: 0,
             tx: VecDeque::new(),
             tx_limit: Limiter::default(),
@@ -94,7 +117,11 @@ impl QueuePort {
         let Some(head) = self.rx.front() else {
             return false;
         };
-        if self.rx_limit.try_take(head.len() as u64, now_ns).is_ok() {
+        if self
+            .rx_limit
+            .try_take(head.frame.len() as u64, now_ns)
+            .is_ok()
+        {
             self.rx_admitted = 1;
             true
         } else {
@@ -125,6 +152,10 @@ pub struct Switch {
     queues: BTreeMap<PortId, QueuePort>,
     /// The bridge's decision for the frame being forwarded (reused: no allocation).
     targets: Vec<Target>,
+    /// A super-frame as it leaves for a port that takes only plain frames, and the
+    /// segment being cut from it (reused).
+    whole: Vec<u8>,
+    piece: Vec<u8>,
     free: Vec<Vec<u8>>,
     /// Frames were handed to the uplink since its doorbell last rang.
     ring_pending: bool,
@@ -181,6 +212,8 @@ pub fn install(uplink: Option<NetDevice>) -> Option<Mac> {
         mgmt,
         queues,
         targets: Vec::new(),
+        whole: Vec::new(),
+        piece: Vec::new(),
         free: Vec::new(),
         ring_pending: false,
         drain_turn: 0,
@@ -194,20 +227,31 @@ fn with<R>(f: impl FnOnce(&mut Switch) -> R) -> Option<R> {
 }
 
 impl Switch {
-    /// Forwards `frame`, which arrived on `from`, to wherever the bridge says.
-    fn forward(&mut self, from: PortId, frame: &[u8], now_ms: u64) {
+    /// Forwards `frame`, which arrived on `from` (with what its NIC's offload says of
+    /// it), to wherever the bridge says.
+    fn forward(&mut self, from: PortId, frame: &[u8], rx: RxOffload, now_ms: u64) {
         let mut targets = core::mem::take(&mut self.targets);
-        if let Ok(fwd) = self.bridge.ingress(from, frame, now_ms, &mut targets) {
+        let fwd = if rx.gso_size.is_some() {
+            self.bridge.ingress_large(from, frame, now_ms, &mut targets)
+        } else {
+            self.bridge.ingress(from, frame, now_ms, &mut targets)
+        };
+        if let Ok(fwd) = fwd {
             for t in &targets {
-                self.deliver(frame, &fwd, t);
+                self.deliver(frame, &fwd, t, rx);
             }
         }
         self.targets = targets;
     }
 
-    fn deliver(&mut self, frame: &[u8], fwd: &Forward, t: &Target) {
+    fn deliver(&mut self, frame: &[u8], fwd: &Forward, t: &Target, rx: RxOffload) {
         let len = Bridge::egress_len(frame, fwd, t.tag);
         if let Some(up) = self.uplink.as_mut().filter(|u| u.port == t.port) {
+            // Only the uplink's own frames carry offload, and none goes back to it.
+            if rx != RxOffload::default() {
+                self.bridge.dropped(t.port, fwd.vid, Drop::Oversize);
+                return;
+            }
             if !up.nic.can_send() {
                 self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
                 return;
@@ -219,26 +263,91 @@ impl Switch {
             self.bridge.delivered(t.port, fwd.vid, len);
             return;
         }
-        let share =
-            (QUEUE_BUDGET / FRAME_BUFFER / self.queues.len().max(1)).clamp(RX_QUEUE_MIN, RX_QUEUE);
-        let Some(q) = self.queues.get_mut(&t.port) else {
+        let Some(offload) = self.queues.get(&t.port).map(|q| q.offload) else {
             self.bridge.dropped(t.port, fwd.vid, Drop::NoPort);
             return;
         };
-        if q.rx.len() >= share {
-            self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
+        if offload {
+            let mut buf = self.buffer(len);
+            let n = Bridge::write(frame, fwd, t.tag, &mut buf);
+            buf.truncate(n);
+            self.enqueue(t.port, fwd.vid, buf, rx.trusted());
             return;
         }
+        match (rx.gso_size, rx.csum) {
+            (Some(mss), _) => {
+                // Cut as the sender's TSO would have, each segment queued on its own.
+                let mut whole = core::mem::take(&mut self.whole);
+                let mut piece = core::mem::take(&mut self.piece);
+                whole.resize(len, 0);
+                let n = Bridge::write(frame, fwd, t.tag, &mut whole);
+                piece.resize(FRAME_BUFFER, 0);
+                let mut pieces = Vec::new();
+                let mut free = core::mem::take(&mut self.free);
+                let cut = receive::segment(&whole[..n], usize::from(mss), &mut piece, |seg| {
+                    let mut b = free.pop().unwrap_or_default();
+                    b.clear();
+                    b.extend_from_slice(seg);
+                    pieces.push(b);
+                });
+                self.free = free;
+                match cut {
+                    Ok(_) => {
+                        for p in pieces {
+                            self.enqueue(t.port, fwd.vid, p, false);
+                        }
+                    }
+                    // Not a TCPv4 packet, or segments longer than a frame: nothing a
+                    // plain NIC could have shown.
+                    Err(_) => self.bridge.dropped(t.port, fwd.vid, Drop::Oversize),
+                }
+                self.whole = whole;
+                self.piece = piece;
+            }
+            (None, csum) => {
+                let mut buf = self.buffer(len);
+                let n = Bridge::write(frame, fwd, t.tag, &mut buf);
+                buf.truncate(n);
+                if csum == RxCsum::Partial {
+                    receive::fill_checksum(&mut buf);
+                }
+                self.enqueue(t.port, fwd.vid, buf, false);
+            }
+        }
+    }
+
+    /// A buffer of `len` bytes, from the free list where one is there.
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
         let mut buf = self.free.pop().unwrap_or_default();
         buf.resize(len.max(FRAME_BUFFER), 0);
-        let n = Bridge::write(frame, fwd, t.tag, &mut buf);
-        buf.truncate(n);
-        q.rx.push_back(buf);
-        self.bridge.delivered(t.port, fwd.vid, n);
+        buf
+    }
+
+    /// Queues `frame` for `port`'s owner, within its share of the queues' budget: as
+    /// many frames as its share (see [`QUEUE_BUDGET`]), and as many bytes as the budget
+    /// split evenly (super-frames count by their size).
+    fn enqueue(&mut self, port: PortId, vid: u16, frame: Vec<u8>, trusted: bool) {
+        let share =
+            (QUEUE_BUDGET / FRAME_BUFFER / self.queues.len().max(1)).clamp(RX_QUEUE_MIN, RX_QUEUE);
+        let bytes = (QUEUE_BUDGET / self.queues.len().max(1)).max(RX_QUEUE_MIN * FRAME_BUFFER);
+        let Some(q) = self.queues.get_mut(&port) else {
+            self.bridge.dropped(port, vid, Drop::NoPort);
+            self.recycle(frame);
+            return;
+        };
+        let n = frame.len();
+        if q.rx.len() >= share || q.rx_bytes + n > bytes {
+            self.bridge.dropped(port, vid, Drop::QueueFull);
+            self.recycle(frame);
+            return;
+        }
+        q.rx_bytes += n;
+        q.rx.push_back(Queued { frame, trusted });
+        self.bridge.delivered(port, vid, n);
     }
 
     fn recycle(&mut self, buf: Vec<u8>) {
-        if self.free.len() < RX_QUEUE {
+        if self.free.len() < RX_QUEUE && buf.capacity() <= RECYCLE_MAX {
             self.free.push(buf);
         }
     }
@@ -283,7 +392,7 @@ impl Switch {
                 let Some(frame) = q.tx.pop_front() else {
                     continue;
                 };
-                self.forward(port, &frame, ms);
+                self.forward(port, &frame, RxOffload::default(), ms);
                 self.recycle(frame);
                 sent = true;
             }
@@ -316,7 +425,7 @@ pub fn pump() {
             let Some(up) = s.uplink.as_mut() else { break };
             let Some(rx) = up.nic.receive() else { break };
             let port = up.port;
-            s.forward(port, rx.frame(), ms);
+            s.forward(port, rx.frame(), rx.offload(), ms);
         }
         s.drain_held(now_ns);
         s.bridge.age(ms);
@@ -349,7 +458,10 @@ pub fn has_pending() -> bool {
 pub fn mgmt_receive() -> Option<Vec<u8>> {
     with(|s| {
         let m = s.mgmt?;
-        s.queues.get_mut(&m)?.rx.pop_front()
+        let q = s.queues.get_mut(&m)?;
+        let head = q.rx.pop_front()?;
+        q.rx_bytes -= head.frame.len();
+        Some(head.frame)
     })
     .flatten()
 }
@@ -363,7 +475,7 @@ pub fn mgmt_recycle(buf: Vec<u8>) {
 pub fn mgmt_send(frame: &[u8]) {
     with(|s| {
         if let Some(m) = s.mgmt {
-            s.forward(m, frame, now_ms());
+            s.forward(m, frame, RxOffload::default(), now_ms());
         }
     });
 }
@@ -422,7 +534,7 @@ pub fn remove_nic(port: PortId) {
     with(|s| {
         s.bridge.remove_port(port);
         if let Some(q) = s.queues.remove(&port) {
-            for f in q.rx.into_iter().chain(q.tx) {
+            for f in q.rx.into_iter().map(|q| q.frame).chain(q.tx) {
                 s.recycle(f);
             }
         }
@@ -467,7 +579,7 @@ pub fn send(port: PortId, frame: &[u8]) -> Result<(), PortError> {
         let room = s.uplink_has_room();
         let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
         if q.tx.is_empty() && room && q.tx_limit.try_take(frame.len() as u64, now_ns).is_ok() {
-            s.forward(port, frame, now_ns / 1_000_000);
+            s.forward(port, frame, RxOffload::default(), now_ns / 1_000_000);
             return Ok(());
         }
         if q.tx.len() >= TX_QUEUE {
@@ -486,13 +598,14 @@ pub fn send(port: PortId, frame: &[u8]) -> Result<(), PortError> {
 }
 
 /// Takes the next frame for partition NIC `port`, if its receive bucket admits it:
-/// `take` copies it out (into the agent's memory) and says how many bytes it took; a
-/// frame `take` refuses stays queued.
-pub fn receive<E>(
+/// `take` copies it out (into the agent's memory; the flag says its checksums need no
+/// check, see [`set_offload`]) and says what it took; a frame `take` refuses stays
+/// queued.
+pub fn receive<T, E>(
     port: PortId,
     cap: usize,
-    take: impl FnOnce(&[u8]) -> Result<usize, E>,
-) -> Result<Result<usize, E>, PortError> {
+    take: impl FnOnce(&[u8], bool) -> Result<T, E>,
+) -> Result<Result<T, E>, PortError> {
     let now_ns = clock::now_ns();
     with(|s| {
         let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
@@ -502,14 +615,15 @@ pub fn receive<E>(
         let Some(head) = q.rx.front() else {
             return Err(PortError::WouldBlock);
         };
-        if head.len() > cap {
+        if head.frame.len() > cap {
             return Err(PortError::TooShort);
         }
-        let result = take(head);
+        let result = take(&head.frame, head.trusted);
         if result.is_ok() {
             q.rx_admitted = 0;
             if let Some(f) = q.rx.pop_front() {
-                s.recycle(f);
+                q.rx_bytes -= f.frame.len();
+                s.recycle(f.frame);
             }
         }
         Ok(result)
@@ -526,6 +640,20 @@ pub fn ready(port: PortId) -> (bool, bool) {
         None => (false, false),
     })
     .unwrap_or((false, false))
+}
+
+/// Whether partition NIC `port`'s owner takes super-frames (up to
+/// `plinth_abi::MAX_LARGE_FRAME` bytes) and a word per frame that its TCP/UDP checksum
+/// need not be checked; off by default. Frames already queued stay as they are (plain).
+/// Returns whether it is on: never where the uplink hands over no such frames.
+pub fn set_offload(port: PortId, on: bool) -> Result<bool, PortError> {
+    with(|s| {
+        let offered = s.uplink.as_ref().is_some_and(|u| u.nic.rx_offload());
+        let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
+        q.offload = on && offered;
+        Ok(q.offload)
+    })
+    .unwrap_or(Err(PortError::NoPort))
 }
 
 /// Frames partition NIC `port` holds back to send.

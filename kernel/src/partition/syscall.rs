@@ -20,8 +20,8 @@
 use alloc::vec;
 
 use plinth_abi::{
-    Call, Error, HEAP_END, MAX_FRAME, MAX_IO, MAX_LOG, MIN_FRAME, NET_TX_SHIFT, PAGE_SIZE,
-    SECTOR_SIZE,
+    Call, Error, HEAP_END, MAX_FRAME, MAX_IO, MAX_LARGE_FRAME, MAX_LOG, MIN_FRAME, NET_OFFLOAD_RX,
+    NET_RX_CSUM_OK, NET_TX_SHIFT, PAGE_SIZE, SECTOR_SIZE,
 };
 
 use super::loader::charged_alloc;
@@ -300,17 +300,32 @@ fn call_one(
         }
         Call::NetRecv => {
             let port = nic(part, a[0])?.port;
-            let cap = checked_len(a[2].min(MAX_FRAME), MAX_FRAME)?;
-            // The whole buffer is checked before a frame is taken, so a bad one loses
-            // nothing; the copy is of the frame's length only.
-            space.check(a[1], cap, true).map_err(bad_pointer)?;
+            // Only a NIC with receive offload is given frames past MAX_FRAME.
+            let cap = checked_len(a[2].min(MAX_LARGE_FRAME), MAX_LARGE_FRAME)?;
+            // A plain frame's worth of the buffer is checked before a frame is taken; the
+            // copy checks the frame's whole length before writing any of it, and a frame
+            // it refuses stays queued: a bad buffer loses nothing. (Not all 64 KiB of an
+            // offload buffer on every call: that walk would cost more than most frames.)
+            space
+                .check(a[1], cap.min(MAX_FRAME as usize), true)
+                .map_err(bad_pointer)?;
             let to = a[1];
-            switch::receive(port, cap, |frame| {
-                space.write(to, frame, false).map(|()| frame.len())
+            switch::receive(port, cap, |frame, trusted| {
+                let flag = if trusted { NET_RX_CSUM_OK } else { 0 };
+                space
+                    .write(to, frame, false)
+                    .map(|()| frame.len() as u64 | flag)
             })
             .map_err(port_error)?
-            .map(|n| n as u64)
             .map_err(bad_pointer)
+        }
+        Call::NetOffload => {
+            let port = nic(part, a[0])?.port;
+            if a[1] & !NET_OFFLOAD_RX != 0 {
+                return Err(Error::Invalid);
+            }
+            let on = switch::set_offload(port, a[1] & NET_OFFLOAD_RX != 0).map_err(port_error)?;
+            Ok(if on { NET_OFFLOAD_RX } else { 0 })
         }
         Call::NetWait => {
             let ready = net_ready(part, a[0], a[1])?;

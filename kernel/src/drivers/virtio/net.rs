@@ -16,6 +16,13 @@
 //! one tap write and one trip through the host's bridge per 44 segments instead of each.
 //! The super-frame goes into the ring when a frame that does not continue it comes, when
 //! it is full, or at [`Nic::ring`], so it never waits past the burst it belongs to.
+//!
+//! The other way, where the device offers `VIRTIO_NET_F_GUEST_CSUM` and
+//! `VIRTIO_NET_F_GUEST_TSO4` and the caller can spare the memory, the host hands over
+//! TCP super-frames of up to 64 KiB (what its own TSO or GRO built) and partial
+//! checksums, each with its header read into [`RxFrame::offload`]: one virtqueue entry
+//! and one trip through the switch per 44 segments. Without mergeable buffers every
+//! receive buffer must then hold 64 KiB (virtio 1.2 §5.1.6.3.1), so fewer are posted.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -24,6 +31,7 @@ use alloc::vec::Vec;
 
 use spin::Mutex;
 
+use plinth_offload::receive::RxOffload;
 use plinth_offload::{Coalescer, MAX_SUPER};
 use virtio_drivers::device::net::VirtIONetRaw;
 
@@ -36,6 +44,9 @@ pub const QUEUE_SIZE: usize = 256;
 const BUFFER_LEN: usize = 1536 + 64;
 /// Room for the virtio header and a super-frame.
 const SUPER_LEN: usize = 64 * 1024;
+/// A receive buffer when the host may hand over super-frames: the header, a tagged
+/// Ethernet header and IPv4's largest packet (the spec's 65562 bytes, and a tag).
+const LARGE_RX_LEN: usize = HEADER + 18 + 65_535;
 /// Super-frame buffers at most (in the ring or being built): 2 MiB, enough to keep the
 /// host busy while the next ones are built.
 const SUPER_BUFFERS: usize = 32;
@@ -43,6 +54,13 @@ const SUPER_BUFFERS: usize = 32;
 /// a partial checksum and a TCPv4 frame to segment. The second needs the first.
 const F_CSUM: u64 = 1 << 0;
 const F_HOST_TSO4: u64 = 1 << 11;
+/// `VIRTIO_NET_F_GUEST_CSUM` and `VIRTIO_NET_F_GUEST_TSO4`: the driver takes partial
+/// checksums and TCPv4 super-frames. The second needs the first.
+const F_GUEST_CSUM: u64 = 1 << 1;
+const F_GUEST_TSO4: u64 = 1 << 7;
+/// The fewest 64 KiB receive buffers worth offering receive offload with: fewer would
+/// leave the host waiting for room between bursts.
+pub const MIN_LARGE_RX: usize = 16;
 /// The `virtio_net_hdr` a super-frame's header is laid out for (VIRTIO_F_VERSION_1); a
 /// legacy device's shorter header gets no super-frames.
 const HEADER: usize = plinth_offload::HEADER_LEN;
@@ -60,7 +78,10 @@ pub struct NicCounters {
     /// they carried.
     pub tx_super: u64,
     pub tx_super_frames: u64,
-    /// Device errors on either queue.
+    /// Super-frames received (counted once in `rx_frames`).
+    pub rx_super: u64,
+    /// Device errors on either queue, and received frames whose header names an
+    /// offload that was not negotiated.
     pub errors: u64,
 }
 
@@ -82,8 +103,14 @@ pub struct Nic {
     /// Transmit buffers the device owns, by token, with the length handed over.
     tx_posted: Vec<Option<(Box<[u8]>, usize)>>,
     tx_free: Vec<Box<[u8]>>,
-    /// Receive buffers created so far; at most `QUEUE_SIZE`, then they are recycled.
+    /// Receive buffers created so far; at most `rx_buffers`, then they are recycled.
     rx_allocated: usize,
+    /// Receive buffers to post, and each one's length: `QUEUE_SIZE` of `BUFFER_LEN`, or
+    /// fewer of `LARGE_RX_LEN` with receive offload.
+    rx_buffers: usize,
+    rx_len: usize,
+    /// The host hands over super-frames and partial checksums.
+    rx_offload: bool,
     /// Transmit descriptors the device holds.
     tx_in_flight: usize,
     /// The device takes super-frames (`F_CSUM | F_HOST_TSO4` were negotiated).
@@ -104,6 +131,7 @@ pub struct RxFrame {
     buffer: Option<Box<[u8]>>,
     start: usize,
     len: usize,
+    offload: RxOffload,
     spare: Spare,
 }
 
@@ -113,6 +141,12 @@ impl RxFrame {
             Some(b) => &b[self.start..self.start + self.len],
             None => &[],
         }
+    }
+
+    /// What the device's header says of the frame: a super-frame to cut, a checksum
+    /// partial or vouched for (all default without receive offload).
+    pub fn offload(&self) -> RxOffload {
+        self.offload
     }
 }
 
@@ -131,13 +165,32 @@ impl Nic {
     /// [`refill`]: Nic::refill
     /// The transport's doorbell should be deferred: [`Nic::ring`] notifies the device of
     /// everything queued since the last call.
-    pub fn new(mut transport: Doorbell) -> Result<Nic, virtio_drivers::Error> {
-        transport.offer(F_CSUM | F_HOST_TSO4);
+    ///
+    /// `large_rx_buffers`: how many 64 KiB receive buffers the caller can spare for
+    /// receive offload; with none (or fewer than [`MIN_LARGE_RX`]) it is not offered.
+    pub fn new(
+        mut transport: Doorbell,
+        large_rx_buffers: usize,
+    ) -> Result<Nic, virtio_drivers::Error> {
+        let guest = if large_rx_buffers >= MIN_LARGE_RX {
+            F_GUEST_CSUM | F_GUEST_TSO4
+        } else {
+            0
+        };
+        transport.offer(F_CSUM | F_HOST_TSO4 | guest);
         let bell = transport.bell();
         let raw = Box::new(Raw::new(transport)?);
         let header = raw.fill_buffer_header(&mut [0u8; HEADER]);
-        let tso = bell.accepted() & (F_CSUM | F_HOST_TSO4) == F_CSUM | F_HOST_TSO4
-            && header == Ok(HEADER);
+        let accepted = bell.accepted();
+        let tso = accepted & (F_CSUM | F_HOST_TSO4) == F_CSUM | F_HOST_TSO4 && header == Ok(HEADER);
+        // Whatever the header's length, a device that took GUEST_TSO4 may fill a buffer
+        // with 64 KiB: every buffer must hold that.
+        let rx_offload = accepted & F_GUEST_TSO4 != 0;
+        let (rx_buffers, rx_len) = if rx_offload {
+            (large_rx_buffers.min(QUEUE_SIZE), LARGE_RX_LEN)
+        } else {
+            (QUEUE_SIZE, BUFFER_LEN)
+        };
         Ok(Nic {
             raw,
             bell,
@@ -146,6 +199,9 @@ impl Nic {
             tx_posted: (0..QUEUE_SIZE).map(|_| None).collect(),
             tx_free: Vec::new(),
             rx_allocated: 0,
+            rx_buffers,
+            rx_len,
+            rx_offload,
             tx_in_flight: 0,
             tso,
             building: None,
@@ -161,6 +217,11 @@ impl Nic {
         self.tso
     }
 
+    /// Whether the device hands over super-frames and partial checksums.
+    pub fn rx_offload(&self) -> bool {
+        self.rx_offload
+    }
+
     pub fn mac(&self) -> [u8; 6] {
         self.raw.mac_address()
     }
@@ -173,15 +234,15 @@ impl Nic {
     }
 
     /// Posts every spare buffer back into the receive ring, creating buffers until the
-    /// ring has its full `QUEUE_SIZE`.
+    /// ring has all it gets (`rx_buffers`).
     pub fn refill(&mut self) {
         loop {
             let spare = self.spare.lock().pop();
             let mut buffer = match spare {
                 Some(b) => b,
-                None if self.rx_allocated < QUEUE_SIZE => {
+                None if self.rx_allocated < self.rx_buffers => {
                     self.rx_allocated += 1;
-                    vec![0u8; BUFFER_LEN].into_boxed_slice()
+                    vec![0u8; self.rx_len].into_boxed_slice()
                 }
                 None => return,
             };
@@ -222,12 +283,26 @@ impl Nic {
         // SAFETY: `buffer` is the one posted under `token` (taken from its slot).
         match unsafe { self.raw.receive_complete(token, &mut buffer) } {
             Ok((start, len)) if start + len <= buffer.len() => {
+                let offload = if self.rx_offload {
+                    match RxOffload::from_header(&buffer[..start]) {
+                        Ok(o) => o,
+                        Err(_) => {
+                            self.counters.errors += 1;
+                            self.spare.lock().push(buffer);
+                            return None;
+                        }
+                    }
+                } else {
+                    RxOffload::default()
+                };
                 self.counters.rx_frames += 1;
                 self.counters.rx_bytes += len as u64;
+                self.counters.rx_super += u64::from(offload.gso_size.is_some());
                 Some(RxFrame {
                     buffer: Some(buffer),
                     start,
                     len,
+                    offload,
                     spare: self.spare.clone(),
                 })
             }
