@@ -329,7 +329,7 @@ pub fn net_info(_nic: u8) -> Result<u64, Error> {
     Err(Error::NoNic)
 }
 
-pub fn net_send(_nic: u8, _frame: &[u8]) -> Result<(), Error> {
+pub fn net_send(_nic: u8, _frame: &[u8], _offload: u64) -> Result<(), Error> {
     Err(Error::NoNic)
 }
 

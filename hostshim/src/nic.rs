@@ -27,7 +27,19 @@ pub fn mac(nic: u8) -> Result<[u8; 6], Error> {
 /// Errors: [`Error::WouldBlock`] when the NIC's transmit queue is full (wait for room
 /// with [`wait`]); [`Error::BadLength`] for a frame of the wrong size; [`Error::NoNic`].
 pub fn send(nic: u8, frame: &[u8]) -> Result<(), Error> {
-    backend::net_send(nic, frame)
+    backend::net_send(nic, frame, 0)
+}
+
+/// As [`send`], on a NIC with transmit offload ([`offload`]): the frame's TCP/UDP
+/// checksum is left for the runtime to fill, and with `mss` it may be a TCP super-frame
+/// (up to [`plinth_abi::MAX_LARGE_FRAME`] bytes) the runtime cuts into segments of that
+/// much payload.
+///
+/// Errors: as [`send`]; [`Error::Invalid`] without transmit offload; [`Error::BadLength`]
+/// for a super-frame whose segments would not fit a frame.
+pub fn send_offloaded(nic: u8, frame: &[u8], mss: Option<u16>) -> Result<(), Error> {
+    let word = plinth_abi::NET_TX_CSUM_PARTIAL | u64::from(mss.unwrap_or(0));
+    backend::net_send(nic, frame, word)
 }
 
 /// Takes the next frame NIC `nic` received into `buf` and returns its length.
@@ -46,15 +58,18 @@ pub fn recv_checked(nic: u8, buf: &mut [u8]) -> Result<(usize, bool), Error> {
     backend::net_recv(nic, buf)
 }
 
-/// Asks for NIC `nic`'s receive offload ([`plinth_abi::NET_OFFLOAD_RX`]: TCP
-/// super-frames up to [`plinth_abi::MAX_LARGE_FRAME`] bytes, and checksums vouched for),
-/// or turns it off; returns whether it is on (never where the runtime's uplink does not
-/// offer it).
+/// Asks for NIC `nic`'s offloads, or turns them off: receive
+/// ([`plinth_abi::NET_OFFLOAD_RX`]: TCP super-frames up to
+/// [`plinth_abi::MAX_LARGE_FRAME`] bytes, and checksums vouched for) and transmit
+/// ([`plinth_abi::NET_OFFLOAD_TX`]: [`send_offloaded`]). Returns which are on, receive
+/// and transmit (each never where the runtime's uplink does not do it).
 ///
 /// Errors: [`Error::NoNic`].
-pub fn offload(nic: u8, on: bool) -> Result<bool, Error> {
-    let want = if on { plinth_abi::NET_OFFLOAD_RX } else { 0 };
-    backend::net_offload(nic, want).map(|got| got & plinth_abi::NET_OFFLOAD_RX != 0)
+pub fn offload(nic: u8, rx: bool, tx: bool) -> Result<(bool, bool), Error> {
+    use plinth_abi::{NET_OFFLOAD_RX, NET_OFFLOAD_TX};
+    let want = if rx { NET_OFFLOAD_RX } else { 0 } | if tx { NET_OFFLOAD_TX } else { 0 };
+    backend::net_offload(nic, want)
+        .map(|got| (got & NET_OFFLOAD_RX != 0, got & NET_OFFLOAD_TX != 0))
 }
 
 /// Sleeps until a NIC in `rx_mask` (bit `i`: NIC `i`) has a frame to receive, or one in

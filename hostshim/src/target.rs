@@ -84,8 +84,8 @@ pub fn net_info(nic: u8) -> Result<u64, Error> {
     decode(raw::scalar(Call::NetInfo, u64::from(nic)))
 }
 
-pub fn net_send(nic: u8, frame: &[u8]) -> Result<(), Error> {
-    decode(raw::net_send(u64::from(nic), frame)).map(|_| ())
+pub fn net_send(nic: u8, frame: &[u8], offload: u64) -> Result<(), Error> {
+    decode(raw::net_send(u64::from(nic), frame, offload)).map(|_| ())
 }
 
 /// The frame's length, and whether its checksum is not to be checked

@@ -7,7 +7,10 @@
  * frame sent through a device with VLAN offload, such as a tap, still has it off), so
  * the tag is read back from PACKET_AUXDATA; a frame whose tag is still in its bytes is
  * read from there. Either way the line carries the VID and the on-wire length (tag
- * included):
+ * included). A TCP super-frame a guest handed its tap whole for the host to cut (GSO) is
+ * one line, its length the bytes of its segments on a wire: the socket gets each
+ * frame's virtio_net_hdr (PACKET_VNET_HDR), whose segment size says how many there are,
+ * each repeating the headers:
  *
  *   tapcap: ready IFNAME IFINDEX                       once the socket is bound
  *   f DIR VID LEN DST SRC ETHERTYPE TIME                per frame
@@ -24,6 +27,7 @@
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <poll.h>
 #include <stdint.h>
@@ -42,15 +46,30 @@ static void hex(const unsigned char *p, char *out) {
 }
 
 /* One frame, or 0 when none is queued, or -1 on error. */
+/* The bytes of Ethernet (with a tag in the bytes), IPv4 and TCP headers at the start of
+ * `f` (`got` bytes of it), or 0 if it is not TCP over IPv4. */
+static size_t tcp_headers(const unsigned char *f, size_t got) {
+    size_t ip = 14;
+    if (got >= 18 && f[12] == 0x81 && f[13] == 0x00)
+        ip = 18;
+    if (got < ip + 20 || f[ip - 2] != 0x08 || f[ip - 1] != 0x00 || f[ip + 9] != 6)
+        return 0;
+    size_t tcp = ip + (size_t)(f[ip] & 15) * 4;
+    if (got < tcp + 13)
+        return 0;
+    return tcp + (size_t)(f[tcp + 12] >> 4) * 4;
+}
+
 static int one(int fd, unsigned long *frames) {
-    unsigned char buf[64];
+    /* The virtio_net_hdr, then the frame's headers (tag, IPv4 and TCP with options). */
+    unsigned char raw[sizeof(struct virtio_net_hdr) + 160];
     union {
         struct cmsghdr h;
         char space[CMSG_SPACE(sizeof(struct tpacket_auxdata)) +
                    CMSG_SPACE(sizeof(struct timespec))];
     } ctl;
     struct sockaddr_ll from;
-    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+    struct iovec iov = {.iov_base = raw, .iov_len = sizeof raw};
     struct msghdr msg = {
         .msg_name = &from,
         .msg_namelen = sizeof from,
@@ -69,10 +88,26 @@ static int one(int fd, unsigned long *frames) {
         perror("tapcap: recvmsg");
         return -1;
     }
-    size_t got = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
+    if ((size_t)n < sizeof(struct virtio_net_hdr))
+        return 1;
+    struct virtio_net_hdr vh;
+    memcpy(&vh, raw, sizeof vh);
+    const unsigned char *buf = raw + sizeof vh;
+    n -= (ssize_t)sizeof vh;
+    size_t room = sizeof raw - sizeof vh;
+    size_t got = (size_t)n < room ? (size_t)n : room;
     if (got < 14)
         return 1;
     size_t len = (size_t)n;
+    /* Segments on a wire: the headers again for each after the first. */
+    size_t segments = 1;
+    if ((vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE && vh.gso_size > 0) {
+        size_t hdr = tcp_headers(buf, got);
+        if (hdr > 0 && len > hdr) {
+            segments = (len - hdr + vh.gso_size - 1) / vh.gso_size;
+            len += (segments - 1) * hdr;
+        }
+    }
     int vid = -1;
     unsigned long long at = 0;
     unsigned type = (unsigned)buf[12] << 8 | buf[13];
@@ -89,7 +124,7 @@ static int one(int fd, unsigned long *frames) {
         memcpy(&aux, CMSG_DATA(c), sizeof aux);
         if (aux.tp_status & TP_STATUS_VLAN_VALID) {
             vid = aux.tp_vlan_tci & 0x0fff;
-            len += 4;
+            len += 4 * segments;
         }
     }
     if (vid < 0 && (type == ETH_P_8021Q || type == ETH_P_8021AD) && got >= 18) {
@@ -127,6 +162,10 @@ int main(int argc, char **argv) {
     int on = 1;
     if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof on) != 0) {
         perror("tapcap: PACKET_AUXDATA");
+        return 1;
+    }
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &on, sizeof on) != 0) {
+        perror("tapcap: PACKET_VNET_HDR");
         return 1;
     }
     if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0) {

@@ -45,9 +45,15 @@ pub trait Link {
         self.recv(buf).map(|n| (n, false))
     }
     /// [`crate::nic::offload`], asked for once: whether frames up to
-    /// [`MAX_LARGE_FRAME`] and checksum words come.
-    fn offload(&mut self) -> bool {
-        false
+    /// [`MAX_LARGE_FRAME`] and checksum words come (receive), and whether
+    /// [`Link::send_offloaded`] may be used (transmit).
+    fn offload(&mut self) -> (bool, bool) {
+        (false, false)
+    }
+    /// [`crate::nic::send_offloaded`]: the checksum left to fill; with `mss` a TCP
+    /// super-frame to cut.
+    fn send_offloaded(&mut self, frame: &[u8], _mss: Option<u16>) -> Result<(), Error> {
+        self.send(frame)
     }
     /// Sleeps until a frame arrives, or (if `tx`) there is room to send, or `timeout_ns`
     /// passed.
@@ -78,8 +84,12 @@ impl Link for Nic0 {
         crate::nic::recv_checked(0, buf)
     }
 
-    fn offload(&mut self) -> bool {
-        crate::nic::offload(0, true).unwrap_or(false)
+    fn offload(&mut self) -> (bool, bool) {
+        crate::nic::offload(0, true, true).unwrap_or((false, false))
+    }
+
+    fn send_offloaded(&mut self, frame: &[u8], mss: Option<u16>) -> Result<(), Error> {
+        crate::nic::send_offloaded(0, frame, mss)
     }
 
     fn wait(&mut self, tx: bool, timeout_ns: u64) {
@@ -246,7 +256,9 @@ impl<L: Link> Engine<L> {
     }
 
     pub fn address(&self) -> Option<Cidr> {
-        let IpCidr::Ipv4(c) = self.iface.ip_addrs().first()?;
+        let Some(IpCidr::Ipv4(c)) = self.iface.ip_addrs().first() else {
+            return None;
+        };
         Cidr::new(c.address(), c.prefix_len())
     }
 
@@ -471,10 +483,14 @@ impl<L: Link> Engine<L> {
 
     pub fn peer(&self, stream: usize) -> Option<SocketAddrV4> {
         let h = self.streams.get(stream).copied().flatten()?;
+        // Only IPv4 is ever configured (smoltcp is built with IPv6 for its offload).
         let IpEndpoint {
             addr: IpAddress::Ipv4(ip),
             port,
-        } = self.sockets.get::<tcp::Socket>(h).remote_endpoint()?;
+        } = self.sockets.get::<tcp::Socket>(h).remote_endpoint()?
+        else {
+            return None;
+        };
         Some(SocketAddrV4::new(ip, port))
     }
 
@@ -597,7 +613,11 @@ impl<L: Link> Engine<L> {
         let IpEndpoint {
             addr: IpAddress::Ipv4(ip),
             port,
-        } = meta.endpoint;
+        } = meta.endpoint
+        else {
+            // Only IPv4 is ever configured: nothing else reaches a socket.
+            return Err(NetError::WouldBlock);
+        };
         self.busy = true;
         Ok((n, SocketAddrV4::new(ip, port)))
     }
@@ -666,11 +686,18 @@ struct Port<L: Link> {
 
 /// The sending half, apart so a receive token and a send token can coexist.
 struct TxSide {
+    /// Transmit offload is on: smoltcp leaves TCP/UDP checksums to the runtime and may
+    /// build TCP super-frames (up to [`MAX_LARGE_FRAME`]) for it to cut.
+    offload: bool,
+    /// The segment size smoltcp asked the frame being built to be cut at.
+    mss: Option<u16>,
     /// Where the stack writes a frame.
     scratch: Box<[u8]>,
-    /// A frame the NIC's full queue refused, sent before anything else; `stashed` bytes.
+    /// A frame the NIC's full queue refused, sent before anything else; `stashed` bytes,
+    /// cut at `stash_mss`.
     stash: Box<[u8]>,
     stashed: usize,
+    stash_mss: Option<u16>,
     /// `Stats`' tx fields.
     frames: u64,
     bytes: u64,
@@ -680,25 +707,23 @@ struct TxSide {
 
 impl<L: Link> Port<L> {
     fn new(mut link: L) -> Port<L> {
-        let frame = || vec![0u8; FRAME].into_boxed_slice();
-        let offload = link.offload();
-        let rx_len = if offload {
-            MAX_LARGE_FRAME as usize
-        } else {
-            FRAME
-        };
+        let (offload, tx_offload) = link.offload();
+        let large = |on| vec![0u8; if on { MAX_LARGE_FRAME as usize } else { FRAME }];
         Port {
             link,
-            rx: vec![0u8; rx_len].into_boxed_slice(),
+            rx: large(offload).into_boxed_slice(),
             offload,
             rx_frames: 0,
             rx_bytes: 0,
             rx_large: 0,
             rx_bad_checksum: 0,
             tx: TxSide {
-                scratch: frame(),
-                stash: frame(),
+                offload: tx_offload,
+                mss: None,
+                scratch: large(tx_offload).into_boxed_slice(),
+                stash: large(tx_offload).into_boxed_slice(),
                 stashed: 0,
+                stash_mss: None,
                 frames: 0,
                 bytes: 0,
                 dropped: 0,
@@ -721,7 +746,13 @@ impl TxSide {
         if self.stashed == 0 {
             return true;
         }
-        match link.send(&self.stash[..self.stashed]) {
+        let stashed = &self.stash[..self.stashed];
+        let result = if self.offload {
+            link.send_offloaded(stashed, self.stash_mss)
+        } else {
+            link.send(stashed)
+        };
+        match result {
             Ok(()) => self.sent(self.stashed),
             Err(Error::WouldBlock) => return false,
             // Refused for good (it cannot become sendable): drop it.
@@ -734,15 +765,22 @@ impl TxSide {
     /// Sends the frame in `scratch[..len]`: now, or stashed until the queue has room, or
     /// (if a frame is stashed already) dropped; TCP sends it again, nothing else needs it.
     fn send(&mut self, link: &mut impl Link, len: usize) {
+        let mss = self.mss.take();
         if !self.flush(link) {
             self.dropped += 1;
             return;
         }
-        match link.send(&self.scratch[..len]) {
+        let result = if self.offload {
+            link.send_offloaded(&self.scratch[..len], mss)
+        } else {
+            link.send(&self.scratch[..len])
+        };
+        match result {
             Ok(()) => self.sent(len),
             Err(Error::WouldBlock) => {
                 core::mem::swap(&mut self.scratch, &mut self.stash);
                 self.stashed = len;
+                self.stash_mss = mss;
                 self.full += 1;
             }
             Err(_) => self.dropped += 1,
@@ -769,8 +807,19 @@ impl phy::RxToken for Rx<'_> {
 }
 
 impl<L: Link> phy::TxToken for Tx<'_, L> {
+    fn set_meta(&mut self, meta: phy::PacketMeta) {
+        self.side.mss = meta.segmentation_offload_size.map(|n| n.get());
+    }
+
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        if len > FRAME {
+        // Past a plain frame only a super-frame smoltcp asked to have cut.
+        let room = if self.side.offload && self.side.mss.is_some() {
+            MAX_LARGE_FRAME as usize
+        } else {
+            FRAME
+        };
+        if len > room {
+            self.side.mss = None;
             // Beyond the MTU smoltcp keeps to: let it write, but the NIC would refuse it.
             let r = f(&mut vec![0u8; len]);
             self.side.dropped += 1;
@@ -820,13 +869,26 @@ impl<L: Link> phy::Device for Port<L> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = FRAME;
-        // smoltcp computes every checksum it sends. It checks those it receives unless
-        // receive offload is on: then `receive` has checked what the NIC did not vouch
-        // for (the IPv4 header's smoltcp still checks).
-        if self.offload {
-            caps.checksum.tcp = phy::Checksum::Tx;
-            caps.checksum.udp = phy::Checksum::Tx;
+        // smoltcp computes every checksum it sends, unless transmit offload is on: then
+        // the runtime fills TCP's and UDP's, and its NIC cuts the TCP super-frames
+        // smoltcp builds. It checks those it receives unless receive offload is on: then
+        // `receive` has checked what the NIC did not vouch for (the IPv4 header's smoltcp
+        // still checks).
+        let (rx, tx) = (self.offload, self.tx.offload);
+        let l4 = match (rx, tx) {
+            (false, false) => phy::Checksum::Both,
+            (true, false) => phy::Checksum::Tx,
+            (false, true) => phy::Checksum::Rx,
+            (true, true) => phy::Checksum::None,
+        };
+        caps.checksum.tcp = l4;
+        caps.checksum.udp = l4;
+        if rx {
             caps.checksum.icmpv4 = phy::Checksum::Tx;
+        }
+        if tx {
+            // The runtime's own coalescer's limit: short of 64 KiB with a tag pushed.
+            caps.segmentation.tcpv4 = core::num::NonZeroUsize::new(plinth_offload::MAX_SUPER);
         }
         caps
     }
@@ -869,6 +931,10 @@ mod tests {
         offload: bool,
         /// Super-frames handed over.
         supers: usize,
+        /// The engine's NIC has transmit offload: it fills checksums and cuts the
+        /// engine's super-frames; and how many it cut.
+        tx_offload: bool,
+        tx_supers: usize,
     }
 
     type Shared = Rc<RefCell<Wire>>;
@@ -905,8 +971,42 @@ mod tests {
             Ok(n)
         }
 
-        fn offload(&mut self) -> bool {
-            self.0.borrow().offload
+        fn offload(&mut self) -> (bool, bool) {
+            let w = self.0.borrow();
+            (w.offload, w.tx_offload)
+        }
+
+        /// What the runtime's NIC does with a frame whose checksum was left to fill:
+        /// fills it, and cuts a super-frame into segments.
+        fn send_offloaded(&mut self, frame: &[u8], mss: Option<u16>) -> Result<(), Error> {
+            let mut w = self.0.borrow_mut();
+            if !w.tx_offload {
+                return Err(Error::Invalid);
+            }
+            if w.to_peer.len() >= w.engine_queue {
+                return Err(Error::WouldBlock);
+            }
+            match mss {
+                Some(mss) if frame.len() > FRAME => {
+                    let mut out = vec![0u8; FRAME];
+                    let mut pieces = Vec::new();
+                    plinth_offload::receive::segment(frame, usize::from(mss), &mut out, |s| {
+                        pieces.push(s.to_vec())
+                    })
+                    .map_err(|_| Error::BadLength)?;
+                    w.tx_supers += 1;
+                    w.to_peer.extend(pieces);
+                }
+                _ => {
+                    if frame.len() > FRAME {
+                        return Err(Error::BadLength);
+                    }
+                    let mut f = frame.to_vec();
+                    plinth_offload::receive::fill_checksum(&mut f);
+                    w.to_peer.push_back(f);
+                }
+            }
+            Ok(())
         }
 
         fn recv_checked(&mut self, buf: &mut [u8]) -> Result<(usize, bool), Error> {
@@ -1325,6 +1425,49 @@ mod tests {
         wire.borrow_mut().to_engine.push_back(datagram(false));
         let (n, _) = run(&mut engine, &mut peer, |e, _| e.recv_from(u, &mut q).ok());
         assert_eq!(&q[..n], b"query");
+    }
+
+    /// With transmit offload smoltcp builds super-frames and leaves checksums to the
+    /// NIC, which cuts and fills them: the peer, which checks every checksum, gets the
+    /// whole stream in order.
+    #[test]
+    fn transmit_offload_sends_super_frames_the_nic_cuts() {
+        let limits = Limits {
+            tcp_buffer: 256 * 1024,
+            ..Limits::default()
+        };
+        let wire = Rc::new(RefCell::new(Wire {
+            engine_queue: 1024,
+            offload: true,
+            tx_offload: true,
+            ..Wire::default()
+        }));
+        let addressing = Addressing::Static {
+            cidr: Cidr::new(ENGINE_IP, 24).unwrap(),
+            gateway: None,
+        };
+        let mut engine = Engine::new(SimLink(wire.clone()), addressing, limits).unwrap();
+        let mut peer = Peer::new(&wire);
+        let listener = engine.tcp_listen(19).unwrap();
+        let c = peer.connect(19, 46000);
+        let s = run(&mut engine, &mut peer, |e, _| e.accept(listener));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let (mut sent, mut got) = (0, Vec::new());
+        let mut buf = vec![0u8; 16 * 1024];
+        run(&mut engine, &mut peer, |e, p| {
+            if sent < data.len() {
+                sent += e.send(s, &data[sent..]).unwrap_or(0);
+            }
+            while let Ok(n) = p.tcp(c).recv_slice(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            (got.len() == data.len()).then_some(())
+        });
+        assert!(got == data, "the stream arrived altered");
+        assert!(wire.borrow().tx_supers > 0, "no super-frame was sent");
     }
 
     #[test]

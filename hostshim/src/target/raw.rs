@@ -101,9 +101,9 @@ pub fn disk_write(sector: u64, buf: &[u8]) -> u64 {
     unsafe { syscall(Call::DiskWrite as u64, a) }
 }
 
-/// NetSend: `(nic, ptr, len)`; the runtime only reads.
-pub fn net_send(nic: u64, frame: &[u8]) -> u64 {
-    let a = [nic, frame.as_ptr() as u64, frame.len() as u64, 0, 0];
+/// NetSend: `(nic, ptr, len, offload)`; the runtime only reads.
+pub fn net_send(nic: u64, frame: &[u8], offload: u64) -> u64 {
+    let a = [nic, frame.as_ptr() as u64, frame.len() as u64, offload, 0];
     // SAFETY: the runtime only reads `frame`, which the borrow keeps alive.
     unsafe { syscall(Call::NetSend as u64, a) }
 }

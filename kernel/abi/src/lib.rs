@@ -61,6 +61,14 @@ pub const MAX_LARGE_FRAME: u64 = 14 + 65_535;
 /// for, or left partial because sender and runtime share the host: the agent's stack
 /// must not check (a partial one would fail), but checks every frame without the bit.
 pub const NET_OFFLOAD_RX: u64 = 1;
+/// [`Call::NetOffload`]'s transmit offload: [`Call::NetSend`] takes TCP super-frames (up
+/// to [`MAX_LARGE_FRAME`]) for the runtime's NIC to cut, and frames whose TCP/UDP
+/// checksum it is to fill (see [`NET_TX_CSUM_PARTIAL`]).
+pub const NET_OFFLOAD_TX: u64 = 2;
+/// In [`Call::NetSend`]'s `offload` word (NICs with [`NET_OFFLOAD_TX`]): the frame's
+/// TCP/UDP checksum is not filled in; the runtime or its NIC fills it. The low 16 bits
+/// are the segment size (the MSS) of a TCP super-frame, 0 for a plain frame.
+pub const NET_TX_CSUM_PARTIAL: u64 = 1 << 16;
 /// In [`Call::NetRecv`]'s result on a NIC with [`NET_OFFLOAD_RX`], above the length:
 /// the frame's TCP/UDP checksum is not to be checked.
 pub const NET_RX_CSUM_OK: u64 = 1 << 32;
@@ -106,10 +114,15 @@ pub enum Call {
     /// `(nic)`: NIC `nic`'s MAC address, its first octet in the lowest byte of the low 48
     /// bits. [`Error::NoNic`] if the partition has no such NIC.
     NetInfo = 13,
-    /// `(nic, ptr, len)`: hand one Ethernet frame ([`MIN_FRAME`]..=[`MAX_FRAME`] bytes,
-    /// no FCS, untagged) to NIC `nic`. Returns 0 once the runtime holds it: it is sent,
-    /// delayed by the NIC's rate limit, never silently dropped. [`Error::WouldBlock`]
-    /// when the NIC's transmit queue is full: wait for room with [`Call::NetWait`].
+    /// `(nic, ptr, len, offload)`: hand one Ethernet frame ([`MIN_FRAME`]..=[`MAX_FRAME`]
+    /// bytes, no FCS, untagged) to NIC `nic`. Returns 0 once the runtime holds it: it is
+    /// sent, delayed by the NIC's rate limit, never silently dropped.
+    /// [`Error::WouldBlock`] when the NIC's transmit queue is full: wait for room with
+    /// [`Call::NetWait`]. `offload` is 0, or on a NIC with [`NET_OFFLOAD_TX`]
+    /// [`NET_TX_CSUM_PARTIAL`] and a segment size: then the frame may be a TCP super-frame
+    /// up to [`MAX_LARGE_FRAME`] bytes whose segments (its headers and the segment size)
+    /// fit [`MAX_FRAME`] ([`Error::BadLength`] if not; [`Error::Invalid`] without the
+    /// offload, or for a segment size without the partial bit).
     NetSend = 14,
     /// `(nic, ptr, cap)`: take the next frame NIC `nic` received into the buffer.
     /// Returns its length (with [`NET_RX_CSUM_OK`] where it applies);
@@ -121,9 +134,10 @@ pub enum Call {
     /// passed. Returns at once if one is ready already. Returns which are ready (see
     /// [`NET_TX_SHIFT`]); 0 after the timeout.
     NetWait = 16,
-    /// `(nic, features)`: ask for NIC `nic`'s offloads ([`NET_OFFLOAD_RX`], or 0 for
-    /// none, the default). Returns those now on: [`NET_OFFLOAD_RX`] only where the
-    /// runtime's uplink hands over super-frames. Frames received before stay plain.
+    /// `(nic, features)`: ask for NIC `nic`'s offloads ([`NET_OFFLOAD_RX`],
+    /// [`NET_OFFLOAD_TX`], or 0 for none, the default). Returns those now on: each only
+    /// where the runtime's uplink does it (hands over super-frames; cuts them). Frames
+    /// received before stay plain.
     /// [`Error::Invalid`] for a feature bit it does not know.
     NetOffload = 17,
 }

@@ -509,28 +509,30 @@ impl Bridge {
         now_ms: u64,
         out: &mut Vec<Target>,
     ) -> Result<Forward, Drop> {
-        self.ingress_sized(port, frame, false, now_ms, out)
+        self.ingress_sized(port, frame, None, now_ms, out)
     }
 
-    /// As [`Bridge::ingress`], for a frame up to [`frame::MAX_LARGE`] bytes: a super-frame the
-    /// port's NIC (its receive offload) built from segments that each fit the usual
-    /// limit. Forwarded by its header like any frame; the caller cuts it up again for
-    /// ports that take only frames of the usual size.
+    /// As [`Bridge::ingress`], for a frame up to [`frame::MAX_LARGE`] bytes: a super-frame
+    /// a NIC's offload built (or will cut) from segments that each fit the usual limit,
+    /// counted as the `wire_len` bytes those segments take. Forwarded by its header like
+    /// any frame; the caller cuts it up again for ports that take only frames of the
+    /// usual size.
     pub fn ingress_large(
         &mut self,
         port: PortId,
         frame: &[u8],
+        wire_len: usize,
         now_ms: u64,
         out: &mut Vec<Target>,
     ) -> Result<Forward, Drop> {
-        self.ingress_sized(port, frame, true, now_ms, out)
+        self.ingress_sized(port, frame, Some(wire_len), now_ms, out)
     }
 
     fn ingress_sized(
         &mut self,
         port: PortId,
         frame: &[u8],
-        large: bool,
+        large: Option<usize>,
         now_ms: u64,
         out: &mut Vec<Target>,
     ) -> Result<Forward, Drop> {
@@ -539,13 +541,13 @@ impl Bridge {
             self.count_vlan_drop(NATIVE, Drop::NoPort);
             return Err(Drop::NoPort);
         };
-        let len = frame.len() as u64;
+        let len = large.unwrap_or(frame.len()) as u64;
         let counters = &mut self.ports[pi].counters;
         counters.rx_frames += 1;
         counters.rx_bytes += len;
 
         let config = &self.ports[pi].config;
-        let mut fwd = match frame::classify(&config.mode, frame, large) {
+        let mut fwd = match frame::classify(&config.mode, frame, large.is_some()) {
             Ok(fwd) => fwd,
             Err((why, vid)) => return Err(self.drop_on(pi, vid, why)),
         };

@@ -165,18 +165,21 @@ fn a_large_ingress_takes_a_super_frame_and_no_more() {
     let big = ethernet(BROADCAST, H1, Some(10), IPV4, 60_000);
     assert_eq!(offer(&mut b, UPLINK, &big, 0), Err(Drop::Oversize));
     let mut out = Vec::new();
-    let fwd = b.ingress_large(UPLINK, &big, 0, &mut out).unwrap();
+    let before = b.port(UPLINK).unwrap().1.rx_bytes;
+    let fwd = b.ingress_large(UPLINK, &big, 62_000, 0, &mut out).unwrap();
     assert_eq!(fwd.vid, 10);
     assert_eq!(ports_of(&out), [A1, A2]);
+    // Counted as the bytes its segments take.
+    assert_eq!(b.port(UPLINK).unwrap().1.rx_bytes - before, 62_000);
     let too_big = ethernet(BROADCAST, H1, Some(10), IPV4, MAX_LARGE - 17);
     assert_eq!(
-        b.ingress_large(UPLINK, &too_big, 0, &mut out),
+        b.ingress_large(UPLINK, &too_big, too_big.len(), 0, &mut out),
         Err(Drop::Oversize)
     );
     // A tag for a VLAN the trunk does not carry is refused whatever the size.
     let other = ethernet(BROADCAST, H1, Some(40), IPV4, 60_000);
     assert_eq!(
-        b.ingress_large(UPLINK, &other, 0, &mut out),
+        b.ingress_large(UPLINK, &other, other.len(), 0, &mut out),
         Err(Drop::VidNotAllowed)
     );
 }

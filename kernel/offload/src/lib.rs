@@ -292,29 +292,79 @@ impl Coalescer {
                 segments: 1,
             });
         }
-        let ip = run.first.ip;
-        let tcp = run.first.tcp();
-        let total = (run.len - ip) as u16;
-        buf[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
-        buf[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
-        let ip_sum = !fold(sum(&buf[ip..ip + IPV4], 0));
-        buf[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
-        let pseudo = sum(
-            &buf[ip + 12..ip + 20],
-            u32::from(PROTO_TCP) + u32::from(total) - 20,
-        );
-        buf[tcp + TCP_CHECK..tcp + TCP_CHECK + 2].copy_from_slice(&fold(pseudo).to_be_bytes());
         Some(Finished {
             len: run.len,
-            gso: Some(Gso {
-                hdr_len: (run.first.payload) as u16,
-                gso_size: run.mss as u16,
-                csum_start: tcp as u16,
-                csum_offset: TCP_CHECK as u16,
-            }),
+            gso: Some(seal(buf, &run.first, run.len, run.mss)),
             segments: run.segments,
         })
     }
+}
+
+/// Makes `buf[..len]`, whose headers are `first`'s, a super-frame for the device to cut
+/// at every `mss` bytes of payload: sets the IPv4 total length and header checksum, puts
+/// the TCP pseudo-header sum in the TCP checksum field (the device adds the segment and
+/// complements it: virtio 1.2 §5.1.6.2) and says how to cut it.
+fn seal(buf: &mut [u8], first: &Segment, len: usize, mss: usize) -> Gso {
+    let ip = first.ip;
+    let tcp = first.tcp();
+    let total = (len - ip) as u16;
+    buf[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+    buf[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+    let ip_sum = !fold(sum(&buf[ip..ip + IPV4], 0));
+    buf[ip + 10..ip + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    let pseudo = sum(
+        &buf[ip + 12..ip + 20],
+        u32::from(PROTO_TCP) + u32::from(total) - 20,
+    );
+    buf[tcp + TCP_CHECK..tcp + TCP_CHECK + 2].copy_from_slice(&fold(pseudo).to_be_bytes());
+    Gso {
+        hdr_len: first.payload as u16,
+        gso_size: mss as u16,
+        csum_start: tcp as u16,
+        csum_offset: TCP_CHECK as u16,
+    }
+}
+
+/// The bytes the super-frame `frame` takes on a wire once cut at every `mss` bytes of
+/// payload: its headers once per segment. `frame.len()` for anything that is not a TCP
+/// segment.
+pub fn wire_len(frame: &[u8], mss: usize) -> usize {
+    match Segment::parse(frame) {
+        Some(s) if mss > 0 => {
+            let segments = s.payload_len().div_ceil(mss).max(1);
+            frame.len() + (segments - 1) * s.payload
+        }
+        _ => frame.len(),
+    }
+}
+
+/// Why a super-frame a partition built cannot go to the device as one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuperError {
+    /// Not one IPv4 packet (no options, not fragmented) carrying TCP.
+    NotTcpIpv4,
+    /// A zero segment size, or segments that would not fit a frame of `max` bytes.
+    SegmentSize,
+}
+
+/// Whether `frame` is a TCP super-frame a stack built for the device to cut at every
+/// `mss` bytes of payload, each segment at most `max` bytes long (its headers and `mss`).
+pub fn check_super(frame: &[u8], mss: usize, max: usize) -> Result<(), SuperError> {
+    let s = Segment::parse(frame).ok_or(SuperError::NotTcpIpv4)?;
+    if mss == 0 || s.payload + mss > max {
+        return Err(SuperError::SegmentSize);
+    }
+    Ok(())
+}
+
+/// Seals the super-frame in `buf` (see [`check_super`]) for the device: what
+/// [`Coalescer::finish`] does to the super-frames it builds. Returns its length (Ethernet
+/// padding dropped) and how the device is to cut it.
+pub fn seal_super(buf: &mut [u8], mss: usize, max: usize) -> Result<(usize, Gso), SuperError> {
+    check_super(buf, mss, max)?;
+    let first = Segment::parse(buf).ok_or(SuperError::NotTcpIpv4)?;
+    let len = first.end;
+    Ok((len, seal(buf, &first, len, mss)))
 }
 
 /// The ones' complement sum of `bytes` as big-endian 16-bit words (an odd last byte

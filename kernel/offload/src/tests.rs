@@ -712,3 +712,48 @@ fn hostile_received_frames_never_panic_or_overrun() {
         let _ = segment(&f, rng.below(2000), &mut out, |s| assert!(s.len() <= room));
     }
 }
+
+/// A super-frame a partition's stack built (its TCP checksum left to the device) is
+/// sealed as the coalescer seals its own, and the device cuts it into the segments that
+/// stack would have sent one by one.
+#[test]
+fn a_stack_s_super_frame_is_sealed_for_the_device() {
+    use super::{SuperError, check_super, seal_super};
+    for tag in [None, Some(VID)] {
+        let specs = burst(500, 4, 1000, 700, ACK | PSH);
+        let mut whole = Spec::new(500, 0);
+        whole.flags = ACK | PSH;
+        whole.payload = specs.iter().flat_map(|s| s.payload.clone()).collect();
+        let mut f = frame(&whole, tag);
+        let tcp = if tag.is_some() {
+            ETH + TAG + IPV4
+        } else {
+            ETH + IPV4
+        };
+        // As smoltcp leaves it with checksum offload: zero.
+        f[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+        let max = if tag.is_some() { 1518 } else { 1514 };
+        assert_eq!(check_super(&f, 1000, max), Ok(()));
+        let (len, gso) = seal_super(&mut f, 1000, max).unwrap();
+        assert_eq!(len, f.len());
+        let cut = device(&f[..len], Some(gso));
+        let expected: Vec<_> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut s = s.clone();
+                s.ident = i as u16;
+                frame(&s, tag)
+            })
+            .collect();
+        assert_eq!(cut.len(), expected.len());
+        for (c, e) in cut.iter().zip(&expected) {
+            assert_eq!(unpadded(c), unpadded(e));
+        }
+        assert_eq!(check_super(&f, 0, max), Err(SuperError::SegmentSize));
+        assert_eq!(check_super(&f, 1500, max), Err(SuperError::SegmentSize));
+        let mut udp = f.clone();
+        udp[tcp - IPV4 + 9] = 17;
+        assert_eq!(check_super(&udp, 1000, max), Err(SuperError::NotTcpIpv4));
+    }
+}

@@ -40,8 +40,12 @@ use crate::drivers::virtio::net::{Nic, NicCounters};
 
 /// Frames waiting for a port's owner; a partition's agent, or the management stack.
 const RX_QUEUE: usize = 256;
-/// Frames a partition NIC holds back for its rate limit (or a full uplink ring).
+/// Frames a partition NIC holds back for its rate limit (or a full uplink ring)...
 const TX_QUEUE: usize = 64;
+/// ...and bytes: a few super-frames (a partition with transmit offload) at most.
+const TX_QUEUE_BYTES: usize = 4 * TX_QUEUE * FRAME_BUFFER;
+/// The largest frame a partition hands over (a super-frame).
+const MAX_HANDED: usize = plinth_abi::MAX_LARGE_FRAME as usize;
 /// Room for a tagged frame.
 const FRAME_BUFFER: usize = 1518;
 /// A buffer this large (a super-frame's) goes back to the heap, not the free list.
@@ -74,9 +78,20 @@ pub enum PortError {
     TooShort,
 }
 
+/// The bytes `frame` takes on a wire: a super-frame's segments', headers and all, which
+/// is what counters and token buckets count (as Linux's qdiscs count a GSO packet).
+fn wire_len(frame: &[u8], off: &RxOffload) -> usize {
+    match off.gso_size {
+        Some(mss) => plinth_offload::wire_len(frame, usize::from(mss)),
+        None => frame.len(),
+    }
+}
+
 /// A frame waiting for a port's owner.
 struct Queued {
     frame: Vec<u8>,
+    /// The bytes it takes on a wire ([`wire_len`]).
+    wire: usize,
     /// Its TCP/UDP checksum need not be checked (only set for a port with offload).
     trusted: bool,
 }
@@ -88,9 +103,13 @@ struct QueuePort {
     rx_bytes: usize,
     /// Its owner takes super-frames and checksum words ([`set_offload`]).
     offload: bool,
+    /// Its owner sends super-frames and leaves checksums to fill.
+    tx_offload: bool,
     /// Frames at the head of `rx` the receive bucket has already admitted.
     rx_admitted: usize,
-    tx: VecDeque<Vec<u8>>,
+    tx: VecDeque<(Vec<u8>, RxOffload)>,
+    /// Bytes in `tx`.
+    tx_bytes: usize,
     tx_limit: Limiter,
     rx_limit: Limiter,
 }
@@ -101,8 +120,10 @@ impl QueuePort {
             rx: VecDeque::new(),
             rx_bytes: 0,
             offload: false,
+            tx_offload: false,
             rx_admitted: 0,
             tx: VecDeque::new(),
+            tx_bytes: 0,
             tx_limit: Limiter::default(),
             rx_limit: Limiter::default(),
         }
@@ -117,11 +138,7 @@ impl QueuePort {
         let Some(head) = self.rx.front() else {
             return false;
         };
-        if self
-            .rx_limit
-            .try_take(head.frame.len() as u64, now_ns)
-            .is_ok()
-        {
+        if self.rx_limit.try_take(head.wire as u64, now_ns).is_ok() {
             self.rx_admitted = 1;
             true
         } else {
@@ -232,7 +249,9 @@ impl Switch {
     fn forward(&mut self, from: PortId, frame: &[u8], rx: RxOffload, now_ms: u64) {
         let mut targets = core::mem::take(&mut self.targets);
         let fwd = if rx.gso_size.is_some() {
-            self.bridge.ingress_large(from, frame, now_ms, &mut targets)
+            let wire = wire_len(frame, &rx);
+            self.bridge
+                .ingress_large(from, frame, wire, now_ms, &mut targets)
         } else {
             self.bridge.ingress(from, frame, now_ms, &mut targets)
         };
@@ -247,20 +266,28 @@ impl Switch {
     fn deliver(&mut self, frame: &[u8], fwd: &Forward, t: &Target, rx: RxOffload) {
         let len = Bridge::egress_len(frame, fwd, t.tag);
         if let Some(up) = self.uplink.as_mut().filter(|u| u.port == t.port) {
-            // Only the uplink's own frames carry offload, and none goes back to it.
-            if rx != RxOffload::default() {
-                self.bridge.dropped(t.port, fwd.vid, Drop::Oversize);
-                return;
-            }
+            // What comes with offload here is a partition's (the uplink's own frames never
+            // go back to it): its super-frames go to the device whole, its checksums are
+            // filled by the device or the NIC's glue.
             if !up.nic.can_send() {
                 self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
                 return;
             }
-            up.nic.send_frame(frame, t.tag, len, |buf| {
-                Bridge::write(frame, fwd, t.tag, buf)
-            });
+            let fill = |buf: &mut [u8]| Bridge::write(frame, fwd, t.tag, buf);
+            let sent = match rx.gso_size {
+                Some(mss) => up.nic.send_super(len, usize::from(mss), fill),
+                None => {
+                    up.nic
+                        .send_frame(frame, t.tag, len, rx.csum == RxCsum::Partial, fill);
+                    Some(len)
+                }
+            };
+            let Some(wire) = sent else {
+                self.bridge.dropped(t.port, fwd.vid, Drop::QueueFull);
+                return;
+            };
             self.ring_pending = true;
-            self.bridge.delivered(t.port, fwd.vid, len);
+            self.bridge.delivered(t.port, fwd.vid, wire);
             return;
         }
         let Some(offload) = self.queues.get(&t.port).map(|q| q.offload) else {
@@ -271,7 +298,8 @@ impl Switch {
             let mut buf = self.buffer(len);
             let n = Bridge::write(frame, fwd, t.tag, &mut buf);
             buf.truncate(n);
-            self.enqueue(t.port, fwd.vid, buf, rx.trusted());
+            let wire = wire_len(&buf, &rx);
+            self.enqueue(t.port, fwd.vid, buf, wire, rx.trusted());
             return;
         }
         match (rx.gso_size, rx.csum) {
@@ -294,7 +322,8 @@ impl Switch {
                 match cut {
                     Ok(_) => {
                         for p in pieces {
-                            self.enqueue(t.port, fwd.vid, p, false);
+                            let wire = p.len();
+                            self.enqueue(t.port, fwd.vid, p, wire, false);
                         }
                     }
                     // Not a TCPv4 packet, or segments longer than a frame: nothing a
@@ -311,7 +340,8 @@ impl Switch {
                 if csum == RxCsum::Partial {
                     receive::fill_checksum(&mut buf);
                 }
-                self.enqueue(t.port, fwd.vid, buf, false);
+                let wire = buf.len();
+                self.enqueue(t.port, fwd.vid, buf, wire, false);
             }
         }
     }
@@ -326,7 +356,7 @@ impl Switch {
     /// Queues `frame` for `port`'s owner, within its share of the queues' budget: as
     /// many frames as its share (see [`QUEUE_BUDGET`]), and as many bytes as the budget
     /// split evenly (super-frames count by their size).
-    fn enqueue(&mut self, port: PortId, vid: u16, frame: Vec<u8>, trusted: bool) {
+    fn enqueue(&mut self, port: PortId, vid: u16, frame: Vec<u8>, wire: usize, trusted: bool) {
         let share =
             (QUEUE_BUDGET / FRAME_BUFFER / self.queues.len().max(1)).clamp(RX_QUEUE_MIN, RX_QUEUE);
         let bytes = (QUEUE_BUDGET / self.queues.len().max(1)).max(RX_QUEUE_MIN * FRAME_BUFFER);
@@ -342,8 +372,12 @@ impl Switch {
             return;
         }
         q.rx_bytes += n;
-        q.rx.push_back(Queued { frame, trusted });
-        self.bridge.delivered(port, vid, n);
+        q.rx.push_back(Queued {
+            frame,
+            wire,
+            trusted,
+        });
+        self.bridge.delivered(port, vid, wire);
     }
 
     fn recycle(&mut self, buf: Vec<u8>) {
@@ -352,9 +386,17 @@ impl Switch {
         }
     }
 
-    /// Whether frames from a queue port can go out now: the uplink's ring has room.
+    /// Whether frames from a queue port can go out now: the uplink's ring has room (and
+    /// for a super-frame, a buffer to take it whole).
     fn uplink_has_room(&mut self) -> bool {
         self.uplink.as_mut().is_none_or(|u| u.nic.can_send())
+    }
+
+    fn uplink_has_room_for(&mut self, off: &RxOffload) -> bool {
+        match off.gso_size {
+            Some(_) => self.uplink.as_mut().is_none_or(|u| u.nic.can_send_super()),
+            None => self.uplink_has_room(),
+        }
     }
 
     /// Sends what partition NICs held back, as their buckets allow: one frame per port
@@ -377,22 +419,27 @@ impl Switch {
         loop {
             let mut sent = false;
             for &port in &ports {
-                if !self.uplink_has_room() {
+                let Some(head) = self.queues.get(&port).and_then(|q| q.tx.front()) else {
+                    continue;
+                };
+                let off = head.1;
+                if !self.uplink_has_room_for(&off) {
                     return;
                 }
                 let Some(q) = self.queues.get_mut(&port) else {
                     continue;
                 };
-                let Some(len) = q.tx.front().map(Vec::len) else {
+                let Some(wire) = q.tx.front().map(|(f, off)| wire_len(f, off)) else {
                     continue;
                 };
-                if q.tx_limit.try_take(len as u64, now_ns).is_err() {
+                if q.tx_limit.try_take(wire as u64, now_ns).is_err() {
                     continue;
                 }
-                let Some(frame) = q.tx.pop_front() else {
+                let Some((frame, off)) = q.tx.pop_front() else {
                     continue;
                 };
-                self.forward(port, &frame, RxOffload::default(), ms);
+                q.tx_bytes -= frame.len();
+                self.forward(port, &frame, off, ms);
                 self.recycle(frame);
                 sent = true;
             }
@@ -534,7 +581,11 @@ pub fn remove_nic(port: PortId) {
     with(|s| {
         s.bridge.remove_port(port);
         if let Some(q) = s.queues.remove(&port) {
-            for f in q.rx.into_iter().map(|q| q.frame).chain(q.tx) {
+            for f in
+                q.rx.into_iter()
+                    .map(|q| q.frame)
+                    .chain(q.tx.into_iter().map(|t| t.0))
+            {
                 s.recycle(f);
             }
         }
@@ -573,16 +624,20 @@ pub fn set_limits(port: PortId, bytes: Option<(u64, u64)>, packets: Option<(u64,
 
 /// Hands `frame` from partition NIC `port` to the bridge: now if its bucket allows and
 /// nothing is held before it, else into its transmit queue.
-pub fn send(port: PortId, frame: &[u8]) -> Result<(), PortError> {
+///
+/// `off` is what the owner's stack left to the NIC (see [`set_offload`]): a checksum to
+/// fill, a super-frame to cut; the caller has checked it is allowed and well formed.
+pub fn send(port: PortId, frame: &[u8], off: RxOffload) -> Result<(), PortError> {
     let now_ns = clock::now_ns();
     with(|s| {
-        let room = s.uplink_has_room();
+        let room = s.uplink_has_room_for(&off);
         let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
-        if q.tx.is_empty() && room && q.tx_limit.try_take(frame.len() as u64, now_ns).is_ok() {
-            s.forward(port, frame, RxOffload::default(), now_ns / 1_000_000);
+        let wire = wire_len(frame, &off) as u64;
+        if q.tx.is_empty() && room && q.tx_limit.try_take(wire, now_ns).is_ok() {
+            s.forward(port, frame, off, now_ns / 1_000_000);
             return Ok(());
         }
-        if q.tx.len() >= TX_QUEUE {
+        if q.tx.len() >= TX_QUEUE || q.tx_bytes + frame.len() > TX_QUEUE_BYTES {
             return Err(PortError::WouldBlock);
         }
         let mut buf = s.free.pop().unwrap_or_default();
@@ -590,7 +645,8 @@ pub fn send(port: PortId, frame: &[u8]) -> Result<(), PortError> {
         buf.extend_from_slice(frame);
         // `q` was borrowed across `s.free`: look it up again.
         if let Some(q) = s.queues.get_mut(&port) {
-            q.tx.push_back(buf);
+            q.tx_bytes += buf.len();
+            q.tx.push_back((buf, off));
         }
         Ok(())
     })
@@ -636,24 +692,44 @@ pub fn receive<T, E>(
 pub fn ready(port: PortId) -> (bool, bool) {
     let now_ns = clock::now_ns();
     with(|s| match s.queues.get_mut(&port) {
-        Some(q) => (q.admit(now_ns), q.tx.len() < TX_QUEUE),
+        // Room for any frame, so a sender woken for room is not refused.
+        Some(q) => (
+            q.admit(now_ns),
+            q.tx.len() < TX_QUEUE && q.tx_bytes + MAX_HANDED <= TX_QUEUE_BYTES,
+        ),
         None => (false, false),
     })
     .unwrap_or((false, false))
 }
 
-/// Whether partition NIC `port`'s owner takes super-frames (up to
-/// `plinth_abi::MAX_LARGE_FRAME` bytes) and a word per frame that its TCP/UDP checksum
-/// need not be checked; off by default. Frames already queued stay as they are (plain).
-/// Returns whether it is on: never where the uplink hands over no such frames.
-pub fn set_offload(port: PortId, on: bool) -> Result<bool, PortError> {
+/// Sets partition NIC `port`'s offloads; off by default. `rx`: its owner takes
+/// super-frames (up to `plinth_abi::MAX_LARGE_FRAME` bytes) and a word per frame that
+/// its TCP/UDP checksum need not be checked (frames already queued stay plain). `tx`: it
+/// may send super-frames and frames whose checksum is left to fill (see [`send`]).
+/// Returns which are on: each only where the uplink does it (hands over super-frames;
+/// cuts them and fills checksums).
+pub fn set_offload(port: PortId, rx: bool, tx: bool) -> Result<(bool, bool), PortError> {
     with(|s| {
-        let offered = s.uplink.as_ref().is_some_and(|u| u.nic.rx_offload());
+        let (rx_ok, tx_ok) = s
+            .uplink
+            .as_ref()
+            .map_or((false, false), |u| (u.nic.rx_offload(), u.nic.tso()));
         let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
-        q.offload = on && offered;
-        Ok(q.offload)
+        q.offload = rx && rx_ok;
+        q.tx_offload = tx && tx_ok;
+        Ok((q.offload, q.tx_offload))
     })
     .unwrap_or(Err(PortError::NoPort))
+}
+
+/// Partition NIC `port`'s offloads, receive and transmit (see [`set_offload`]).
+pub fn offload(port: PortId) -> (bool, bool) {
+    with(|s| {
+        s.queues
+            .get(&port)
+            .map_or((false, false), |q| (q.offload, q.tx_offload))
+    })
+    .unwrap_or((false, false))
 }
 
 /// Frames partition NIC `port` holds back to send.

@@ -21,7 +21,7 @@ use alloc::vec;
 
 use plinth_abi::{
     Call, Error, HEAP_END, MAX_FRAME, MAX_IO, MAX_LARGE_FRAME, MAX_LOG, MIN_FRAME, NET_OFFLOAD_RX,
-    NET_RX_CSUM_OK, NET_TX_SHIFT, PAGE_SIZE, SECTOR_SIZE,
+    NET_OFFLOAD_TX, NET_RX_CSUM_OK, NET_TX_CSUM_PARTIAL, NET_TX_SHIFT, PAGE_SIZE, SECTOR_SIZE,
 };
 
 use super::loader::charged_alloc;
@@ -30,6 +30,7 @@ use crate::arch::paging::{AddressSpace, UserAccessError, UserPerms};
 use crate::console::{self, AgentText, Printable};
 use crate::net::switch::{self, PortError};
 use crate::{block, clock};
+use plinth_offload::receive::{RxCsum, RxOffload};
 
 /// What a call may touch.
 pub struct Caller<'a> {
@@ -288,14 +289,40 @@ fn call_one(
         }
         Call::NetSend => {
             let port = nic(part, a[0])?.port;
-            let len = checked_len(a[2], MAX_FRAME)?;
+            let offload = a[3];
+            let mss = (offload & 0xffff) as usize;
+            if offload & !(NET_TX_CSUM_PARTIAL | 0xffff) != 0
+                || (mss > 0 && offload & NET_TX_CSUM_PARTIAL == 0)
+                || (offload != 0 && !switch::offload(port).1)
+            {
+                return Err(Error::Invalid);
+            }
+            let max = if mss > 0 { MAX_LARGE_FRAME } else { MAX_FRAME };
+            let len = checked_len(a[2], max)?;
             if (len as u64) < MIN_FRAME {
                 return Err(Error::BadLength);
             }
+            let rx = RxOffload {
+                csum: if offload & NET_TX_CSUM_PARTIAL != 0 {
+                    RxCsum::Partial
+                } else {
+                    RxCsum::Unchecked
+                },
+                // One that fits a frame is a frame.
+                gso_size: (len > MAX_FRAME as usize).then_some(mss as u16),
+            };
             space
-                .with_bytes(a[1], len, |frame| switch::send(port, frame))
-                .map_err(bad_pointer)?
-                .map_err(port_error)?;
+                .with_bytes(a[1], len, |frame| {
+                    // A super-frame is cut by the device as it is: it must be one TCP
+                    // stream's, with segments a wire takes.
+                    if rx.gso_size.is_some()
+                        && plinth_offload::check_super(frame, mss, MAX_FRAME as usize).is_err()
+                    {
+                        return Err(Error::BadLength);
+                    }
+                    switch::send(port, frame, rx).map_err(port_error)
+                })
+                .map_err(bad_pointer)??;
             Ok(0)
         }
         Call::NetRecv => {
@@ -321,11 +348,13 @@ fn call_one(
         }
         Call::NetOffload => {
             let port = nic(part, a[0])?.port;
-            if a[1] & !NET_OFFLOAD_RX != 0 {
+            if a[1] & !(NET_OFFLOAD_RX | NET_OFFLOAD_TX) != 0 {
                 return Err(Error::Invalid);
             }
-            let on = switch::set_offload(port, a[1] & NET_OFFLOAD_RX != 0).map_err(port_error)?;
-            Ok(if on { NET_OFFLOAD_RX } else { 0 })
+            let (rx, tx) =
+                switch::set_offload(port, a[1] & NET_OFFLOAD_RX != 0, a[1] & NET_OFFLOAD_TX != 0)
+                    .map_err(port_error)?;
+            Ok(if rx { NET_OFFLOAD_RX } else { 0 } | if tx { NET_OFFLOAD_TX } else { 0 })
         }
         Call::NetWait => {
             let ready = net_ready(part, a[0], a[1])?;

@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 
 use spin::Mutex;
 
-use plinth_offload::receive::RxOffload;
+use plinth_offload::receive::{self, RxOffload};
 use plinth_offload::{Coalescer, MAX_SUPER};
 use virtio_drivers::device::net::VirtIONetRaw;
 
@@ -42,8 +42,9 @@ use super::hal::VirtioHal;
 pub const QUEUE_SIZE: usize = 256;
 /// Room for the 12-byte virtio header and a 1522-byte 802.1Q-tagged frame.
 const BUFFER_LEN: usize = 1536 + 64;
-/// Room for the virtio header and a super-frame.
-const SUPER_LEN: usize = 64 * 1024;
+/// Room for the virtio header and a super-frame: the largest a partition may hand over
+/// (`plinth_abi::MAX_LARGE_FRAME`) with the tag the switch pushes.
+const SUPER_LEN: usize = HEADER + 4 + plinth_abi::MAX_LARGE_FRAME as usize;
 /// A receive buffer when the host may hand over super-frames: the header, a tagged
 /// Ethernet header and IPv4's largest packet (the spec's 65562 bytes, and a tag).
 const LARGE_RX_LEN: usize = HEADER + 18 + 65_535;
@@ -117,6 +118,8 @@ pub struct Nic {
     tso: bool,
     /// The super-frame being built: its buffer (virtio header first) and the coalescer.
     building: Option<Box<[u8]>>,
+    /// Its first segment's checksum was left to fill (should it stay alone).
+    building_partial: bool,
     coalescer: Coalescer,
     super_free: Vec<Box<[u8]>>,
     /// Super-frame buffers created so far; at most `SUPER_BUFFERS`.
@@ -205,6 +208,7 @@ impl Nic {
             tx_in_flight: 0,
             tso,
             building: None,
+            building_partial: false,
             coalescer: Coalescer::new(),
             super_free: Vec::new(),
             super_allocated: 0,
@@ -330,11 +334,14 @@ impl Nic {
     /// Sends `frame` (as it arrived at the switch) as `len` bytes that `fill` writes — the
     /// frame as it goes out, tagged `tag` — coalescing TCP segments into super-frames
     /// where the device takes them (see the module docs); otherwise as [`Nic::send`].
+    /// `partial`: its TCP/UDP checksum is left to fill (by the device, in a super-frame,
+    /// or here).
     pub fn send_frame(
         &mut self,
         frame: &[u8],
         tag: Option<u16>,
         len: usize,
+        partial: bool,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) {
         if let Some(buffer) = self.building.as_mut() {
@@ -345,29 +352,91 @@ impl Nic {
             }
             self.finish_super();
         }
-        if self.tso && self.building.is_none() && len <= MAX_SUPER && Coalescer::can_start(frame) {
-            let buffer = match self.super_free.pop() {
-                Some(b) => Some(b),
-                None if self.super_allocated < SUPER_BUFFERS => {
-                    self.super_allocated += 1;
-                    Some(vec![0u8; SUPER_LEN].into_boxed_slice())
+        if self.tso
+            && self.building.is_none()
+            && len <= MAX_SUPER
+            && Coalescer::can_start(frame)
+            && let Some(mut buffer) = self.super_buffer()
+        {
+            let n = fill(&mut buffer[HEADER..HEADER + len]);
+            self.counters.tx_frames += 1;
+            self.counters.tx_bytes += len as u64;
+            if self.coalescer.start(&buffer[HEADER..], n, tag) {
+                self.building = Some(buffer);
+                self.building_partial = partial;
+            } else {
+                if partial {
+                    receive::fill_checksum(&mut buffer[HEADER..HEADER + n]);
                 }
-                None => None,
-            };
-            if let Some(mut buffer) = buffer {
-                let n = fill(&mut buffer[HEADER..HEADER + len]);
-                self.counters.tx_frames += 1;
-                self.counters.tx_bytes += len as u64;
-                if self.coalescer.start(&buffer[HEADER..], n, tag) {
-                    self.building = Some(buffer);
-                } else {
-                    buffer[..HEADER].fill(0);
-                    self.post(buffer, n);
-                }
-                return;
+                buffer[..HEADER].fill(0);
+                self.post(buffer, n);
+            }
+            return;
+        }
+        self.send(len, |buf| {
+            let n = fill(buf);
+            if partial {
+                receive::fill_checksum(&mut buf[..n]);
+            }
+            n
+        });
+    }
+
+    /// Sends the TCP super-frame of `len` bytes that `fill` writes (a partition's stack
+    /// built it, its checksum left to fill) for the device to cut at every `mss` bytes of
+    /// payload. Returns the bytes its segments take on the wire; `None`, sending nothing,
+    /// if no super-frame buffer is free or it is not one the device can cut.
+    pub fn send_super(
+        &mut self,
+        len: usize,
+        mss: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Option<usize> {
+        self.reclaim();
+        self.finish_super();
+        if !self.tso || HEADER + len > SUPER_LEN || self.tx_in_flight >= QUEUE_SIZE {
+            return None;
+        }
+        let mut buffer = self.super_buffer()?;
+        let n = fill(&mut buffer[HEADER..HEADER + len]);
+        // The segments as they leave, with the tag the switch pushed.
+        const MAX_TAGGED: usize = 1518;
+        match plinth_offload::seal_super(&mut buffer[HEADER..HEADER + n], mss, MAX_TAGGED) {
+            Ok((n, gso)) => {
+                buffer[..HEADER].copy_from_slice(&gso.header());
+                let hdr = usize::from(gso.hdr_len);
+                let segments = (n - hdr).div_ceil(mss).max(1);
+                let wire = n + (segments - 1) * hdr;
+                self.counters.tx_frames += segments as u64;
+                self.counters.tx_bytes += wire as u64;
+                self.counters.tx_super += 1;
+                self.counters.tx_super_frames += segments as u64;
+                self.post(buffer, n);
+                Some(wire)
+            }
+            Err(_) => {
+                self.counters.errors += 1;
+                self.super_free.push(buffer);
+                None
             }
         }
-        self.send(len, fill);
+    }
+
+    /// Whether [`Nic::send_super`] has room now: a descriptor and a super-frame buffer.
+    pub fn can_send_super(&mut self) -> bool {
+        self.can_send() && (!self.super_free.is_empty() || self.super_allocated < SUPER_BUFFERS)
+    }
+
+    /// A free super-frame buffer, if one is (or may be made).
+    fn super_buffer(&mut self) -> Option<Box<[u8]>> {
+        match self.super_free.pop() {
+            Some(b) => Some(b),
+            None if self.super_allocated < SUPER_BUFFERS => {
+                self.super_allocated += 1;
+                Some(vec![0u8; SUPER_LEN].into_boxed_slice())
+            }
+            None => None,
+        }
     }
 
     /// Puts the super-frame being built into the ring, with the header that tells the
@@ -391,8 +460,15 @@ impl Nic {
                 self.counters.tx_super += 1;
                 self.counters.tx_super_frames += done.segments as u64;
             }
-            None => buffer[..HEADER].fill(0),
+            None => {
+                // Alone: its checksums are its own, once filled if they were left.
+                if core::mem::take(&mut self.building_partial) {
+                    receive::fill_checksum(&mut buffer[HEADER..HEADER + done.len]);
+                }
+                buffer[..HEADER].fill(0);
+            }
         }
+        self.building_partial = false;
         self.post(buffer, done.len);
     }
 
