@@ -344,12 +344,21 @@ fn syscall_fuzz(seed: u64) {
 ///   and 17 bytes whose EtherType is 0x8100 (a tag cut short), which the call takes and
 ///   the switch drops as `truncated` (logged as kind `truncated`).
 /// - `oversize`: 1515, 1518, 1519, 9000, 65536 and 2^64-1 bytes: `BadLength`.
+/// - `offload`: the offload calls misused, each logged `hostile: net offload CASE ->
+///   CODE (ERROR)`: an offload word without transmit offload, an unknown offload feature
+///   (`Invalid`); then, with transmit offload on, a 9000-byte "super-frame" that is no
+///   TCP stream's, one whose segments would not fit a frame, one past
+///   `MAX_LARGE_FRAME` (`BadLength`), a segment size without the partial bit and an
+///   unknown bit in the word (`Invalid`); then offload off again. Nothing reaches the
+///   switch.
 /// - `storm`: after `storm_delay_ms` (and not before `storm_at_ms` of uptime: a test can
 ///   stop the agent in between), logs `hostile: net storming (L-byte broadcasts)` and
 ///   sends broadcasts from its own address as fast as the NIC takes them, forever;
 ///   every 5 s logs `hostile: net storm N frames, W would-block`.
 mod net {
-    use hostshim::abi::{Call, Error, MAX_FRAME};
+    use hostshim::abi::{
+        Call, Error, MAX_FRAME, MAX_LARGE_FRAME, NET_OFFLOAD_TX, NET_TX_CSUM_PARTIAL,
+    };
     use hostshim::{config, logf, nic};
 
     /// IEEE 802 "local experimental" EtherType 1: nobody's protocol.
@@ -565,6 +574,100 @@ mod net {
             self.lengths("oversize", &[1515, 1518, 1519, 9000, 65536, u64::MAX], big);
         }
 
+        /// The offload calls misused (see the module docs); `big` is mapped memory of at
+        /// least `MAX_LARGE_FRAME + 1` bytes.
+        fn offload(&mut self, big: &mut [u8]) {
+            let own = self.own;
+            let (mut ok, mut refused) = (0, 0);
+            let mut call = |case: &str, n: Call, a: [u64; 5], want: Error| {
+                let code = hostshim::raw::syscall5(n as u64, a) as i64;
+                match Error::from_code(code) {
+                    Some(e) => {
+                        refused += 1;
+                        let note = if e == want { "" } else { " UNEXPECTED" };
+                        logf!("hostile: net offload {case} -> {code} ({e}){note}");
+                    }
+                    None => {
+                        ok += 1;
+                        logf!("hostile: net offload {case} -> {code} (NOT AN ERROR)");
+                    }
+                }
+            };
+            let nic = u64::from(NIC);
+            self.frame(BROADCAST, own, &[], ETHERTYPE, "offload", 60);
+            let frame = self.buf.as_ptr() as u64;
+            call(
+                "partial-without-offload",
+                Call::NetSend,
+                [nic, frame, 60, NET_TX_CSUM_PARTIAL, 0],
+                Error::Invalid,
+            );
+            call(
+                "unknown-feature",
+                Call::NetOffload,
+                [nic, 1 << 5, 0, 0, 0],
+                Error::Invalid,
+            );
+            let granted =
+                hostshim::raw::syscall5(Call::NetOffload as u64, [nic, NET_OFFLOAD_TX, 0, 0, 0]);
+            logf!("hostile: net offload granted {granted}");
+            // A TCP/IPv4 frame of `len` bytes at the start of `big`, from its own address.
+            let tcp = |big: &mut [u8], len: usize| {
+                big[..12].copy_from_slice(&[
+                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, own[0], own[1], own[2], own[3], own[4],
+                    own[5],
+                ]);
+                big[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+                let total = ((len - 14) as u16).to_be_bytes();
+                big[14..34].copy_from_slice(&[
+                    0x45, 0, total[0], total[1], 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 3, 0, 1, 10, 3, 0,
+                    2,
+                ]);
+                big[34..54].copy_from_slice(&[
+                    0, 9, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0x10, 0, 0, 0, 0, 0,
+                ]);
+            };
+            let at = big.as_ptr() as u64;
+            big[..9000].fill(0x5a);
+            big[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
+            call(
+                "not-tcp",
+                Call::NetSend,
+                [nic, at, 9000, NET_TX_CSUM_PARTIAL | 1000, 0],
+                Error::BadLength,
+            );
+            tcp(big, 9000);
+            call(
+                "segments-past-a-frame",
+                Call::NetSend,
+                [nic, at, 9000, NET_TX_CSUM_PARTIAL | 1500, 0],
+                Error::BadLength,
+            );
+            let past = MAX_LARGE_FRAME + 1;
+            tcp(big, 60_000);
+            call(
+                "past-max-large-frame",
+                Call::NetSend,
+                [nic, at, past, NET_TX_CSUM_PARTIAL | 1000, 0],
+                Error::BadLength,
+            );
+            call(
+                "size-without-partial",
+                Call::NetSend,
+                [nic, at, 9000, 1000, 0],
+                Error::Invalid,
+            );
+            call(
+                "unknown-bit",
+                Call::NetSend,
+                [nic, at, 9000, NET_TX_CSUM_PARTIAL | 1000 | 1 << 20, 0],
+                Error::Invalid,
+            );
+            let off = hostshim::raw::syscall5(Call::NetOffload as u64, [nic, 0, 0, 0, 0]);
+            logf!("hostile: net offload off -> {off}");
+            logf!("hostile: net offload: {ok} handed over, {refused} refused");
+        }
+
         /// Broadcasts from its own address as fast as the NIC takes them; never returns.
         fn storm(&mut self, dst: [u8; 6], len: usize, spin: bool) -> ! {
             let own = self.own;
@@ -645,6 +748,7 @@ mod net {
             "spoof",
             "runt",
             "oversize",
+            "offload",
             "storm",
         ];
         if !known.contains(&which) {
@@ -671,6 +775,12 @@ mod net {
             match hostshim::mem_grow(65536) {
                 Ok(big) => a.oversize(big),
                 Err(e) => logf!("hostile: net oversize has no buffer ({e})"),
+            }
+        }
+        if all || which == "offload" {
+            match hostshim::mem_grow(MAX_LARGE_FRAME + 1) {
+                Ok(big) => a.offload(big),
+                Err(e) => logf!("hostile: net offload has no buffer ({e})"),
             }
         }
         logf!("hostile: net one-shots done");

@@ -889,6 +889,21 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
             "{kind} refused as bad lengths: {codes:#?}"
         );
     }
+    // The offload calls misused: each refused with the error it calls for, nothing handed
+    // over (the uplink cuts super-frames, so transmit offload was granted in between).
+    assert_eq!(tally(&mut w, "offload"), (0, 7), "offload");
+    let codes = w.lines("hostile: net offload ");
+    assert!(
+        codes
+            .iter()
+            .all(|l| !l.contains("UNEXPECTED") && !l.contains("NOT AN ERROR")),
+        "{codes:#?}"
+    );
+    assert_eq!(
+        w.lines("hostile: net offload granted 2").len(),
+        1,
+        "{codes:#?}"
+    );
     let expected: BTreeMap<String, u64> = [
         ("tagged_on_access", tagged.0 + tagged_max.0 + double.0),
         ("spoofed_source", spoof.0),
@@ -1106,15 +1121,16 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
             100.0 * rate / peace_mid
         );
     }
-    // The target is 95%, which this attacker does not leave the victim here: spinning on
-    // its NIC uncapped it costs the victim 24-28% (medians of five) though storm control
-    // holds its storm to 2000 frames/s, about what a partition that only computes costs
-    // in single runs (-13% to 33%): the CPU it takes, under TCG also host time (see the
-    // log lines above). The test holds the victim to 60% of its median in peace, which
-    // fails without storm control (32-47%) and without the scheduler's wake credit (the
-    // victim kept 5-16% with neither).
+    // The target is 95%, which this attacker does not quite leave the victim here: spinning
+    // on its NIC uncapped it costs the victim 9-16% (medians of five, with receive and
+    // transmit offload) though storm control holds its storm to 2000 frames/s, within what
+    // a partition that only computes costs in single runs (-8% to +19%): the CPU it takes,
+    // under TCG on two host cores also host time the peer and QEMU's I/O threads then lack
+    // (see the log lines above). The test holds the victim to 70% of its median in peace,
+    // which fails without storm control (32-47% before the offloads) and without the
+    // scheduler's wake credit (the victim kept 5-16% with neither).
     assert!(
-        unlimited_mid >= 0.6 * peace_mid,
+        unlimited_mid >= 0.7 * peace_mid,
         "under the storm the victim keeps its throughput: {} vs {} MiB/s in peace",
         mib(&unlimited),
         mib(&peace)
