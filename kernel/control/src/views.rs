@@ -451,6 +451,16 @@ pub enum EventKind {
     Alert {
         reason: String,
     },
+    /// Contention protection capped the partition's agents at `cap_percent` of a CPU:
+    /// agents used `busy_percent` of it with a protected partition busy.
+    CpuThrottled {
+        cap_percent: u8,
+        busy_percent: u8,
+    },
+    /// Contention protection loosened the cap (`null`: lifted it).
+    CpuReleased {
+        cap_percent: Option<u8>,
+    },
     /// A kind this version does not know (sent by a newer runtime); its fields are
     /// dropped. The runtime never writes one.
     #[serde(other)]
@@ -469,6 +479,8 @@ impl EventKind {
             EventKind::RestartScheduled { .. } => "restart_scheduled",
             EventKind::Quarantined { .. } => "quarantined",
             EventKind::Alert { .. } => "alert",
+            EventKind::CpuThrottled { .. } => "cpu_throttled",
+            EventKind::CpuReleased { .. } => "cpu_released",
             EventKind::Unknown => "unknown",
         }
     }

@@ -606,6 +606,7 @@ packets_burst = 10000
             memory_used_percent: None,
             disk_busy_percent: None,
             network_busy_percent: Some(80),
+            cpu_throttle_floor_percent: None,
         }
     );
     assert_eq!(
@@ -613,6 +614,7 @@ packets_burst = 10000
         vec![
             Limit {
                 target: Target::Agent("hello".into()),
+                protected: false,
                 cpu: Some(CpuLimit {
                     weight: 100,
                     cap_percent: Some(50)
@@ -632,6 +634,7 @@ packets_burst = 10000
             },
             Limit {
                 target: Target::Partition("mgmt".into()),
+                protected: false,
                 cpu: None,
                 memory: None,
                 disk: None,
@@ -708,6 +711,28 @@ network = {{ bytes_per_sec = 100, bytes_burst = 99, packets_per_sec = -1, packet
                 "`limit[2].network.packets_per_sec` must not be negative",
             ),
         ],
+    );
+}
+
+#[test]
+fn a_protected_limit_names_a_partition() {
+    let set = ok(&[&format!(
+        "{PROTECT}[contention]\ncpu_busy_percent = 80\ncpu_throttle_floor_percent = 5\n\n\
+         [[limit]]\npartition = \"mgmt\"\nprotected = true\n"
+    )]);
+    assert_eq!(set.contention.cpu_throttle_floor_percent, Some(5));
+    assert!(set.limits[0].protected);
+    errors(
+        &[&format!(
+            "{PROTECT}[[limit]]\nagent = \"hello\"\nprotected = true\n"
+        )],
+        &[(0, 5, 13, "agent hello cannot be protected")],
+    );
+    errors(
+        &[&format!(
+            "{PROTECT}[[limit]]\npartition = \"mgmt\"\nprotected = 1\n"
+        )],
+        &[(0, 5, 13, "protected")],
     );
 }
 
@@ -1357,8 +1382,8 @@ const SMALL_SET_JSON: &str = concat!(
     r#"{"deployments":["#,
     r#"{"agent":"hello","version":"0.1.0","to":["label:edge"],"partitions":["edge-a","edge-b"],"window":{"days":["mon","tue"],"start":"02:00","end":"04:30"}},"#,
     r#"{"agent":"web","version":"2.3.4","to":["mgmt"],"partitions":["mgmt"],"window":null}],"#,
-    r#""contention":{"cpu_busy_percent":null,"memory_used_percent":90,"disk_busy_percent":null,"network_busy_percent":null},"#,
-    r#""limits":[{"agent":null,"partition":"mgmt","cpu":{"weight":200,"cap_percent":null},"memory":null,"disk":null,"#,
+    r#""contention":{"cpu_busy_percent":null,"memory_used_percent":90,"disk_busy_percent":null,"network_busy_percent":null,"cpu_throttle_floor_percent":null},"#,
+    r#""limits":[{"agent":null,"partition":"mgmt","protected":false,"cpu":{"weight":200,"cap_percent":null},"memory":null,"disk":null,"#,
     r#""network":{"bytes_per_sec":1000,"bytes_burst":2000,"packets_per_sec":null,"packets_burst":null}}],"#,
     r#""restart_rules":[{"agent":"web","partition":null,"restart":"on-failure","max_restarts":3,"window_secs":60,"#,
     r#""backoff":{"initial_ms":100,"max_ms":30000,"multiplier":2},"on_exhausted":["alert"]},"#,
@@ -1386,7 +1411,7 @@ fn json_of_a_small_set_is_exact() {
     assert_eq!(json(&set), SMALL_SET_JSON);
     assert_eq!(
         json(&PolicySet::default()),
-        r#"{"deployments":[],"contention":{"cpu_busy_percent":null,"memory_used_percent":null,"disk_busy_percent":null,"network_busy_percent":null},"limits":[],"restart_rules":[],"pools":[],"tenants":[]}"#
+        r#"{"deployments":[],"contention":{"cpu_busy_percent":null,"memory_used_percent":null,"disk_busy_percent":null,"network_busy_percent":null,"cpu_throttle_floor_percent":null},"limits":[],"restart_rules":[],"pools":[],"tenants":[]}"#
     );
 }
 
@@ -1748,6 +1773,7 @@ fn generate(seed: u64) -> Generated {
         };
         let limit = Limit {
             target: target.clone(),
+            protected: false,
             cpu: rng.chance(50).then(|| CpuLimit {
                 weight: if rng.chance(50) {
                     100

@@ -248,6 +248,16 @@ fn event(e: &Event) -> EventView {
         EventKind::Alert { reason } => views::EventKind::Alert {
             reason: reason.clone(),
         },
+        EventKind::CpuThrottled {
+            cap_percent,
+            busy_percent,
+        } => views::EventKind::CpuThrottled {
+            cap_percent: *cap_percent,
+            busy_percent: *busy_percent,
+        },
+        EventKind::CpuReleased { cap_percent } => views::EventKind::CpuReleased {
+            cap_percent: *cap_percent,
+        },
     };
     EventView::new(e.seq, e.time_ns, &e.partition, e.agent.as_deref(), kind)
 }

@@ -57,6 +57,16 @@ pub enum EventKind {
     Alert {
         reason: String,
     },
+    /// Contention protection capped the partition's agents at `cap_percent` of a CPU:
+    /// agents used `busy_percent` of it with a protected partition busy.
+    CpuThrottled {
+        cap_percent: u8,
+        busy_percent: u8,
+    },
+    /// Contention protection loosened the cap (`None`: lifted it).
+    CpuReleased {
+        cap_percent: Option<u8>,
+    },
 }
 
 /// The last [`EVENTS_KEPT`] events, oldest first.
@@ -129,5 +139,17 @@ fn log_event(who: &str, kind: &EventKind) {
         } => warn!("agent {who}: QUARANTINED after {restarts} restarts within {window_secs} s"),
         EventKind::Alert { reason } => warn!("ALERT {who}: {reason}"),
         EventKind::PartitionCreated => {}
+        EventKind::CpuThrottled {
+            cap_percent,
+            busy_percent,
+        } => warn!(
+            "partition {who}: CPU capped at {cap_percent}% (agents {busy_percent}% busy, a protected partition among them)"
+        ),
+        EventKind::CpuReleased {
+            cap_percent: Some(c),
+        } => info!("partition {who}: CPU cap loosened to {c}% (no protected partition busy)"),
+        EventKind::CpuReleased { cap_percent: None } => {
+            info!("partition {who}: CPU cap lifted (no protected partition busy)")
+        }
     }
 }

@@ -28,6 +28,7 @@ use spin::Mutex;
 
 pub mod control;
 pub mod events;
+pub mod governor;
 pub mod lifecycle;
 pub mod loader;
 pub mod model;
@@ -56,6 +57,12 @@ pub struct Runtime {
     next_partition: u32,
     /// Time spent in agents (ring 3 plus their system calls), ns.
     pub busy_ns: u64,
+    /// The part of `busy_ns` spent in agents of protected partitions.
+    pub protected_ns: u64,
+    /// Which partitions (by index) the protection policy protects, as of the last window.
+    pub protected: Vec<bool>,
+    /// Contention protection, where the policy asks for it.
+    pub protection: Option<governor::Protection>,
     /// The catalog's runnable agents.
     pub images: Vec<Arc<AgentImage>>,
     /// The appliance disk's data extents (GPT name, first LBA, sectors) and its index.
@@ -73,6 +80,7 @@ pub static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 
 impl Runtime {
     fn new(policies: PolicySet) -> Runtime {
+        let protection = governor::from_policy(&policies, crate::clock::now_ns());
         Runtime {
             images: Vec::new(),
             extents: Vec::new(),
@@ -87,6 +95,9 @@ impl Runtime {
             next_task: 1,
             next_partition: 1,
             busy_ns: 0,
+            protected_ns: 0,
+            protected: Vec::new(),
+            protection,
         }
     }
 

@@ -48,6 +48,7 @@ pub fn run() -> Ran {
         rt.restart_due(now);
         rt.complete_io(now);
         rt.wake_net_waiters(now);
+        rt.govern(now);
         let (id, slice_ns) = match rt.sched.pick(now) {
             Decision::Run { id, slice_ns } => (id, slice_ns),
             Decision::Idle { .. } => {
@@ -201,6 +202,9 @@ impl Runtime {
         crate::net::switch::flush();
         let ran = clock::tsc_delta_ns(cpu::rdtsc().wrapping_sub(start));
         self.busy_ns += ran;
+        if self.protected.get(self.tasks[ti].partition) == Some(&true) {
+            self.protected_ns += ran;
+        }
         self.sched.charge(id, ran, clock::now_ns());
         if let Some(how) = ending {
             self.end_task(ti, how);

@@ -995,7 +995,7 @@ fn generated_views_round_trip() {
             uptime_ns: next(),
             agents_busy_ns: next(),
         });
-        let kind = match next() % 9 {
+        let kind = match next() % 11 {
             0 => EventKind::PartitionCreated,
             1 => EventKind::AgentStarted {
                 task: next() as u32,
@@ -1023,6 +1023,13 @@ fn generated_views_round_trip() {
             },
             7 => EventKind::Alert {
                 reason: text(next()),
+            },
+            8 => EventKind::CpuThrottled {
+                cap_percent: next() as u8,
+                busy_percent: next() as u8,
+            },
+            9 => EventKind::CpuReleased {
+                cap_percent: maybe(next()).map(|c| c as u8),
             },
             _ => EventKind::Unknown,
         };

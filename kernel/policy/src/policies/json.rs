@@ -106,6 +106,8 @@ fn contention(out: &mut impl Write, c: &Contention) -> fmt::Result {
     write_opt(out, c.disk_busy_percent)?;
     out.write_str(",\"network_busy_percent\":")?;
     write_opt(out, c.network_busy_percent)?;
+    out.write_str(",\"cpu_throttle_floor_percent\":")?;
+    write_opt(out, c.cpu_throttle_floor_percent)?;
     out.write_char('}')
 }
 
@@ -139,6 +141,7 @@ fn bucket(out: &mut impl Write, rate_key: &str, burst_key: &str, b: Option<Bucke
 fn limit(out: &mut impl Write, l: &Limit) -> fmt::Result {
     out.write_char('{')?;
     target(out, &l.target)?;
+    write!(out, ",\"protected\":{}", l.protected)?;
     out.write_str(",\"cpu\":")?;
     match l.cpu {
         Some(c) => {

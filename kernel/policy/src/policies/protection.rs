@@ -21,14 +21,22 @@ pub struct Contention {
     pub memory_used_percent: Option<u8>,
     pub disk_busy_percent: Option<u8>,
     pub network_busy_percent: Option<u8>,
+    /// The tightest CPU cap contention protection puts on an agent that is not in a
+    /// protected partition (its steps halve from 50% down to this); `None`: the default,
+    /// [`DEFAULT_CPU_THROTTLE_FLOOR`].
+    pub cpu_throttle_floor_percent: Option<u8>,
 }
 
+/// The tightest CPU cap contention protection applies unless the policy says otherwise.
+pub const DEFAULT_CPU_THROTTLE_FLOOR: u8 = 10;
+
 /// The keys of `[contention]`, in the order of [`Contention`]'s fields.
-const CONTENTION_KEYS: [&str; 4] = [
+const CONTENTION_KEYS: [&str; 5] = [
     "cpu_busy_percent",
     "memory_used_percent",
     "disk_busy_percent",
     "network_busy_percent",
+    "cpu_throttle_floor_percent",
 ];
 
 impl Contention {
@@ -38,6 +46,7 @@ impl Contention {
             1 => Some(&mut self.memory_used_percent),
             2 => Some(&mut self.disk_busy_percent),
             3 => Some(&mut self.network_busy_percent),
+            4 => Some(&mut self.cpu_throttle_floor_percent),
             _ => None,
         }
     }
@@ -48,6 +57,10 @@ impl Contention {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limit {
     pub target: Target,
+    /// A partition whose agents contention protection keeps the CPU free for: while one
+    /// is busy and the CPU is past `contention.cpu_busy_percent`, the other partitions'
+    /// agents are throttled (`protected = true`; partitions only).
+    pub protected: bool,
     pub cpu: Option<CpuLimit>,
     pub memory: Option<MemoryLimit>,
     pub disk: Option<DiskLimit>,
@@ -101,12 +114,13 @@ pub struct Bucket {
 pub(super) struct RawProtection {
     /// Each contention key's occurrences, across files, in the order of
     /// [`CONTENTION_KEYS`].
-    contention: [Vec<Placed<u8>>; 4],
+    contention: [Vec<Placed<u8>>; 5],
     limits: Vec<RawLimit>,
 }
 
 struct RawLimit {
     target: Option<Placed<Target>>,
+    protected: Option<Placed<bool>>,
     cpu_cap: Option<Placed<u32>>,
     memory_cap: Option<Placed<u64>>,
     /// The limit's tables; `None` if any of them had a mistake.
@@ -135,13 +149,22 @@ pub(super) fn read(root: &Table<'_, '_>, out: &mut RawProtection) {
     }
     for t in root.tables("limit") {
         out.limits.push(read_limit(&t));
-        t.finish(&["agent", "partition", "cpu", "memory", "disk", "network"]);
+        t.finish(&[
+            "agent",
+            "partition",
+            "protected",
+            "cpu",
+            "memory",
+            "disk",
+            "network",
+        ]);
     }
     root.finish(&["kind", "contention", "limit"]);
 }
 
 fn read_limit(t: &Table<'_, '_>) -> RawLimit {
     let target = target(t);
+    let protected = t.opt_bool("protected").map(|v| Placed::new(t, v));
     let mut cpu_cap = None;
     let cpu: Read<CpuLimit> = match t.opt_table("cpu") {
         None if t.has("cpu") => Err(()),
@@ -216,6 +239,7 @@ fn read_limit(t: &Table<'_, '_>) -> RawLimit {
     };
     RawLimit {
         target,
+        protected,
         cpu_cap,
         memory_cap,
         parts,
@@ -309,6 +333,15 @@ pub(super) fn check(
             continue;
         }
         let exists = cx.check_target(target);
+        let protected = l.protected.as_ref().is_some_and(|p| p.value);
+        if let (Some(p), Target::Agent(name)) = (&l.protected, &target.value)
+            && p.value
+        {
+            cx.error(
+                p.pos,
+                format!("agent {name} cannot be protected: a protected limit names a partition"),
+            );
+        }
         match &target.value {
             Target::Partition(name) if exists => check_partition_caps(name, l, cx),
             Target::Agent(name) => {
@@ -322,6 +355,7 @@ pub(super) fn check(
         if let Some((cpu, memory, disk, network)) = l.parts {
             limits.push(Limit {
                 target: target.value.clone(),
+                protected,
                 cpu,
                 memory,
                 disk,
