@@ -627,9 +627,56 @@ pub fn set_limits(port: PortId, bytes: Option<(u64, u64)>, packets: Option<(u64,
 ///
 /// `off` is what the owner's stack left to the NIC (see [`set_offload`]): a checksum to
 /// fill, a super-frame to cut; the caller has checked it is allowed and well formed.
+///
+/// A NIC with a rate limit is paced frame by frame, as a plain NIC would be: its
+/// super-frame is cut into its segments before its bucket (as Linux's `tbf` cuts a GSO
+/// packet), taken only into an empty queue, so its rate shows on the wire at a frame's
+/// grain, not 64 KiB's.
 pub fn send(port: PortId, frame: &[u8], off: RxOffload) -> Result<(), PortError> {
     let now_ns = clock::now_ns();
     with(|s| {
+        if let Some(mss) = off.gso_size {
+            let q = s.queues.get(&port).ok_or(PortError::NoPort)?;
+            if q.tx_limit.is_limited() {
+                if !q.tx.is_empty() {
+                    return Err(PortError::WouldBlock);
+                }
+                let mut pieces = Vec::new();
+                let mut piece = core::mem::take(&mut s.piece);
+                piece.resize(FRAME_BUFFER, 0);
+                let cut = receive::segment(frame, usize::from(mss), &mut piece, |seg| {
+                    pieces.push(seg.to_vec());
+                });
+                s.piece = piece;
+                // Checked well formed by the caller; a frame that is not is dropped as
+                // a plain NIC would refuse it.
+                if cut.is_err() {
+                    return Ok(());
+                }
+                for p in pieces {
+                    s.send_one(port, &p, RxOffload::default(), now_ns, true)?;
+                }
+                return Ok(());
+            }
+        }
+        s.send_one(port, frame, off, now_ns, false)
+    })
+    .unwrap_or(Err(PortError::NoPort))
+}
+
+impl Switch {
+    /// [`send`]'s one frame: forwarded now if its bucket allows and nothing is held
+    /// before it, else queued; `over`: a piece of a cut super-frame, queued past the
+    /// queue's bounds (the whole was taken into an empty queue).
+    fn send_one(
+        &mut self,
+        port: PortId,
+        frame: &[u8],
+        off: RxOffload,
+        now_ns: u64,
+        over: bool,
+    ) -> Result<(), PortError> {
+        let s = self;
         let room = s.uplink_has_room_for(&off);
         let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
         let wire = wire_len(frame, &off) as u64;
@@ -637,7 +684,7 @@ pub fn send(port: PortId, frame: &[u8], off: RxOffload) -> Result<(), PortError>
             s.forward(port, frame, off, now_ns / 1_000_000);
             return Ok(());
         }
-        if q.tx.len() >= TX_QUEUE || q.tx_bytes + frame.len() > TX_QUEUE_BYTES {
+        if !over && (q.tx.len() >= TX_QUEUE || q.tx_bytes + frame.len() > TX_QUEUE_BYTES) {
             return Err(PortError::WouldBlock);
         }
         let mut buf = s.free.pop().unwrap_or_default();
@@ -649,8 +696,7 @@ pub fn send(port: PortId, frame: &[u8], off: RxOffload) -> Result<(), PortError>
             q.tx.push_back((buf, off));
         }
         Ok(())
-    })
-    .unwrap_or(Err(PortError::NoPort))
+    }
 }
 
 /// Takes the next frame for partition NIC `port`, if its receive bucket admits it:
@@ -692,10 +738,15 @@ pub fn receive<T, E>(
 pub fn ready(port: PortId) -> (bool, bool) {
     let now_ns = clock::now_ns();
     with(|s| match s.queues.get_mut(&port) {
-        // Room for any frame, so a sender woken for room is not refused.
+        // Room for any frame, so a sender woken for room is not refused: a rate-limited
+        // NIC that may send super-frames takes one only into an empty queue.
         Some(q) => (
             q.admit(now_ns),
-            q.tx.len() < TX_QUEUE && q.tx_bytes + MAX_HANDED <= TX_QUEUE_BYTES,
+            if q.tx_offload && q.tx_limit.is_limited() {
+                q.tx.is_empty()
+            } else {
+                q.tx.len() < TX_QUEUE && q.tx_bytes + MAX_HANDED <= TX_QUEUE_BYTES
+            },
         ),
         None => (false, false),
     })
@@ -704,7 +755,9 @@ pub fn ready(port: PortId) -> (bool, bool) {
 
 /// Sets partition NIC `port`'s offloads; off by default. `rx`: its owner takes
 /// super-frames (up to `plinth_abi::MAX_LARGE_FRAME` bytes) and a word per frame that
-/// its TCP/UDP checksum need not be checked (frames already queued stay plain). `tx`: it
+/// its TCP/UDP checksum need not be checked (frames already queued stay as they are,
+/// but super-frames queued while it was on are dropped, counted `queue_full`, when it
+/// goes off: the owner's buffers no longer take them). `tx`: it
 /// may send super-frames and frames whose checksum is left to fill (see [`send`]).
 /// Returns which are on: each only where the uplink does it (hands over super-frames;
 /// cuts them and fills checksums).
@@ -715,9 +768,34 @@ pub fn set_offload(port: PortId, rx: bool, tx: bool) -> Result<(bool, bool), Por
             .as_ref()
             .map_or((false, false), |u| (u.nic.rx_offload(), u.nic.tso()));
         let q = s.queues.get_mut(&port).ok_or(PortError::NoPort)?;
+        let was = q.offload;
         q.offload = rx && rx_ok;
         q.tx_offload = tx && tx_ok;
-        Ok((q.offload, q.tx_offload))
+        let on = (q.offload, q.tx_offload);
+        if was && !q.offload {
+            let before = q.rx.len();
+            q.rx.retain(|f| f.frame.len() <= FRAME_BUFFER);
+            q.rx_bytes = q.rx.iter().map(|f| f.frame.len()).sum();
+            let dropped = before - q.rx.len();
+            if dropped > 0 {
+                // The head the bucket admitted may be gone: admit afresh.
+                q.rx_admitted = 0;
+            }
+            if let Some((
+                PortConfig {
+                    mode: Mode::Access { vid },
+                    ..
+                },
+                _,
+            )) = s.bridge.port(port)
+            {
+                let vid = *vid;
+                for _ in 0..dropped {
+                    s.bridge.dropped(port, vid, Drop::QueueFull);
+                }
+            }
+        }
+        Ok(on)
     })
     .unwrap_or(Err(PortError::NoPort))
 }
