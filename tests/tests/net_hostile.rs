@@ -724,6 +724,56 @@ fn live_changes(
     )
 }
 
+/// Gives the runtime's virtual CPU a host core of its own, as the runtime would have a
+/// machine of its own: its QEMU's busiest thread (under TCG, the vCPU) on host CPU 1,
+/// every other thread of it and of the peer's QEMU on CPU 0 (threads they start later
+/// inherit that). Without it, on a two-core host, whatever keeps the runtime's vCPU busy
+/// — any partition, hostile or not — also takes host time from the peer that sends the
+/// victim its data, which is the host's contention, not the runtime's. `None` (nothing
+/// pinned) on a host with fewer than two CPUs, or if `taskset` refuses.
+fn pin_runtime_cpu(w: &mut World) -> Option<String> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 {
+        return None;
+    }
+    let threads = |pid: u32| -> Vec<(u32, u64)> {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| {
+            let tid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+            // Fields after the command's closing parenthesis: utime and stime are the
+            // 12th and 13th.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some((tid, ticks))
+        })
+        .collect()
+    };
+    let pin = |tid: u32, cpu: u32| {
+        std::process::Command::new("taskset")
+            .args(["-pc", &cpu.to_string(), &tid.to_string()])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let rt = threads(w.rt.machine.pid());
+    let peer = threads(w.peer.guest().machine().pid());
+    let vcpu = rt.iter().max_by_key(|(_, t)| *t)?.0;
+    let mut ok = pin(vcpu, 1);
+    for (tid, _) in rt.iter().chain(&peer).filter(|(t, _)| *t != vcpu) {
+        ok &= pin(*tid, 0);
+    }
+    ok.then(|| {
+        format!(
+            "the runtime's vCPU thread ({vcpu}) on host CPU 1; its {} other threads and the peer's {} on CPU 0",
+            rt.len() - 1,
+            peer.len()
+        )
+    })
+}
+
 /// The storm's evidence over `secs` seconds of quiet on VLAN 100: frames accepted into
 /// VLAN 300 and sent towards the peer, while nothing reached the victim's NIC, VLAN 100
 /// or the peer's `eth0.100`. (The peer's virtio NIC filters VLANs it has no interface
@@ -869,6 +919,10 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
         capture: true,
     });
     println!("hostile: lab, peer and runtime up after {:?}", t0.elapsed());
+    match pin_runtime_cpu(&mut w) {
+        Some(how) => println!("hostile: pinned {how}"),
+        None => println!("hostile: nothing pinned (one host CPU, or taskset refused)"),
+    }
     assert_eq!(echo_mac(&mut w, "victim"), victim_mac, "derived MACs");
     assert_eq!(nic_mac(&mut w, "victim"), victim_mac, "derived MACs");
     assert_eq!(nic_mac(&mut w, "attacker"), attacker_mac, "derived MACs");
@@ -1022,19 +1076,19 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
     );
 
     // The victim's TCP throughput (the peer into discard, 64 MiB a run) in peace and under
-    // the attacker's unlimited storm (it spins on its NIC, uncapped), taking turns, five
+    // the attacker's unlimited storm (it spins on its NIC, uncapped), taking turns, nine
     // runs each: the host's two cores also run the peer, QEMU's I/O threads and whatever
     // else the machine does, and single runs in peace differ by up to a third, so the
     // medians are compared. Then, for the record, one run each under the storm limited
     // to 1000 frames/s, beside a partition that only computes, and under the storm
     // limited to 1000 frames/s and 10% of the CPU (live resizes).
     let bytes = 64 << 20;
-    // Each measured transfer follows a 16 MiB one without a pause: the victim is a
+    // Each measured transfer follows one as long without a pause: the victim is a
     // service already at work when it is measured, as contention protection (the
     // protection policy above) sees it — it throttles the others within 400 ms of a
     // protected partition being busy, and a measurement from cold would time that too.
     let warm = |w: &mut World| {
-        tcp_send(w, "10.1.1.5", 9, 16 << 20);
+        tcp_send(w, "10.1.1.5", 9, 64 << 20);
     };
     let mut storms = 0;
     let mut storm = |w: &mut World| {
@@ -1044,7 +1098,7 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
     };
     let (mut peace, mut unlimited) = (Vec::new(), Vec::new());
     let (mut unlimited_fps, mut unlimited_held, mut unlimited_cpu) = (0.0, 0.0, String::new());
-    for run in 0..5 {
+    for run in 0..9 {
         warm(&mut w);
         peace.push(tcp_send(&mut w, "10.1.1.5", 9, bytes));
         storm(&mut w);
@@ -1155,18 +1209,17 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
             100.0 * rate / peace_mid
         );
     }
-    // The target is 95%, which this attacker does not reliably leave the victim here.
-    // Storm control holds its storm to 2000 frames/s and contention protection its CPU to
-    // about a tenth (55-63% unprotected), and the victim kept 66-93% of its median in
-    // peace over six runs (medians of five each), about what a partition that only
-    // computes, held to the same tenth, costs it in single runs (64-100%): under TCG on
-    // two host cores a busy guest CPU is also host time the peer and QEMU's I/O threads
-    // lack, and single runs in peace differ by a third (see the log lines above). The
-    // test holds the victim to half its median in peace: a storm that reached it, or a
-    // scheduler that let the attacker keep the CPU, cost it far more (5-16% before the
-    // wake credit and storm control).
+    // The target is 95%. Storm control holds the storm to 2000 frames/s, contention
+    // protection the attacker's CPU to about a tenth (55-63% unprotected), and with the
+    // runtime's vCPU on a host core of its own (`pin_runtime_cpu`) the victim kept 96% and
+    // 98% of its median in peace (medians of nine). Without the pin, on two host cores,
+    // it kept 66-93% (medians of five): the runtime's busy vCPU then takes host time from
+    // the peer that sends the data, and single runs in peace differed by a third. The
+    // test holds the victim to 90%, below what was measured by the runs' spread: a storm
+    // that reached it, or a scheduler that let the attacker keep the CPU, cost it far
+    // more (5-16% before the wake credit and storm control).
     assert!(
-        unlimited_mid >= 0.5 * peace_mid,
+        unlimited_mid >= 0.9 * peace_mid,
         "under the storm the victim keeps its throughput: {} vs {} MiB/s in peace",
         mib(&unlimited),
         mib(&peace)
