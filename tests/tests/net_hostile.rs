@@ -1224,6 +1224,22 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
         mib(&unlimited),
         mib(&peace)
     );
+    // The victim restarted: its NIC's offloads went off with its agent, and the new one's
+    // stack asks again and takes super-frames as before.
+    w.act("victim", "stop");
+    w.act("victim", "start");
+    w.expect_count("victim/echo: echo: up 10.1.1.5/24", 2);
+    let again = tcp_send(&mut w, "10.1.1.5", 9, 16 << 20);
+    let page = ok(w.peer.run_ok("wget -q -O - http://10.1.1.5/"));
+    let who: serde_json::Value =
+        serde_json::from_str(page.trim()).unwrap_or_else(|e| panic!("who-am-I: {e}: {page}"));
+    assert_eq!(who["rx_offload"], true, "{who}");
+    assert!(who["rx_large"].as_u64().unwrap_or(0) > 100, "{who}");
+    println!(
+        "hostile: victim restarted: {:.2} MiB/s, {} large frames",
+        again / MIB,
+        who["rx_large"]
+    );
     w.finish();
     println!("hostile: whole test {:?}", t0.elapsed());
 }

@@ -137,7 +137,8 @@ pub enum Call {
     /// `(nic, features)`: ask for NIC `nic`'s offloads ([`NET_OFFLOAD_RX`],
     /// [`NET_OFFLOAD_TX`], or 0 for none, the default). Returns those now on: each only
     /// where the runtime's uplink does it (hands over super-frames; cuts them). Frames
-    /// received before stay plain.
+    /// received before stay plain. They go off when none of the partition's agents runs
+    /// any more: each agent's stack asks for its own.
     /// [`Error::Invalid`] for a feature bit it does not know.
     NetOffload = 17,
 }

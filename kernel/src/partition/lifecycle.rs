@@ -78,6 +78,14 @@ impl Runtime {
         let freed = task.space.release(&mut memory::free_frame_addr);
         let (pi, si) = (task.partition, task.slot);
         self.partitions[pi].frames -= freed as u64;
+        // A NIC's offloads are what the stack of a running agent asked for: with none of
+        // the partition's agents left they go off, and the next agent asks for its own (a
+        // raw-frame one then gets plain frames, not super-frames it cannot take).
+        if !self.tasks.iter().any(|t| t.partition == pi) {
+            for n in &self.partitions[pi].nics {
+                let _ = crate::net::switch::set_offload(n.port, false, false);
+            }
+        }
         drop(task.ctx);
         let code = match how {
             Ending::Exit(c) => Some(c),
