@@ -1142,10 +1142,18 @@ mod tests {
     /// An engine at 10.0.0.1/24 and a peer at .2, wired together; the engine's side of
     /// the wire holds `queue` frames.
     fn pair(limits: Limits, queue: usize) -> (Engine<SimLink>, Peer, Shared) {
-        let wire = Rc::new(RefCell::new(Wire {
-            engine_queue: queue,
-            ..Wire::default()
-        }));
+        pair_on(
+            limits,
+            Wire {
+                engine_queue: queue,
+                ..Wire::default()
+            },
+        )
+    }
+
+    /// As [`pair`], over `wire` as given (its offloads, its queue).
+    fn pair_on(limits: Limits, wire: Wire) -> (Engine<SimLink>, Peer, Shared) {
+        let wire = Rc::new(RefCell::new(wire));
         let addressing = Addressing::Static {
             cidr: Cidr::new(ENGINE_IP, 24).unwrap(),
             gateway: None,
@@ -1340,17 +1348,14 @@ mod tests {
             tcp_buffer: 256 * 1024,
             ..Limits::default()
         };
-        let wire = Rc::new(RefCell::new(Wire {
-            engine_queue: 64,
-            offload: true,
-            ..Wire::default()
-        }));
-        let addressing = Addressing::Static {
-            cidr: Cidr::new(ENGINE_IP, 24).unwrap(),
-            gateway: None,
-        };
-        let mut engine = Engine::new(SimLink(wire.clone()), addressing, limits).unwrap();
-        let mut peer = Peer::new(&wire);
+        let (mut engine, mut peer, wire) = pair_on(
+            limits,
+            Wire {
+                engine_queue: 64,
+                offload: true,
+                ..Wire::default()
+            },
+        );
         assert!(engine.stats().rx_offload);
         let listener = engine.tcp_listen(9).unwrap();
         let c = peer.connect(9, 45000);
@@ -1436,18 +1441,15 @@ mod tests {
             tcp_buffer: 256 * 1024,
             ..Limits::default()
         };
-        let wire = Rc::new(RefCell::new(Wire {
-            engine_queue: 1024,
-            offload: true,
-            tx_offload: true,
-            ..Wire::default()
-        }));
-        let addressing = Addressing::Static {
-            cidr: Cidr::new(ENGINE_IP, 24).unwrap(),
-            gateway: None,
-        };
-        let mut engine = Engine::new(SimLink(wire.clone()), addressing, limits).unwrap();
-        let mut peer = Peer::new(&wire);
+        let (mut engine, mut peer, wire) = pair_on(
+            limits,
+            Wire {
+                engine_queue: 1024,
+                offload: true,
+                tx_offload: true,
+                ..Wire::default()
+            },
+        );
         let listener = engine.tcp_listen(19).unwrap();
         let c = peer.connect(19, 46000);
         let s = run(&mut engine, &mut peer, |e, _| e.accept(listener));

@@ -84,6 +84,21 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+/// Where the IPv4 header of `frame` starts: after the Ethernet header and at most one
+/// 802.1Q tag; `None` if the frame does not carry IPv4.
+fn ipv4_offset(frame: &[u8]) -> Option<usize> {
+    if frame.len() < ETH {
+        return None;
+    }
+    match be16(frame, 12) {
+        TPID_8021Q if frame.len() >= ETH + TAG && be16(frame, 16) == ETHERTYPE_IPV4 => {
+            Some(ETH + TAG)
+        }
+        ETHERTYPE_IPV4 => Some(ETH),
+        _ => None,
+    }
+}
+
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
@@ -110,11 +125,7 @@ impl Segment {
         if frame.len() < ETH + IPV4 + TCP_MIN {
             return None;
         }
-        let ip = match be16(frame, 12) {
-            TPID_8021Q if be16(frame, 16) == ETHERTYPE_IPV4 => ETH + TAG,
-            ETHERTYPE_IPV4 => ETH,
-            _ => return None,
-        };
+        let ip = ipv4_offset(frame)?;
         let h = frame.get(ip..ip + IPV4)?;
         // Version 4, IHL 5; no more fragments and offset 0 (DF may be set); TCP.
         if h[0] != 0x45 || be16(h, 6) & 0x3fff != 0 || h[9] != PROTO_TCP {

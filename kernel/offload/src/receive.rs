@@ -14,7 +14,7 @@
 //! Owns parsing the device's header and these frame fix-ups. It must not own buffers or
 //! decide which port gets what (the switch does).
 
-use crate::{ETH, ETHERTYPE_IPV4, IPV4, PROTO_TCP, Segment, TAG, TPID_8021Q, be16, fold, sum};
+use crate::{IPV4, PROTO_TCP, Segment, be16, fold, ipv4_offset, sum};
 
 /// `virtio_net_hdr.flags`: the checksum at `csum_start + csum_offset` holds only the
 /// pseudo-header sum...
@@ -103,14 +103,7 @@ impl RxOffload {
 /// tag): the IPv4 header's offset and length, its end (its total length's), and the
 /// protocol. `None` for anything else, or a packet longer than the frame.
 fn ipv4(frame: &[u8]) -> Option<(usize, usize, usize, u8)> {
-    if frame.len() < ETH + TAG {
-        return None;
-    }
-    let ip = match be16(frame, 12) {
-        TPID_8021Q if be16(frame, 16) == ETHERTYPE_IPV4 => ETH + TAG,
-        ETHERTYPE_IPV4 => ETH,
-        _ => return None,
-    };
+    let ip = ipv4_offset(frame)?;
     let h = frame.get(ip..ip + IPV4)?;
     let ihl = usize::from(h[0] & 0x0f) * 4;
     if h[0] >> 4 != 4 || ihl < IPV4 {
