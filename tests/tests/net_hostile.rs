@@ -1226,9 +1226,24 @@ fn a_hostile_partition_is_contained_and_its_storm_spares_the_victim() {
     );
     // The victim restarted: its NIC's offloads went off with its agent, and the new one's
     // stack asks again and takes super-frames as before.
+    let offload = |w: &mut World| -> serde_json::Value {
+        let net: serde_json::Value = serde_json::from_str(&w.get("/api/v1/network"))
+            .unwrap_or_else(|e| panic!("/api/v1/network: {e}"));
+        net["ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|p| p["name"] == "victim/0"))
+            .map_or(serde_json::Value::Null, |p| p["offload"].clone())
+    };
+    assert_eq!(offload(&mut w), serde_json::json!(["rx", "tx"]));
     w.act("victim", "stop");
+    assert_eq!(
+        offload(&mut w),
+        serde_json::json!([]),
+        "offloads end with the agents"
+    );
     w.act("victim", "start");
     w.expect_count("victim/echo: echo: up 10.1.1.5/24", 2);
+    assert_eq!(offload(&mut w), serde_json::json!(["rx", "tx"]));
     let again = tcp_send(&mut w, "10.1.1.5", 9, 16 << 20);
     let page = ok(w.peer.run_ok("wget -q -O - http://10.1.1.5/"));
     let who: serde_json::Value =

@@ -747,6 +747,11 @@ pub struct BridgePortView {
     pub tx_bytes: u64,
     /// Frames dropped at the port, by reason.
     pub drops: Vec<DropCount>,
+    /// The offloads its owner's stack asked for and has, `rx` and `tx` (the `NetOffload`
+    /// call); empty for the uplink, the management port and a NIC without. Absent from
+    /// a runtime that predates them.
+    #[serde(default)]
+    pub offload: Vec<String>,
 }
 
 /// How many frames were dropped for one reason (`no_room`, `rate_limited`,

@@ -36,6 +36,8 @@ pub fn view() -> NetworkView {
     let (uplink_port, mgmt_port) = switch::roles();
     let uplink_info = switch::uplink_info();
     let now_ms = crate::clock::now_ns() / 1_000_000;
+    // Read before the bridge is: both are behind the switch's one lock.
+    let offloads = switch::offloads();
     let mut view = switch::inspect(|b| {
         let name_of = |id| b.port(id).map(|(c, _)| c.name.clone()).unwrap_or_default();
         let ports: Vec<BridgePortView> = b
@@ -69,6 +71,17 @@ pub fn view() -> NetworkView {
                     tx_frames: c.tx_frames,
                     tx_bytes: c.tx_bytes,
                     drops: drops(&c.drops),
+                    offload: offloads
+                        .iter()
+                        .find(|(p, _, _)| *p == id)
+                        .map(|(_, rx, tx)| {
+                            [(*rx, "rx"), (*tx, "tx")]
+                                .into_iter()
+                                .filter(|(on, _)| *on)
+                                .map(|(_, name)| String::from(name))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -800,6 +800,18 @@ pub fn set_offload(port: PortId, rx: bool, tx: bool) -> Result<(bool, bool), Por
     .unwrap_or(Err(PortError::NoPort))
 }
 
+/// Every queue port's offloads that are on, receive and transmit, to report them.
+pub fn offloads() -> Vec<(PortId, bool, bool)> {
+    with(|s| {
+        s.queues
+            .iter()
+            .filter(|(_, q)| q.offload || q.tx_offload)
+            .map(|(p, q)| (*p, q.offload, q.tx_offload))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// Partition NIC `port`'s offloads, receive and transmit (see [`set_offload`]).
 pub fn offload(port: PortId) -> (bool, bool) {
     with(|s| {

@@ -435,14 +435,14 @@ const NETWORK: &str = concat!(
     r#"{"vid":100,"tenant":"acme","pool":"tenants","ports":["uplink","tenant-a/3"],"#,
     r#""frames":30,"bytes":4096,"flooded":2,"macs":1,"drops":[{"reason":"rate_limited","count":3}]}],"#,
     r#""ports":[{"name":"uplink","kind":"uplink","mode":"trunk","vlan":null,"allowed":[100,101],"mac":null,"#,
-    r#""rx_frames":700,"rx_bytes":90000,"tx_frames":530,"tx_bytes":64096,"drops":[{"reason":"vlan_not_allowed","count":5}]},"#,
+    r#""rx_frames":700,"rx_bytes":90000,"tx_frames":530,"tx_bytes":64096,"drops":[{"reason":"vlan_not_allowed","count":5}],"offload":[]},"#,
     r#"{"name":"mgmt","kind":"management","mode":"access","vlan":null,"allowed":[],"mac":"52:54:00:12:34:56","#,
-    r#""rx_frames":480,"rx_bytes":58500,"tx_frames":490,"tx_bytes":60000,"drops":[]},"#,
+    r#""rx_frames":480,"rx_bytes":58500,"tx_frames":490,"tx_bytes":60000,"drops":[],"offload":[]},"#,
     r#"{"name":"mgmt/0","kind":"nic","mode":"access","vlan":null,"allowed":[],"mac":"02:00:00:00:01:00","#,
-    r#""rx_frames":12,"rx_bytes":1500,"tx_frames":10,"tx_bytes":1200,"drops":[]},"#,
+    r#""rx_frames":12,"rx_bytes":1500,"tx_frames":10,"tx_bytes":1200,"drops":[],"offload":[]},"#,
     r#"{"name":"tenant-a/3","kind":"nic","mode":"access","vlan":100,"allowed":[],"mac":"02:00:00:00:02:03","#,
     r#""rx_frames":18446744073709551615,"rx_bytes":4096,"tx_frames":0,"tx_bytes":0,"#,
-    r#""drops":[{"reason":"rate_limited","count":3},{"reason":"queue_full","count":0}]}],"#,
+    r#""drops":[{"reason":"rate_limited","count":3},{"reason":"queue_full","count":0}],"offload":["rx","tx"]}],"#,
     r#""macs":[{"vid":0,"mac":"02:00:00:00:01:00","port":"mgmt/0","age_ms":0,"is_static":true},"#,
     r#"{"vid":0,"mac":"52:54:00:12:34:02","port":"uplink","age_ms":1500,"is_static":false},"#,
     r#"{"vid":100,"mac":"02:00:00:00:02:03","port":"tenant-a/3","age_ms":0,"is_static":true}],"#,
@@ -475,6 +475,7 @@ fn network() -> NetworkView {
         tx_frames: 0,
         tx_bytes: 0,
         drops: vec![],
+        offload: vec![],
     };
     let mac = |vid, mac: &str, port: &str, age_ms, is_static| MacView {
         vid,
@@ -554,6 +555,7 @@ fn network() -> NetworkView {
                 rx_frames: u64::MAX,
                 rx_bytes: 4096,
                 drops: drops(&[("rate_limited", 3), ("queue_full", 0)]),
+                offload: vec![String::from("rx"), String::from("tx")],
                 ..port(
                     "tenant-a/3",
                     PortKind::Nic,
@@ -1077,7 +1079,7 @@ fn a_missing_required_field_is_refused_by_name() {
     keys += check_missing_fields::<Status>(&status_bare("absent"), &["ipv4", "gateway"]);
     keys += check_missing_fields::<Health>(HEALTH, &[]);
     keys += check_missing_fields::<ErrorView>(ERROR, &["status"]);
-    let network = ["uplink", "tenant", "pool", "vlan", "ports/mac"];
+    let network = ["uplink", "tenant", "pool", "vlan", "ports/mac", "offload"];
     keys += check_missing_fields::<NetworkView>(NETWORK, &network);
     keys += check_missing_fields::<NetworkView>(NETWORK_BARE, &network);
     assert!(keys > 450, "{keys}");
