@@ -202,6 +202,11 @@ pub struct Usage {
     pub throttled_count: u64,
     /// How many times `pick` chose the task.
     pub runs: u64,
+    /// Time spent runnable but not running, nanoseconds: from a wake-up (or the end of a
+    /// slice that left it runnable) to the `pick` that chose it, throttled time included
+    /// (Linux's `run_delay` in `/proc/PID/schedstat`). Over `runs`, how long the task
+    /// waited for the CPU each time it wanted it: contention as the task feels it.
+    pub delay_ns: u64,
 }
 
 /// A task's scheduling state. `Throttled` is reported as of the last call that passed a
@@ -365,6 +370,8 @@ struct Task<Id> {
     cap: Option<CapState>,
     /// `pick` sequence number of the last time it was chosen; 0 = never.
     last_run: u64,
+    /// Since when it has been runnable without running (for `Usage::delay_ns`).
+    ready_since: Option<u64>,
     usage: Usage,
 }
 
@@ -376,6 +383,24 @@ impl<Id> Task<Id> {
     /// Runnable and within its quota: a candidate for `pick`.
     fn eligible(&self) -> bool {
         self.wait == Wait::Runnable && !self.throttled()
+    }
+}
+
+/// `vruntime` for a task whose weight goes from `old` to `new`: its lead on or lag behind
+/// the floor `min` is kept in its own run time, as CFS's reweighting does. Without it, a
+/// task that ran a while at a small weight would come back to a large one that far ahead
+/// of everyone (starved until they caught up), and one that ran at a large weight would
+/// come back to a small one with a lead it never earned at that weight.
+fn reweighted(vruntime: u128, min: u128, old: u32, new: u32) -> u128 {
+    if old == new {
+        return vruntime;
+    }
+    let (old, new) = (u128::from(old), u128::from(new));
+    // Leads and lags are below 2^84 (see SCALE) and weights below 2^14: no overflow.
+    if vruntime >= min {
+        min + (vruntime - min) * old / new
+    } else {
+        min.saturating_sub((min - vruntime) * old / new)
     }
 }
 
@@ -428,6 +453,7 @@ impl<Id: Copy + Eq> Scheduler<Id> {
             wait: Wait::Runnable,
             cap: share.cap.map(|cap| CapState::new(cap, now_ns)),
             last_run: 0,
+            ready_since: Some(now_ns),
             usage: Usage::default(),
         });
         self.refresh_min();
@@ -450,6 +476,7 @@ impl<Id: Copy + Eq> Scheduler<Id> {
         let min = self.min_vruntime;
         let task = &mut self.tasks[index];
         let was_eligible = task.eligible();
+        task.vruntime = reweighted(task.vruntime, min, task.weight, share.weight);
         task.weight = share.weight;
         task.cap = match (task.cap, share.cap) {
             (_, None) => None,
@@ -477,6 +504,7 @@ impl<Id: Copy + Eq> Scheduler<Id> {
     pub fn block(&mut self, id: Id) {
         if let Some(index) = self.find(id) {
             self.tasks[index].wait = Wait::Blocked;
+            self.tasks[index].ready_since = None;
             self.refresh_min();
         }
     }
@@ -486,6 +514,7 @@ impl<Id: Copy + Eq> Scheduler<Id> {
     pub fn sleep_until(&mut self, id: Id, wake_ns: u64) {
         if let Some(index) = self.find(id) {
             self.tasks[index].wait = Wait::Sleeping(wake_ns);
+            self.tasks[index].ready_since = None;
             self.refresh_min();
         }
     }
@@ -553,6 +582,12 @@ impl<Id: Copy + Eq> Scheduler<Id> {
         self.min_vruntime = self.min_vruntime.max(task.vruntime);
         task.last_run = seq;
         task.usage.runs = task.usage.runs.saturating_add(1);
+        if let Some(since) = task.ready_since.take() {
+            task.usage.delay_ns = task
+                .usage
+                .delay_ns
+                .saturating_add(now_ns.saturating_sub(since));
+        }
         let slice_ns = match &task.cap {
             Some(cap) => slice_cap.min(cap.remaining_ns()),
             None => slice_cap,
@@ -579,6 +614,9 @@ impl<Id: Copy + Eq> Scheduler<Id> {
         let delta = u128::from(ran_ns) * SCALE / u128::from(task.weight);
         task.vruntime = task.vruntime.saturating_add(delta);
         task.usage.ran_ns = task.usage.ran_ns.saturating_add(ran_ns);
+        if task.wait == Wait::Runnable {
+            task.ready_since = Some(now_ns);
+        }
         if let Some(cap) = &mut task.cap
             && cap.charge(ran_ns, now_ns)
         {
@@ -641,6 +679,12 @@ impl<Id: Copy + Eq> Scheduler<Id> {
             cap.roll_to(now_ns / cap.cap.period_ns);
         }
         if wake {
+            // A sleeper due at `until` has wanted the CPU since then.
+            task.ready_since = match task.wait {
+                Wait::Sleeping(until) => Some(until.min(now_ns)),
+                Wait::Blocked => Some(now_ns),
+                Wait::Runnable => task.ready_since,
+            };
             task.wait = Wait::Runnable;
         }
         if !was_eligible && task.eligible() {

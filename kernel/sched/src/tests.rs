@@ -270,8 +270,21 @@ fn sleeper_does_not_monopolise_on_wake() {
 /// slice and lets `pick` choose again; with no event pending the hog runs a whole slice.
 /// Returns how long each wake-up waited for the CPU, and the waiter's and hog's shares.
 fn waiter_beside_hog(seed: u64, burst: (u64, u64), gap: (u64, u64)) -> (Vec<u64>, f64, f64) {
+    let (delays, waiter, hog, _) = waiter_beside(share(1), share(1), seed, burst, gap);
+    (delays, waiter, hog)
+}
+
+/// [`waiter_beside_hog`] with the hog's and the waiter's shares given; also returns the
+/// waiter's usage as the scheduler counted it.
+fn waiter_beside(
+    hog: Share,
+    waiter: Share,
+    seed: u64,
+    burst: (u64, u64),
+    gap: (u64, u64),
+) -> (Vec<u64>, f64, f64, Usage) {
     let mut rng = Rng::new(seed);
-    let mut sim = Sim::new(&[share(1), share(1)]);
+    let mut sim = Sim::new(&[hog, waiter]);
     let mut event: Option<u64> = None;
     let mut delays = Vec::new();
     sim.run_until(20 * S, |sched, id, slice, now| {
@@ -291,7 +304,45 @@ fn waiter_beside_hog(seed: u64, burst: (u64, u64), gap: (u64, u64)) -> (Vec<u64>
         ran
     });
     let s = sim.shares_since(0, &[0, 0]);
-    (delays, s[1], s[0])
+    let usage = sim.sched.usage(1).unwrap();
+    (delays, s[1], s[0], usage)
+}
+
+/// A hog capped at 10% (as contention protection caps the others) beside a waiter of
+/// the same weight: having run less, the hog is behind in virtual runtime and wins the
+/// picks that follow the waiter's events until its quota is spent. At the smallest
+/// weight, as contention protection also sets, it runs only when the waiter does not
+/// want the CPU, and still gets its 10%. The waiter's `delay_ns` is what it waited.
+#[test]
+fn a_capped_hog_at_the_smallest_weight_yields_to_a_waiter() {
+    let run = |hog_weight| {
+        let hog = Share::new(hog_weight, Some(Cap::percent(10, 100 * MS).unwrap())).unwrap();
+        waiter_beside(hog, share(100), 9, (MS / 10, 2 * MS), (MS / 5, 4 * MS))
+    };
+    let (equal, _, equal_hog, equal_usage) = run(100);
+    let (least, waiter, hog, usage) = run(MIN_WEIGHT);
+    let late = |d: &[u64]| d.iter().filter(|d| **d > 0).count();
+    println!(
+        "capped hog at weight 100: {} of {} wake-ups waited, {} us each on average, hog {equal_hog:.1}%; \
+         at weight 1: {} of {}, {} us, hog {hog:.1}%, waiter {waiter:.1}%",
+        late(&equal),
+        equal.len(),
+        equal_usage.delay_ns / equal_usage.runs / 1_000,
+        late(&least),
+        least.len(),
+        usage.delay_ns / usage.runs / 1_000,
+    );
+    // Over 20 s: the waiter kept waiting at equal weights (about 0.9 s in all), never
+    // at the smallest.
+    assert!(equal_usage.delay_ns > S / 4, "the lagging hog won picks");
+    assert_eq!(late(&least), 0);
+    assert_near("the hog keeps its cap", hog, 10.0, 0.5);
+    // The scheduler's own count: every wait the simulation saw, plus the first, when both
+    // were added at once and the hog went first for a slice.
+    for (usage, delays) in [(usage, &least), (equal_usage, &equal)] {
+        let first = usage.delay_ns - delays.iter().sum::<u64>();
+        assert!(first <= SLICE, "{first} ns unaccounted for");
+    }
 }
 
 /// A task that waits most of the time runs as soon as its event arrives, even right after
@@ -422,6 +473,31 @@ fn set_share_mid_run() {
     // Uncapping must not hand over the credit the throttled task "missed".
     assert_near("uncapped again", s[1], 50.0, 0.5);
     assert_eq!(sim.sched.share(1), Some(share(1)));
+}
+
+/// A weight change keeps a task's lead or lag in its own run time: back from a spell at
+/// the smallest weight (which moved its virtual runtime 100 times as fast), a task shares
+/// evenly at once instead of starving until the others catch up; and a task that ran at
+/// a large weight does not keep, at a small one, a lag it has not earned.
+#[test]
+fn reweighting_carries_no_debt_or_credit() {
+    let mut sim = Sim::new(&[share(100), share(100)]);
+    sim.run_until(S, full);
+    sim.sched.set_share(0, share(MIN_WEIGHT), sim.now).unwrap();
+    sim.run_until(11 * S, full);
+    sim.sched.set_share(0, share(100), sim.now).unwrap();
+    let (from, before) = (sim.now, sim.ran.clone());
+    sim.run_until(12 * S, full);
+    let s = sim.shares_since(from, &before);
+    assert_near("back at weight 100", s[0], 50.0, 1.0);
+
+    let mut sim = Sim::new(&[share(MAX_WEIGHT), share(100)]);
+    sim.run_until(10 * S, full);
+    sim.sched.set_share(0, share(100), sim.now).unwrap();
+    let (from, before) = (sim.now, sim.ran.clone());
+    sim.run_until(11 * S, full);
+    let s = sim.shares_since(from, &before);
+    assert_near("down from the largest weight", s[0], 50.0, 1.0);
 }
 
 #[test]
