@@ -1,6 +1,7 @@
 //! Monotonic time since kernel entry, from the TSC calibrated against the PIT.
 //!
-//! Owns the TSC rate, its calibration and refinement, and the tick counter. Boot
+//! Owns the TSC rate, its calibration and refinement, the tick counter and the count of
+//! time spent idle. Boot
 //! calibration runs *alongside* initialisation rather than before it: the PIT is read
 //! when the kernel starts and again when init is done, so the window costs no boot time
 //! and is as long as init itself (log lines from that window carry raw TSC stamps and are
@@ -160,6 +161,22 @@ pub fn tick() {
 /// Timer interrupts taken since the timer started.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
+}
+
+static IDLE_TSC: AtomicU64 = AtomicU64::new(0);
+
+/// Halts until an interrupt (`sti; hlt`: interrupts off on entry, on on return) and
+/// counts the time halted as idle: what the CPU had to spare is what `/metrics` shows a
+/// user wondering whether the runtime is saturated.
+pub fn idle_wait() {
+    let start = rdtsc();
+    crate::arch::cpu::idle_wait();
+    IDLE_TSC.fetch_add(rdtsc().wrapping_sub(start), Ordering::Relaxed);
+}
+
+/// Time spent halted for want of work since kernel entry, ns.
+pub fn idle_ns() -> u64 {
+    tsc_delta_ns(IDLE_TSC.load(Ordering::Relaxed))
 }
 
 /// Measures the TSC rate against the free-running PIT over one second, from the idle

@@ -47,7 +47,7 @@ use plinth_cmdline::{LogLevel, SelfTests};
 use plinth_exit::ExitCode;
 use plinth_frames::PhysRange;
 
-use crate::arch::{apic, cpu, exit};
+use crate::arch::{apic, exit};
 use crate::clock::Millis;
 use crate::console::stop;
 
@@ -286,7 +286,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
             x86_64::instructions::interrupts::enable();
             continue;
         }
-        cpu::idle_wait();
+        clock::idle_wait();
     }
 }
 

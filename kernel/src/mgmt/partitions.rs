@@ -270,6 +270,25 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
     let Some(rt) = guard.as_ref() else {
         return;
     };
+    // The CPU's time, like node_exporter's `node_cpu_seconds_total`: halted for want of
+    // work, in agents (ring 3 and their system calls), and the rest — the runtime's own
+    // duties (devices, the switch, the API) and interrupts.
+    let uptime = clock::now_ns();
+    let idle = clock::idle_ns().min(uptime);
+    let agents = rt.busy_ns.min(uptime - idle);
+    for (mode, ns) in [
+        ("idle", idle),
+        ("agents", agents),
+        ("runtime", uptime - idle - agents),
+    ] {
+        w.metric(
+            "plinth_cpu_seconds_total",
+            "CPU time since kernel entry, by what it was spent on.",
+            Kind::Counter,
+            &[("cpu", "0"), ("mode", mode)],
+            ns as f64 / 1e9,
+        );
+    }
     // One family at a time: Prometheus wants a family's samples together.
     for p in &rt.partitions {
         w.metric(
@@ -290,15 +309,31 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
         );
     }
     type Series = fn(&AgentSlot, &Runtime) -> f64;
-    let agent_series: [(&str, &str, Kind, Series); 3] = [
+    fn usage(a: &AgentSlot, rt: &Runtime) -> plinth_sched::Usage {
+        match a.status {
+            AgentStatus::Running(id) => rt.sched.usage(id).unwrap_or_default(),
+            _ => plinth_sched::Usage::default(),
+        }
+    }
+    let agent_series: [(&str, &str, Kind, Series); 5] = [
         (
             "plinth_agent_cpu_seconds",
             "CPU time of the agent's current run (ring 3 and its system calls).",
             Kind::Gauge,
-            |a, rt| match a.status {
-                AgentStatus::Running(id) => rt.sched.usage(id).map_or(0, |u| u.ran_ns) as f64 / 1e9,
-                _ => 0.0,
-            },
+            |a, rt| usage(a, rt).ran_ns as f64 / 1e9,
+        ),
+        (
+            "plinth_agent_run_delay_seconds",
+            "Time the agent's current run spent ready to run but waiting for the CPU \
+             (throttled time included), as Linux's schedstat run_delay.",
+            Kind::Gauge,
+            |a, rt| usage(a, rt).delay_ns as f64 / 1e9,
+        ),
+        (
+            "plinth_agent_scheduled",
+            "Times the agent's current run was given the CPU.",
+            Kind::Gauge,
+            |a, rt| usage(a, rt).runs as f64,
         ),
         (
             "plinth_agent_restarts_total",
