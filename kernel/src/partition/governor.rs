@@ -1,8 +1,9 @@
 //! Contention protection, applied: each window (`plinth_governor::WINDOW_NS`) the CPU
 //! time agents used, and how much of it protected partitions' agents used, goes to the
 //! protection policy's `CpuGovernor`; the cap it decides is put on every agent of the
-//! partitions that are not protected (the tighter of it and the agent's own), and each
-//! change is an event of each partition it touches.
+//! partitions that are not protected (the tighter of it and the agent's own), with the
+//! smallest weight so that within the cap they run only when protected agents do not
+//! want the CPU, and each change is an event of each partition it touches.
 //!
 //! Owns the window's bookkeeping and which partitions are protected (the policy's
 //! `protected` limits, by name, refreshed each window so partitions created later are
@@ -13,7 +14,7 @@ use alloc::vec::Vec;
 
 use plinth_governor::{Change, CpuGovernor, CpuPolicy, WINDOW_NS, Window};
 use plinth_policy::policies::{DEFAULT_CPU_THROTTLE_FLOOR, PolicySet, Target};
-use plinth_sched::{Cap, Share};
+use plinth_sched::{Cap, MIN_WEIGHT, Share};
 
 use super::events::EventKind;
 use super::model::AgentStatus;
@@ -48,7 +49,12 @@ pub fn from_policy(p: &PolicySet, now_ns: u64) -> Option<Protection> {
     })
 }
 
-/// `base` with the governor's cap, where that is the tighter.
+/// `base` with the governor's cap, where that is the tighter, and the smallest weight:
+/// within its cap a throttled agent runs when no one else wants the CPU (like Linux's
+/// `SCHED_IDLE`), not first. A capped agent uses so little of the CPU that at its own
+/// weight its virtual runtime would stay behind the protected partition's, and it would
+/// win every pick until its quota ran out — a stall of the whole quota, each period, for
+/// a service waiting on the network.
 fn throttled(base: Share, cap_percent: Option<u8>) -> Share {
     let Some(cap) = cap_percent.and_then(|p| Cap::percent(u32::from(p), CAP_PERIOD_NS).ok()) else {
         return base;
@@ -64,7 +70,7 @@ fn throttled(base: Share, cap_percent: Option<u8>) -> Share {
         _ => cap,
     };
     Share {
-        weight: base.weight,
+        weight: MIN_WEIGHT,
         cap: Some(tighter),
     }
 }
