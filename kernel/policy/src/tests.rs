@@ -955,6 +955,7 @@ restart = \"never\"
             RestartRule {
                 target: Target::Agent("hello".into()),
                 restart: Restart::OnFailure(budget(5, 300, Backoff::default(), true)),
+                heartbeat_timeout_ms: None,
             },
             RestartRule {
                 target: Target::Partition("mgmt".into()),
@@ -968,10 +969,12 @@ restart = \"never\"
                     },
                     false
                 )),
+                heartbeat_timeout_ms: None,
             },
             RestartRule {
                 target: Target::Agent("probe".into()),
                 restart: Restart::Never,
+                heartbeat_timeout_ms: None,
             },
         ]
     );
@@ -982,6 +985,44 @@ restart = \"never\"
             max_ms: 30_000,
             multiplier: 2
         }
+    );
+}
+
+/// The watchdog interval: read with any restart mode, refused outside its range (the
+/// rule left out), absent means not watched.
+#[test]
+fn heartbeat_timeout_is_read_and_checked() {
+    let set = ok(&[&format!(
+        "{TROUBLE}[[rule]]\nagent = \"hello\"\nrestart = \"never\"\nheartbeat_timeout_ms = 50\n\n\
+         [[rule]]\nagent = \"web\"\nrestart = \"never\"\n"
+    )]);
+    let watch: Vec<Option<u32>> = set
+        .restart_rules
+        .iter()
+        .map(|r| r.heartbeat_timeout_ms)
+        .collect();
+    assert_eq!(watch, [Some(50), None]);
+    errors(
+        &[&format!(
+            "{TROUBLE}[[rule]]\nagent = \"hello\"\nrestart = \"never\"\nheartbeat_timeout_ms = 49\n\n\
+             [[rule]]\nagent = \"web\"\nrestart = \"never\"\nheartbeat_timeout_ms = 86400001\n\n\
+             [[rule]]\nagent = \"probe\"\nrestart = \"never\"\nheartbeat_timeout_ms = \"1s\"\n"
+        )],
+        &[
+            (
+                0,
+                6,
+                24,
+                "`rule[0].heartbeat_timeout_ms` = 49 is out of range; expected at least 50",
+            ),
+            (
+                0,
+                11,
+                24,
+                "`rule[1].heartbeat_timeout_ms` = 86400001 is too large",
+            ),
+            (0, 16, 24, "heartbeat_timeout_ms"),
+        ],
     );
 }
 
@@ -1386,8 +1427,8 @@ const SMALL_SET_JSON: &str = concat!(
     r#""limits":[{"agent":null,"partition":"mgmt","protected":false,"cpu":{"weight":200,"cap_percent":null},"memory":null,"disk":null,"#,
     r#""network":{"bytes_per_sec":1000,"bytes_burst":2000,"packets_per_sec":null,"packets_burst":null}}],"#,
     r#""restart_rules":[{"agent":"web","partition":null,"restart":"on-failure","max_restarts":3,"window_secs":60,"#,
-    r#""backoff":{"initial_ms":100,"max_ms":30000,"multiplier":2},"on_exhausted":["alert"]},"#,
-    r#"{"agent":null,"partition":"mgmt","restart":"never","max_restarts":null,"window_secs":null,"backoff":null,"on_exhausted":null}],"#,
+    r#""backoff":{"initial_ms":100,"max_ms":30000,"multiplier":2},"on_exhausted":["alert"],"heartbeat_timeout_ms":1500},"#,
+    r#"{"agent":null,"partition":"mgmt","restart":"never","max_restarts":null,"window_secs":null,"backoff":null,"on_exhausted":null,"heartbeat_timeout_ms":null}],"#,
     r#""pools":[{"name":"v","ranges":[[100,199],[300,300]]}],"#,
     r#""tenants":[{"name":"acme","vlan":100,"pool":"v","partitions":["tenant-a"]},{"name":"ops","vlan":7,"pool":null,"partitions":[]}]}"#,
 );
@@ -1402,7 +1443,7 @@ fn json_of_a_small_set_is_exact() {
             "{PROTECT}[contention]\nmemory_used_percent = 90\n\n[[limit]]\npartition = \"mgmt\"\ncpu = {{ weight = 200 }}\nnetwork = {{ bytes_per_sec = 1000, bytes_burst = 2000 }}\n"
         ),
         &format!(
-            "{TROUBLE}[[rule]]\nagent = \"web\"\nrestart = \"on-failure\"\nmax_restarts = 3\nwindow_secs = 60\non_exhausted = [\"alert\"]\n\n[[rule]]\npartition = \"mgmt\"\nrestart = \"never\"\n"
+            "{TROUBLE}[[rule]]\nagent = \"web\"\nrestart = \"on-failure\"\nmax_restarts = 3\nwindow_secs = 60\non_exhausted = [\"alert\"]\nheartbeat_timeout_ms = 1500\n\n[[rule]]\npartition = \"mgmt\"\nrestart = \"never\"\n"
         ),
         &format!(
             "{TENANTS}[[pool]]\nname = \"v\"\nranges = [\"100-199\", \"300\"]\n\n[[tenant]]\nname = \"acme\"\npool = \"v\"\npartitions = [\"tenant-a\"]\n\n[[tenant]]\nname = \"ops\"\nvlan = 7\n"
@@ -1933,9 +1974,19 @@ fn generate(seed: u64) -> Generated {
                 subs.push(sub_table(rng, "rule", "backoff", &pairs));
             }
         }
+        let heartbeat_timeout_ms = rng
+            .chance(30)
+            .then(|| rng.range(MIN_HEARTBEAT_TIMEOUT_MS, MAX_HEARTBEAT_TIMEOUT_MS + 1) as u32);
+        if let Some(ms) = heartbeat_timeout_ms {
+            keys.push(format!("heartbeat_timeout_ms = {ms}"));
+        }
         rng.shuffle(&mut keys);
         entry(trouble_files.next(rng), "rule", &keys, subs);
-        expected.restart_rules.push(RestartRule { target, restart });
+        expected.restart_rules.push(RestartRule {
+            target,
+            restart,
+            heartbeat_timeout_ms,
+        });
     }
 
     // tenants

@@ -209,6 +209,10 @@ fn rule(out: &mut impl Write, r: &RestartRule) -> fmt::Result {
             )?;
         }
     }
+    match r.heartbeat_timeout_ms {
+        Some(ms) => write!(out, ",\"heartbeat_timeout_ms\":{ms}")?,
+        None => out.write_str(",\"heartbeat_timeout_ms\":null")?,
+    }
     out.write_char('}')
 }
 

@@ -49,7 +49,10 @@ pub use protection::{
     NetworkLimit,
 };
 pub use tenants::{Pool, Tenant, VLAN_MAX, VLAN_MIN};
-pub use troubleshooting::{Backoff, OnExhausted, Restart, RestartBudget, RestartRule};
+pub use troubleshooting::{
+    Backoff, MAX_HEARTBEAT_TIMEOUT_MS, MIN_HEARTBEAT_TIMEOUT_MS, OnExhausted, Restart,
+    RestartBudget, RestartRule,
+};
 
 /// The kinds a policy file may have (the appliance spec is not one).
 const POLICY_KINDS: [Kind; 4] = [

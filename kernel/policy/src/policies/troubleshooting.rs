@@ -1,6 +1,7 @@
-//! `kind = "troubleshooting"`: how a failed agent is restarted. This module owns reading
-//! `[[rule]]` (filling in the backoff defaults) and checking that each target has one
-//! rule and exists. Watching agents and restarting them is the runtime's.
+//! `kind = "troubleshooting"`: how a failed agent is restarted, and how long an agent may
+//! go without a heartbeat before it counts as hung. This module owns reading `[[rule]]`
+//! (filling in the backoff defaults) and checking that each target has one rule and
+//! exists. Watching agents and restarting them is the runtime's.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -15,7 +16,16 @@ use crate::doc::{At, Table};
 pub struct RestartRule {
     pub target: Target,
     pub restart: Restart,
+    /// The watchdog: an agent that has not sent a heartbeat for this long (counted from
+    /// its start or its last heartbeat) is hung; it is ended and handled as a failure.
+    /// `None`: not watched.
+    pub heartbeat_timeout_ms: Option<u32>,
 }
+
+/// The shortest watchdog interval accepted: a few of the runtime's 10 ms ticks.
+pub const MIN_HEARTBEAT_TIMEOUT_MS: u64 = 50;
+/// The longest: a day.
+pub const MAX_HEARTBEAT_TIMEOUT_MS: u64 = 86_400_000;
 
 /// When to restart, and within which budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +104,8 @@ const BUDGET_KEYS: [&str; 4] = ["max_restarts", "window_secs", "backoff", "on_ex
 pub(super) struct RawRule {
     target: Option<Placed<Target>>,
     restart: Option<Restart>,
+    /// `Err(())`: given, but wrong (already reported).
+    heartbeat_timeout_ms: Result<Option<u32>, ()>,
 }
 
 pub(super) fn read(root: &Table<'_, '_>, out: &mut Vec<RawRule>) {
@@ -107,6 +119,7 @@ pub(super) fn read(root: &Table<'_, '_>, out: &mut Vec<RawRule>) {
             "window_secs",
             "backoff",
             "on_exhausted",
+            "heartbeat_timeout_ms",
         ]);
     }
     root.finish(&["kind", "rule"]);
@@ -114,6 +127,18 @@ pub(super) fn read(root: &Table<'_, '_>, out: &mut Vec<RawRule>) {
 
 fn read_rule(t: &Table<'_, '_>) -> RawRule {
     let target = target(t);
+    let watchdog = at_least(
+        t,
+        "heartbeat_timeout_ms",
+        MIN_HEARTBEAT_TIMEOUT_MS,
+        MAX_HEARTBEAT_TIMEOUT_MS,
+        false,
+    );
+    let heartbeat_timeout_ms = match watchdog {
+        Some(v) => Ok(Some(u32::try_from(v.value).unwrap_or(u32::MAX))),
+        None if t.has("heartbeat_timeout_ms") => Err(()),
+        None => Ok(None),
+    };
     let mode = t.str("restart").and_then(|v| {
         let found = MODES.into_iter().find(|m| *m == v.value);
         if found.is_none() {
@@ -144,6 +169,7 @@ fn read_rule(t: &Table<'_, '_>) -> RawRule {
         return RawRule {
             target,
             restart: Some(Restart::Never),
+            heartbeat_timeout_ms,
         };
     }
     // With an unknown mode the budget keys are still read, for their own mistakes, but
@@ -178,7 +204,11 @@ fn read_rule(t: &Table<'_, '_>) -> RawRule {
         (Some("always"), Some(b)) => Some(Restart::Always(b)),
         _ => None,
     };
-    RawRule { target, restart }
+    RawRule {
+        target,
+        restart,
+        heartbeat_timeout_ms,
+    }
 }
 
 fn read_backoff(t: &Table<'_, '_>) -> Option<Backoff> {
@@ -285,10 +315,11 @@ pub(super) fn check(raw: &[RawRule], cx: &mut Cx<'_, '_>) -> Vec<RestartRule> {
             continue;
         }
         cx.check_target(target);
-        if let Some(restart) = r.restart {
+        if let (Some(restart), Ok(heartbeat_timeout_ms)) = (r.restart, r.heartbeat_timeout_ms) {
             rules.push(RestartRule {
                 target: target.value.clone(),
                 restart,
+                heartbeat_timeout_ms,
             });
         }
     }
