@@ -21,6 +21,9 @@
 //!   zero, small, page-crossing, huge lengths), never `exit` or `sleep`; logs
 //!   `hostile: syscall-fuzz done: N calls, E errors`, then heartbeats forever.
 //! - `crash`: logs `hostile: crashing` and exits 1. `spin-yield`: yields forever.
+//! - `hang`: heartbeats every `heartbeat_ms` (default 100) for `hang_after_ms` (default
+//!   1000), logs `hostile: hanging after N heartbeats`, then sleeps forever without
+//!   another: alive, but silent to the watchdog.
 //! - `net-attack`: attacks the tenant network from NIC 0 (see [`net`]): frames tagged for
 //!   another VLAN, double-tagged, with forged source addresses, of bad lengths, then a
 //!   broadcast storm. Logs what it handed over per kind, and heartbeats while storming.
@@ -96,6 +99,20 @@ fn run() -> i32 {
         "spin-yield" => loop {
             hostshim::yield_now();
         },
+        "hang" => {
+            let every = config::number(text, "heartbeat_ms").unwrap_or(100);
+            let until = config::number(text, "hang_after_ms").unwrap_or(1000);
+            let start = hostshim::clock_ns();
+            let mut beats = 0;
+            while hostshim::clock_ns().saturating_sub(start) < until * 1_000_000 {
+                beats = hostshim::heartbeat();
+                hostshim::sleep_ms(every);
+            }
+            logf!("hostile: hanging after {beats} heartbeats");
+            loop {
+                hostshim::sleep_ms(60_000);
+            }
+        }
         "net-attack" => net::attack(text),
         other => {
             logf!("hostile: unknown mode `{other}`");

@@ -455,6 +455,169 @@ on_exhausted = [\"quarantine\", \"alert\"]
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The `[   s.micros]` stamp the runtime puts on a console line, in ms since boot.
+fn stamp_ms(line: &str) -> f64 {
+    let inner = line
+        .split_once('[')
+        .and_then(|(_, r)| r.split_once(']'))
+        .map(|(t, _)| t.trim())
+        .unwrap_or_else(|| panic!("no time stamp: {line}"));
+    inner
+        .parse::<f64>()
+        .unwrap_or_else(|e| panic!("{e}: {line}"))
+        * 1000.0
+}
+
+/// The watchdog: an agent that stops heartbeating (`hostile` in `hang` mode: a heartbeat
+/// every 100 ms for 500 ms, then silence, alive) is ended within its interval + 10% of
+/// its last heartbeat, restarted per its rule, and quarantined with an alert once its
+/// restarts are used up; a neighbour under the same interval that keeps heartbeating is
+/// left alone.
+#[test]
+fn a_silent_agent_is_ended_by_the_watchdog_restarted_then_quarantined() {
+    let _host = sharing_the_host();
+    let d = dir("watchdog");
+    let agents = [
+        TestAgent {
+            name: "sleepy",
+            example: "hostile",
+            config: &[(
+                "etc/hostile.toml",
+                "mode = \"hang\"\nheartbeat_ms = 100\nhang_after_ms = 500\n",
+            )],
+        },
+        TestAgent {
+            name: "steady",
+            example: "hostile",
+            config: &[(
+                "etc/hostile.toml",
+                "mode = \"hang\"\nheartbeat_ms = 100\nhang_after_ms = 1000000000\n",
+            )],
+        },
+    ];
+    let partitions = "
+[[partition]]
+name = \"watched\"
+memory_mib = 8
+cpus = 1
+";
+    let troubleshooting = "kind = \"troubleshooting\"
+
+[[rule]]
+agent = \"sleepy\"
+restart = \"on-failure\"
+max_restarts = 2
+window_secs = 60
+backoff = { initial_ms = 50, max_ms = 1000, multiplier = 2 }
+on_exhausted = [\"quarantine\", \"alert\"]
+heartbeat_timeout_ms = 1000
+
+[[rule]]
+agent = \"steady\"
+restart = \"on-failure\"
+max_restarts = 2
+window_secs = 60
+on_exhausted = [\"alert\"]
+heartbeat_timeout_ms = 1000
+";
+    let image = build_appliance(
+        &d,
+        &spec(
+            &["sleepy", "steady"],
+            partitions,
+            &["deployment.toml", "troubleshooting.toml"],
+        ),
+        &[
+            (
+                "deployment.toml",
+                &deploy(&[("sleepy", "watched"), ("steady", "watched")]),
+            ),
+            ("troubleshooting.toml", troubleshooting),
+        ],
+        &agents,
+    );
+    let (mut rt, addr) = boot(image);
+    let mut gaps = Vec::new();
+    for _ in 0..3 {
+        let hanging = stamp_ms(
+            &rt.expect_line("watched/sleepy: hostile: hanging after")
+                .text,
+        );
+        let hung = rt.expect_line("agent watched/sleepy: HUNG: no heartbeat for");
+        // The agent logs `hanging` one 100 ms sleep after its last heartbeat: from there
+        // to the watchdog's end of it is the interval less that sleep, plus the delay.
+        gaps.push(stamp_ms(&hung.text) - hanging);
+    }
+    rt.expect_line("agent watched/sleepy: QUARANTINED after 2 restarts within 60 s");
+    let ev: Vec<Value> = events(addr)
+        .into_iter()
+        .filter(|e| e["agent"] == "sleepy")
+        .collect();
+    let kinds: Vec<&str> = ev.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "agent_started",
+            "agent_hung",
+            "restart_scheduled",
+            "agent_started",
+            "agent_hung",
+            "restart_scheduled",
+            "agent_started",
+            "agent_hung",
+            "quarantined",
+            "alert"
+        ],
+        "{ev:?}"
+    );
+    let mut silent = Vec::new();
+    let mut beats_before = 0;
+    for e in ev.iter().filter(|e| e["kind"] == "agent_hung") {
+        assert_eq!(e["timeout_ms"], 1000, "{e}");
+        // Five heartbeats a run in its 500 ms (the first at once), give or take one; the
+        // count is the agent's across its runs.
+        let beats = e["heartbeats"].as_u64().unwrap();
+        assert!((4..=6).contains(&(beats - beats_before)), "{e}");
+        beats_before = beats;
+        silent.push(e["silent_ms"].as_u64().unwrap());
+    }
+    println!(
+        "watchdog: silent {silent:?} ms by the runtime's count at the end; from the \
+         agent's `hanging` line to the end {gaps:.1?} ms"
+    );
+    // Within the interval + 10% of the last heartbeat, by the runtime's count and by
+    // the console's stamps (the last heartbeat came at least 100 ms before `hanging`).
+    for s in &silent {
+        assert!((1000..1100).contains(s), "silent {s} ms: {ev:?}");
+    }
+    for g in &gaps {
+        assert!(*g > 800.0 && *g < 1000.0, "{gaps:?}");
+    }
+    // Each restart after its backoff: 50 then 100 ms.
+    let time = |i: usize| ev[i]["time_ms"].as_f64().unwrap();
+    for (hung, start, delay) in [(1, 3, 50.0), (4, 6, 100.0)] {
+        let waited = time(start) - time(hung);
+        assert!(waited >= delay && waited < delay + 100.0, "{ev:?}");
+    }
+    let list = get(addr, "/api/v1/partitions");
+    let sleepy = agent(&list, "watched", "sleepy");
+    assert_eq!(sleepy["status"], "quarantined", "{list}");
+    assert_eq!(sleepy["restarts"], 2, "{list}");
+    // The neighbour kept heartbeating under the same interval: never ended.
+    let steady = agent(&list, "watched", "steady");
+    assert_eq!(steady["status"], "running", "{list}");
+    assert_eq!(steady["restarts"], 0, "{list}");
+    assert!(steady["heartbeats"].as_u64().unwrap() >= 30, "{list}");
+    assert!(
+        !events(addr)
+            .iter()
+            .any(|e| e["agent"] == "steady" && e["kind"] != "agent_started"),
+        "the heartbeating agent was left alone"
+    );
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// CPU time of each named agent (`cpu_ns`) and the guest's clock.
 fn cpu(addr: SocketAddr, who: &[(&str, &str)]) -> (Vec<u64>, u64) {
     let list = get(addr, "/api/v1/partitions");

@@ -440,6 +440,14 @@ pub enum EventKind {
         /// The faulting address (CR2) of a page fault, else `null`.
         address: Option<u64>,
     },
+    /// The watchdog ended the agent: no heartbeat for `silent_ms` (its interval is
+    /// `timeout_ms`); `heartbeats` is the agent's count so far, all its runs. A failure,
+    /// for the restart policy.
+    AgentHung {
+        silent_ms: u64,
+        timeout_ms: u32,
+        heartbeats: u64,
+    },
     RestartScheduled {
         attempt: u32,
         delay_ms: u64,
@@ -476,6 +484,7 @@ impl EventKind {
             EventKind::AgentFailedToStart { .. } => "agent_failed_to_start",
             EventKind::AgentExited { .. } => "agent_exited",
             EventKind::AgentFaulted { .. } => "agent_faulted",
+            EventKind::AgentHung { .. } => "agent_hung",
             EventKind::RestartScheduled { .. } => "restart_scheduled",
             EventKind::Quarantined { .. } => "quarantined",
             EventKind::Alert { .. } => "alert",

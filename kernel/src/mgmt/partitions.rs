@@ -234,6 +234,15 @@ fn event(e: &Event) -> EventView {
             error_code: *error_code,
             address: *address,
         },
+        EventKind::AgentHung {
+            silent_ms,
+            timeout_ms,
+            heartbeats,
+        } => views::EventKind::AgentHung {
+            silent_ms: *silent_ms,
+            timeout_ms: *timeout_ms,
+            heartbeats: *heartbeats,
+        },
         EventKind::RestartScheduled { attempt, delay_ms } => views::EventKind::RestartScheduled {
             attempt: *attempt,
             delay_ms: *delay_ms,

@@ -46,6 +46,13 @@ pub enum EventKind {
         address: Option<u64>,
         error_code: u64,
     },
+    /// The watchdog ended the agent: no heartbeat for `silent_ms` (its interval is
+    /// `timeout_ms`); `heartbeats` is the agent's count so far, all its runs.
+    AgentHung {
+        silent_ms: u64,
+        timeout_ms: u32,
+        heartbeats: u64,
+    },
     RestartScheduled {
         attempt: u32,
         delay_ms: u64,
@@ -128,6 +135,13 @@ fn log_event(who: &str, kind: &EventKind) {
             );
         }
         EventKind::AgentExited { code } => info!("agent {who}: exited with code {code}"),
+        EventKind::AgentHung {
+            silent_ms,
+            timeout_ms,
+            heartbeats,
+        } => warn!(
+            "agent {who}: HUNG: no heartbeat for {silent_ms} ms (watchdog {timeout_ms} ms, {heartbeats} heartbeats in all); terminated"
+        ),
         EventKind::AgentStarted { task } => info!("agent {who}: started (task {task})"),
         EventKind::AgentFailedToStart { error } => warn!("agent {who}: not started: {error}"),
         EventKind::RestartScheduled { attempt, delay_ms } => {

@@ -17,7 +17,9 @@ use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
 use super::loader;
-use super::model::{AgentSlot, AgentStatus, DataDisk, NetLimits, Partition, PartitionState, Task};
+use super::model::{
+    AgentSlot, AgentStatus, DataDisk, NetLimits, Partition, PartitionState, Task, Troubleshooting,
+};
 use super::{CAP_PERIOD_NS, MIB, RUNTIME, Runtime};
 use crate::arch::user::UserContext;
 use crate::{clock, memory};
@@ -26,6 +28,8 @@ use crate::{clock, memory};
 pub enum Ending {
     Exit(i32),
     Fault(EventKind),
+    /// The watchdog found it silent (an `AgentHung` event): a failure.
+    Hung(EventKind),
     /// Stopped by the command set: no restart.
     Stop,
 }
@@ -57,7 +61,10 @@ impl Runtime {
                     io: None,
                     net_wait: None,
                 });
-                self.partitions[pi].agents[slot].status = AgentStatus::Running(id);
+                let slot_ref = &mut self.partitions[pi].agents[slot];
+                slot_ref.status = AgentStatus::Running(id);
+                slot_ref.started_ns = clock::now_ns();
+                slot_ref.last_heartbeat_ns = None;
                 self.event(pi, Some(slot), EventKind::AgentStarted { task: id });
             }
             Err(error) => {
@@ -96,7 +103,7 @@ impl Runtime {
                 self.event(pi, Some(si), EventKind::AgentExited { code });
                 code != 0
             }
-            Ending::Fault(kind) => {
+            Ending::Fault(kind) | Ending::Hung(kind) => {
                 self.event(pi, Some(si), kind);
                 true
             }
@@ -183,6 +190,38 @@ impl Runtime {
                 delay_ms: delay,
             },
         );
+    }
+
+    /// The watchdog: ends each watched agent that has sent no heartbeat for its interval
+    /// (counted from its start or its last heartbeat) and applies the troubleshooting
+    /// policy to it as to a failure. Called from the run loop, which comes round at least
+    /// every tick, so a hang is found within 10 ms of its interval.
+    pub fn watchdog(&mut self, now: u64) {
+        let mut hung = Vec::new();
+        for p in &self.partitions {
+            for slot in &p.agents {
+                let (AgentStatus::Running(id), Some(timeout_ms)) =
+                    (slot.status, slot.heartbeat_timeout_ms)
+                else {
+                    continue;
+                };
+                let since = slot.last_heartbeat_ns.unwrap_or(slot.started_ns);
+                let silent_ns = now.saturating_sub(since);
+                if silent_ns >= u64::from(timeout_ms) * 1_000_000 {
+                    hung.push((id, silent_ns / 1_000_000, timeout_ms, slot.heartbeats));
+                }
+            }
+        }
+        for (id, silent_ms, timeout_ms, heartbeats) in hung {
+            if let Some(ti) = self.task_index(id) {
+                let kind = EventKind::AgentHung {
+                    silent_ms,
+                    timeout_ms,
+                    heartbeats,
+                };
+                self.end_task(ti, Ending::Hung(kind));
+            }
+        }
     }
 
     /// Starts agents whose backoff has passed.
@@ -286,17 +325,24 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
     *RUNTIME.lock() = Some(rt);
 }
 
-/// The agent's own rule first, then its partition's; none means never restart.
-pub fn restart_for(p: &PolicySet, agent: &str, partition: &str) -> Restart {
+/// The agent's own rule first, then its partition's; none means never restart and no
+/// watchdog.
+pub fn restart_for(p: &PolicySet, agent: &str, partition: &str) -> Troubleshooting {
     let find = |t: &dyn Fn(&Target) -> bool| {
         p.restart_rules
             .iter()
             .find(|r| t(&r.target))
-            .map(|r| r.restart)
+            .map(|r| Troubleshooting {
+                restart: r.restart,
+                heartbeat_timeout_ms: r.heartbeat_timeout_ms,
+            })
     };
     find(&|t| matches!(t, Target::Agent(a) if a == agent))
         .or_else(|| find(&|t| matches!(t, Target::Partition(n) if n == partition)))
-        .unwrap_or(Restart::Never)
+        .unwrap_or(Troubleshooting {
+            restart: Restart::Never,
+            heartbeat_timeout_ms: None,
+        })
 }
 
 /// A partition's network limits from the protection policy (`[[limit]]` on the

@@ -96,11 +96,24 @@ pub enum AgentStatus {
     Stopped,
 }
 
+/// What the troubleshooting policy says of an agent: when to restart it, and how long it
+/// may go without a heartbeat (the watchdog) before it counts as hung.
+#[derive(Clone, Copy, Debug)]
+pub struct Troubleshooting {
+    pub restart: Restart,
+    pub heartbeat_timeout_ms: Option<u32>,
+}
+
 /// One agent placed in a partition, across its restarts.
 pub struct AgentSlot {
     pub image: Arc<AgentImage>,
     pub status: AgentStatus,
     pub restart: Restart,
+    /// The watchdog's interval, if the policy watches this agent.
+    pub heartbeat_timeout_ms: Option<u32>,
+    /// When the current run started (ns since boot): the watchdog counts from here until
+    /// the first heartbeat.
+    pub started_ns: u64,
     /// Restart times within the policy window, oldest first.
     pub restart_times: VecDeque<u64>,
     pub restarts: u32,
@@ -111,11 +124,13 @@ pub struct AgentSlot {
 
 impl AgentSlot {
     /// A slot for `image`, stopped, with no history.
-    pub fn new(image: Arc<AgentImage>, restart: Restart, share: Share) -> AgentSlot {
+    pub fn new(image: Arc<AgentImage>, care: Troubleshooting, share: Share) -> AgentSlot {
         AgentSlot {
             image,
             status: AgentStatus::Stopped,
-            restart,
+            restart: care.restart,
+            heartbeat_timeout_ms: care.heartbeat_timeout_ms,
+            started_ns: 0,
             restart_times: VecDeque::new(),
             restarts: 0,
             heartbeats: 0,

@@ -45,6 +45,7 @@ pub fn run() -> Ran {
     let mut ran_any = false;
     loop {
         let now = clock::now_ns();
+        rt.watchdog(now);
         rt.restart_due(now);
         rt.complete_io(now);
         rt.wake_net_waiters(now);

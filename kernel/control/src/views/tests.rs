@@ -997,7 +997,7 @@ fn generated_views_round_trip() {
             uptime_ns: next(),
             agents_busy_ns: next(),
         });
-        let kind = match next() % 11 {
+        let kind = match next() % 12 {
             0 => EventKind::PartitionCreated,
             1 => EventKind::AgentStarted {
                 task: next() as u32,
@@ -1032,6 +1032,11 @@ fn generated_views_round_trip() {
             },
             9 => EventKind::CpuReleased {
                 cap_percent: maybe(next()).map(|c| c as u8),
+            },
+            10 => EventKind::AgentHung {
+                silent_ms: next(),
+                timeout_ms: next() as u32,
+                heartbeats: next(),
             },
             _ => EventKind::Unknown,
         };
