@@ -663,13 +663,25 @@ fn check(rt: &mut Runtime, s: &Setting) {
     // deadline (a connection still open at the end counts with its age). Through QEMU's
     // user network only the typical life says something about the runtime (see
     // `Setting::direct`).
-    for (name, tally, deadline) in [
+    let hostile = [
         ("slow crowd", &o.slow, head_deadline),
         ("idle", &o.idle, head_deadline),
         ("lone slow", &o.lone, head_deadline),
         ("body", &o.body, body_deadline),
-    ] {
-        if tally.ends.iter().all(|e| e.1 == End::Open) {
+    ];
+    // Through QEMU's user network a kind of client can sit in QEMU the whole attack, its
+    // host connect done and never opened to the runtime (seen for all 12 idle clients
+    // behind 400 of the slow crowd, in about one run in five): there, the runtime must
+    // have ended the hostile connections it was given, of whichever kind.
+    if !s.direct
+        && hostile
+            .iter()
+            .all(|(_, t, _)| t.ends.iter().all(|e| e.1 == End::Open))
+    {
+        failures.push("the runtime ended none of the hostile connections".into());
+    }
+    for (name, tally, deadline) in hostile {
+        if s.direct && tally.ends.iter().all(|e| e.1 == End::Open) {
             failures.push(format!("{name}: the runtime ended none of its connections"));
         }
         if s.direct && tally.longest() > deadline + NOTICE {
