@@ -1,14 +1,14 @@
 //! Monotonic time since kernel entry, from the TSC calibrated against the PIT.
 //!
 //! Owns the TSC rate, its calibration and refinement, the tick counter and the count of
-//! time spent idle. Boot
-//! calibration runs *alongside* initialisation rather than before it: the PIT is read
-//! when the kernel starts and again when init is done, so the window costs no boot time
-//! and is as long as init itself (log lines from that window carry raw TSC stamps and are
-//! formatted once the rate is known, see `console`). [`Refiner`] then measures the rate
-//! against the PIT over a full second after `ready` and rebases the clock, keeping it
-//! continuous and monotonic — as Linux refines its TSC calibration after boot. It must
-//! not program hardware other than the PIT and the APIC timer's calibration count.
+//! time spent idle. Boot calibration runs *alongside* initialisation rather than before
+//! it: the PIT is read when the kernel starts and again when init is done, so the
+//! window costs no boot time and is as long as init itself (log lines from that window
+//! carry raw TSC stamps and are formatted once the rate is known, see `console`).
+//! [`Refiner`] then measures the rate against the PIT over a full second after `ready`
+//! and rebases the clock, keeping it continuous and monotonic — as Linux refines its
+//! TSC calibration after boot. It must not program hardware other than the PIT and the
+//! APIC timer's calibration count.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
