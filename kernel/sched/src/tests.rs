@@ -481,23 +481,23 @@ fn set_share_mid_run() {
 /// a large weight does not keep, at a small one, a lag it has not earned.
 #[test]
 fn reweighting_carries_no_debt_or_credit() {
-    let mut sim = Sim::new(&[share(100), share(100)]);
-    sim.run_until(S, full);
-    sim.sched.set_share(0, share(MIN_WEIGHT), sim.now).unwrap();
-    sim.run_until(11 * S, full);
-    sim.sched.set_share(0, share(100), sim.now).unwrap();
-    let (from, before) = (sim.now, sim.ran.clone());
-    sim.run_until(12 * S, full);
-    let s = sim.shares_since(from, &before);
-    assert_near("back at weight 100", s[0], 50.0, 1.0);
-
-    let mut sim = Sim::new(&[share(MAX_WEIGHT), share(100)]);
-    sim.run_until(10 * S, full);
-    sim.sched.set_share(0, share(100), sim.now).unwrap();
-    let (from, before) = (sim.now, sim.ran.clone());
-    sim.run_until(11 * S, full);
-    let s = sim.shares_since(from, &before);
-    assert_near("down from the largest weight", s[0], 50.0, 1.0);
+    // Task 0 runs beside task 1 (weight 100) at each weight in turn, a span each; its
+    // share over the second after the last change.
+    let share_after = |weights: &[(u32, u64)]| {
+        let mut sim = Sim::new(&[share(weights[0].0), share(100)]);
+        for &(weight, span) in weights {
+            sim.sched.set_share(0, share(weight), sim.now).unwrap();
+            sim.run_until(sim.now + span, full);
+        }
+        sim.sched.set_share(0, share(100), sim.now).unwrap();
+        let (from, before) = (sim.now, sim.ran.clone());
+        sim.run_until(sim.now + S, full);
+        sim.shares_since(from, &before)[0]
+    };
+    let back = share_after(&[(100, S), (MIN_WEIGHT, 10 * S)]);
+    assert_near("back at weight 100", back, 50.0, 1.0);
+    let down = share_after(&[(MAX_WEIGHT, 10 * S)]);
+    assert_near("down from the largest weight", down, 50.0, 1.0);
 }
 
 #[test]
