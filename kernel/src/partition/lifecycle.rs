@@ -208,17 +208,17 @@ impl Runtime {
                 let since = slot.last_heartbeat_ns.unwrap_or(slot.started_ns);
                 let silent_ns = now.saturating_sub(since);
                 if silent_ns >= u64::from(timeout_ms) * 1_000_000 {
-                    hung.push((id, silent_ns / 1_000_000, timeout_ms, slot.heartbeats));
+                    let kind = EventKind::AgentHung {
+                        silent_ms: silent_ns / 1_000_000,
+                        timeout_ms,
+                        heartbeats: slot.heartbeats,
+                    };
+                    hung.push((id, kind));
                 }
             }
         }
-        for (id, silent_ms, timeout_ms, heartbeats) in hung {
+        for (id, kind) in hung {
             if let Some(ti) = self.task_index(id) {
-                let kind = EventKind::AgentHung {
-                    silent_ms,
-                    timeout_ms,
-                    heartbeats,
-                };
                 self.end_task(ti, Ending::Hung(kind));
             }
         }
