@@ -485,7 +485,6 @@ const WINDOW: Duration = Duration::from_millis(1500);
 /// The peer's TCP stream (`lab-tcp send`, 1 TiB) into a partition's service, in the
 /// background, measured on the partition's port.
 struct Stream {
-    port: String,
     part: String,
     agent: String,
 }
@@ -506,7 +505,6 @@ impl Stream {
             "lab-tcp send {ip} {port} 1099511627776 >/tmp/stream 2>&1 &"
         )));
         Stream {
-            port: format!("{part}/0"),
             part: part.into(),
             agent: agent.into(),
         }
@@ -524,8 +522,9 @@ impl Stream {
             ("agent", self.agent.as_str()),
         ];
         let delta = |name: &str| m1.get(name, &agent) - m0.get(name, &agent);
+        let port = format!("{}/0", self.part);
         Window {
-            rate: (m1.port("tx_bytes", &self.port) - m0.port("tx_bytes", &self.port)) as f64
+            rate: (m1.port("tx_bytes", &port) - m0.port("tx_bytes", &port)) as f64
                 / (m1.uptime() - m0.uptime()),
             wait_us: 1e6 * delta("plinth_agent_run_delay_seconds")
                 / delta("plinth_agent_scheduled").max(1.0),
