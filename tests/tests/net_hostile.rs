@@ -522,10 +522,28 @@ impl Stream {
             ("agent", self.agent.as_str()),
         ];
         let delta = |name: &str| m1.get(name, &agent) - m0.get(name, &agent);
+        let span = m1.uptime() - m0.uptime();
+        // The CPU's time is all accounted for, idle among it, and the agent ran: the
+        // figures below are the runtime's own, not zeros from missing metrics.
+        let cpu = |mode: &str| {
+            let labels = [("cpu", "0"), ("mode", mode)];
+            m1.get("plinth_cpu_seconds_total", &labels)
+                - m0.get("plinth_cpu_seconds_total", &labels)
+        };
+        let modes = [cpu("idle"), cpu("agents"), cpu("runtime")];
+        assert!(
+            (modes.iter().sum::<f64>() - span).abs() < 0.02 * span
+                && modes.iter().all(|t| *t >= 0.0),
+            "CPU time {modes:?} s over {span} s"
+        );
+        assert!(
+            delta("plinth_agent_scheduled") > 0.0,
+            "{} never ran",
+            self.agent
+        );
         let port = format!("{}/0", self.part);
         Window {
-            rate: (m1.port("tx_bytes", &port) - m0.port("tx_bytes", &port)) as f64
-                / (m1.uptime() - m0.uptime()),
+            rate: (m1.port("tx_bytes", &port) - m0.port("tx_bytes", &port)) as f64 / span,
             wait_us: 1e6 * delta("plinth_agent_run_delay_seconds")
                 / delta("plinth_agent_scheduled").max(1.0),
         }
