@@ -208,6 +208,40 @@ impl Limiter {
     /// if either is short, the nanoseconds until both will have enough (see
     /// [`TokenBucket::try_take`]).
     pub fn try_take(&mut self, bytes: u64, now_ns: u64) -> Result<(), u64> {
+        match self.wait_ns(bytes, now_ns) {
+            0 => {
+                self.take(bytes);
+                Ok(())
+            }
+            wait => Err(wait),
+        }
+    }
+
+    /// Takes `bytes` bytes and one operation from this limiter and from `outer` (an
+    /// agent's and its partition's, say) at `now_ns`: from all four buckets or from none.
+    /// If any is short, the nanoseconds until all will have enough.
+    pub fn try_take_with(
+        &mut self,
+        outer: &mut Limiter,
+        bytes: u64,
+        now_ns: u64,
+    ) -> Result<(), u64> {
+        match self
+            .wait_ns(bytes, now_ns)
+            .max(outer.wait_ns(bytes, now_ns))
+        {
+            0 => {
+                self.take(bytes);
+                outer.take(bytes);
+                Ok(())
+            }
+            wait => Err(wait),
+        }
+    }
+
+    /// Refills at `now_ns` and says how long until `bytes` bytes and one operation can be
+    /// taken (0: now).
+    pub fn wait_ns(&mut self, bytes: u64, now_ns: u64) -> u64 {
         let mut wait = 0;
         if let Some(b) = &mut self.bytes {
             b.refill(now_ns);
@@ -217,16 +251,17 @@ impl Limiter {
             o.refill(now_ns);
             wait = wait.max(o.wait_ns(1));
         }
-        if wait > 0 {
-            return Err(wait);
-        }
+        wait
+    }
+
+    /// Takes what [`wait_ns`](Self::wait_ns) just said is there.
+    fn take(&mut self, bytes: u64) {
         if let Some(b) = &mut self.bytes {
             b.take(bytes);
         }
         if let Some(o) = &mut self.ops {
             o.take(1);
         }
-        Ok(())
     }
 
     /// Sets, changes or (with `None`) removes the bytes limit at `now_ns`. A changed

@@ -321,3 +321,24 @@ fn setting_and_removing_limits() {
     assert!(!l.is_limited());
     assert_eq!(l.try_take(1, 0), Ok(()));
 }
+
+#[test]
+fn two_limiters_give_all_or_nothing() {
+    // An agent's limiter (ops) inside its partition's (bytes).
+    let mut agent = Limiter::new(None, Some((10, 1)), 0);
+    let mut part = Limiter::new(Some((1000, 1000)), None, 0);
+    assert_eq!(agent.try_take_with(&mut part, 600, 0), Ok(()));
+    // The agent's op is spent: the partition's bytes stay as they were.
+    assert_eq!(agent.try_take_with(&mut part, 100, 0), Err(S / 10));
+    assert_eq!(part.bytes.as_ref().unwrap().tokens(0), 400);
+    // At 0.1 s the agent has its op, the partition 500 bytes: 600 waits 0.1 s more, and
+    // the agent's op is not spent meanwhile.
+    assert_eq!(agent.try_take_with(&mut part, 600, S / 10), Err(S / 10));
+    assert_eq!(agent.ops.as_ref().unwrap().tokens(S / 10), 1);
+    assert_eq!(agent.try_take_with(&mut part, 600, S / 5), Ok(()));
+    assert_eq!(part.bytes.as_ref().unwrap().tokens(S / 5), 0);
+    assert_eq!(agent.ops.as_ref().unwrap().tokens(S / 5), 0);
+    // Unlimited on both sides grants everything.
+    let (mut a, mut b) = (Limiter::unlimited(), Limiter::unlimited());
+    assert_eq!(a.try_take_with(&mut b, u64::MAX, 0), Ok(()));
+}
