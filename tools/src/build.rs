@@ -22,7 +22,9 @@ pub enum BuildError {
 }
 
 /// The example agents `hostshim` carries (its `examples/`), built for the runtime.
-pub const EXAMPLE_AGENTS: [&str; 6] = ["hello", "spinner", "scrubber", "hostile", "bench", "echo"];
+pub const EXAMPLE_AGENTS: [&str; 7] = [
+    "hello", "spinner", "scrubber", "hostile", "bench", "echo", "ioload",
+];
 
 /// A cargo command for the target, without the host's flags.
 fn target_cargo(root: &std::path::Path, target_dir: &std::path::Path) -> Command {

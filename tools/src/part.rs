@@ -93,8 +93,8 @@ pub enum PartCmd {
     Restart { name: String },
     /// Stop it and remove it, returning its memory.
     Terminate { name: String },
-    /// Change its memory quota, CPU share or its NICs' rate limits (at least one
-    /// option).
+    /// Change its memory quota, CPU share, its NICs' rate limits or its disk budget (at
+    /// least one option).
     Resize {
         name: String,
         #[arg(long, value_name = "MIB")]
@@ -113,6 +113,14 @@ pub enum PartCmd {
         /// `,burst=N` the bucket's size. `off` removes the limit.
         #[arg(long = "net-pps", value_name = "N[,burst=N]|off", value_parser = parse_net_pps)]
         net_pps: Option<RateArg>,
+        /// Disk reads and writes per second, all its agents' together, with `,burst=N`
+        /// the bucket's size. `off` removes the limit.
+        #[arg(long = "disk-iops", value_name = "N[,burst=N]|off", value_parser = parse_disk_iops)]
+        disk_iops: Option<RateArg>,
+        /// Disk bytes read plus written per second, all its agents' together, in IEC
+        /// units as `--net-rate`, with `,burst=BYTES`. `off` removes the limit.
+        #[arg(long = "disk-rate", value_name = "RATE[,burst=BYTES]|off", value_parser = parse_net_rate)]
+        disk_rate: Option<RateArg>,
     },
     /// Attach a data extent of the appliance disk.
     AttachDisk { name: String, extent: String },
@@ -158,6 +166,8 @@ pub enum OptionError {
     RateSyntax(String),
     #[error("{0:?} is not a number of frames per second (a whole number, /s optional)")]
     Frames(String),
+    #[error("{0:?} is not a number of requests per second (a whole number, /s optional)")]
+    Requests(String),
     #[error("a rate of 0 is no limit: `off` removes the limit")]
     Zero,
     #[error("off takes no burst")]
@@ -211,6 +221,16 @@ pub fn parse_net_rate(text: &str) -> Result<RateArg, OptionError> {
     parse_rate_arg(text, |a| Ok(parse_bytes(a)?))
 }
 
+/// `--disk-iops`: whole requests per second (`200/s`, `200,burst=400`), or `off`.
+pub fn parse_disk_iops(text: &str) -> Result<RateArg, OptionError> {
+    parse_rate_arg(text, |a| {
+        a.parse::<u64>()
+            .ok()
+            .filter(|_| a.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| OptionError::Requests(a.to_string()))
+    })
+}
+
 /// `--net-pps`: whole frames per second (`10000/s`, `500,burst=2000`), or `off`.
 pub fn parse_net_pps(text: &str) -> Result<RateArg, OptionError> {
     parse_rate_arg(text, |a| {
@@ -260,9 +280,13 @@ impl PartCmd {
                 cap,
                 net_rate,
                 net_pps,
+                disk_iops,
+                disk_rate,
             } => {
                 let (net_bytes_per_sec, net_bytes_burst) = RateArg::fields(*net_rate);
                 let (net_packets_per_sec, net_packets_burst) = RateArg::fields(*net_pps);
+                let (disk_iops, disk_iops_burst) = RateArg::fields(*disk_iops);
+                let (disk_bytes_per_sec, disk_bytes_burst) = RateArg::fields(*disk_rate);
                 Command::Resize {
                     name: name(n),
                     resize: Resize {
@@ -273,6 +297,10 @@ impl PartCmd {
                         net_bytes_burst,
                         net_packets_per_sec,
                         net_packets_burst,
+                        disk_iops,
+                        disk_iops_burst,
+                        disk_bytes_per_sec,
+                        disk_bytes_burst,
                     },
                 }
             }
@@ -374,8 +402,13 @@ fn arg_message(e: &ControlError) -> String {
         "index" => "INDEX",
         "net_bytes_per_sec" | "net_bytes_burst" => "--net-rate",
         "net_packets_per_sec" | "net_packets_burst" => "--net-pps",
+        "disk_iops" | "disk_iops_burst" => "--disk-iops",
+        "disk_bytes_per_sec" | "disk_bytes_burst" => "--disk-rate",
         "body" => {
-            return String::from("resize needs --memory, --weight, --cap, --net-rate or --net-pps");
+            return String::from(
+                "resize needs --memory, --weight, --cap, --net-rate, --net-pps, --disk-iops \
+                 or --disk-rate",
+            );
         }
         other => other,
     };
@@ -576,6 +609,9 @@ pub fn format_partition(p: &PartitionView) -> String {
         mib_of(m.peak_bytes)
     );
     let _ = write!(out, "disk:    {}", format_disk(p.disk.as_ref()));
+    if let Some(d) = &p.disk {
+        let _ = write!(out, ": {}", format_disk_use(d));
+    }
     if p.nics.is_empty() {
         out.push_str("\nnics:    -");
     }
@@ -639,6 +675,46 @@ fn format_nic_brief(n: &NicView) -> String {
         .map(|t| format!(" (tenant {t})"))
         .unwrap_or_default();
     format!("{} on {}, {vlan}{tenant}", n.mac, n.port)
+}
+
+/// What the partition did with its disk and the governor's budget: `7 reads (28 KiB),
+/// 3 writes (1.5 KiB), 2 throttled (5 ms), 1 waiting, budget 100 IOPS (burst 200)`.
+fn format_disk_use(d: &DiskView) -> String {
+    let u = &d.usage;
+    let r = d.rate.unwrap_or_default();
+    let mut budget = Vec::new();
+    if let Some(iops) = r.iops {
+        let burst = r.iops_burst.filter(|b| *b != iops);
+        budget.push(format!(
+            "{iops} IOPS{}",
+            burst.map(|b| format!(" (burst {b})")).unwrap_or_default()
+        ));
+    }
+    if let Some(bps) = r.bytes_per_sec {
+        let burst = r.bytes_burst.filter(|b| *b != bps);
+        budget.push(format!(
+            "{}/s{}",
+            format_bytes(bps),
+            burst
+                .map(|b| format!(" (burst {})", format_bytes(b)))
+                .unwrap_or_default()
+        ));
+    }
+    format!(
+        "{} reads ({}), {} writes ({}), {} throttled ({} ms), {} waiting, budget {}",
+        u.reads,
+        format_bytes(u.read_bytes),
+        u.writes,
+        format_bytes(u.written_bytes),
+        u.throttled,
+        u.throttled_ns / 1_000_000,
+        d.waiting,
+        if budget.is_empty() {
+            String::from("unlimited")
+        } else {
+            budget.join(", ")
+        }
+    )
 }
 
 /// A NIC's limits: `1 MiB/s (burst 2 MiB), 1000 frames/s (burst 1000)`; none:
@@ -954,6 +1030,32 @@ mod tests {
                 ..Resize::default()
             }
         );
+        assert_eq!(
+            resize(&[
+                "resize",
+                "web",
+                "--disk-iops",
+                "200/s,burst=400",
+                "--disk-rate",
+                "1MiB/s"
+            ]),
+            Resize {
+                disk_iops: Some(200),
+                disk_iops_burst: Some(400),
+                disk_bytes_per_sec: Some(1 << 20),
+                ..Resize::default()
+            }
+        );
+        assert_eq!(
+            resize(&["resize", "web", "--disk-iops", "off"]),
+            Resize {
+                disk_iops: Some(0),
+                ..Resize::default()
+            }
+        );
+        for bad in ["1.5", "2k", "-1", "", "0"] {
+            assert!(parse_disk_iops(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -1228,7 +1330,13 @@ mod tests {
         );
         assert_eq!(
             message(&["resize", "p"]),
-            "resize needs --memory, --weight, --cap, --net-rate or --net-pps"
+            "resize needs --memory, --weight, --cap, --net-rate, --net-pps, --disk-iops or \
+             --disk-rate"
+        );
+        assert_eq!(
+            message(&["resize", "p", "--disk-iops", "10,burst=9"]),
+            "invalid --disk-iops: 9 is below disk_iops 10; a burst holds at least one second \
+             of the rate"
         );
         assert_eq!(
             message(&["attach-nic", "p", "--mac", "ff:ff:ff:ff:ff:ff"]),
@@ -1320,7 +1428,8 @@ mod tests {
              tenant:  -\n\
              labels:  management\n\
              memory:  0.5 MiB used of 32 MiB (peak 0.5 MiB)\n\
-             disk:    8 MiB at LBA 4096\n\
+             disk:    8 MiB at LBA 4096: 0 reads (0 B), 0 writes (0 B), 0 throttled (0 ms), \
+             0 waiting, budget unlimited\n\
              nics:    -\n\
              agent    hello 0.1.0: running (task 1, 0.000 s cpu, 5 syscalls, 0 restarts, \
              3 heartbeats, last 200 ms ago, cpu weight 50, cap 20%)"
@@ -1331,7 +1440,8 @@ mod tests {
              tenant:  -\n\
              labels:  management\n\
              memory:  0.5 MiB used of 32 MiB (peak 0.5 MiB)\n\
-             disk:    8 MiB at LBA 4096\n\
+             disk:    8 MiB at LBA 4096: 0 reads (0 B), 0 writes (0 B), 0 throttled (0 ms), \
+             0 waiting, budget unlimited\n\
              nic 0    02:00:00:00:01:00 on mgmt/0, native VLAN: rx 10 frames (1.2 KiB), \
              tx 12 frames (1.5 KiB), 0 drops, 0 queued, rate unlimited\n\
              nic 3    02:00:00:00:01:03 on mgmt/3, VLAN 100 (tenant acme): rx 0 frames (0 B), \

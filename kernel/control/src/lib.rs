@@ -134,10 +134,12 @@ pub struct CreatePartition {
 ///
 /// The `net_*` fields are token buckets on every NIC of the partition, each NIC with its
 /// own bucket per direction (sending and receiving are limited apart), as the protection
-/// policy's `[limit.network]` sets them: a rate per second and a burst, which holds at
-/// least one second of the rate and is the rate when not given. A rate of `0` removes
-/// that limit (its burst must then be absent); a burst needs its rate in the same
-/// request. Fields left out leave their setting as it is.
+/// policy's `[limit.network]` sets them; the `disk_*` fields are the partition's disk
+/// budget (all its agents' reads and writes together), as `[limit.disk]` sets it. Each
+/// is a rate per second and a burst, which holds at least one second of the rate and is
+/// the rate when not given. A rate of `0` removes that limit (its burst must then be
+/// absent); a burst needs its rate in the same request. Fields left out leave their
+/// setting as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resize {
@@ -159,6 +161,18 @@ pub struct Resize {
     /// Frames the bucket holds; at least `net_packets_per_sec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_packets_burst: Option<u64>,
+    /// Disk reads and writes per second, the partition's together; `0`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_iops: Option<u64>,
+    /// Requests the bucket holds; at least `disk_iops`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_iops_burst: Option<u64>,
+    /// Bytes read plus written per second; `0`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_per_sec: Option<u64>,
+    /// Bytes the bucket holds; at least `disk_bytes_per_sec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_burst: Option<u64>,
 }
 
 /// The body of `PUT /api/v1/partitions/NAME/disk`: a data extent of the appliance disk.
@@ -206,6 +220,10 @@ const RESIZE_SHAPE: Shape = Shape {
         "net_bytes_burst",
         "net_packets_per_sec",
         "net_packets_burst",
+        "disk_iops",
+        "disk_iops_burst",
+        "disk_bytes_per_sec",
+        "disk_bytes_burst",
     ],
     required: &[],
     nested: &[],
@@ -685,6 +703,14 @@ impl Resize {
         self == &Resize::default()
     }
 
+    /// Whether a disk rate or burst is given.
+    pub fn has_disk(&self) -> bool {
+        self.disk_iops.is_some()
+            || self.disk_iops_burst.is_some()
+            || self.disk_bytes_per_sec.is_some()
+            || self.disk_bytes_burst.is_some()
+    }
+
     /// Whether a network rate or burst is given.
     pub fn has_network(&self) -> bool {
         self.net_bytes_per_sec.is_some()
@@ -700,7 +726,8 @@ impl Resize {
                 "body",
                 String::from(
                     "a resize needs memory_mib, cpu_weight, cpu_cap_percent, \
-                     net_bytes_per_sec or net_packets_per_sec",
+                     net_bytes_per_sec, net_packets_per_sec, disk_iops or \
+                     disk_bytes_per_sec",
                 ),
             ));
         }
@@ -715,6 +742,14 @@ impl Resize {
         check_bucket(
             ("net_packets_per_sec", self.net_packets_per_sec),
             ("net_packets_burst", self.net_packets_burst),
+        )?;
+        check_bucket(
+            ("disk_iops", self.disk_iops),
+            ("disk_iops_burst", self.disk_iops_burst),
+        )?;
+        check_bucket(
+            ("disk_bytes_per_sec", self.disk_bytes_per_sec),
+            ("disk_bytes_burst", self.disk_bytes_burst),
         )
     }
 }

@@ -1081,7 +1081,7 @@ fn unknown_duplicate_and_missing_fields_are_named() {
         bad_json(dec("POST", &resize, r#"{"memory":64}"#)),
         "unknown field \"memory\" in a resize; it takes memory_mib, cpu_weight, \
          cpu_cap_percent, net_bytes_per_sec, net_bytes_burst, net_packets_per_sec, \
-         net_packets_burst"
+         net_packets_burst, disk_iops, disk_iops_burst, disk_bytes_per_sec, disk_bytes_burst"
     );
     // A long unknown key is cut in the message (no 64-byte buffer to overflow).
     let key = "é".repeat(200);
@@ -1256,6 +1256,62 @@ fn body_presence_and_size() {
 }
 
 #[test]
+fn disk_rates_in_a_resize() {
+    let path = format!("{P}/p/resize");
+    let resize = |body: &str| dec("POST", &path, body);
+    let get = |body: &str| match ok(resize(body)) {
+        Command::Resize { resize, .. } => resize,
+        other => panic!("{other:?}"),
+    };
+    let r = get(r#"{"disk_iops":200,"disk_iops_burst":400,"disk_bytes_per_sec":1048576}"#);
+    assert_eq!(
+        r,
+        Resize {
+            disk_iops: Some(200),
+            disk_iops_burst: Some(400),
+            disk_bytes_per_sec: Some(1 << 20),
+            ..Resize::default()
+        }
+    );
+    assert!(r.has_disk() && !r.has_network() && !Resize::default().has_disk());
+    // 0 lifts a limit, alone.
+    assert_eq!(get(r#"{"disk_iops":0}"#).disk_iops, Some(0));
+    for (body, field) in [
+        (r#"{"disk_iops_burst":10}"#, "disk_iops_burst"),
+        (r#"{"disk_bytes_burst":10}"#, "disk_bytes_burst"),
+        (r#"{"disk_iops":0,"disk_iops_burst":10}"#, "disk_iops_burst"),
+        (r#"{"disk_iops":10,"disk_iops_burst":9}"#, "disk_iops_burst"),
+        (
+            r#"{"disk_bytes_per_sec":4096,"disk_bytes_burst":4095}"#,
+            "disk_bytes_burst",
+        ),
+        // A burst with the other rate is still without its own.
+        (
+            r#"{"disk_iops":10,"disk_bytes_burst":10}"#,
+            "disk_bytes_burst",
+        ),
+    ] {
+        assert_eq!(invalid_field(resize(body)), field, "{body}");
+    }
+    assert_eq!(
+        resize(r#"{"disk_iops":10,"disk_iops_burst":9}"#)
+            .unwrap_err()
+            .to_string(),
+        "invalid disk_iops_burst: 9 is below disk_iops 10; a burst holds at least one \
+         second of the rate"
+    );
+    for body in [
+        r#"{"disk_iops":-1}"#,
+        r#"{"disk_iops":1.5}"#,
+        r#"{"disk_bytes_per_sec":"1MiB"}"#,
+        r#"{"disk_iops":18446744073709551616}"#,
+        r#"{"disk_rate":1}"#,
+    ] {
+        bad_json(resize(body));
+    }
+}
+
+#[test]
 fn resize_needs_a_field() {
     let path = format!("{P}/p/resize");
     for body in [
@@ -1269,7 +1325,7 @@ fn resize_needs_a_field() {
     assert_eq!(
         dec("POST", &path, "{}").unwrap_err().to_string(),
         "invalid body: a resize needs memory_mib, cpu_weight, cpu_cap_percent, \
-         net_bytes_per_sec or net_packets_per_sec"
+         net_bytes_per_sec, net_packets_per_sec, disk_iops or disk_bytes_per_sec"
     );
     for (body, expect) in [
         (
@@ -1449,6 +1505,10 @@ fn shapes_list_exactly_the_struct_fields() {
         net_bytes_burst: Some(1),
         net_packets_per_sec: Some(1),
         net_packets_burst: Some(1),
+        disk_iops: Some(1),
+        disk_iops_burst: Some(1),
+        disk_bytes_per_sec: Some(1),
+        disk_bytes_burst: Some(1),
     };
     assert_eq!(
         keys(serde_json::to_value(r).unwrap()),

@@ -304,11 +304,44 @@ pub struct MemoryView {
     pub page_table_bytes: u64,
 }
 
-/// A partition's data disk: an extent of the appliance disk, in 512-byte sectors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A partition's data disk: an extent of the appliance disk, in 512-byte sectors; what
+/// its agents did with it, and the disk governor's word on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskView {
     pub first_lba: u64,
     pub sectors: u64,
+    /// The partition's requests since it was created, across its agents' runs.
+    #[serde(default)]
+    pub usage: DiskUsageView,
+    /// Requests waiting for the budget now.
+    #[serde(default)]
+    pub waiting: u32,
+    /// The partition's budget (all its agents together); `null` when it has none.
+    #[serde(default)]
+    pub rate: Option<DiskRateView>,
+}
+
+/// Disk requests that reached the disk (a partition's or an agent's, since it was
+/// created), and how many of them the disk governor held back, for how long in all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsageView {
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub written_bytes: u64,
+    pub throttled: u64,
+    pub throttled_ns: u64,
+}
+
+/// A disk budget: token buckets for requests and bytes (reads and writes together),
+/// refilled at the rate per second and holding the burst. A `null` rate is not limited
+/// (and has a `null` burst).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskRateView {
+    pub iops: Option<u64>,
+    pub iops_burst: Option<u64>,
+    pub bytes_per_sec: Option<u64>,
+    pub bytes_burst: Option<u64>,
 }
 
 impl DiskView {
@@ -342,6 +375,9 @@ pub struct AgentView {
     /// `null` before the first heartbeat.
     pub last_heartbeat_ms_ago: Option<u64>,
     pub cpu: CpuView,
+    /// Its disk requests since it was placed, across its runs.
+    #[serde(default)]
+    pub disk: DiskUsageView,
 }
 
 /// An agent's CPU share.

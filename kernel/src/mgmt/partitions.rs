@@ -12,8 +12,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use plinth_control::views::{
-    self, AgentState, AgentView, CpuView, DiskView, EventList, EventView, MemoryView, NetRateView,
-    NicView, PartitionList, PartitionView, Terminated, View,
+    self, AgentState, AgentView, CpuView, DiskRateView, DiskUsageView, DiskView, EventList,
+    EventView, MemoryView, NetRateView, NicView, PartitionList, PartitionView, Terminated, View,
 };
 use plinth_control::{Command, ControlError};
 use plinth_http::Response;
@@ -22,6 +22,7 @@ use crate::clock;
 use crate::net::switch;
 use crate::partition::control::CommandError;
 use crate::partition::events::Event;
+use crate::partition::model::DiskUsage;
 use crate::partition::model::PartNic;
 use crate::partition::model::PartitionState;
 use crate::partition::nics::format_mac;
@@ -53,9 +54,28 @@ fn partition(p: &Partition, rt: &Runtime, now: u64) -> PartitionView {
         disk: p.disk.map(|d| DiskView {
             first_lba: d.first_lba,
             sectors: d.sectors,
+            usage: disk_usage(&p.disk_usage),
+            waiting: u32::try_from(p.disk_gate.waiting()).unwrap_or(u32::MAX),
+            rate: p.disk_budget.is_limited().then_some(DiskRateView {
+                iops: p.disk_budget.ops.map(|b| b.0),
+                iops_burst: p.disk_budget.ops.map(|b| b.1),
+                bytes_per_sec: p.disk_budget.bytes.map(|b| b.0),
+                bytes_burst: p.disk_budget.bytes.map(|b| b.1),
+            }),
         }),
         agents: p.agents.iter().map(|a| agent(a, rt, now)).collect(),
         nics: p.nics.iter().map(|n| nic(p, n)).collect(),
+    }
+}
+
+fn disk_usage(u: &DiskUsage) -> DiskUsageView {
+    DiskUsageView {
+        reads: u.reads,
+        read_bytes: u.read_bytes,
+        writes: u.writes,
+        written_bytes: u.written_bytes,
+        throttled: u.throttled,
+        throttled_ns: u.throttled_ns,
     }
 }
 
@@ -117,6 +137,7 @@ fn agent(a: &AgentSlot, rt: &Runtime, now: u64) -> AgentView {
             a.share.weight,
             a.share.cap.map(|c| (c.quota_ns, c.period_ns)),
         ),
+        disk: disk_usage(&a.disk_usage),
     }
 }
 
@@ -316,6 +337,51 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
             &[("partition", p.name.as_str())],
             p.memory_quota as f64,
         );
+    }
+    // The disk governor's counters, kept across agents' restarts.
+    type DiskSeries = fn(&DiskUsage) -> f64;
+    let disk_series: [(&str, &str, DiskSeries); 6] = [
+        (
+            "plinth_partition_disk_reads_total",
+            "Disk reads the partition's agents made.",
+            |u| u.reads as f64,
+        ),
+        (
+            "plinth_partition_disk_read_bytes_total",
+            "Bytes the partition's agents read.",
+            |u| u.read_bytes as f64,
+        ),
+        (
+            "plinth_partition_disk_writes_total",
+            "Disk writes the partition's agents made.",
+            |u| u.writes as f64,
+        ),
+        (
+            "plinth_partition_disk_written_bytes_total",
+            "Bytes the partition's agents wrote.",
+            |u| u.written_bytes as f64,
+        ),
+        (
+            "plinth_partition_disk_throttled_total",
+            "Disk requests that waited for the partition's or their agent's budget.",
+            |u| u.throttled as f64,
+        ),
+        (
+            "plinth_partition_disk_throttled_seconds_total",
+            "Time those requests waited, summed.",
+            |u| u.throttled_ns as f64 / 1e9,
+        ),
+    ];
+    for (name, help, value) in disk_series {
+        for p in &rt.partitions {
+            w.metric(
+                name,
+                help,
+                Kind::Counter,
+                &[("partition", p.name.as_str())],
+                value(&p.disk_usage),
+            );
+        }
     }
     type Series = fn(&AgentSlot, &Runtime) -> f64;
     fn usage(a: &AgentSlot, rt: &Runtime) -> plinth_sched::Usage {

@@ -14,7 +14,9 @@ use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
 use super::lifecycle::{Ending, net_limits_for, restart_for, share_for};
-use super::model::{AgentSlot, AgentStatus, DataDisk, NetLimits, Partition, PartitionState};
+use super::model::{
+    AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, NetLimits, Partition, PartitionState,
+};
 use super::{CAP_PERIOD_NS, MIB, Runtime};
 use crate::memory;
 
@@ -146,6 +148,9 @@ impl Runtime {
             agents: slots,
             nics: Vec::new(),
             net_limits: net_limits_for(&self.policies, &c.name),
+            disk_gate: DiskGate::new(),
+            disk_budget: plinth_iogate::Budget::UNLIMITED,
+            disk_usage: DiskUsage::default(),
         });
         let pi = self.partitions.len() - 1;
         // NICs last: a refusal (the tenant's pool is exhausted) takes the partition back.
@@ -156,6 +161,7 @@ impl Runtime {
                 return Err(e);
             }
         }
+        self.apply_disk_policy(pi, crate::clock::now_ns());
         self.event(pi, None, EventKind::PartitionCreated);
         Ok(pi)
     }
@@ -240,8 +246,8 @@ impl Runtime {
         before
     }
 
-    /// `POST …/resize`: memory quota (never below what is in use), CPU share and network
-    /// limits (each NIC's buckets, changed at once).
+    /// `POST …/resize`: memory quota (never below what is in use), CPU share, network
+    /// limits (each NIC's buckets) and the disk budget, each changed at once.
     pub fn resize(&mut self, pi: usize, r: &Resize) -> Result<(), CommandError> {
         if let Some(mib) = r.memory_mib {
             let quota = mib.saturating_mul(MIB);
@@ -267,21 +273,28 @@ impl Runtime {
                 }
             }
         }
+        // A rate of 0 lifts the limit; a rate alone has a one-second burst; a field not
+        // given keeps its current value.
+        let bucket = |rate: Option<u64>, burst: Option<u64>, old: Option<(u64, u64)>| match rate {
+            Some(0) => None,
+            Some(rate) => Some((rate, burst.unwrap_or(rate))),
+            None => old,
+        };
         if r.has_network() {
-            // A rate of 0 lifts the limit; a rate alone has a one-second burst; a field
-            // not given keeps its current value.
-            let bucket = |rate: Option<u64>, burst: Option<u64>, old: Option<(u64, u64)>| match rate
-            {
-                Some(0) => None,
-                Some(rate) => Some((rate, burst.unwrap_or(rate))),
-                None => old,
-            };
             let old = self.partitions[pi].net_limits;
             let limits = NetLimits {
                 bytes: bucket(r.net_bytes_per_sec, r.net_bytes_burst, old.bytes),
                 packets: bucket(r.net_packets_per_sec, r.net_packets_burst, old.packets),
             };
             self.set_net_limits(pi, limits);
+        }
+        if r.has_disk() {
+            let old = self.partitions[pi].disk_budget;
+            let budget = plinth_iogate::Budget {
+                ops: bucket(r.disk_iops, r.disk_iops_burst, old.ops),
+                bytes: bucket(r.disk_bytes_per_sec, r.disk_bytes_burst, old.bytes),
+            };
+            self.set_disk_budget(pi, budget, crate::clock::now_ns());
         }
         Ok(())
     }

@@ -18,7 +18,8 @@ use plinth_sched::{Cap, Share};
 use super::events::EventKind;
 use super::loader;
 use super::model::{
-    AgentSlot, AgentStatus, DataDisk, NetLimits, Partition, PartitionState, Task, Troubleshooting,
+    AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, NetLimits, Partition, PartitionState,
+    Task, Troubleshooting,
 };
 use super::{CAP_PERIOD_NS, MIB, RUNTIME, Runtime};
 use crate::arch::user::UserContext;
@@ -82,6 +83,9 @@ impl Runtime {
         if let Some(io) = task.io {
             crate::block::abandon(io.ticket);
         }
+        // A request still waiting for its budget was never submitted: nobody is left to
+        // acknowledge it to.
+        drop(self.partitions[task.partition].disk_gate.cancel(task.slot));
         let freed = task.space.release(&mut memory::free_frame_addr);
         let (pi, si) = (task.partition, task.slot);
         self.partitions[pi].frames -= freed as u64;
@@ -301,8 +305,12 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             agents,
             nics: Vec::new(),
             net_limits: net_limits_for(policies, &def.name),
+            disk_gate: DiskGate::new(),
+            disk_budget: plinth_iogate::Budget::UNLIMITED,
+            disk_usage: DiskUsage::default(),
         });
         let pi = rt.partitions.len() - 1;
+        rt.apply_disk_policy(pi, clock::now_ns());
         rt.event(pi, None, EventKind::PartitionCreated);
         for _ in 0..def.nics {
             if let Err(e) = rt.add_nic(pi, None) {

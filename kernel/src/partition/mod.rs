@@ -27,6 +27,7 @@ use plinth_sched::Scheduler;
 use spin::Mutex;
 
 pub mod control;
+pub mod disk;
 pub mod events;
 pub mod governor;
 pub mod lifecycle;

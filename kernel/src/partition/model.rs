@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 
 use plinth_abi::PAGE_SIZE;
 use plinth_elf::Executable;
+use plinth_iogate::Gate;
 use plinth_policy::policies::Restart;
 use plinth_sched::Share;
 
@@ -120,6 +121,8 @@ pub struct AgentSlot {
     pub heartbeats: u64,
     pub last_heartbeat_ns: Option<u64>,
     pub share: Share,
+    /// Its disk requests, across its runs.
+    pub disk_usage: DiskUsage,
 }
 
 impl AgentSlot {
@@ -136,6 +139,7 @@ impl AgentSlot {
             heartbeats: 0,
             last_heartbeat_ns: None,
             share,
+            disk_usage: DiskUsage::default(),
         }
     }
 }
@@ -156,6 +160,13 @@ pub struct Partition {
     /// Its NICs, by index.
     pub nics: Vec<PartNic>,
     pub net_limits: NetLimits,
+    /// The disk governor: its agents' and its own IOPS and bytes/s budgets, and the
+    /// requests waiting for them (see `disk`).
+    pub disk_gate: DiskGate,
+    /// The partition's own disk budget, as the policy or the last resize set it.
+    pub disk_budget: plinth_iogate::Budget,
+    /// Its disk requests, across its agents' runs.
+    pub disk_usage: DiskUsage,
 }
 
 impl Partition {
@@ -189,4 +200,61 @@ pub struct PendingIo {
     pub read_into: Option<u64>,
     /// What `rax` says on success.
     pub result: u64,
+}
+
+/// A partition's gate: requests keyed by their agent's slot.
+pub type DiskGate = Gate<usize, DiskRequest>;
+
+/// A checked disk request, ready for the block layer.
+pub struct DiskRequest {
+    /// The extent it was checked against (a detach or another attach since refuses it).
+    pub extent: DataDisk,
+    /// The sector on the runtime's disk.
+    pub lba: u64,
+    /// A write's data, copied from the agent at the call.
+    pub data: Option<Vec<u8>>,
+    /// A read's length and where its data goes in the agent's memory (checked writable).
+    pub read: Option<(usize, u64)>,
+    /// What `rax` says on success.
+    pub result: u64,
+}
+
+impl DiskRequest {
+    pub fn bytes(&self) -> u64 {
+        match (&self.data, self.read) {
+            (Some(d), _) => d.len() as u64,
+            (None, Some((len, _))) => len as u64,
+            (None, None) => 0,
+        }
+    }
+}
+
+/// Disk requests of a partition or an agent since it was created: what reached the disk
+/// and how much of it the governor held back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub written_bytes: u64,
+    /// Requests that had to wait for a budget.
+    pub throttled: u64,
+    /// Their waits, summed, ns.
+    pub throttled_ns: u64,
+}
+
+impl DiskUsage {
+    pub fn count(&mut self, req: &DiskRequest, waited_ns: u64) {
+        if req.data.is_some() {
+            self.writes += 1;
+            self.written_bytes += req.bytes();
+        } else {
+            self.reads += 1;
+            self.read_bytes += req.bytes();
+        }
+        if waited_ns > 0 {
+            self.throttled += 1;
+            self.throttled_ns += waited_ns;
+        }
+    }
 }

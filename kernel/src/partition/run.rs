@@ -47,6 +47,7 @@ pub fn run() -> Ran {
         let now = clock::now_ns();
         rt.watchdog(now);
         rt.restart_due(now);
+        rt.admit_disk(now);
         rt.complete_io(now);
         rt.wake_net_waiters(now);
         rt.govern(now);
@@ -170,6 +171,8 @@ impl Runtime {
                         task.io = Some(io);
                         self.sched.block(id);
                     }
+                    // `admit_disk` gives it its request when the gate lets it through.
+                    Outcome::Throttled => self.sched.block(id),
                     Outcome::NetWait { rx, tx, until_ns } => {
                         // `rax` holds 0 (nothing ready) until a wake-up says otherwise.
                         task.net_wait = Some((rx, tx));

@@ -24,8 +24,9 @@ use plinth_abi::{
     NET_OFFLOAD_TX, NET_RX_CSUM_OK, NET_TX_CSUM_PARTIAL, NET_TX_SHIFT, PAGE_SIZE, SECTOR_SIZE,
 };
 
+use super::disk::Offered;
 use super::loader::charged_alloc;
-use super::model::{PartNic, Partition, PendingIo, Task};
+use super::model::{DiskRequest, PartNic, Partition, PendingIo, Task};
 use crate::arch::paging::{AddressSpace, UserAccessError, UserPerms};
 use crate::console::{self, AgentText, Printable};
 use crate::net::switch::{self, PortError};
@@ -53,6 +54,9 @@ pub enum Outcome {
     Sleep { until_ns: u64 },
     /// The agent waits for this disk request: block it until the request completes.
     Block(PendingIo),
+    /// The agent's disk request waits in its partition's gate for a budget: block it;
+    /// the run loop submits the request when its tokens come, then it is as `Block`.
+    Throttled,
     /// The agent waits until a NIC in `rx` has a frame or one in `tx` has room (masks of
     /// NIC indices), or `until_ns`.
     NetWait { rx: u64, tx: u64, until_ns: u64 },
@@ -216,20 +220,26 @@ fn call_one(
             let write = call == Call::DiskWrite;
             // The agent's buffer is checked before the disk is touched.
             space.check(a[1], len, !write).map_err(bad_pointer)?;
-            let lba = disk.first_lba + sector;
-            let ticket = if write {
+            let data = if write {
                 let mut buf = vec![0u8; len];
                 space.read(a[1], &mut buf).map_err(bad_pointer)?;
-                block::write(disk.disk, lba, buf)
+                Some(buf)
             } else {
-                block::read(disk.disk, lba, vec![0u8; len])
-            }
-            .map_err(|_| Error::Io)?;
-            *outcome = Outcome::Block(PendingIo {
-                ticket,
-                read_into: (!write).then_some(a[1]),
+                None
+            };
+            let req = DiskRequest {
+                extent: disk,
+                lba: disk.first_lba + sector,
+                data,
+                read: (!write).then_some((len, a[1])),
                 result: len as u64,
-            });
+            };
+            // Through the disk governor: at once, or once the budgets allow.
+            *outcome = match super::disk::offer(part, si, req, clock::now_ns()) {
+                Offered::Submitted(io) => Outcome::Block(io),
+                Offered::Throttled => Outcome::Throttled,
+                Offered::Failed => return Err(Error::Io),
+            };
             Ok(0)
         }
         Call::DiskFlush => {

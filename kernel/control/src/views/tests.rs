@@ -25,11 +25,15 @@ use super::*;
 const PARTITION_RUNNING: &str = concat!(
     r#"{"id":1,"name":"mgmt","state":"running","tenant":null,"labels":["management"],"#,
     r#""memory":{"quota_bytes":33554432,"used_bytes":495616,"peak_bytes":495616,"page_table_bytes":24576},"#,
-    r#""disk":{"first_lba":4096,"sectors":16384},"agents":["#,
+    r#""disk":{"first_lba":4096,"sectors":16384,"usage":{"reads":7,"read_bytes":28672,"writes":3,"#,
+    r#""written_bytes":1536,"throttled":2,"throttled_ns":5000000},"waiting":1,"#,
+    r#""rate":{"iops":100,"iops_burst":200,"bytes_per_sec":null,"bytes_burst":null}},"agents":["#,
     r#"{"name":"hello","version":"0.1.0","status":"running","task":1,"cpu_ns":123456,"syscalls":5,"#,
-    r#""restarts":0,"heartbeats":3,"last_heartbeat_ms_ago":200,"cpu":{"weight":50,"cap_percent":20}},"#,
+    r#""restarts":0,"heartbeats":3,"last_heartbeat_ms_ago":200,"cpu":{"weight":50,"cap_percent":20},"#,
+    r#""disk":{"reads":0,"read_bytes":0,"writes":0,"written_bytes":0,"throttled":0,"throttled_ns":0}},"#,
     r#"{"name":"scrubber","version":"1.2.3","status":"ended","exit_code":-1,"restarts":2,"#,
-    r#""heartbeats":0,"last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null}}],"#,
+    r#""heartbeats":0,"last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null},"#,
+    r#""disk":{"reads":7,"read_bytes":28672,"writes":3,"written_bytes":1536,"throttled":2,"throttled_ns":5000000}}],"#,
     r#""nics":[{"index":0,"mac":"02:00:00:00:01:00","port":"mgmt/0","vlan":null,"tenant":null,"#,
     r#""rx_frames":10,"rx_bytes":1200,"tx_frames":12,"tx_bytes":1500,"drops":0,"queued":0,"rate":null}]}"#
 );
@@ -43,15 +47,20 @@ const PARTITION_STOPPED: &str = concat!(
     r#""memory":{"quota_bytes":67108864,"used_bytes":0,"peak_bytes":8192,"page_table_bytes":0},"#,
     r#""disk":null,"agents":["#,
     r#"{"name":"pinger","version":"0.2.0","status":"stopped","restarts":0,"heartbeats":0,"#,
-    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null}},"#,
+    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null},"#,
+    r#""disk":{"reads":0,"read_bytes":0,"writes":0,"written_bytes":0,"throttled":0,"throttled_ns":0}},"#,
     r#"{"name":"crasher","version":"0.1.0","status":"backoff","restarts":1,"heartbeats":0,"#,
-    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":1,"cap_percent":12.5}},"#,
+    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":1,"cap_percent":12.5},"#,
+    r#""disk":{"reads":0,"read_bytes":0,"writes":0,"written_bytes":0,"throttled":0,"throttled_ns":0}},"#,
     r#"{"name":"flaky","version":"0.1.0","status":"quarantined","restarts":3,"heartbeats":7,"#,
-    r#""last_heartbeat_ms_ago":91234,"cpu":{"weight":10000,"cap_percent":100}},"#,
+    r#""last_heartbeat_ms_ago":91234,"cpu":{"weight":10000,"cap_percent":100},"#,
+    r#""disk":{"reads":0,"read_bytes":0,"writes":0,"written_bytes":0,"throttled":0,"throttled_ns":0}},"#,
     r#"{"name":"faulty","version":"0.1.0","status":"ended","restarts":0,"heartbeats":0,"#,
-    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":33.333333}},"#,
+    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":33.333333},"#,
+    r#""disk":{"reads":0,"read_bytes":0,"writes":0,"written_bytes":0,"throttled":0,"throttled_ns":0}},"#,
     r#"{"name":"fresh","version":"0.1.0","status":"running","task":9,"restarts":0,"heartbeats":0,"#,
-    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null}}],"#,
+    r#""last_heartbeat_ms_ago":null,"cpu":{"weight":100,"cap_percent":null},"#,
+    r#""disk":{"reads":0,"read_bytes":0,"writes":0,"written_bytes":0,"throttled":0,"throttled_ns":0}}],"#,
     r#""nics":[{"index":3,"mac":"02:00:00:00:02:03","port":"tenant-a/3","vlan":100,"tenant":"acme","#,
     r#""rx_frames":0,"rx_bytes":0,"tx_frames":18446744073709551615,"tx_bytes":4096,"drops":3,"queued":2,"#,
     r#""rate":{"bytes_per_sec":1048576,"bytes_burst":2097152,"packets_per_sec":null,"packets_burst":null}}]}"#
@@ -73,6 +82,13 @@ fn partition_running() -> PartitionView {
         disk: Some(DiskView {
             first_lba: 4096,
             sectors: 16_384,
+            usage: scrubbed(),
+            waiting: 1,
+            rate: Some(DiskRateView {
+                iops: Some(100),
+                iops_burst: Some(200),
+                ..DiskRateView::default()
+            }),
         }),
         agents: vec![
             AgentView {
@@ -87,6 +103,7 @@ fn partition_running() -> PartitionView {
                 heartbeats: 3,
                 last_heartbeat_ms_ago: Some(200),
                 cpu: CpuView::new(50, Some((20_000_000, 100_000_000))),
+                disk: DiskUsageView::default(),
             },
             AgentView {
                 name: "scrubber".into(),
@@ -100,6 +117,7 @@ fn partition_running() -> PartitionView {
                 heartbeats: 0,
                 last_heartbeat_ms_ago: None,
                 cpu: CpuView::new(100, None),
+                disk: scrubbed(),
             },
         ],
         nics: vec![NicView {
@@ -119,6 +137,18 @@ fn partition_running() -> PartitionView {
     }
 }
 
+/// What the running partition's scrubber did with its disk.
+fn scrubbed() -> DiskUsageView {
+    DiskUsageView {
+        reads: 7,
+        read_bytes: 28_672,
+        writes: 3,
+        written_bytes: 1536,
+        throttled: 2,
+        throttled_ns: 5_000_000,
+    }
+}
+
 fn agent(name: &str, status: AgentState, cpu: CpuView) -> AgentView {
     AgentView {
         name: name.into(),
@@ -132,6 +162,7 @@ fn agent(name: &str, status: AgentState, cpu: CpuView) -> AgentView {
         heartbeats: 0,
         last_heartbeat_ms_ago: None,
         cpu,
+        disk: DiskUsageView::default(),
     }
 }
 
@@ -949,6 +980,12 @@ fn generated_views_round_trip() {
                     next() as u32,
                     maybe(next()).map(|q| (q % 100_000_000 + 1, 100_000_000)),
                 ),
+                disk: DiskUsageView {
+                    writes: next(),
+                    written_bytes: next(),
+                    throttled: next(),
+                    ..DiskUsageView::default()
+                },
             })
             .collect();
         let nics = (0..next() % 3)
@@ -987,6 +1024,17 @@ fn generated_views_round_trip() {
             disk: maybe(next()).map(|lba| DiskView {
                 first_lba: lba,
                 sectors: next(),
+                usage: DiskUsageView {
+                    reads: next(),
+                    throttled_ns: next(),
+                    ..DiskUsageView::default()
+                },
+                waiting: next() as u32,
+                rate: maybe(next()).map(|iops| DiskRateView {
+                    iops: Some(iops),
+                    bytes_burst: maybe(next()),
+                    ..DiskRateView::default()
+                }),
             }),
             agents,
             nics,
@@ -1073,6 +1121,11 @@ fn a_missing_required_field_is_refused_by_name() {
         "bytes_burst",
         "packets_per_sec",
         "packets_burst",
+        // The disk's figures came later: a runtime before them sent none.
+        "usage",
+        "waiting",
+        "iops",
+        "iops_burst",
     ];
     let mut keys = 0;
     keys += check_missing_fields::<PartitionView>(PARTITION_RUNNING, &partition);
@@ -1276,7 +1329,8 @@ fn constructors_format_as_the_runtime_did() {
     assert_eq!(
         DiskView {
             first_lba: 0,
-            sectors: 4
+            sectors: 4,
+            ..DiskView::default()
         }
         .bytes(),
         2048

@@ -1,0 +1,100 @@
+//! `ioload`: an agent that keeps its partition's data disk as busy as it is allowed to.
+//!
+//! Demonstrates the disk governor from the inside: it issues one request after another
+//! (each call blocks until the request completes, so one is in flight at a time), and
+//! what it achieves is whatever its partition's and its own disk budgets allow. From
+//! `etc/ioload.toml`:
+//! - `op`: `"read"` (default) or `"write"`;
+//! - `bytes`: each request's size, a whole number of 512-byte sectors up to 64 KiB
+//!   (default 4096);
+//! - `span_sectors`: the requests walk the first this many sectors of the disk in order
+//!   and wrap (default: the whole disk).
+//!
+//! Every second it logs `ioload: N requests, B bytes in T ms` (its own count, since
+//! start) and heartbeats. Exit codes: 2 without a disk, 3 on a bad config, 4 if a call
+//! fails.
+#![cfg_attr(not(feature = "host"), no_std, no_main)]
+
+use hostshim::abi::{MAX_IO, SECTOR_SIZE};
+use hostshim::{config, logf};
+
+hostshim::entry!(run);
+
+const CONFIG: &str = "etc/ioload.toml";
+
+fn run() -> i32 {
+    let mut text = [0u8; 256];
+    let text = match hostshim::config_read(CONFIG, 0, &mut text) {
+        Ok(n) => core::str::from_utf8(&text[..n]).unwrap_or(""),
+        Err(_) => "",
+    };
+    let write = match config::value(text, "op").unwrap_or("read") {
+        "read" => false,
+        "write" => true,
+        other => {
+            logf!("ioload: op must be read or write, not {other}");
+            return 3;
+        }
+    };
+    let bytes = config::number(text, "bytes").unwrap_or(4096);
+    if bytes == 0 || bytes > MAX_IO || !bytes.is_multiple_of(SECTOR_SIZE) {
+        logf!("ioload: bytes must be 512 to {MAX_IO} in whole sectors, not {bytes}");
+        return 3;
+    }
+    let sectors = match hostshim::disk_sectors() {
+        Ok(n) => n,
+        Err(e) => {
+            logf!("ioload: no data disk ({e}); exiting");
+            return 2;
+        }
+    };
+    let per = bytes / SECTOR_SIZE;
+    let span = config::number(text, "span_sectors")
+        .unwrap_or(sectors)
+        .min(sectors);
+    if span < per {
+        logf!("ioload: the span ({span} sectors) is smaller than one request");
+        return 3;
+    }
+    let buf = match hostshim::mem_grow(bytes) {
+        Ok(b) => &mut b[..bytes as usize],
+        Err(e) => {
+            logf!("ioload: cannot get a {bytes}-byte buffer ({e})");
+            return 4;
+        }
+    };
+    logf!(
+        "ioload: {} {bytes}-byte requests over {span} sectors",
+        if write { "write" } else { "read" }
+    );
+    let start = hostshim::clock_ns();
+    let mut next_report = start + 1_000_000_000;
+    let (mut done, mut moved, mut at) = (0u64, 0u64, 0u64);
+    loop {
+        if at + per > span {
+            at = 0;
+        }
+        let result = if write {
+            buf[..8].copy_from_slice(&done.to_le_bytes());
+            hostshim::disk_write(at, buf)
+        } else {
+            hostshim::disk_read(at, buf)
+        };
+        if let Err(e) = result {
+            logf!("ioload: request at sector {at} failed: {e}");
+            return 4;
+        }
+        done += 1;
+        moved += bytes;
+        at += per;
+        let now = hostshim::clock_ns();
+        if now >= next_report {
+            logf!(
+                "ioload: {done} requests, {moved} bytes in {} ms",
+                (now - start) / 1_000_000
+            );
+            hostshim::heartbeat();
+            next_report += 1_000_000_000;
+        }
+    }
+}

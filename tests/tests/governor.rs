@@ -1,0 +1,289 @@
+//! The governors end to end: appliances whose protection policy limits agents and
+//! partitions, booted in QEMU, loaded by `ioload` agents, and measured the way an
+//! operator would — the runtime's own counters over its API against its own clock.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use plinth_tests::{TestAgent, boot_appliance, build_appliance, call};
+use serde_json::Value;
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("plinth-gov-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn get(addr: SocketAddr, path: &str) -> Value {
+    let (status, v) = call(addr, "GET", path, None);
+    assert_eq!(status, 200, "GET {path}: {v}");
+    v
+}
+
+/// One partition's disk counters at one moment of the guest's clock.
+#[derive(Clone, Copy, Debug)]
+struct DiskSample {
+    uptime_ns: u64,
+    reads: u64,
+    writes: u64,
+    bytes: u64,
+    throttled: u64,
+}
+
+/// Each partition's disk counters and the agents' in one answer, with the guest's clock.
+fn sample(addr: SocketAddr) -> (Value, u64) {
+    let list = get(addr, "/api/v1/partitions");
+    let up = list["uptime_ns"].as_u64().expect("uptime_ns");
+    (list, up)
+}
+
+fn partition<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no partition {name}: {list}"))
+}
+
+fn usage_of(u: &Value, uptime_ns: u64) -> DiskSample {
+    let n = |k: &str| u[k].as_u64().unwrap_or_else(|| panic!("{k} in {u}"));
+    DiskSample {
+        uptime_ns,
+        reads: n("reads"),
+        writes: n("writes"),
+        bytes: n("read_bytes") + n("written_bytes"),
+        throttled: n("throttled"),
+    }
+}
+
+fn disk(list: &Value, up: u64, part: &str) -> DiskSample {
+    usage_of(&partition(list, part)["disk"]["usage"], up)
+}
+
+fn agent_disk(list: &Value, up: u64, part: &str, agent: &str) -> DiskSample {
+    let a = partition(list, part)["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == agent)
+        .unwrap_or_else(|| panic!("no agent {agent} in {part}"));
+    usage_of(&a["disk"], up)
+}
+
+/// Rates between two samples: requests/s and bytes/s by the guest's clock.
+fn rates(a: DiskSample, b: DiskSample) -> (f64, f64) {
+    let s = (b.uptime_ns - a.uptime_ns) as f64 / 1e9;
+    (
+        ((b.reads + b.writes) - (a.reads + a.writes)) as f64 / s,
+        (b.bytes - a.bytes) as f64 / s,
+    )
+}
+
+fn within(got: f64, want: f64, pct: f64) -> bool {
+    (got - want).abs() <= want * pct / 100.0
+}
+
+const WINDOW: Duration = Duration::from_secs(10);
+
+#[test]
+fn disk_budgets_hold_within_two_percent_and_change_live() {
+    let d = dir("disk");
+    let load =
+        |op: &str, bytes: u32| format!("op = \"{op}\"\nbytes = {bytes}\nspan_sectors = 4096\n");
+    let (read4k, write64k) = (load("read", 4096), load("write", 65536));
+    let agents = [
+        ("io-iops", read4k.as_str()),
+        ("io-bytes", write64k.as_str()),
+        ("io-a", read4k.as_str()),
+        ("io-b", read4k.as_str()),
+        ("io-free", read4k.as_str()),
+    ];
+    let configs: Vec<[(&str, &str); 1]> = agents
+        .iter()
+        .map(|(_, config)| [("etc/ioload.toml", *config)])
+        .collect();
+    let test_agents: Vec<TestAgent<'_>> = agents
+        .iter()
+        .zip(&configs)
+        .map(|((name, _), config)| TestAgent {
+            name,
+            example: "ioload",
+            config,
+        })
+        .collect();
+    let mut partitions = String::new();
+    for p in ["iops", "bytes", "pair", "free"] {
+        partitions +=
+            &format!("[[partition]]\nname = \"{p}\"\nmemory_mib = 4\ncpus = 1\ndisk_mib = 4\n\n");
+    }
+    // 200 IOPS on one partition; 2 MiB/s on another; inside a 150-IOPS partition, one
+    // agent at 50 IOPS of its own; and a partition without a budget.
+    let protection = "kind = \"protection\"
+
+[[limit]]
+partition = \"iops\"
+disk = { iops = 200 }
+
+[[limit]]
+partition = \"bytes\"
+disk = { bytes_per_sec = 2097152 }
+
+[[limit]]
+partition = \"pair\"
+disk = { iops = 150 }
+
+[[limit]]
+agent = \"io-a\"
+disk = { iops = 50 }
+";
+    let names: Vec<&str> = agents.iter().map(|(n, _)| *n).collect();
+    let image = build_appliance(
+        &d,
+        &plinth::image::example_spec(
+            256,
+            &names,
+            &partitions,
+            &["deployment.toml", "protection.toml"],
+        ),
+        &[
+            (
+                "deployment.toml",
+                &plinth::image::example_deployment(&[
+                    ("io-iops", "iops"),
+                    ("io-bytes", "bytes"),
+                    ("io-a", "pair"),
+                    ("io-b", "pair"),
+                    ("io-free", "free"),
+                ]),
+            ),
+            ("protection.toml", protection),
+        ],
+        &test_agents,
+    );
+    let (mut rt, addr) = boot_appliance(image);
+    for who in [
+        "iops/io-iops",
+        "bytes/io-bytes",
+        "pair/io-a",
+        "pair/io-b",
+        "free/io-free",
+    ] {
+        rt.expect_line(&format!("{who}: ioload: "));
+    }
+    // Each budget starts full (one second of its rate): spend it first.
+    std::thread::sleep(Duration::from_secs(3));
+    let (l0, t0) = sample(addr);
+    std::thread::sleep(WINDOW);
+    let (l1, t1) = sample(addr);
+    let r = |p: &str| rates(disk(&l0, t0, p), disk(&l1, t1, p));
+    let ra = |p: &str, a: &str| rates(agent_disk(&l0, t0, p, a), agent_disk(&l1, t1, p, a));
+    let ((iops, _), (_, bytes), (pair, _), (a, _), (b, _), (free, _)) = (
+        r("iops"),
+        r("bytes"),
+        r("pair"),
+        ra("pair", "io-a"),
+        ra("pair", "io-b"),
+        r("free"),
+    );
+    let secs = (t1 - t0) as f64 / 1e9;
+    println!(
+        "disk governor over {secs:.2} s of guest time: iops capped at 200: {iops:.2}/s; \
+         bytes capped at 2 MiB/s: {:.4} MiB/s; pair capped at 150/s: {pair:.2}/s, its agent \
+         io-a at 50/s: {a:.2}/s, io-b (the rest): {b:.2}/s; free: {free:.0}/s",
+        bytes / 1048576.0
+    );
+    assert!(
+        secs >= 9.0,
+        "the guest's clock ran {secs} s in a {WINDOW:?} window"
+    );
+    assert!(within(iops, 200.0, 2.0), "200 IOPS ± 2%: {iops:.2}");
+    assert!(
+        within(bytes, 2097152.0, 2.0),
+        "2 MiB/s ± 2%: {:.4} MiB/s",
+        bytes / 1048576.0
+    );
+    assert!(
+        within(pair, 150.0, 2.0),
+        "the pair's 150 IOPS ± 2%: {pair:.2}"
+    );
+    assert!(within(a, 50.0, 2.0), "io-a's own 50 IOPS ± 2%: {a:.2}");
+    assert!(
+        within(b, 100.0, 3.0),
+        "io-b gets the rest of the pair's: {b:.2}"
+    );
+    assert!(
+        free >= 3.0 * 200.0,
+        "the unlimited partition does far more, so the budgets are what held the others: \
+         {free:.0}/s"
+    );
+    // The governor counted what it held back, and let the free partition be.
+    let throttled = |p: &str| disk(&l1, t1, p).throttled;
+    assert!(throttled("iops") > 1000, "{}", throttled("iops"));
+    assert_eq!(throttled("free"), 0);
+    let view = &partition(&l1, "iops")["disk"];
+    assert_eq!(view["rate"]["iops"], 200, "{view}");
+    assert_eq!(view["rate"]["bytes_per_sec"], Value::Null, "{view}");
+
+    // Live: the iops partition down to 100/s, measured after its (new) burst is spent.
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/iops/resize",
+        Some(r#"{"disk_iops": 100}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (l2, t2) = sample(addr);
+    std::thread::sleep(WINDOW);
+    let (l3, t3) = sample(addr);
+    let (lowered, _) = rates(disk(&l2, t2, "iops"), disk(&l3, t3, "iops"));
+    println!("disk governor: iops lowered live to 100: {lowered:.2}/s");
+    assert!(within(lowered, 100.0, 2.0), "100 IOPS ± 2%: {lowered:.2}");
+
+    // Down to 1 per second, then up to 1000: a request waiting up to a second for its
+    // token goes at once, and the next follows — two more requests within 100 ms of
+    // the command, where 1/s would take a second or more.
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/iops/resize",
+        Some(r#"{"disk_iops": 1}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let count = |l: &Value, t| {
+        let s = disk(l, t, "iops");
+        s.reads + s.writes
+    };
+    let (l4, t4) = sample(addr);
+    let before = count(&l4, t4);
+    let start = Instant::now();
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/iops/resize",
+        Some(r#"{"disk_iops": 1000}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let took = loop {
+        let (l, t) = sample(addr);
+        if count(&l, t) >= before + 2 {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the raised budget never applied: {} requests since",
+            count(&l, t) - before
+        );
+    };
+    println!("disk governor: raised live from 1 to 1000 IOPS: in effect within {took:?}");
+    assert!(
+        took <= Duration::from_millis(100),
+        "a budget change takes effect within 100 ms of the command: {took:?}"
+    );
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}
