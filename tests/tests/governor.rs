@@ -287,3 +287,118 @@ disk = { iops = 50 }
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn above_its_high_water_mark_a_partition_grows_slowly_and_says_so() {
+    let d = dir("memhigh");
+    let config = [("etc/hostile.toml", "mode = \"exhaust-memory\"\n")];
+    let agents = [
+        TestAgent {
+            name: "grow-marked",
+            example: "hostile",
+            config: &config,
+        },
+        TestAgent {
+            name: "grow-free",
+            example: "hostile",
+            config: &config,
+        },
+    ];
+    let partitions = "[[partition]]\nname = \"marked\"\nmemory_mib = 16\ncpus = 1\n\n\
+                      [[partition]]\nname = \"unmarked\"\nmemory_mib = 16\ncpus = 1\n";
+    let protection = "kind = \"protection\"\n\n[[limit]]\npartition = \"marked\"\n\
+                      memory = { cap_mib = 16, high_mib = 12 }\n";
+    let image = build_appliance(
+        &d,
+        &plinth::image::example_spec(
+            256,
+            &["grow-marked", "grow-free"],
+            partitions,
+            &["deployment.toml", "protection.toml"],
+        ),
+        &[
+            (
+                "deployment.toml",
+                &plinth::image::example_deployment(&[
+                    ("grow-marked", "marked"),
+                    ("grow-free", "unmarked"),
+                ]),
+            ),
+            ("protection.toml", protection),
+        ],
+        &agents,
+    );
+    let (mut rt, addr) = boot_appliance(image);
+    // From each agent's first line to the quota's refusal, by the guest's clock (the
+    // log's stamps), whichever agent gets there first.
+    let stamp = |text: &str| -> f64 {
+        text.trim_start_matches('[')
+            .split(']')
+            .next()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no time stamp: {text}"))
+    };
+    let (mut start, mut end) = ([None; 2], [None; 2]);
+    let who = ["unmarked/grow-free", "marked/grow-marked"];
+    while end.iter().any(Option::is_none) {
+        let line = rt.expect_line("hostile: ");
+        for (i, w) in who.iter().enumerate() {
+            if line
+                .text
+                .contains(&format!("{w}: hostile: mode exhaust-memory"))
+            {
+                start[i] = Some(stamp(&line.text));
+            }
+            if line
+                .text
+                .contains(&format!("{w}: hostile: quota enforced after "))
+            {
+                let mib: u64 = line
+                    .text
+                    .rsplit("after ")
+                    .next()
+                    .and_then(|t| t.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{}", line.text));
+                end[i] = Some((stamp(&line.text), mib));
+            }
+        }
+    }
+    let span = |i: usize| {
+        let (t, mib) = end[i].unwrap();
+        let t0 = start[i].unwrap_or_else(|| panic!("{} started unseen", who[i]));
+        (Duration::from_secs_f64(t - t0), mib)
+    };
+    let ((free_took, free_mib), (marked_took, marked_mib)) = (span(0), span(1));
+    println!(
+        "memory governor: to the 16 MiB quota in 1 MiB grows: {free_took:?} without a mark \
+         ({free_mib} MiB), {marked_took:?} with a 12 MiB mark ({marked_mib} MiB)"
+    );
+    // The mark slows, and does not move the quota.
+    assert_eq!(marked_mib, free_mib, "the hard quota is the same");
+    assert!(
+        marked_took >= Duration::from_secs(4) && marked_took >= 5 * free_took,
+        "past the mark each grow sleeps (Linux's memory.high penalty, up to 2 s): \
+         {marked_took:?} against {free_took:?}"
+    );
+    let events = get(addr, "/api/v1/events")["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let high: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "memory_high")
+        .collect();
+    assert_eq!(high.len(), 1, "one event for the one crossing: {high:?}");
+    let e = high[0];
+    assert_eq!(e["partition"], "marked", "{e}");
+    assert_eq!(e["high_bytes"], 12 << 20, "{e}");
+    assert_eq!(e["quota_bytes"], 16 << 20, "{e}");
+    let used = e["used_bytes"].as_u64().unwrap();
+    assert!(
+        used > 12 << 20 && used <= 13 << 20,
+        "the first grow past the mark: {e}"
+    );
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}

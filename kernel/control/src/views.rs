@@ -505,6 +505,13 @@ pub enum EventKind {
     CpuReleased {
         cap_percent: Option<u8>,
     },
+    /// The partition's memory rose past its high-water mark (`memory.high`): its
+    /// `mem_grow` calls are slowed from here until it falls back under the mark.
+    MemoryHigh {
+        used_bytes: u64,
+        high_bytes: u64,
+        quota_bytes: u64,
+    },
     /// A kind this version does not know (sent by a newer runtime); its fields are
     /// dropped. The runtime never writes one.
     #[serde(other)]
@@ -526,6 +533,7 @@ impl EventKind {
             EventKind::Alert { .. } => "alert",
             EventKind::CpuThrottled { .. } => "cpu_throttled",
             EventKind::CpuReleased { .. } => "cpu_released",
+            EventKind::MemoryHigh { .. } => "memory_high",
             EventKind::Unknown => "unknown",
         }
     }

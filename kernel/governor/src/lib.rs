@@ -148,5 +148,7 @@ impl CpuGovernor {
     }
 }
 
+pub mod memory;
+
 #[cfg(test)]
 mod tests;

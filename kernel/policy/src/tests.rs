@@ -619,7 +619,10 @@ packets_burst = 10000
                     weight: 100,
                     cap_percent: Some(50)
                 }),
-                memory: Some(MemoryLimit { cap_mib: 64 }),
+                memory: Some(MemoryLimit {
+                    cap_mib: 64,
+                    high_mib: None,
+                }),
                 disk: Some(DiskLimit {
                     iops: Some(Bucket {
                         rate: 500,
@@ -647,6 +650,58 @@ packets_burst = 10000
                 }),
             },
         ]
+    );
+}
+
+#[test]
+fn a_memory_high_water_mark_is_a_partitions_and_below_its_cap() {
+    let set = ok(&[&format!(
+        "{PROTECT}[[limit]]\npartition = \"mgmt\"\nmemory = {{ cap_mib = 32, high_mib = 24 }}\n"
+    )]);
+    assert_eq!(
+        set.limits[0].memory,
+        Some(MemoryLimit {
+            cap_mib: 32,
+            high_mib: Some(24)
+        })
+    );
+    errors(
+        &[&format!(
+            "{PROTECT}[[limit]]
+partition = \"mgmt\"
+memory = {{ cap_mib = 16, high_mib = 17 }}
+
+[[limit]]
+agent = \"hello\"
+memory = {{ cap_mib = 8, high_mib = 4 }}
+
+[[limit]]
+partition = \"edge-a\"
+memory = {{ cap_mib = 8, high_mib = 0 }}
+"
+        )],
+        &[
+            (
+                0,
+                5,
+                37,
+                "`limit[0].memory.high_mib` = 17 is above the cap (16 MiB): the high-water \
+                 mark comes before the cap",
+            ),
+            (
+                0,
+                9,
+                36,
+                "`limit[1].memory.high_mib`: agent hello cannot have a high-water mark: memory \
+                 is charged to partitions, so the mark is a partition's",
+            ),
+            (
+                0,
+                13,
+                36,
+                "`limit[2].memory.high_mib` = 0 is out of range; expected at least 1",
+            ),
+        ],
     );
 }
 
@@ -1823,8 +1878,14 @@ fn generate(seed: u64) -> Generated {
                 },
                 cap_percent: rng.chance(50).then(|| rng.range(1, cpu_most) as u32),
             }),
-            memory: rng.chance(50).then(|| MemoryLimit {
-                cap_mib: rng.range(1, memory_most),
+            memory: rng.chance(50).then(|| {
+                let cap_mib = rng.range(1, memory_most);
+                // A high-water mark is a partition's.
+                let high = matches!(target, Target::Partition(_)) && rng.chance(50);
+                MemoryLimit {
+                    cap_mib,
+                    high_mib: high.then(|| rng.range(1, cap_mib)),
+                }
             }),
             disk: rng.chance(40).then(|| DiskLimit {
                 iops: bucket(rng),
@@ -1862,7 +1923,15 @@ fn generate(seed: u64) -> Generated {
                 rng,
                 "limit",
                 "memory",
-                &[("cap_mib", m.cap_mib.to_string())],
+                &m.high_mib.map_or_else(
+                    || vec![("cap_mib", m.cap_mib.to_string())],
+                    |h| {
+                        vec![
+                            ("cap_mib", m.cap_mib.to_string()),
+                            ("high_mib", h.to_string()),
+                        ]
+                    },
+                ),
             ));
         }
         if let Some(d) = limit.disk {

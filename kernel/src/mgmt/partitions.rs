@@ -288,6 +288,15 @@ fn event(e: &Event) -> EventView {
         EventKind::CpuReleased { cap_percent } => views::EventKind::CpuReleased {
             cap_percent: *cap_percent,
         },
+        EventKind::MemoryHigh {
+            used_bytes,
+            high_bytes,
+            quota_bytes,
+        } => views::EventKind::MemoryHigh {
+            used_bytes: *used_bytes,
+            high_bytes: *high_bytes,
+            quota_bytes: *quota_bytes,
+        },
     };
     EventView::new(e.seq, e.time_ns, &e.partition, e.agent.as_deref(), kind)
 }

@@ -13,7 +13,7 @@ use plinth_control::{Action, AttachDisk, CreatePartition, Resize};
 use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
-use super::lifecycle::{Ending, net_limits_for, restart_for, share_for};
+use super::lifecycle::{Ending, memory_high_for, net_limits_for, restart_for, share_for};
 use super::model::{
     AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, NetLimits, Partition, PartitionState,
 };
@@ -143,6 +143,8 @@ impl Runtime {
             memory_quota: quota,
             frames: 0,
             peak_frames: 0,
+            memory_high: memory_high_for(&self.policies, &c.name),
+            above_high: false,
             disk,
             state: PartitionState::Stopped,
             agents: slots,

@@ -74,6 +74,13 @@ pub enum EventKind {
     CpuReleased {
         cap_percent: Option<u8>,
     },
+    /// The partition's memory rose past its high-water mark: its `mem_grow` calls are
+    /// slowed until it falls back under it.
+    MemoryHigh {
+        used_bytes: u64,
+        high_bytes: u64,
+        quota_bytes: u64,
+    },
 }
 
 /// The last [`EVENTS_KEPT`] events, oldest first.
@@ -162,6 +169,16 @@ fn log_event(who: &str, kind: &EventKind) {
         EventKind::CpuReleased {
             cap_percent: Some(c),
         } => info!("partition {who}: CPU cap loosened to {c}% (no protected partition busy)"),
+        EventKind::MemoryHigh {
+            used_bytes,
+            high_bytes,
+            quota_bytes,
+        } => warn!(
+            "partition {who}: memory above its high-water mark: {} KiB used, mark {} KiB, quota {} KiB; mem_grow slowed",
+            used_bytes / 1024,
+            high_bytes / 1024,
+            quota_bytes / 1024
+        ),
         EventKind::CpuReleased { cap_percent: None } => {
             info!("partition {who}: CPU cap lifted (no protected partition busy)")
         }

@@ -89,6 +89,13 @@ impl Runtime {
         let freed = task.space.release(&mut memory::free_frame_addr);
         let (pi, si) = (task.partition, task.slot);
         self.partitions[pi].frames -= freed as u64;
+        let p = &mut self.partitions[pi];
+        if p.memory_high
+            .is_none_or(|h| p.frames * plinth_abi::PAGE_SIZE <= h)
+        {
+            // Back under the mark: the next crossing is an event again.
+            p.above_high = false;
+        }
         // A NIC's offloads are what the stack of a running agent asked for: with none of
         // the partition's agents left they go off, and the next agent asks for its own (a
         // raw-frame one then gets plain frames, not super-frames it cannot take).
@@ -300,6 +307,8 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             memory_quota: def.memory_mib * MIB,
             frames: 0,
             peak_frames: 0,
+            memory_high: memory_high_for(policies, &def.name),
+            above_high: false,
             disk,
             state: PartitionState::Running,
             agents,
@@ -351,6 +360,16 @@ pub fn restart_for(p: &PolicySet, agent: &str, partition: &str) -> Troubleshooti
             restart: Restart::Never,
             heartbeat_timeout_ms: None,
         })
+}
+
+/// A partition's memory high-water mark from the protection policy (`[limit.memory]
+/// high_mib` on the partition), bytes.
+pub fn memory_high_for(p: &PolicySet, partition: &str) -> Option<u64> {
+    p.limits
+        .iter()
+        .filter(|l| matches!(&l.target, Target::Partition(n) if n == partition))
+        .find_map(|l| l.memory.and_then(|m| m.high_mib))
+        .map(|mib| mib.saturating_mul(MIB))
 }
 
 /// A partition's network limits from the protection policy (`[[limit]]` on the

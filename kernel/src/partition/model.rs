@@ -154,6 +154,12 @@ pub struct Partition {
     /// Frames charged now: page tables and pages of every agent.
     pub frames: u64,
     pub peak_frames: u64,
+    /// The high-water mark (`[limit.memory] high_mib`), bytes: above it `mem_grow` is
+    /// slowed (`plinth_governor::memory`).
+    pub memory_high: Option<u64>,
+    /// Whether the last `mem_grow` left it above the mark (the event is raised once per
+    /// crossing).
+    pub above_high: bool,
     pub disk: Option<DataDisk>,
     pub state: PartitionState,
     pub agents: Vec<AgentSlot>,

@@ -162,9 +162,28 @@ impl Runtime {
             let vector = task.ctx.frame.vector;
             if vector == SYSCALL_VECTOR {
                 task.syscalls += 1;
-                let part = &mut self.partitions[task.partition];
+                let (pi, si) = (task.partition, task.slot);
+                let part = &mut self.partitions[pi];
                 match syscall::dispatch(task, part) {
                     Outcome::Continue => continue,
+                    Outcome::MemoryHigh {
+                        sleep_until,
+                        crossed,
+                    } => {
+                        if crossed {
+                            let p = &self.partitions[pi];
+                            let kind = EventKind::MemoryHigh {
+                                used_bytes: p.frames * plinth_abi::PAGE_SIZE,
+                                high_bytes: p.memory_high.unwrap_or(0),
+                                quota_bytes: p.memory_quota,
+                            };
+                            self.events.record(p, Some(si), kind);
+                        }
+                        match sleep_until {
+                            Some(until_ns) => self.sched.sleep_until(id, until_ns),
+                            None => continue,
+                        }
+                    }
                     Outcome::Yield => {}
                     Outcome::Sleep { until_ns } => self.sched.sleep_until(id, until_ns),
                     Outcome::Block(io) => {

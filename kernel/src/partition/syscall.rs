@@ -60,6 +60,13 @@ pub enum Outcome {
     /// The agent waits until a NIC in `rx` has a frame or one in `tx` has room (masks of
     /// NIC indices), or `until_ns`.
     NetWait { rx: u64, tx: u64, until_ns: u64 },
+    /// The agent's `mem_grow` left its partition above the high-water mark: it sleeps
+    /// until `sleep_until` (`None`: the penalty was negligible), and the event is raised
+    /// if this grow `crossed` the mark.
+    MemoryHigh {
+        sleep_until: Option<u64>,
+        crossed: bool,
+    },
     /// The agent ended with this code.
     Exit(i32),
 }
@@ -86,7 +93,8 @@ pub fn fast(caller: &mut Caller<'_>, number: u64, a: [u64; 5]) -> Option<u64> {
     let Some(call) = Call::from_number(number) else {
         return Some(Error::UnknownCall.code());
     };
-    if gives_up_cpu(call) {
+    if gives_up_cpu(call) || (call == Call::MemGrow && above_high_after(caller.part, a[0])) {
+        // Past the high-water mark a grow may have to sleep: the full path decides.
         return None;
     }
     let mut outcome = Outcome::Continue;
@@ -111,12 +119,45 @@ pub fn dispatch(task: &mut Task, part: &mut Partition) -> Outcome {
         part,
         slot: task.slot,
     };
-    let result = match Call::from_number(number) {
+    let call = Call::from_number(number);
+    let result = match call {
         None => Err(Error::UnknownCall),
         Some(call) => call_one(&mut caller, call, a, &mut outcome),
     };
+    if call == Some(Call::MemGrow) && result.is_ok() {
+        outcome = memory_high(caller.part, a[0].div_ceil(PAGE_SIZE));
+    }
     task.ctx.frame.rax = result.unwrap_or_else(Error::code);
     outcome
+}
+
+/// Whether growing by `bytes` would leave `part` above its high-water mark.
+fn above_high_after(part: &Partition, bytes: u64) -> bool {
+    part.memory_high.is_some_and(|high| {
+        let pages = part.frames.saturating_add(bytes.div_ceil(PAGE_SIZE));
+        pages.saturating_mul(PAGE_SIZE) > high
+    })
+}
+
+/// The memory governor after a grow of `charged` pages: above the high-water mark the
+/// caller sleeps for Linux's `memory.high` penalty (`plinth_governor::memory`), and the
+/// first grow past the mark raises the event.
+fn memory_high(part: &mut Partition, charged: u64) -> Outcome {
+    let Some(high) = part.memory_high else {
+        return Outcome::Continue;
+    };
+    let high_pages = high / PAGE_SIZE;
+    if part.frames <= high_pages {
+        part.above_high = false;
+        return Outcome::Continue;
+    }
+    let crossed = !part.above_high;
+    part.above_high = true;
+    let delay = plinth_governor::memory::high_delay_ns(part.frames, high_pages, charged);
+    Outcome::MemoryHigh {
+        sleep_until: (delay > 0).then(|| clock::now_ns().saturating_add(delay)),
+        crossed,
+    }
 }
 
 /// Does `call`: checks every argument, then acts; what the run loop must do next goes to

@@ -1045,7 +1045,7 @@ fn generated_views_round_trip() {
             uptime_ns: next(),
             agents_busy_ns: next(),
         });
-        let kind = match next() % 12 {
+        let kind = match next() % 13 {
             0 => EventKind::PartitionCreated,
             1 => EventKind::AgentStarted {
                 task: next() as u32,
@@ -1085,6 +1085,11 @@ fn generated_views_round_trip() {
                 silent_ms: next(),
                 timeout_ms: next() as u32,
                 heartbeats: next(),
+            },
+            11 => EventKind::MemoryHigh {
+                used_bytes: next(),
+                high_bytes: next(),
+                quota_bytes: next(),
             },
             _ => EventKind::Unknown,
         };

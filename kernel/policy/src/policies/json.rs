@@ -153,7 +153,10 @@ fn limit(out: &mut impl Write, l: &Limit) -> fmt::Result {
     }
     out.write_str(",\"memory\":")?;
     match l.memory {
-        Some(m) => write!(out, "{{\"cap_mib\":{}}}", m.cap_mib)?,
+        Some(m) => match m.high_mib {
+            Some(h) => write!(out, "{{\"cap_mib\":{},\"high_mib\":{h}}}", m.cap_mib)?,
+            None => write!(out, "{{\"cap_mib\":{},\"high_mib\":null}}", m.cap_mib)?,
+        },
         None => out.write_str("null")?,
     }
     out.write_str(",\"disk\":")?;

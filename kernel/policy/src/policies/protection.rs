@@ -80,6 +80,10 @@ pub struct CpuLimit {
 pub struct MemoryLimit {
     /// At least 1.
     pub cap_mib: u64,
+    /// The high-water mark (cgroup v2's `memory.high`; partitions only): above it the
+    /// runtime slows the partition's `mem_grow` calls and raises an event, before the
+    /// hard quota refuses them. At least 1 and at most `cap_mib`; `None`: no mark.
+    pub high_mib: Option<u64>,
 }
 
 /// Disk rates; `None`: that rate is not limited.
@@ -194,11 +198,57 @@ fn read_limit(t: &Table<'_, '_>) -> RawLimit {
         None => Ok(None),
         Some(m) => {
             let cap = at_least(&m, "cap_mib", 1, u64::MAX, true);
-            m.finish(&["cap_mib"]);
+            let high = at_least(&m, "high_mib", 1, u64::MAX, false);
+            m.finish(&["cap_mib", "high_mib"]);
+            let high_ok = match (&high, &cap) {
+                (None, _) => !m.has("high_mib"),
+                (Some(h), Some(c)) if h.value > c.value => {
+                    m.error(
+                        h.span.clone(),
+                        format!(
+                            "`{}` = {} is above the cap ({} MiB): the high-water mark comes \
+                             before the cap",
+                            m.key_path("high_mib"),
+                            h.value,
+                            c.value
+                        ),
+                    );
+                    false
+                }
+                (Some(_), _) => true,
+            };
+            if let (
+                Some(h),
+                Some(Placed {
+                    value: Target::Agent(name),
+                    ..
+                }),
+            ) = (&high, &target)
+            {
+                m.error(
+                    h.span.clone(),
+                    format!(
+                        "`{}`: agent {name} cannot have a high-water mark: memory is charged \
+                         to partitions, so the mark is a partition's",
+                        m.key_path("high_mib")
+                    ),
+                );
+            }
+            let agent_high = high.is_some()
+                && matches!(
+                    &target,
+                    Some(Placed {
+                        value: Target::Agent(_),
+                        ..
+                    })
+                );
             memory_cap = cap.map(|v| Placed::new(&m, v));
             match &memory_cap {
-                Some(c) => Ok(Some(MemoryLimit { cap_mib: c.value })),
-                None => Err(()),
+                Some(c) if high_ok && !agent_high => Ok(Some(MemoryLimit {
+                    cap_mib: c.value,
+                    high_mib: high.map(|h| h.value),
+                })),
+                _ => Err(()),
             }
         }
     };
