@@ -399,6 +399,23 @@ fn above_its_high_water_mark_a_partition_grows_slowly_and_says_so() {
         used > 12 << 20 && used <= 13 << 20,
         "the first grow past the mark: {e}"
     );
+    // As `plinth events` prints it.
+    let mut lines = Vec::new();
+    plinth::events::print(
+        addr,
+        0,
+        false,
+        Duration::ZERO,
+        Duration::from_secs(10),
+        |l| lines.push(l.to_string()),
+    )
+    .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("marked/grow-marked  memory_high high_bytes=12582912")),
+        "{lines:#?}"
+    );
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -15,6 +15,7 @@ pub mod bench_net;
 pub mod bench_part;
 pub mod build;
 pub mod disk;
+pub mod events;
 pub mod image;
 pub mod lab;
 pub mod linux_guest;

@@ -40,6 +40,9 @@ enum Cmd {
     /// Exit status: 0 on success, 1 when the runtime refuses the request (its message is
     /// printed), 2 on bad arguments or when the API cannot be reached.
     Part(plinth::part::PartArgs),
+    /// The event log of a running runtime (`GET /api/v1/events`): starts, exits,
+    /// faults, restarts, quarantines, governors' actions; `--follow` keeps printing.
+    Events(cli::events::EventsArgs),
     /// The network bridge of a running runtime (`GET /api/v1/network`): VLANs, ports,
     /// MAC table, VLAN pools.
     Net(cli::net::NetArgs),
@@ -87,6 +90,7 @@ fn dispatch(cli: Cli) -> Result<ProcessExit> {
         Cmd::Status(args) => cli::status::run(&args),
         Cmd::Part(args) => cli::part::run(&args),
         Cmd::Net(args) => cli::net::run(&args),
+        Cmd::Events(args) => cli::events::run(&args),
         Cmd::Bench { which } => cli::bench::run(which),
         Cmd::Agent { which } => cli::agent::run(which),
         Cmd::Key { which } => cli::key::run(which),

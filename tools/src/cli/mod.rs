@@ -22,6 +22,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod events;
 pub mod image;
 pub mod key;
 pub mod net;
