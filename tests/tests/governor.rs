@@ -419,3 +419,183 @@ fn above_its_high_water_mark_a_partition_grows_slowly_and_says_so() {
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_policy_changes_live_and_a_bad_one_changes_nothing() {
+    let d = dir("policy");
+    let config = [(
+        "etc/ioload.toml",
+        "op = \"read\"\nbytes = 4096\nspan_sectors = 4096\n",
+    )];
+    let agents = [TestAgent {
+        name: "io-live",
+        example: "ioload",
+        config: &config,
+    }];
+    let partitions = "[[partition]]\nname = \"live\"\nmemory_mib = 4\ncpus = 1\ndisk_mib = 4\n";
+    let protection = |iops: u64| {
+        format!(
+            "kind = \"protection\"\n\n[[limit]]\npartition = \"live\"\ndisk = {{ iops = {iops} }}\n"
+        )
+    };
+    let image = build_appliance(
+        &d,
+        &plinth::image::example_spec(
+            256,
+            &["io-live"],
+            partitions,
+            &["deployment.toml", "protection.toml"],
+        ),
+        &[
+            (
+                "deployment.toml",
+                &plinth::image::example_deployment(&[("io-live", "live")]),
+            ),
+            ("protection.toml", &protection(1)),
+        ],
+        &agents,
+    );
+    let (mut rt, addr) = boot_appliance(image);
+    rt.expect_line("live/io-live: ioload: ");
+    let listed = get(addr, "/api/v1/policies");
+    let names: Vec<&str> = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["deployment.toml", "protection.toml"], "{listed}");
+    assert_eq!(listed["files"][1]["kind"], "protection");
+    assert_eq!(listed["policy"]["limits"][0]["disk"]["iops"], 1, "{listed}");
+
+    // Applied as an operator would: the file, through `plinth policy apply`.
+    let file = d.join("protection.toml");
+    let count = || {
+        let (l, t) = sample(addr);
+        let s = disk(&l, t, "live");
+        s.reads + s.writes
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&file, protection(1000)).unwrap();
+    let before = count();
+    let start = Instant::now();
+    let applied = plinth::policy::apply(addr, &file, "protection.toml", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let took = loop {
+        if count() >= before + 2 {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the new policy never applied"
+        );
+    };
+    println!(
+        "policy: protection.toml changed live from 1 to 1000 IOPS: applied in {} us by the \
+         runtime, in effect within {took:?} of the command",
+        applied.applied_us
+    );
+    assert!(took <= Duration::from_millis(100), "{took:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (l0, t0) = sample(addr);
+    std::thread::sleep(Duration::from_secs(5));
+    let (l1, t1) = sample(addr);
+    let (rate, _) = rates(disk(&l0, t0, "live"), disk(&l1, t1, "live"));
+    println!("policy: after the change: {rate:.2} IOPS");
+    assert!(within(rate, 1000.0, 2.0), "1000 IOPS ± 2%: {rate:.2}");
+    let in_force = get(addr, "/api/v1/policies");
+    assert_eq!(in_force["policy"]["limits"][0]["disk"]["iops"], 1000);
+
+    // Hostile policies: each refused with a clear answer, and nothing changes.
+    let put = |body: &[u8]| {
+        let r = plinth::api::request_typed(
+            addr,
+            "PUT",
+            "/api/v1/policies/protection.toml",
+            Some(("application/toml", body)),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        (r.status, v)
+    };
+    let nested = format!(
+        "kind = \"protection\"\nx = {}{}\n",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "a value out of range",
+            b"kind = \"protection\"\n\n[[limit]]\npartition = \"live\"\ndisk = { iops = 0 }\n"
+                .to_vec(),
+            422,
+            "protection.toml:5:17: `limit[0].disk.iops` = 0 is out of range",
+        ),
+        (
+            "an unknown partition",
+            protection(5).replace("\"live\"", "\"ghost\"").into_bytes(),
+            422,
+            "protection.toml:4:13: partition `ghost` is not in the appliance",
+        ),
+        (
+            "deep nesting",
+            nested.into_bytes(),
+            422,
+            "protection.toml:2:",
+        ),
+        (
+            "an unknown kind",
+            b"kind = \"firewall\"\n".to_vec(),
+            422,
+            "protection.toml:1:8:",
+        ),
+        (
+            "a tenants file",
+            b"kind = \"tenants\"\n\n[[pool]]\nname = \"p\"\nranges = [\"100-110\"]\n".to_vec(),
+            409,
+            "tenants and VLAN pools",
+        ),
+        ("not UTF-8", vec![0xff, 0xfe, 0x00], 400, "UTF-8"),
+        ("huge", vec![b'#'; 2 << 20], 413, ""),
+    ];
+    for (what, body, status, says) in cases {
+        let (got, v) = put(&body);
+        let text = match v["problems"].as_array() {
+            Some(ps) => ps
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}:{}: {}",
+                        p["file"].as_str().unwrap_or(""),
+                        p["line"],
+                        p["col"],
+                        p["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => v["error"].as_str().unwrap_or("").to_string(),
+        };
+        println!(
+            "policy: {what}: {got} {}",
+            text.lines().next().unwrap_or("")
+        );
+        assert_eq!(got, status, "{what}: {v}");
+        assert!(text.contains(says), "{what}: {text}");
+        assert_eq!(
+            get(addr, "/api/v1/policies"),
+            in_force,
+            "{what} changed the policies in force"
+        );
+    }
+    // The limit still holds and the runtime answers as before.
+    let (l2, t2) = sample(addr);
+    std::thread::sleep(Duration::from_secs(3));
+    let (l3, t3) = sample(addr);
+    let (rate, _) = rates(disk(&l2, t2, "live"), disk(&l3, t3, "live"));
+    assert!(within(rate, 1000.0, 3.0), "still 1000 IOPS: {rate:.2}");
+    assert_eq!(get(addr, "/api/v1/health")["status"], "ok");
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -143,13 +143,26 @@ pub fn request(
     json_body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Response, ApiError> {
+    let body = json_body.map(|b| ("application/json", b));
+    request_typed(addr, method, path, body, timeout)
+}
+
+/// [`request`] with a body of any type: `(content type, bytes)`.
+pub fn request_typed(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> Result<Response, ApiError> {
     let mut s = connect(addr, timeout)?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: plinth\r\n"
     );
-    match json_body {
-        Some(b) => head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+    let json_body = body.map(|(_, b)| b);
+    match body {
+        Some((content_type, b)) => head.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             b.len()
         )),
         None if method != "GET" && method != "HEAD" => head.push_str("Content-Length: 0\r\n"),

@@ -29,6 +29,87 @@ pub enum PolicyError {
     /// Each line is `file:line:col: message`.
     #[error("{}", .0.join("\n"))]
     Problems(Vec<String>),
+    #[error("the runtime refused the policy ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+}
+
+/// What `plinth policy apply` did: the file's name in the runtime's set, and how long
+/// the runtime took to apply the new set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub name: String,
+    pub applied_us: u64,
+}
+
+/// The name a file goes by in the runtime's set: its own file name.
+pub fn runtime_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_string)
+}
+
+/// `PUT /api/v1/policies/NAME` with the file's text: the runtime checks the set with it
+/// (as `check` does here) and applies it live. Problems come back as `file:line:col:
+/// message`, the file being `path` where the runtime names this one.
+pub fn apply(
+    addr: std::net::SocketAddr,
+    path: &Path,
+    name: &str,
+    timeout: std::time::Duration,
+) -> Result<Applied, PolicyError> {
+    let source = read_source(path)?;
+    let r = crate::api::request_typed(
+        addr,
+        "PUT",
+        &format!("/api/v1/policies/{name}"),
+        Some(("application/toml", source.text.as_bytes())),
+        timeout,
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    match r.status {
+        200 => Ok(Applied {
+            name: name.to_string(),
+            applied_us: v["applied_us"].as_u64().unwrap_or(0),
+        }),
+        422 => Err(PolicyError::Problems(problem_lines(&v, path, name))),
+        status => Err(PolicyError::Refused {
+            status,
+            message: v["error"].as_str().map_or_else(|| r.text(), str::to_string),
+        }),
+    }
+}
+
+/// The runtime's problems as `file:line:col: message`, this file by its local path and
+/// the runtime's other files as `runtime:NAME`.
+fn problem_lines(v: &serde_json::Value, path: &Path, name: &str) -> Vec<String> {
+    let mut lines: Vec<String> = v["problems"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let file = p["file"].as_str().unwrap_or("?");
+            let file = if file == name {
+                path.display().to_string()
+            } else {
+                format!("runtime:{file}")
+            };
+            format!(
+                "{file}:{}:{}: {}",
+                p["line"].as_u64().unwrap_or(0),
+                p["col"].as_u64().unwrap_or(0),
+                p["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(format!(
+            "{}: {}",
+            path.display(),
+            v["error"].as_str().unwrap_or("refused")
+        ));
+    }
+    lines
 }
 
 /// Reads a text file the set names.

@@ -334,6 +334,9 @@ pub struct Catalog {
     pub keys: Vec<Key>,
     pub agents: Vec<Agent>,
     pub policies: PolicySet,
+    /// The policy files the set was read from, in the spec's order: (name, text). The
+    /// runtime checks a live change against them with the one file replaced.
+    pub policy_files: Vec<(String, String)>,
     pub payload_sha256: [u8; 32],
 }
 
@@ -469,11 +472,18 @@ impl Catalog {
         let policies =
             PolicySet::check_named(&files, &named, &world).map_err(|d| diagnostics(&names, d))?;
 
+        let policy_files = names
+            .iter()
+            .skip(1)
+            .zip(&texts)
+            .map(|(n, t)| (String::from(*n), String::from(*t)))
+            .collect();
         Ok(Catalog {
             appliance,
             keys,
             agents,
             policies,
+            policy_files,
             payload_sha256: header.payload_sha256,
         })
     }

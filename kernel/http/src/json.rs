@@ -62,6 +62,14 @@ impl Writer {
         self
     }
 
+    /// A value that is JSON already (another writer's document), copied as it is: the
+    /// caller vouches for it.
+    pub fn raw(&mut self, json: &str) -> &mut Self {
+        self.value_start();
+        self.out.push_str(json);
+        self
+    }
+
     pub fn string(&mut self, s: &str) -> &mut Self {
         self.value_start();
         escape_into(&mut self.out, s);
@@ -166,6 +174,18 @@ mod tests {
         w.key("k\"").string("");
         w.end_object();
         assert_eq!(w.as_str(), r#"{"k\"":""}"#);
+    }
+
+    #[test]
+    fn a_raw_value_takes_its_place_among_the_others() {
+        let mut w = Writer::new();
+        w.begin_object()
+            .key("a")
+            .raw(r#"{"x":[1]}"#)
+            .key("b")
+            .u64(2);
+        w.end_object();
+        assert_eq!(w.finish(), r#"{"a":{"x":[1]},"b":2}"#);
     }
 
     #[test]

@@ -2434,3 +2434,19 @@ fn check_named_names_the_other_file_in_messages() {
         )],
     );
 }
+
+#[test]
+fn deep_nesting_is_a_positioned_error_not_a_stack_overflow() {
+    // The API takes policies from outside: 100,000 levels must be refused by line and
+    // column (toml's parser stops at its recursion limit), never recursed into.
+    for value in [
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+        format!("{}1{}", "{a=".repeat(100_000), "}".repeat(100_000)),
+    ] {
+        let text = format!("{PROTECT}x = {value}\n");
+        let d = check(&[&text]).expect_err("refused");
+        assert_eq!(d.len(), 1, "{}", show(&d));
+        assert_eq!(d[0].line, 3, "{}", show(&d));
+        assert!(d[0].message.contains("recursion"), "{}", show(&d));
+    }
+}

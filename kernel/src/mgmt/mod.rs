@@ -30,6 +30,7 @@ use crate::net;
 mod conn;
 mod network;
 mod partitions;
+mod policies;
 mod routes;
 
 use conn::Conn;

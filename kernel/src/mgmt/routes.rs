@@ -1,7 +1,8 @@
 //! The management API's URL space: routes each request to the runtime's answer.
 //!
 //! Owns the paths (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`,
-//! `/api/v1/events`, `/api/v1/network` (through `network`), `/metrics`, and `/api/v1/partitions…` through `partitions`) and the
+//! `/api/v1/events`, `/api/v1/network` (through `network`), `/metrics`, `/api/v1/partitions…`
+//! through `partitions` and `/api/v1/policies…` through `policies`) and the
 //! documents they return: health and status as `plinth_control::views` filled from the
 //! runtime's state (the mapping of its names to the views' is here), the catalog as
 //! `plinth-catalog` wrote it, metrics as Prometheus text; error bodies are
@@ -29,6 +30,9 @@ pub fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Respon
     let path = req.path();
     if path == "/api/v1/partitions" || path.starts_with("/api/v1/partitions/") {
         return super::partitions::command(req.method(), path, body);
+    }
+    if path == super::policies::PATH || path.starts_with("/api/v1/policies/") {
+        return super::policies::route(req.method(), path, body);
     }
     let known = matches!(
         path,

@@ -13,10 +13,11 @@ use plinth_control::{Action, AttachDisk, CreatePartition, Resize};
 use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
-use super::lifecycle::{Ending, memory_high_for, net_limits_for, restart_for, share_for};
+use super::lifecycle::Ending;
 use super::model::{
     AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, NetLimits, Partition, PartitionState,
 };
+use super::policy::{memory_high_for, net_limits_for, restart_for, share_for};
 use super::{CAP_PERIOD_NS, MIB, Runtime};
 use crate::memory;
 

@@ -12,16 +12,15 @@ use alloc::vec::Vec;
 use log::{info, warn};
 use plinth_abi::STACK_TOP;
 use plinth_catalog::Catalog;
-use plinth_policy::policies::{PolicySet, Restart, Target};
-use plinth_sched::{Cap, Share};
+use plinth_policy::policies::{PolicySet, Restart};
 
 use super::events::EventKind;
 use super::loader;
 use super::model::{
-    AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, NetLimits, Partition, PartitionState,
-    Task, Troubleshooting,
+    AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, Partition, PartitionState, Task,
 };
-use super::{CAP_PERIOD_NS, MIB, RUNTIME, Runtime};
+use super::policy::{memory_high_for, net_limits_for, restart_for, share_for};
+use super::{MIB, RUNTIME, Runtime};
 use crate::arch::user::UserContext;
 use crate::{clock, memory};
 
@@ -261,6 +260,25 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
     rt.appliance = catalog.appliance.name.clone();
     rt.extents = extents.to_vec();
     rt.appliance_disk = Some(disk);
+    rt.policy_source = Some(super::policy::PolicySource {
+        // By their own names (`protection.toml`), as the API and `plinth policy apply`
+        // name them; the catalog keeps them under `policies/`.
+        files: catalog
+            .policy_files
+            .iter()
+            .map(|(n, t)| (n.rsplit('/').next().unwrap_or(n).into(), t.clone()))
+            .collect(),
+        machine: catalog.appliance.machine,
+        partitions: catalog.appliance.partition_defs(),
+        agents: catalog
+            .agents
+            .iter()
+            .map(|a| plinth_policy::AgentDef {
+                name: a.manifest.name.clone(),
+                version: a.manifest.version,
+            })
+            .collect(),
+    });
     let policies = &catalog.policies;
     let images = loader::images(catalog);
     for def in &catalog.appliance.partitions {
@@ -340,71 +358,4 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
     );
     rt.images = images;
     *RUNTIME.lock() = Some(rt);
-}
-
-/// The agent's own rule first, then its partition's; none means never restart and no
-/// watchdog.
-pub fn restart_for(p: &PolicySet, agent: &str, partition: &str) -> Troubleshooting {
-    let find = |t: &dyn Fn(&Target) -> bool| {
-        p.restart_rules
-            .iter()
-            .find(|r| t(&r.target))
-            .map(|r| Troubleshooting {
-                restart: r.restart,
-                heartbeat_timeout_ms: r.heartbeat_timeout_ms,
-            })
-    };
-    find(&|t| matches!(t, Target::Agent(a) if a == agent))
-        .or_else(|| find(&|t| matches!(t, Target::Partition(n) if n == partition)))
-        .unwrap_or(Troubleshooting {
-            restart: Restart::Never,
-            heartbeat_timeout_ms: None,
-        })
-}
-
-/// A partition's memory high-water mark from the protection policy (`[limit.memory]
-/// high_mib` on the partition), bytes.
-pub fn memory_high_for(p: &PolicySet, partition: &str) -> Option<u64> {
-    p.limits
-        .iter()
-        .filter(|l| matches!(&l.target, Target::Partition(n) if n == partition))
-        .find_map(|l| l.memory.and_then(|m| m.high_mib))
-        .map(|mib| mib.saturating_mul(MIB))
-}
-
-/// A partition's network limits from the protection policy (`[[limit]]` on the
-/// partition, `[limit.network]`): each NIC's transmit and receive buckets.
-pub fn net_limits_for(p: &PolicySet, partition: &str) -> NetLimits {
-    p.limits
-        .iter()
-        .filter(|l| matches!(&l.target, Target::Partition(n) if n == partition))
-        .find_map(|l| l.network)
-        .map(|n| NetLimits {
-            bytes: n.bytes.map(|b| (b.rate, b.burst)),
-            packets: n.packets.map(|b| (b.rate, b.burst)),
-        })
-        .unwrap_or_default()
-}
-
-/// CPU weight and cap: the agent's limit, else its partition's, else weight 100, no cap.
-pub fn share_for(p: &PolicySet, agent: &str, partition: &str) -> Share {
-    let cpu = p
-        .limits
-        .iter()
-        .filter(|l| matches!(&l.target, Target::Agent(a) if a == agent))
-        .chain(
-            p.limits
-                .iter()
-                .filter(|l| matches!(&l.target, Target::Partition(n) if n == partition)),
-        )
-        .find_map(|l| l.cpu);
-    let weight = cpu.map_or(100, |c| c.weight);
-    // One CPU: a cap over 100% is no cap.
-    let cap = cpu
-        .and_then(|c| c.cap_percent)
-        .filter(|p| *p < 100)
-        .and_then(|p| Cap::percent(p, CAP_PERIOD_NS).ok());
-    Share::new(weight, cap).unwrap_or_else(|_| {
-        Share::new(100, None).unwrap_or_else(|_| unreachable!("weight 100 is valid"))
-    })
 }

@@ -34,6 +34,7 @@ pub mod lifecycle;
 pub mod loader;
 pub mod model;
 pub mod nics;
+pub mod policy;
 pub mod run;
 pub mod syscall;
 
@@ -75,6 +76,9 @@ pub struct Runtime {
     pub vlans: VlanLedger,
     /// The appliance's name, which partition NICs' MACs are derived from.
     pub appliance: String,
+    /// The policy files and the world a live change is checked against (`None` without
+    /// a catalog).
+    pub policy_source: Option<policy::PolicySource>,
 }
 
 pub static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
@@ -99,6 +103,7 @@ impl Runtime {
             protected_ns: 0,
             protected: Vec::new(),
             protection,
+            policy_source: None,
         }
     }
 
