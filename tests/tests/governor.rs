@@ -227,6 +227,58 @@ disk = { iops = 50 }
     assert_eq!(view["rate"]["iops"], 200, "{view}");
     assert_eq!(view["rate"]["bytes_per_sec"], Value::Null, "{view}");
 
+    // The profiler saw the same: the capped agent's last 10 s at 200 IOPS, its reads
+    // among its system calls, beside what its manifest predicts.
+    let prof = get(addr, "/api/v1/agents/iops/io-iops/profile");
+    let ten = &prof["windows"][1];
+    assert_eq!(ten["seconds"], 10, "{prof}");
+    assert_eq!(ten["samples"], 10, "{prof}");
+    let iops10 = ten["disk_iops"]["avg"].as_f64().unwrap();
+    let cpu10 = ten["cpu_percent"]["avg"].as_f64().unwrap();
+    let reads = prof["syscalls_by_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call"] == "disk_read")
+        .map(|c| c["count"].as_u64().unwrap())
+        .unwrap_or(0);
+    println!(
+        "profiler: io-iops over 10 s: {iops10:.1} IOPS (peak {}), {cpu10:.2}% CPU, {} KiB of memory; {reads} disk_read calls in all; predicted {}",
+        ten["disk_iops"]["peak"],
+        prof["memory_bytes"].as_u64().unwrap() / 1024,
+        prof["predicted"]
+    );
+    assert!(within(iops10, 200.0, 2.0), "profile: {iops10}");
+    assert!(
+        cpu10 > 0.0 && cpu10 < 50.0,
+        "a throttled agent mostly waits: {cpu10}"
+    );
+    let s1 = disk(&l1, t1, "iops");
+    assert!(
+        reads >= s1.reads,
+        "every read is a disk_read call: {reads} < {}",
+        s1.reads
+    );
+    assert!(prof["memory_bytes"].as_u64().unwrap() > 0, "{prof}");
+    assert_eq!(
+        prof["predicted"]["memory_mib"]["peak"], 64,
+        "the manifest's: {prof}"
+    );
+    let free10 = get(addr, "/api/v1/agents/free/io-free/profile")["windows"][1]["disk_iops"]["avg"]
+        .as_f64()
+        .unwrap();
+    assert!(free10 > 3.0 * iops10, "{free10}");
+    // `plinth top`'s table, from the same figures.
+    let top = plinth::top::read(addr, 10, Duration::from_secs(10)).unwrap();
+    let table = plinth::top::format_top(&top, 10);
+    println!("{table}");
+    assert_eq!(top.rows.len(), 4 + 5, "4 partitions, 5 agents: {table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("  io-iops") && l.contains("running"))
+    );
+
     // Live: the iops partition down to 100/s, measured after its (new) burst is spent.
     let (status, body) = call(
         addr,

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod profile;
 pub mod setup;
 pub mod text;
+pub mod top;
 
 use std::path::PathBuf;
 

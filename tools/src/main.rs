@@ -43,6 +43,9 @@ enum Cmd {
     /// The event log of a running runtime (`GET /api/v1/events`): starts, exits,
     /// faults, restarts, quarantines, governors' actions; `--follow` keeps printing.
     Events(cli::events::EventsArgs),
+    /// A live table of what each partition and agent uses (CPU, memory, system calls,
+    /// disk, network), refreshed like `top`, from the runtime's profiler.
+    Top(cli::top::TopArgs),
     /// The network bridge of a running runtime (`GET /api/v1/network`): VLANs, ports,
     /// MAC table, VLAN pools.
     Net(cli::net::NetArgs),
@@ -91,6 +94,7 @@ fn dispatch(cli: Cli) -> Result<ProcessExit> {
         Cmd::Part(args) => cli::part::run(&args),
         Cmd::Net(args) => cli::net::run(&args),
         Cmd::Events(args) => cli::events::run(&args),
+        Cmd::Top(args) => cli::top::run(&args),
         Cmd::Bench { which } => cli::bench::run(which),
         Cmd::Agent { which } => cli::agent::run(which),
         Cmd::Key { which } => cli::key::run(which),

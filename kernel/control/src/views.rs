@@ -849,6 +849,104 @@ pub struct ErrorView {
     pub status: Option<u16>,
 }
 
+/// An average and a peak per second over a window (a level's, for memory). `null`
+/// before the profiler has a sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatView {
+    #[serde(serialize_with = "number::f64")]
+    pub avg: f64,
+    #[serde(serialize_with = "number::f64")]
+    pub peak: f64,
+}
+
+/// What an agent or a partition used over the last `seconds` (the profiler's samples:
+/// `samples` of them, one a second; fewer than `seconds` just after a start).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowView {
+    pub seconds: u32,
+    pub samples: u32,
+    /// Percent of one CPU.
+    pub cpu_percent: Option<StatView>,
+    pub syscalls_per_sec: Option<StatView>,
+    pub disk_iops: Option<StatView>,
+    pub disk_bytes_per_sec: Option<StatView>,
+    /// Charged memory, bytes (a level: its average and peak).
+    pub memory_bytes: Option<StatView>,
+    /// Partitions only: their NICs, both ways (`null` for an agent).
+    #[serde(default)]
+    pub net_packets_per_sec: Option<StatView>,
+    #[serde(default)]
+    pub net_bytes_per_sec: Option<StatView>,
+}
+
+/// An average and a peak the manifest predicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictedView {
+    pub average: u64,
+    pub peak: u64,
+}
+
+/// The footprint an agent's manifest predicts (`[resources]`); `null` for a resource it
+/// does not use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FootprintView {
+    pub cpu_percent: PredictedView,
+    pub memory_mib: PredictedView,
+    pub disk_bytes_per_sec: Option<PredictedView>,
+    pub disk_iops: Option<PredictedView>,
+    pub network_bytes_per_sec: Option<PredictedView>,
+}
+
+/// One kind of system call and how often the agent made it, all its runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCountView {
+    /// The call's name (`disk_read`), or `unknown` for numbers that are no call.
+    pub call: String,
+    pub count: u64,
+}
+
+/// `GET /api/v1/agents/PARTITION/AGENT/profile`: what one agent used over the last
+/// second, 10 s and minute beside what its manifest predicts, its totals over all its
+/// runs, and its system calls by kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentProfileView {
+    pub partition: String,
+    pub agent: String,
+    pub version: String,
+    pub status: AgentState,
+    /// The guest's clock when it was read, ns since kernel entry.
+    pub uptime_ns: u64,
+    /// 1 s, 10 s, 60 s.
+    pub windows: Vec<WindowView>,
+    /// The current run's memory and the most any run had, bytes.
+    pub memory_bytes: u64,
+    pub peak_memory_bytes: u64,
+    pub predicted: FootprintView,
+    pub cpu_ns_total: u64,
+    pub syscalls_total: u64,
+    /// Only the kinds it made, in the ABI's order.
+    pub syscalls_by_kind: Vec<CallCountView>,
+}
+
+/// One row of `plinth top`: a partition (`agent` null) or one of its agents, over the
+/// window asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopRow {
+    pub partition: String,
+    pub agent: Option<String>,
+    /// An agent's status; `null` for a partition.
+    pub status: Option<AgentState>,
+    pub window: WindowView,
+}
+
+/// `GET /api/v1/profile?window=S`: every partition and agent over one window (1, 10 or
+/// 60 s), partitions each followed by their agents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopView {
+    pub uptime_ns: u64,
+    pub rows: Vec<TopRow>,
+}
+
 macro_rules! views {
     ($($t:ty => $what:literal,)+) => {
         $(impl View for $t {
@@ -867,6 +965,8 @@ views! {
     Health => "health",
     NetworkView => "network",
     ErrorView => "error",
+    AgentProfileView => "agent profile",
+    TopView => "profile",
 }
 
 #[cfg(test)]

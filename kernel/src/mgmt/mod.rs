@@ -31,6 +31,7 @@ mod conn;
 mod network;
 mod partitions;
 mod policies;
+mod profile;
 mod routes;
 
 use conn::Conn;

@@ -2,7 +2,8 @@
 //!
 //! Owns the paths (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`,
 //! `/api/v1/events`, `/api/v1/network` (through `network`), `/metrics`, `/api/v1/partitions…`
-//! through `partitions` and `/api/v1/policies…` through `policies`) and the
+//! through `partitions`, `/api/v1/policies…` through `policies`, and the profiler's
+//! `/api/v1/agents/…/profile` and `/api/v1/profile` through `profile`) and the
 //! documents they return: health and status as `plinth_control::views` filled from the
 //! runtime's state (the mapping of its names to the views' is here), the catalog as
 //! `plinth-catalog` wrote it, metrics as Prometheus text; error bodies are
@@ -33,6 +34,12 @@ pub fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Respon
     }
     if path == super::policies::PATH || path.starts_with("/api/v1/policies/") {
         return super::policies::route(req.method(), path, body);
+    }
+    if path.starts_with(super::profile::AGENTS) {
+        return super::profile::agent_route(req.method(), path);
+    }
+    if path == super::profile::PROFILE {
+        return super::profile::top_route(req.method(), req.query());
     }
     let known = matches!(
         path,

@@ -154,6 +154,7 @@ impl Runtime {
             disk_gate: DiskGate::new(),
             disk_budget: plinth_iogate::Budget::UNLIMITED,
             disk_usage: DiskUsage::default(),
+            profile: Default::default(),
         });
         let pi = self.partitions.len() - 1;
         // NICs last: a refusal (the tenant's pool is exhausted) takes the partition back.

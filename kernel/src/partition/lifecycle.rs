@@ -39,8 +39,10 @@ impl Runtime {
     /// with the executable and a stack, charged to the partition.
     pub fn start_agent(&mut self, pi: usize, slot: usize) {
         let image = self.partitions[pi].agents[slot].image.clone();
+        let frames_before = self.partitions[pi].frames;
         match loader::load(&mut self.partitions[pi], &image) {
             Ok((space, entry)) => {
+                let frames = self.partitions[pi].frames.saturating_sub(frames_before);
                 let id = self.next_task;
                 self.next_task = self.next_task.wrapping_add(1).max(1);
                 // Entered as if called: RSP + 8 is 16-byte aligned, as the SysV ABI
@@ -58,6 +60,8 @@ impl Runtime {
                     space,
                     heap_next: plinth_abi::HEAP_BASE,
                     syscalls: 0,
+                    by_kind: [0; super::model::CALL_KINDS],
+                    frames,
                     io: None,
                     net_wait: None,
                 });
@@ -78,6 +82,15 @@ impl Runtime {
     /// exit or fault and applies the restart policy.
     pub fn end_task(&mut self, ti: usize, how: Ending) {
         let task = self.tasks.swap_remove(ti);
+        // What the run used stays with its agent (the profiler and metering count on).
+        let ran_ns = self.sched.usage(task.id).map_or(0, |u| u.ran_ns);
+        if let Some(slot) = self.partitions[task.partition].agents.get_mut(task.slot) {
+            slot.ended.cpu_ns += ran_ns;
+            slot.ended.syscalls += task.syscalls;
+            for (total, n) in slot.ended.by_kind.iter_mut().zip(task.by_kind) {
+                *total += n;
+            }
+        }
         self.sched.remove(task.id);
         if let Some(io) = task.io {
             crate::block::abandon(io.ticket);
@@ -335,6 +348,7 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             disk_gate: DiskGate::new(),
             disk_budget: plinth_iogate::Budget::UNLIMITED,
             disk_usage: DiskUsage::default(),
+            profile: Default::default(),
         });
         let pi = rt.partitions.len() - 1;
         rt.apply_disk_policy(pi, clock::now_ns());

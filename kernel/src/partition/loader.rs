@@ -38,6 +38,7 @@ pub fn images(catalog: &Catalog) -> Vec<Arc<AgentImage>> {
                 executable,
                 files: a.files.clone(),
                 entry: a.manifest.entry.clone(),
+                resources: a.manifest.resources,
             })),
             Err(e) => warn!(
                 "agent {name} {version}: {} is not runnable: {e}",

@@ -35,6 +35,7 @@ pub mod loader;
 pub mod model;
 pub mod nics;
 pub mod policy;
+pub mod profile;
 pub mod run;
 pub mod syscall;
 
@@ -79,6 +80,8 @@ pub struct Runtime {
     /// The policy files and the world a live change is checked against (`None` without
     /// a catalog).
     pub policy_source: Option<policy::PolicySource>,
+    /// When the profiler samples next.
+    next_profile_ns: u64,
 }
 
 pub static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
@@ -104,6 +107,7 @@ impl Runtime {
             protected: Vec::new(),
             protection,
             policy_source: None,
+            next_profile_ns: 0,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct AgentImage {
     /// The container's files by name, served by `ConfigRead`; the executable among them.
     pub files: Vec<(String, Vec<u8>)>,
     pub entry: String,
+    /// The footprint its manifest predicts, shown beside the profiler's measurements.
+    pub resources: plinth_container::Resources,
 }
 
 impl AgentImage {
@@ -123,6 +125,56 @@ pub struct AgentSlot {
     pub share: Share,
     /// Its disk requests, across its runs.
     pub disk_usage: DiskUsage,
+    /// What its ended runs used: CPU time and system calls (the current run's are its
+    /// task's and the scheduler's).
+    pub ended: RunTotals,
+    /// The profiler's last minute.
+    pub profile: AgentProfile,
+}
+
+/// System calls counted by kind: one per `plinth_abi::Call`, and the unknown numbers.
+pub const CALL_KINDS: usize = plinth_abi::Call::ALL.len() + 1;
+
+/// CPU time and system calls of an agent's runs.
+#[derive(Clone, Debug)]
+pub struct RunTotals {
+    pub cpu_ns: u64,
+    pub syscalls: u64,
+    pub by_kind: [u64; CALL_KINDS],
+}
+
+impl Default for RunTotals {
+    fn default() -> RunTotals {
+        RunTotals {
+            cpu_ns: 0,
+            syscalls: 0,
+            by_kind: [0; CALL_KINDS],
+        }
+    }
+}
+
+/// An agent's profile: per-second samples of its totals over the last minute.
+#[derive(Clone, Debug, Default)]
+pub struct AgentProfile {
+    pub cpu_ns: plinth_profile::Counter,
+    pub syscalls: plinth_profile::Counter,
+    pub disk_ops: plinth_profile::Counter,
+    pub disk_bytes: plinth_profile::Counter,
+    pub memory: plinth_profile::Gauge,
+    /// The most memory a run of it has had, bytes.
+    pub peak_memory: u64,
+}
+
+/// A partition's profile: its agents together, its memory and its NICs.
+#[derive(Clone, Debug, Default)]
+pub struct PartitionProfile {
+    pub cpu_ns: plinth_profile::Counter,
+    pub syscalls: plinth_profile::Counter,
+    pub disk_ops: plinth_profile::Counter,
+    pub disk_bytes: plinth_profile::Counter,
+    pub net_packets: plinth_profile::Counter,
+    pub net_bytes: plinth_profile::Counter,
+    pub memory: plinth_profile::Gauge,
 }
 
 impl AgentSlot {
@@ -140,6 +192,8 @@ impl AgentSlot {
             last_heartbeat_ns: None,
             share,
             disk_usage: DiskUsage::default(),
+            ended: RunTotals::default(),
+            profile: AgentProfile::default(),
         }
     }
 }
@@ -173,6 +227,8 @@ pub struct Partition {
     pub disk_budget: plinth_iogate::Budget,
     /// Its disk requests, across its agents' runs.
     pub disk_usage: DiskUsage,
+    /// The profiler's last minute.
+    pub profile: PartitionProfile,
 }
 
 impl Partition {
@@ -191,6 +247,10 @@ pub struct Task {
     pub space: AddressSpace,
     pub heap_next: u64,
     pub syscalls: u64,
+    /// Its system calls by kind (`CALL_KINDS`: the last is unknown numbers).
+    pub by_kind: [u64; CALL_KINDS],
+    /// Frames charged for it: its image, stack, heap and page tables.
+    pub frames: u64,
     /// A disk request the task waits for (it is blocked in the scheduler meanwhile).
     pub io: Option<PendingIo>,
     /// NICs the task waits on (`NetWait`: receive mask, send mask), sleeping until they

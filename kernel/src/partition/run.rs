@@ -51,6 +51,7 @@ pub fn run() -> Ran {
         rt.complete_io(now);
         rt.wake_net_waiters(now);
         rt.govern(now);
+        rt.sample_profiles(now);
         let (id, slice_ns) = match rt.sched.pick(now) {
             Decision::Run { id, slice_ns } => (id, slice_ns),
             Decision::Idle { .. } => {
@@ -131,6 +132,8 @@ impl Runtime {
                     space,
                     heap_next,
                     syscalls,
+                    by_kind,
+                    frames,
                     partition,
                     slot,
                     ..
@@ -138,12 +141,16 @@ impl Runtime {
                 let mut caller = syscall::Caller {
                     space,
                     heap_next,
+                    frames,
                     part: &mut self.partitions[*partition],
                     slot: *slot,
                 };
-                let mut fast = |number, a| {
+                let mut fast = |number: u64, a| {
                     let answer = syscall::fast(&mut caller, number, a);
-                    *syscalls += u64::from(answer.is_some());
+                    if answer.is_some() {
+                        *syscalls += 1;
+                        by_kind[call_kind(number)] += 1;
+                    }
                     answer
                 };
                 ctx.run(&mut fast)
@@ -162,6 +169,7 @@ impl Runtime {
             let vector = task.ctx.frame.vector;
             if vector == SYSCALL_VECTOR {
                 task.syscalls += 1;
+                task.by_kind[call_kind(task.ctx.frame.rax)] += 1;
                 let (pi, si) = (task.partition, task.slot);
                 let part = &mut self.partitions[pi];
                 match syscall::dispatch(task, part) {
@@ -234,4 +242,13 @@ impl Runtime {
         }
         end
     }
+}
+
+/// Where call `number` is counted in a task's `by_kind`: its own place, or the last for a
+/// number that is no call.
+fn call_kind(number: u64) -> usize {
+    usize::try_from(number)
+        .ok()
+        .filter(|n| *n < plinth_abi::Call::ALL.len())
+        .unwrap_or(plinth_abi::Call::ALL.len())
 }

@@ -39,6 +39,8 @@ pub struct Caller<'a> {
     pub space: &'a mut AddressSpace,
     /// Where the agent's heap ends (`MemGrow` moves it).
     pub heap_next: &'a mut u64,
+    /// Frames charged for the agent (`MemGrow` adds to it).
+    pub frames: &'a mut u64,
     /// The agent's partition, and its slot there.
     pub part: &'a mut Partition,
     pub slot: usize,
@@ -116,6 +118,7 @@ pub fn dispatch(task: &mut Task, part: &mut Partition) -> Outcome {
     let mut caller = Caller {
         space: &mut task.space,
         heap_next: &mut task.heap_next,
+        frames: &mut task.frames,
         part,
         slot: task.slot,
     };
@@ -172,6 +175,7 @@ fn call_one(
     let Caller {
         space,
         heap_next,
+        frames,
         part,
         ..
     } = caller;
@@ -314,21 +318,28 @@ fn call_one(
             if part.frames.saturating_add(pages + tables) > part.quota_frames() {
                 return Err(Error::QuotaExceeded);
             }
+            let before = part.frames;
             let mut alloc = charged_alloc(part);
             let perms = UserPerms {
                 write: true,
                 execute: false,
             };
             let mut va = start;
+            let mut refused = false;
             while va < end {
                 if space.map_new(va, perms, &mut alloc).is_err() {
-                    // Keep what was mapped (it is charged and stays the agent's).
-                    **heap_next = va;
-                    return Err(Error::QuotaExceeded);
+                    refused = true;
+                    break;
                 }
                 va += PAGE_SIZE;
             }
-            **heap_next = end;
+            drop(alloc);
+            // What was mapped is charged and stays the agent's, refused or not.
+            **frames += part.frames.saturating_sub(before);
+            **heap_next = va;
+            if refused {
+                return Err(Error::QuotaExceeded);
+            }
             Ok(start)
         }
         Call::NetInfo => {

@@ -30,6 +30,7 @@ pub mod part;
 pub mod policy;
 pub mod run;
 pub mod status;
+pub mod top;
 
 use anyhow::Result;
 use clap::Args;

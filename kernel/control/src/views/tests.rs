@@ -1348,3 +1348,77 @@ fn constructors_format_as_the_runtime_did() {
     );
     assert_eq!(Health::ok().to_json(), HEALTH);
 }
+
+#[test]
+fn profiles_read_and_write_as_the_runtime_does() {
+    let stat = |avg: f64, peak: f64| Some(StatView { avg, peak });
+    let window = |seconds| WindowView {
+        seconds,
+        samples: seconds.min(7),
+        cpu_percent: stat(12.5, 40.0),
+        syscalls_per_sec: stat(402.0, 410.0),
+        disk_iops: stat(200.0, 201.0),
+        disk_bytes_per_sec: stat(819_200.0, 823_296.0),
+        memory_bytes: stat(118_784.0, 118_784.0),
+        net_packets_per_sec: None,
+        net_bytes_per_sec: None,
+    };
+    let profile = AgentProfileView {
+        partition: "iops".into(),
+        agent: "io-iops".into(),
+        version: "0.1.0".into(),
+        status: AgentState::Running,
+        uptime_ns: 15_000_000_000,
+        windows: vec![window(1), window(10), window(60)],
+        memory_bytes: 118_784,
+        peak_memory_bytes: 122_880,
+        predicted: FootprintView {
+            cpu_percent: PredictedView {
+                average: 1,
+                peak: 100,
+            },
+            memory_mib: PredictedView {
+                average: 1,
+                peak: 64,
+            },
+            disk_iops: Some(PredictedView {
+                average: 100,
+                peak: 500,
+            }),
+            ..FootprintView::default()
+        },
+        cpu_ns_total: 49_000_000,
+        syscalls_total: 6402,
+        syscalls_by_kind: vec![CallCountView {
+            call: "disk_read".into(),
+            count: 3201,
+        }],
+    };
+    round_trip(&profile);
+    let json = profile.to_json();
+    assert!(
+        json.contains(r#""cpu_percent":{"avg":12.5,"peak":40}"#),
+        "integral floats as integers: {json}"
+    );
+    let top = TopView {
+        uptime_ns: 1,
+        rows: vec![
+            TopRow {
+                partition: "iops".into(),
+                agent: None,
+                status: None,
+                window: WindowView {
+                    net_packets_per_sec: stat(0.0, 0.0),
+                    ..window(10)
+                },
+            },
+            TopRow {
+                partition: "iops".into(),
+                agent: Some("io-iops".into()),
+                status: Some(AgentState::Backoff),
+                window: window(10),
+            },
+        ],
+    };
+    round_trip(&top);
+}
