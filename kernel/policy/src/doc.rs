@@ -16,6 +16,66 @@ use core::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
+/// Arrays and inline tables nested deeper than this are refused before parsing. The
+/// TOML parser descends once per level (to its own limit of 80), which costs stack the
+/// runtime's API does not have to spare; specs and policies need three levels at most.
+pub const MAX_NESTING: usize = 16;
+
+/// Where `src` first opens an array or inline table more than `max` deep (a byte offset),
+/// outside strings and comments; `None` if it never does. A lexical scan that does not
+/// allocate or recurse, so it is safe on any input: strings (basic and literal, one-line
+/// and multi-line, with escapes) and comments are skipped as TOML defines them, and a
+/// string left open runs to the end.
+pub fn too_deep(src: &str, max: usize) -> Option<usize> {
+    let b = src.as_bytes();
+    let (mut i, mut depth) = (0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let multi = b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q);
+                i += if multi { 3 } else { 1 };
+                loop {
+                    match b.get(i) {
+                        None => return None,
+                        Some(b'\\') if q == b'"' => i += 2,
+                        Some(&c) if c == q => {
+                            if !multi {
+                                break;
+                            }
+                            if b.get(i + 1) == Some(&q) && b.get(i + 2) == Some(&q) {
+                                // Up to two more quotes may close a multi-line string.
+                                i += 2;
+                                while b.get(i + 1) == Some(&q) {
+                                    i += 1;
+                                }
+                                break;
+                            }
+                            i += 1;
+                        }
+                        Some(b'\n') if !multi => break,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Files larger than this are refused before parsing: a policy is a page of text, and the
 /// runtime parses these from a disk it does not trust.
 pub const MAX_SOURCE_LEN: usize = 1 << 20;
@@ -88,6 +148,16 @@ impl<'s> Doc<'s> {
                 format!(
                     "file is {} bytes; at most {MAX_SOURCE_LEN} are accepted",
                     self.src.len()
+                ),
+            );
+            return None;
+        }
+        if let Some(at) = too_deep(self.src, MAX_NESTING) {
+            self.error(
+                at..at,
+                format!(
+                    "arrays and inline tables nested more than {MAX_NESTING} deep; a policy \
+                     needs a few levels"
                 ),
             );
             return None;

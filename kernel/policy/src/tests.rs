@@ -2334,7 +2334,8 @@ fn mutated_files_never_panic_and_diagnostics_point_into_them() {
 }
 #[test]
 fn deeply_nested_values_are_refused_without_exhausting_the_stack() {
-    // The runtime parses these files from a disk it does not trust, on a small stack.
+    // The runtime parses these files from a disk it does not trust and from its API, on
+    // a small stack.
     let n = 100_000;
     let arrays = format!(
         "kind = \"tenants\"\nx = {}{}\n",
@@ -2349,8 +2350,9 @@ fn deeply_nested_values_are_refused_without_exhausting_the_stack() {
     for text in [arrays, tables] {
         let d = check(&[&text]).unwrap_err();
         assert_eq!(d.len(), 1, "{}", show(&d));
+        // Refused by the nesting scan before toml's parser descends at all.
         assert!(
-            d[0].line == 2 && d[0].message.contains("max recursion depth"),
+            d[0].line == 2 && d[0].message.contains("nested more than 16 deep"),
             "{}",
             show(&d)
         );
@@ -2436,17 +2438,45 @@ fn check_named_names_the_other_file_in_messages() {
 }
 
 #[test]
-fn deep_nesting_is_a_positioned_error_not_a_stack_overflow() {
-    // The API takes policies from outside: 100,000 levels must be refused by line and
-    // column (toml's parser stops at its recursion limit), never recursed into.
-    for value in [
-        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
-        format!("{}1{}", "{a=".repeat(100_000), "}".repeat(100_000)),
+fn nesting_is_counted_outside_strings_and_comments_only() {
+    use crate::doc::{MAX_NESTING, too_deep};
+    let nest = |n: usize| format!("x = {}1{}", "[".repeat(n), "]".repeat(n));
+    assert_eq!(too_deep(&nest(MAX_NESTING), MAX_NESTING), None);
+    assert_eq!(
+        too_deep(&nest(MAX_NESTING + 1), MAX_NESTING),
+        Some(4 + MAX_NESTING)
+    );
+    let deep = "[".repeat(100);
+    for quiet in [
+        format!("a = \"{deep}\"\n"),
+        format!("a = '{deep}'\n"),
+        format!("a = \"\"\"\n{deep}\n\"\"\"\n"),
+        format!("a = '''{deep}'''\n"),
+        format!("# {deep}\n"),
+        format!("a = \"\\\"{deep}\"\n"),
+        format!("\"{deep}\" = 1\n"),
+        // A multi-line string may end in up to two more quotes.
+        format!("a = \"\"\"x\"\"\"\"\"\nb = \"{deep}\"\n"),
+        // Table headers open and close on their line.
+        "[[a]]\n[[a]]\n[b.c]\n".repeat(50),
+        // A string left open runs to the end.
+        format!("a = \"{deep}"),
     ] {
-        let text = format!("{PROTECT}x = {value}\n");
-        let d = check(&[&text]).expect_err("refused");
-        assert_eq!(d.len(), 1, "{}", show(&d));
-        assert_eq!(d[0].line, 3, "{}", show(&d));
-        assert!(d[0].message.contains("recursion"), "{}", show(&d));
+        assert_eq!(too_deep(&quiet, MAX_NESTING), None, "{quiet}");
+    }
+    let after = format!("a = \"]]]]\"\n{}", nest(20));
+    assert!(
+        too_deep(&after, MAX_NESTING).is_some(),
+        "strings do not close levels"
+    );
+    // Inline tables count as arrays do.
+    let tables = format!("x = {}1{}", "{a=".repeat(17), "}".repeat(17));
+    assert!(too_deep(&tables, MAX_NESTING).is_some());
+    // Whatever the bytes, the scan ends.
+    for n in 0..200u32 {
+        let junk: String = (0..n)
+            .map(|i| ['"', '\'', '\\', '[', '#', '\n', '{'][(i * 5 % 7) as usize])
+            .collect();
+        let _ = too_deep(&junk, MAX_NESTING);
     }
 }
