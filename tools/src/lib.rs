@@ -10,6 +10,7 @@ pub mod agent;
 pub mod api;
 pub mod bench;
 pub mod bench_bridge;
+pub mod bench_governor;
 pub mod bench_linux;
 pub mod bench_net;
 pub mod bench_part;

@@ -122,6 +122,22 @@ impl<K: Copy + PartialEq, T> Gate<K, T> {
     /// otherwise queued until [`admit`](Self::admit) lets it through. It goes now only if
     /// nothing it must not pass is waiting.
     pub fn offer(&mut self, agent: K, bytes: u64, request: T, now_ns: u64) -> Option<T> {
+        if self.queue.is_empty() {
+            // Nothing waits, so nothing can be passed: the budgets alone decide, and a
+            // request they allow never touches the queue (the governed path's common
+            // case, kept short).
+            let mut unlimited = Limiter::unlimited();
+            let own = match self.agents.iter_mut().find(|(k, _)| *k == agent) {
+                Some((_, l)) => l,
+                None => &mut unlimited,
+            };
+            if own
+                .try_take_with(&mut self.partition, bytes, now_ns)
+                .is_ok()
+            {
+                return Some(request);
+            }
+        }
         self.queue.push_back(Waiting {
             agent,
             bytes,

@@ -392,6 +392,29 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
             );
         }
     }
+    for (name, help, value) in [
+        (
+            "plinth_partition_disk_gate_calls_total",
+            "Disk calls that went through the partition's disk governor (partitions with a \
+             disk budget).",
+            (|p: &Partition| p.gate_cost.calls as f64) as fn(&Partition) -> f64,
+        ),
+        (
+            "plinth_partition_disk_gate_seconds_total",
+            "Time those calls spent in the disk governor's gate.",
+            |p: &Partition| p.gate_cost.ns as f64 / 1e9,
+        ),
+    ] {
+        for p in &rt.partitions {
+            w.metric(
+                name,
+                help,
+                Kind::Counter,
+                &[("partition", p.name.as_str())],
+                value(p),
+            );
+        }
+    }
     type Series = fn(&AgentSlot, &Runtime) -> f64;
     fn usage(a: &AgentSlot, rt: &Runtime) -> plinth_sched::Usage {
         match a.status {

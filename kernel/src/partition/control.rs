@@ -155,6 +155,7 @@ impl Runtime {
             disk_budget: plinth_iogate::Budget::UNLIMITED,
             disk_usage: DiskUsage::default(),
             profile: Default::default(),
+            gate_cost: Default::default(),
         });
         let pi = self.partitions.len() - 1;
         // NICs last: a refusal (the tenant's pool is exhausted) takes the partition back.

@@ -349,6 +349,7 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             disk_budget: plinth_iogate::Budget::UNLIMITED,
             disk_usage: DiskUsage::default(),
             profile: Default::default(),
+            gate_cost: Default::default(),
         });
         let pi = rt.partitions.len() - 1;
         rt.apply_disk_policy(pi, clock::now_ns());

@@ -229,6 +229,15 @@ pub struct Partition {
     pub disk_usage: DiskUsage,
     /// The profiler's last minute.
     pub profile: PartitionProfile,
+    /// What its disk gate cost the calls that passed through it.
+    pub gate_cost: GateCost,
+}
+
+/// Calls that went through a partition's disk gate, and the time spent in it, ns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GateCost {
+    pub calls: u64,
+    pub ns: u64,
 }
 
 impl Partition {

@@ -1,9 +1,11 @@
-//! `plinth bench`: the benchmarks (boot, blk, idle, net, image, syscall, density, bridge).
+//! `plinth bench`: the benchmarks (boot, blk, idle, net, image, syscall, density, bridge,
+//! governor).
 //!
 //! Owns their arguments and the checks on them, the progress lines on stderr (none
 //! with `--json`), booting the machine `bench net` talks to, and printing each report
 //! as text or JSON. The measurements are in `plinth::bench`, `plinth::bench_net`,
-//! `plinth::bench_part`, `plinth::bench_bridge` and `plinth::image`; this module must not
+//! `plinth::bench_part`, `plinth::bench_bridge`, `plinth::bench_governor` and
+//! `plinth::image`; this module must not
 //! time anything or parse what the runtime prints.
 
 use std::process::ExitCode as ProcessExit;
@@ -27,6 +29,19 @@ pub enum BenchCmd {
         #[arg(short = 'n', long, default_value_t = 3)]
         runs: usize,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The governors: each cap's accuracy over 10 s (IOPS, disk bytes/s, CPU), how
+    /// soon a live policy change is in effect, and what governing adds to a system call
+    /// (three boots per run).
+    Governor {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Number of runs.
+        #[arg(short = 'n', long, default_value_t = 3)]
+        runs: usize,
+        /// Print the report as JSON (each cap's `error_pct`).
         #[arg(long)]
         json: bool,
     },
@@ -256,6 +271,22 @@ pub fn run(which: BenchCmd) -> Result<ProcessExit> {
             let report = plinth::bench_part::syscall(&profile, &opts, runs, |run, n, s| {
                 if !json {
                     eprintln!("run {run:>2}: null system call {n:7.1} ns, switch {s:9.1} ns");
+                }
+            })?;
+            print_report(&report, json)?;
+        }
+        BenchCmd::Governor {
+            machine,
+            runs,
+            json,
+        } => {
+            if runs == 0 {
+                bail!("--runs must be at least 1");
+            }
+            let (profile, opts) = prepare(&machine)?;
+            let report = plinth::bench_governor::governor(&profile, &opts, runs, |run, what| {
+                if !json {
+                    eprintln!("run {run:>2}: {what}");
                 }
             })?;
             print_report(&report, json)?;
