@@ -8,7 +8,10 @@
 //! - `bytes`: each request's size, a whole number of 512-byte sectors up to 64 KiB
 //!   (default 4096);
 //! - `span_sectors`: the requests walk the first this many sectors of the disk in order
-//!   and wrap (default: the whole disk).
+//!   and wrap (default: the whole disk);
+//! - `count`: stop after this many requests (default: never), log `ioload: done N
+//!   requests, B bytes`, then exit with `exit` (default: sleep, heartbeating, for good) —
+//!   a workload of known size, for metering.
 //!
 //! Every second it logs `ioload: N requests, B bytes in T ms` (its own count, since
 //! start) and heartbeats. Exit codes: 2 without a disk, 3 on a bad config, 4 if a call
@@ -67,6 +70,8 @@ fn run() -> i32 {
         "ioload: {} {bytes}-byte requests over {span} sectors",
         if write { "write" } else { "read" }
     );
+    let count = config::number(text, "count");
+    let exit = config::number(text, "exit");
     let start = hostshim::clock_ns();
     let mut next_report = start + 1_000_000_000;
     let (mut done, mut moved, mut at) = (0u64, 0u64, 0u64);
@@ -87,6 +92,16 @@ fn run() -> i32 {
         done += 1;
         moved += bytes;
         at += per;
+        if count == Some(done) {
+            logf!("ioload: done {done} requests, {moved} bytes");
+            match exit {
+                Some(code) => return code as i32,
+                None => loop {
+                    hostshim::heartbeat();
+                    hostshim::sleep_ms(1000);
+                },
+            }
+        }
         let now = hostshim::clock_ns();
         if now >= next_report {
             logf!(

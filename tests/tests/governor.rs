@@ -651,3 +651,161 @@ fn a_policy_changes_live_and_a_bad_one_changes_nothing() {
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn usage_is_metered_exactly_by_tenant_across_restarts() {
+    let d = dir("meter");
+    // 500 writes of 8 KiB, then a failure: restarted once, 500 more, then quarantined.
+    let io = [(
+        "etc/ioload.toml",
+        "op = \"write\"\nbytes = 8192\nspan_sectors = 4096\ncount = 500\nexit = 1\n",
+    )];
+    let agents = [
+        TestAgent {
+            name: "io-meter",
+            example: "ioload",
+            config: &io,
+        },
+        TestAgent {
+            name: "burn",
+            example: "spinner",
+            config: &[],
+        },
+    ];
+    let partitions = "[[partition]]\nname = \"metered\"\nmemory_mib = 4\ncpus = 1\ndisk_mib = 4\n\n\
+                      [[partition]]\nname = \"burner\"\nmemory_mib = 4\ncpus = 1\n\n\
+                      [[partition]]\nname = \"idle\"\nmemory_mib = 4\ncpus = 1\n";
+    let tenants = "kind = \"tenants\"\n\n[[tenant]]\nname = \"acme\"\nvlan = 100\n\
+                   partitions = [\"metered\", \"burner\"]\n\n[[tenant]]\nname = \"globex\"\n\
+                   vlan = 200\npartitions = [\"idle\"]\n";
+    let protection = "kind = \"protection\"\n\n[[limit]]\npartition = \"burner\"\n\
+                      cpu = { cap_percent = 50 }\n";
+    let troubleshooting = "kind = \"troubleshooting\"\n\n[[rule]]\nagent = \"io-meter\"\n\
+                           restart = \"on-failure\"\nmax_restarts = 1\nwindow_secs = 60\n\
+                           backoff = { initial_ms = 50 }\non_exhausted = [\"quarantine\"]\n";
+    let files = [
+        "deployment.toml",
+        "tenants.toml",
+        "protection.toml",
+        "troubleshooting.toml",
+    ];
+    let image = build_appliance(
+        &d,
+        &plinth::image::example_spec(256, &["io-meter", "burn"], partitions, &files),
+        &[
+            (
+                "deployment.toml",
+                &plinth::image::example_deployment(&[("io-meter", "metered"), ("burn", "burner")]),
+            ),
+            ("tenants.toml", tenants),
+            ("protection.toml", protection),
+            ("troubleshooting.toml", troubleshooting),
+        ],
+        &agents,
+    );
+    let (mut rt, addr) = boot_appliance(image);
+    rt.expect_line("metered/io-meter: ioload: done 500 requests, 4096000 bytes");
+    rt.expect_line("metered/io-meter: ioload: done 500 requests, 4096000 bytes");
+    rt.expect_line("QUARANTINED");
+    // The spinner burns at its 50% cap from its start; after 20 s (so the cap's 100 ms
+    // period, half of it the most a partial one can differ, is 0.25% of the whole), stop
+    // it and read the bill.
+    std::thread::sleep(Duration::from_secs(20));
+    let (status, body) = call(addr, "POST", "/api/v1/partitions/burner/stop", None);
+    assert_eq!(status, 200, "{body}");
+    let events = get(addr, "/api/v1/events")["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let started_ms = events
+        .iter()
+        .find(|e| e["kind"] == "agent_started" && e["partition"] == "burner")
+        .and_then(|e| e["time_ms"].as_f64())
+        .expect("burn started");
+    let usage = get(addr, "/api/v1/usage");
+    let stopped_ms = usage["uptime_ns"].as_f64().unwrap() / 1e6;
+    let acme = usage["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == "acme")
+        .unwrap_or_else(|| panic!("{usage}"))
+        .clone();
+    let part = |name: &str| {
+        acme["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["partition"] == name)
+            .unwrap_or_else(|| panic!("{name}: {acme}"))
+            .clone()
+    };
+    let metered = part("metered");
+    let burner = part("burner");
+    // Burned between its start and the stop, at the cap (the stop's own time is within
+    // the usage read's).
+    let cpu_s = burner["cpu_ns"].as_f64().unwrap() / 1e9;
+    let expected_s = 0.5 * (stopped_ms - started_ms) / 1e3;
+    println!(
+        "metering: metered wrote {} times, {} bytes; burner {cpu_s:.4} CPU-s against \
+         {expected_s:.4} expected at its 50% cap; acme total {}",
+        metered["disk_writes"], metered["disk_written_bytes"], acme["total"]
+    );
+    assert_eq!(metered["disk_writes"], 1000, "two runs of 500: {metered}");
+    assert_eq!(metered["disk_written_bytes"], 1000 * 8192, "{metered}");
+    assert_eq!(metered["disk_reads"], 0, "{metered}");
+    assert!(
+        (cpu_s - expected_s).abs() <= 0.01 * expected_s,
+        "CPU within 1%: {cpu_s} against {expected_s}"
+    );
+    assert!(metered["memory_gib_hours"].as_f64().unwrap() > 0.0);
+    let total = &acme["total"];
+    assert_eq!(total["disk_writes"], 1000);
+    assert_eq!(
+        total["cpu_ns"].as_u64().unwrap(),
+        metered["cpu_ns"].as_u64().unwrap() + burner["cpu_ns"].as_u64().unwrap()
+    );
+    // Another tenant sees only its own with ?tenant=.
+    let globex = get(addr, "/api/v1/usage?tenant=globex");
+    let tenants = globex["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 1, "{globex}");
+    assert_eq!(tenants[0]["partitions"][0]["partition"], "idle");
+    assert_eq!(tenants[0]["total"]["disk_writes"], 0);
+    // A resize keeps the counts; a termination keeps them on the books.
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/metered/resize",
+        Some(r#"{"memory_mib": 8}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(addr, "DELETE", "/api/v1/partitions/metered", None);
+    assert_eq!(status, 200, "{body}");
+    let after = get(addr, "/api/v1/usage?tenant=acme");
+    let gone = after["tenants"][0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partition"] == "metered")
+        .unwrap_or_else(|| panic!("{after}"))
+        .clone();
+    assert_eq!(gone["terminated"], true, "{gone}");
+    assert_eq!(gone["disk_writes"], 1000, "{gone}");
+    // And Prometheus says the same.
+    let (_, _) = (status, body);
+    let metrics = plinth::api::get(addr, "/metrics", Duration::from_secs(10))
+        .unwrap()
+        .text();
+    assert!(
+        metrics
+            .contains("plinth_usage_disk_writes_total{tenant=\"acme\",partition=\"metered\"} 1000"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("plinth_usage"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    rt.shutdown();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -947,6 +947,65 @@ pub struct TopView {
     pub rows: Vec<TopRow>,
 }
 
+/// What a partition (or a tenant's partitions together) used, for billing: exact
+/// counters since the partition was created, kept across its agents' restarts and its
+/// resizes. Memory is charged memory over time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageCounters {
+    pub cpu_ns: u64,
+    #[serde(serialize_with = "number::f64")]
+    pub memory_gib_hours: f64,
+    pub disk_reads: u64,
+    pub disk_writes: u64,
+    pub disk_read_bytes: u64,
+    pub disk_written_bytes: u64,
+    /// From the partition's side: what it received and sent on its NICs.
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+}
+
+impl UsageCounters {
+    /// The sum of two.
+    pub fn plus(&self, o: &UsageCounters) -> UsageCounters {
+        UsageCounters {
+            cpu_ns: self.cpu_ns.saturating_add(o.cpu_ns),
+            memory_gib_hours: self.memory_gib_hours + o.memory_gib_hours,
+            disk_reads: self.disk_reads.saturating_add(o.disk_reads),
+            disk_writes: self.disk_writes.saturating_add(o.disk_writes),
+            disk_read_bytes: self.disk_read_bytes.saturating_add(o.disk_read_bytes),
+            disk_written_bytes: self.disk_written_bytes.saturating_add(o.disk_written_bytes),
+            net_rx_bytes: self.net_rx_bytes.saturating_add(o.net_rx_bytes),
+            net_tx_bytes: self.net_tx_bytes.saturating_add(o.net_tx_bytes),
+        }
+    }
+}
+
+/// One partition's usage; `terminated` ones stay until the runtime restarts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionUsage {
+    pub partition: String,
+    pub terminated: bool,
+    #[serde(flatten)]
+    pub usage: UsageCounters,
+}
+
+/// One tenant's partitions and their sum (`tenant` null: partitions without one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TenantUsage {
+    pub tenant: Option<String>,
+    pub total: UsageCounters,
+    pub partitions: Vec<PartitionUsage>,
+}
+
+/// `GET /api/v1/usage[?tenant=NAME]`: usage by tenant, counted since `since_ns` (the
+/// runtime's start; ns since kernel entry) up to `uptime_ns`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UsageView {
+    pub since_ns: u64,
+    pub uptime_ns: u64,
+    pub tenants: Vec<TenantUsage>,
+}
+
 macro_rules! views {
     ($($t:ty => $what:literal,)+) => {
         $(impl View for $t {
@@ -967,6 +1026,7 @@ views! {
     ErrorView => "error",
     AgentProfileView => "agent profile",
     TopView => "profile",
+    UsageView => "usage",
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ mod partitions;
 mod policies;
 mod profile;
 mod routes;
+mod usage;
 
 use conn::Conn;
 

@@ -3,7 +3,8 @@
 //! Owns the paths (`/api/v1/health`, `/api/v1/status`, `/api/v1/catalog`,
 //! `/api/v1/events`, `/api/v1/network` (through `network`), `/metrics`, `/api/v1/partitions…`
 //! through `partitions`, `/api/v1/policies…` through `policies`, and the profiler's
-//! `/api/v1/agents/…/profile` and `/api/v1/profile` through `profile`) and the
+//! `/api/v1/agents/…/profile` and `/api/v1/profile` through `profile`, `/api/v1/usage`
+//! through `usage`) and the
 //! documents they return: health and status as `plinth_control::views` filled from the
 //! runtime's state (the mapping of its names to the views' is here), the catalog as
 //! `plinth-catalog` wrote it, metrics as Prometheus text; error bodies are
@@ -40,6 +41,9 @@ pub fn route(req: &Request, body: &[u8], ctx: &Context, nic: &NicInfo) -> Respon
     }
     if path == super::profile::PROFILE {
         return super::profile::top_route(req.method(), req.query());
+    }
+    if path == super::usage::PATH {
+        return super::usage::route(req.method(), req.query());
     }
     let known = matches!(
         path,
@@ -284,6 +288,7 @@ fn metrics_text(ctx: &Context, nic: &NicInfo) -> String {
         }
     }
     super::partitions::metrics(&mut w);
+    super::usage::metrics(&mut w);
     bridge_metrics(&mut w);
     w.finish()
 }

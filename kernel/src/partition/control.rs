@@ -156,6 +156,10 @@ impl Runtime {
             disk_usage: DiskUsage::default(),
             profile: Default::default(),
             gate_cost: Default::default(),
+            meter: super::model::Meter {
+                memory_at_ns: crate::clock::now_ns(),
+                ..Default::default()
+            },
         });
         let pi = self.partitions.len() - 1;
         // NICs last: a refusal (the tenant's pool is exhausted) takes the partition back.
@@ -239,6 +243,9 @@ impl Runtime {
     pub fn terminate(&mut self, pi: usize) -> u64 {
         let before = self.partitions[pi].frames;
         self.stop(pi);
+        // Its usage stays on the books: stopped (agents' totals final), NICs still there.
+        self.meter_memory(crate::clock::now_ns());
+        self.retire(pi);
         self.remove_nics(pi);
         let p = self.partitions.remove(pi);
         debug_assert_eq!(p.frames, 0, "a stopped partition holds no frames");

@@ -350,6 +350,10 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             disk_usage: DiskUsage::default(),
             profile: Default::default(),
             gate_cost: Default::default(),
+            meter: super::model::Meter {
+                memory_at_ns: crate::clock::now_ns(),
+                ..Default::default()
+            },
         });
         let pi = rt.partitions.len() - 1;
         rt.apply_disk_policy(pi, clock::now_ns());

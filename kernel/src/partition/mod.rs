@@ -32,6 +32,7 @@ pub mod events;
 pub mod governor;
 pub mod lifecycle;
 pub mod loader;
+pub mod meter;
 pub mod model;
 pub mod nics;
 pub mod policy;
@@ -82,6 +83,8 @@ pub struct Runtime {
     pub policy_source: Option<policy::PolicySource>,
     /// When the profiler samples next.
     next_profile_ns: u64,
+    /// Terminated partitions' last usage (metering).
+    pub retired: Vec<meter::Retired>,
 }
 
 pub static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
@@ -108,6 +111,7 @@ impl Runtime {
             protection,
             policy_source: None,
             next_profile_ns: 0,
+            retired: Vec::new(),
         }
     }
 

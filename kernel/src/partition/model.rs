@@ -231,6 +231,18 @@ pub struct Partition {
     pub profile: PartitionProfile,
     /// What its disk gate cost the calls that passed through it.
     pub gate_cost: GateCost,
+    /// Usage metering's own state (see `meter`).
+    pub meter: Meter,
+}
+
+/// What metering keeps beside the counters the partition has anyway.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Meter {
+    /// Charged memory integrated over time, byte-nanoseconds, up to `memory_at_ns`.
+    pub memory_byte_ns: u128,
+    pub memory_at_ns: u64,
+    /// What NICs since detached received and sent, bytes.
+    pub net_gone: (u64, u64),
 }
 
 /// Calls that went through a partition's disk gate, and the time spent in it, ns.

@@ -106,6 +106,12 @@ impl Runtime {
                 CommandError::Conflict(format!("partition {} has no NIC {index}", p.name))
             })?;
         let nic = p.nics.remove(at);
+        // Metering keeps what it carried (from the partition's side: the port's
+        // transmit side delivered to it).
+        if let Some(c) = switch::inspect(|b| b.port(nic.port).map(|(_, c)| c.clone())).flatten() {
+            p.meter.net_gone.0 += c.tx_bytes;
+            p.meter.net_gone.1 += c.rx_bytes;
+        }
         switch::remove_nic(nic.port);
         if p.nics.is_empty()
             && let Some(t) = p.tenant.as_deref()

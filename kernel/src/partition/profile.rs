@@ -39,6 +39,15 @@ pub fn agent_now(rt: &Runtime, slot: &AgentSlot) -> AgentNow {
     AgentNow { totals, memory }
 }
 
+/// A partition's NICs together, from its side: (bytes received, bytes sent).
+pub fn nic_totals_by_direction(p: &super::Partition) -> (u64, u64) {
+    p.nics
+        .iter()
+        .filter_map(|n| switch::inspect(|b| b.port(n.port).map(|(_, c)| c.clone())).flatten())
+        // The port's transmit side delivers to the partition.
+        .fold((0, 0), |(rx, tx), c| (rx + c.tx_bytes, tx + c.rx_bytes))
+}
+
 /// A partition's NICs together: (packets, bytes) both ways.
 pub fn nic_totals(p: &super::Partition) -> (u64, u64) {
     p.nics

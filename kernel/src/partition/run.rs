@@ -52,6 +52,7 @@ pub fn run() -> Ran {
         rt.wake_net_waiters(now);
         rt.govern(now);
         rt.sample_profiles(now);
+        rt.meter_memory(now);
         let (id, slice_ns) = match rt.sched.pick(now) {
             Decision::Run { id, slice_ns } => (id, slice_ns),
             Decision::Idle { .. } => {
