@@ -594,7 +594,7 @@ fn a_policy_changes_live_and_a_bad_one_changes_nothing() {
             "deep nesting",
             nested.into_bytes(),
             422,
-            "protection.toml:2:",
+            "protection.toml:2:21: arrays and inline tables nested more than 16 deep",
         ),
         (
             "an unknown kind",
@@ -648,6 +648,39 @@ fn a_policy_changes_live_and_a_bad_one_changes_nothing() {
     let (rate, _) = rates(disk(&l2, t2, "live"), disk(&l3, t3, "live"));
     assert!(within(rate, 1000.0, 3.0), "still 1000 IOPS: {rate:.2}");
     assert_eq!(get(addr, "/api/v1/health")["status"], "ok");
+
+    // A resize made since stands when a policy that does not touch it changes.
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/live/resize",
+        Some(r#"{"disk_iops": 500}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let rules = d.join("troubleshooting.toml");
+    std::fs::write(
+        &rules,
+        "kind = \"troubleshooting\"\n\n[[rule]]\nagent = \"io-live\"\nrestart = \"on-failure\"\n\
+         max_restarts = 3\nwindow_secs = 60\non_exhausted = [\"alert\"]\n",
+    )
+    .unwrap();
+    plinth::policy::apply(
+        addr,
+        &rules,
+        "troubleshooting.toml",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let listed = get(addr, "/api/v1/policies");
+    assert_eq!(
+        listed["files"][2]["name"], "troubleshooting.toml",
+        "{listed}"
+    );
+    let view = get(addr, "/api/v1/partitions/live");
+    assert_eq!(
+        view["disk"]["rate"]["iops"], 500,
+        "the resize stands: {view}"
+    );
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -792,13 +825,12 @@ fn usage_is_metered_exactly_by_tenant_across_restarts() {
     assert_eq!(gone["terminated"], true, "{gone}");
     assert_eq!(gone["disk_writes"], 1000, "{gone}");
     // And Prometheus says the same.
-    let (_, _) = (status, body);
     let metrics = plinth::api::get(addr, "/metrics", Duration::from_secs(10))
         .unwrap()
         .text();
     assert!(
         metrics
-            .contains("plinth_usage_disk_writes_total{tenant=\"acme\",partition=\"metered\"} 1000"),
+            .contains("plinth_usage_disk_writes_total{tenant=\"acme\",partition=\"metered\",state=\"terminated\"} 1000"),
         "{}",
         metrics
             .lines()

@@ -229,8 +229,15 @@ fn cancelling_an_agent_drops_only_its_requests_and_keeps_its_spending() {
     assert_eq!(gate.cancel(0), [2]);
     assert_eq!(gate.waiting(), 1);
     assert_eq!(gate.admit(S).map(|a| a.request), Some(3));
-    // The restarted agent finds its budget spent, not refilled.
-    assert_eq!(gate.offer(0, 512, 4, S), None);
+    // The restarted agent finds its own budget as it left it: spent at 0, so at S/2
+    // (the partition's budget lifted) it still waits, where a fresh burst would go.
+    let mut gate: Gate<usize, u32> = Gate::new();
+    gate.set_agent(0, ops(1, 1), 0);
+    assert_eq!(gate.offer(0, 512, 1, 0), Some(1));
+    assert_eq!(gate.offer(0, 512, 2, 0), None);
+    assert_eq!(gate.cancel(0), [2]);
+    assert_eq!(gate.offer(0, 512, 3, S / 2), None);
+    assert_eq!(gate.admit(S).map(|a| a.request), Some(3));
 }
 
 #[test]

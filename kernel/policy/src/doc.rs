@@ -28,7 +28,11 @@ pub const MAX_NESTING: usize = 16;
 /// string left open runs to the end.
 pub fn too_deep(src: &str, max: usize) -> Option<usize> {
     let b = src.as_bytes();
-    let (mut i, mut depth) = (0usize, 0usize);
+    // Levels open, and which each is (a set bit: an inline table), innermost lowest: a
+    // closer only closes a level of its own kind, as the parser (which stays inside an
+    // array on a stray `}`) does.
+    let max = max.min(127);
+    let (mut i, mut depth, mut kinds) = (0usize, 0usize, 0u128);
     while i < b.len() {
         match b[i] {
             b'#' => {
@@ -42,7 +46,14 @@ pub fn too_deep(src: &str, max: usize) -> Option<usize> {
                 loop {
                     match b.get(i) {
                         None => return None,
-                        Some(b'\\') if q == b'"' => i += 2,
+                        // In a one-line string an escape does not reach past the line
+                        // (the lexer ends the string there, and so does this).
+                        Some(b'\\') if q == b'"' => {
+                            if !multi && b.get(i + 1) == Some(&b'\n') {
+                                break;
+                            }
+                            i += 2;
+                        }
                         Some(&c) if c == q => {
                             if !multi {
                                 break;
@@ -62,13 +73,20 @@ pub fn too_deep(src: &str, max: usize) -> Option<usize> {
                     }
                 }
             }
-            b'[' | b'{' => {
+            open @ (b'[' | b'{') => {
                 depth += 1;
                 if depth > max {
                     return Some(i);
                 }
+                kinds = (kinds << 1) | u128::from(open == b'{');
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
+            close @ (b']' | b'}') => {
+                let table = kinds & 1 == 1;
+                if depth > 0 && table == (close == b'}') {
+                    depth -= 1;
+                    kinds >>= 1;
+                }
+            }
             _ => {}
         }
         i += 1;

@@ -2464,6 +2464,15 @@ fn nesting_is_counted_outside_strings_and_comments_only() {
     ] {
         assert_eq!(too_deep(&quiet, MAX_NESTING), None, "{quiet}");
     }
+    // A one-line string's escape does not reach past its line, as toml's lexer has it.
+    let escaped = format!("a = \"\\\n{}", nest(20));
+    assert!(too_deep(&escaped, MAX_NESTING).is_some(), "{escaped}");
+    // A closer of the other kind closes nothing: toml stays inside the array.
+    let mismatched = format!(
+        "x = {}",
+        format!("{}{}", "[".repeat(10), "}".repeat(10)).repeat(3)
+    );
+    assert!(too_deep(&mismatched, MAX_NESTING).is_some(), "{mismatched}");
     let after = format!("a = \"]]]]\"\n{}", nest(20));
     assert!(
         too_deep(&after, MAX_NESTING).is_some(),

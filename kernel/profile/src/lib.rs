@@ -89,10 +89,21 @@ impl Counter {
     /// Records `total` now: the increase since the last sample (the first sample only
     /// sets the starting point).
     pub fn sample(&mut self, total: u64) {
+        self.sample_over(total, 1_000_000_000);
+    }
+
+    /// Records `total`, `elapsed_ns` after the last sample: the increase scaled to one
+    /// second, so a sample taken late does not read as a faster rate.
+    pub fn sample_over(&mut self, total: u64, elapsed_ns: u64) {
         if let Some(last) = self.last {
             // A total below the last was reset: it counted from zero since.
             let delta = if total >= last { total - last } else { total };
-            self.ring.push(delta);
+            let per_second = match elapsed_ns {
+                0 | 1_000_000_000 => delta,
+                ns => u64::try_from(u128::from(delta) * 1_000_000_000 / u128::from(ns))
+                    .unwrap_or(u64::MAX),
+            };
+            self.ring.push(per_second);
         }
         self.last = Some(total);
     }
@@ -138,6 +149,16 @@ mod tests {
         let ten = c.window(10).unwrap();
         // 10, 20, 30, 40: a window longer than the samples covers those there are.
         assert_eq!((ten.avg, ten.peak, ten.samples), (25.0, 40, 4));
+    }
+
+    #[test]
+    fn a_late_sample_is_scaled_to_a_second() {
+        let mut c = Counter::default();
+        c.sample_over(0, 0);
+        c.sample_over(1100, 1_100_000_000);
+        c.sample_over(2000, 900_000_000);
+        let w = c.window(2).unwrap();
+        assert_eq!((w.avg, w.peak), (1000.0, 1000));
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
         ),
     ];
     for (name, help, value) in families {
-        for (tenant, partition, _, usage) in &rows {
+        for (tenant, partition, terminated, usage) in &rows {
             w.metric(
                 name,
                 help,
@@ -163,6 +163,9 @@ pub fn metrics(w: &mut plinth_http::prometheus::Writer) {
                 &[
                     ("tenant", tenant.as_deref().unwrap_or("")),
                     ("partition", partition.as_str()),
+                    // A name terminated and created again is two series, not one that
+                    // goes back.
+                    ("state", if *terminated { "terminated" } else { "live" }),
                 ],
                 value(&counters(usage)),
             );

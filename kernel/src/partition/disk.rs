@@ -18,7 +18,7 @@ use plinth_iogate::Budget;
 use plinth_policy::policies::{DiskLimit, PolicySet, Target};
 
 use super::Runtime;
-use super::model::{DiskRequest, PendingIo};
+use super::model::{DiskRequest, DiskUsage, PendingIo};
 use crate::block;
 
 /// The budget a `[limit.disk]` gives.
@@ -93,10 +93,8 @@ fn submit(
     if !same {
         return Err(plinth_abi::Error::NoDisk);
     }
-    part.disk_usage.count(&req, waited_ns);
-    if let Some(a) = part.agents.get_mut(slot) {
-        a.disk_usage.count(&req, waited_ns);
-    }
+    let mut counted = DiskUsage::default();
+    counted.count(&req, waited_ns);
     let (ticket, read_into) = match (req.data, req.read) {
         (Some(data), _) => (block::write(req.extent.disk, req.lba, data), None),
         (None, Some((len, va))) => (
@@ -106,6 +104,11 @@ fn submit(
         (None, None) => return Err(plinth_abi::Error::Invalid),
     };
     let ticket = ticket.map_err(|_| plinth_abi::Error::Io)?;
+    // Counted once the block layer took it: a refused request is not usage.
+    part.disk_usage.add(&counted);
+    if let Some(a) = part.agents.get_mut(slot) {
+        a.disk_usage.add(&counted);
+    }
     Ok(PendingIo {
         ticket,
         read_into,

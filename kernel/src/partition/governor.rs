@@ -75,7 +75,25 @@ fn throttled(base: Share, cap_percent: Option<u8>) -> Share {
     }
 }
 
+impl Protection {
+    /// The cap contention protection has on unprotected partitions' agents now.
+    pub fn cap(&self) -> Option<u8> {
+        self.governor.cap()
+    }
+}
+
 impl Runtime {
+    /// The share an agent of partition `pi` with share `base` runs at now: `base`, or
+    /// throttled while contention protection caps the unprotected partitions.
+    pub(super) fn share_now(&self, pi: usize, base: Share) -> Share {
+        let cap = self.protection.as_ref().and_then(Protection::cap);
+        if self.protected.get(pi).copied().unwrap_or(false) {
+            base
+        } else {
+            throttled(base, cap)
+        }
+    }
+
     /// Which partitions the policy protects, by index.
     fn refresh_protected(&mut self) {
         let protected: Vec<bool> = self

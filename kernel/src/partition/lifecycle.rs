@@ -228,7 +228,10 @@ impl Runtime {
                 else {
                     continue;
                 };
-                let since = slot.last_heartbeat_ns.unwrap_or(slot.started_ns);
+                let since = slot
+                    .last_heartbeat_ns
+                    .unwrap_or(slot.started_ns)
+                    .max(slot.watch_from_ns);
                 let silent_ns = now.saturating_sub(since);
                 if silent_ns >= u64::from(timeout_ms) * 1_000_000 {
                     let kind = EventKind::AgentHung {
@@ -282,7 +285,6 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             .map(|(n, t)| (n.rsplit('/').next().unwrap_or(n).into(), t.clone()))
             .collect(),
         machine: catalog.appliance.machine,
-        partitions: catalog.appliance.partition_defs(),
         agents: catalog
             .agents
             .iter()

@@ -15,6 +15,32 @@ use plinth_abi::PAGE_SIZE;
 use super::Runtime;
 use super::profile::{agent_now, nic_totals_by_direction};
 
+/// Terminated partitions kept by name in the ledger.
+pub const RETIRED_KEPT: usize = 64;
+/// The ledger's record, per tenant, of terminated partitions older than those kept by
+/// name (not a partition name: those are `[a-z0-9-]`).
+pub const EARLIER: &str = "(earlier)";
+
+/// Adds `usage` to the ledger's record of `partition` and `tenant`, or starts one.
+fn add(
+    ledger: &mut alloc::vec::Vec<Retired>,
+    partition: String,
+    tenant: Option<String>,
+    usage: Usage,
+) {
+    match ledger
+        .iter_mut()
+        .find(|r| r.partition == partition && r.tenant == tenant)
+    {
+        Some(r) => r.usage = r.usage.plus(&usage),
+        None => ledger.push(Retired {
+            partition,
+            tenant,
+            usage,
+        }),
+    }
+}
+
 /// One partition's usage now.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Usage {
@@ -28,7 +54,24 @@ pub struct Usage {
     pub net_tx_bytes: u64,
 }
 
-/// A terminated partition's last usage.
+impl Usage {
+    /// The sum of two.
+    pub fn plus(&self, o: &Usage) -> Usage {
+        Usage {
+            cpu_ns: self.cpu_ns.saturating_add(o.cpu_ns),
+            memory_byte_ns: self.memory_byte_ns.saturating_add(o.memory_byte_ns),
+            disk_reads: self.disk_reads.saturating_add(o.disk_reads),
+            disk_writes: self.disk_writes.saturating_add(o.disk_writes),
+            disk_read_bytes: self.disk_read_bytes.saturating_add(o.disk_read_bytes),
+            disk_written_bytes: self.disk_written_bytes.saturating_add(o.disk_written_bytes),
+            net_rx_bytes: self.net_rx_bytes.saturating_add(o.net_rx_bytes),
+            net_tx_bytes: self.net_tx_bytes.saturating_add(o.net_tx_bytes),
+        }
+    }
+}
+
+/// A terminated partition's last usage (all the terminated partitions of that name and
+/// tenant, summed).
 pub struct Retired {
     pub partition: String,
     pub tenant: Option<String>,
@@ -74,13 +117,30 @@ impl Runtime {
 
     /// Keeps partition `pi`'s usage before it is terminated (its agents ended, its NICs
     /// still attached).
+    /// A name used again after a termination adds to the same record. The ledger keeps
+    /// the last [`RETIRED_KEPT`] names; an older one's usage is folded into its tenant's
+    /// [`EARLIER`] record, so the totals stay exact and the ledger's memory bounded
+    /// however many partitions come and go.
     pub(super) fn retire(&mut self, pi: usize) {
         let usage = self.usage(pi);
         let p = &self.partitions[pi];
-        self.retired.push(Retired {
-            partition: p.name.clone(),
-            tenant: p.tenant.clone(),
-            usage,
-        });
+        let (name, tenant) = (p.name.clone(), p.tenant.clone());
+        add(&mut self.retired, name, tenant, usage);
+        let named = self
+            .retired
+            .iter()
+            .filter(|r| r.partition != EARLIER)
+            .count();
+        if named > RETIRED_KEPT
+            && let Some(i) = self.retired.iter().position(|r| r.partition != EARLIER)
+        {
+            let old = self.retired.remove(i);
+            add(
+                &mut self.retired,
+                String::from(EARLIER),
+                old.tenant,
+                old.usage,
+            );
+        }
     }
 }

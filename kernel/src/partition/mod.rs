@@ -81,8 +81,9 @@ pub struct Runtime {
     /// The policy files and the world a live change is checked against (`None` without
     /// a catalog).
     pub policy_source: Option<policy::PolicySource>,
-    /// When the profiler samples next.
+    /// When the profiler samples next, and when it last did.
     next_profile_ns: u64,
+    last_profile_ns: u64,
     /// Terminated partitions' last usage (metering).
     pub retired: Vec<meter::Retired>,
 }
@@ -111,6 +112,7 @@ impl Runtime {
             protection,
             policy_source: None,
             next_profile_ns: 0,
+            last_profile_ns: 0,
             retired: Vec::new(),
         }
     }

@@ -117,6 +117,9 @@ pub struct AgentSlot {
     /// When the current run started (ns since boot): the watchdog counts from here until
     /// the first heartbeat.
     pub started_ns: u64,
+    /// When a live policy change last set the watchdog's interval: silence before it
+    /// does not count against the new rule.
+    pub watch_from_ns: u64,
     /// Restart times within the policy window, oldest first.
     pub restart_times: VecDeque<u64>,
     pub restarts: u32,
@@ -186,6 +189,7 @@ impl AgentSlot {
             restart: care.restart,
             heartbeat_timeout_ms: care.heartbeat_timeout_ms,
             started_ns: 0,
+            watch_from_ns: 0,
             restart_times: VecDeque::new(),
             restarts: 0,
             heartbeats: 0,
@@ -241,8 +245,9 @@ pub struct Meter {
     /// Charged memory integrated over time, byte-nanoseconds, up to `memory_at_ns`.
     pub memory_byte_ns: u128,
     pub memory_at_ns: u64,
-    /// What NICs since detached received and sent, bytes.
+    /// What NICs since detached received and sent, bytes, and their frames both ways.
     pub net_gone: (u64, u64),
+    pub net_gone_frames: u64,
 }
 
 /// Calls that went through a partition's disk gate, and the time spent in it, ns.
@@ -331,6 +336,16 @@ pub struct DiskUsage {
 }
 
 impl DiskUsage {
+    /// Adds another's counts.
+    pub fn add(&mut self, o: &DiskUsage) {
+        self.reads += o.reads;
+        self.read_bytes += o.read_bytes;
+        self.writes += o.writes;
+        self.written_bytes += o.written_bytes;
+        self.throttled += o.throttled;
+        self.throttled_ns += o.throttled_ns;
+    }
+
     pub fn count(&mut self, req: &DiskRequest, waited_ns: u64) {
         if req.data.is_some() {
             self.writes += 1;

@@ -111,6 +111,7 @@ impl Runtime {
         if let Some(c) = switch::inspect(|b| b.port(nic.port).map(|(_, c)| c.clone())).flatten() {
             p.meter.net_gone.0 += c.tx_bytes;
             p.meter.net_gone.1 += c.rx_bytes;
+            p.meter.net_gone_frames += c.rx_frames + c.tx_frames;
         }
         switch::remove_nic(nic.port);
         if p.nics.is_empty()

@@ -1,12 +1,14 @@
 //! Live policy change: a protection or troubleshooting file replaced while agents run.
 //!
 //! The new text is checked the way the host tool and the catalog check it — the whole set,
-//! with this one file replaced or added, against the appliance's machine, partitions and
-//! agents — so a mistake comes back with the same positioned messages and changes
-//! nothing. A set that passes replaces the runtime's, and every partition's limits are
-//! applied again at once: agents' CPU shares, restart rules and watchdog intervals, NIC
-//! buckets, disk budgets, the memory high-water mark, and contention protection. Nothing
-//! is restarted; a waiting disk request sees its new budget at the next admission.
+//! with this one file replaced or added, against the appliance's machine and agents and
+//! the runtime's partitions as they are now — so a mistake comes back with the same
+//! positioned messages and changes nothing. A set that passes replaces the runtime's, and
+//! what it changes applies at once: agents' CPU shares, restart rules and watchdog
+//! intervals (a new interval counts from the change), NIC buckets, disk budgets, the
+//! memory high-water mark, and contention protection. A value the policy does not change
+//! for a target is left as it is, so a resize made since stands. Nothing is restarted; a
+//! waiting disk request sees its new budget at the next admission.
 //!
 //! Deployments and tenants are not changed this way (they place agents and hand out
 //! VLANs, which the command set does): a file that would change them is refused.
@@ -24,17 +26,17 @@ use plinth_policy::{AgentDef, Diagnostic, Machine, PartitionDef};
 use plinth_sched::{Cap, Share};
 
 use super::Runtime;
+use super::disk::budget_for;
 use super::governor;
 use super::model::{AgentStatus, NetLimits, Troubleshooting};
 use super::{CAP_PERIOD_NS, MIB};
 
-/// What the policies were read from: the catalog's files and the world they are checked
-/// against.
+/// What the policies were read from: the catalog's files, and the machine and agents
+/// they are checked against (the partitions are the runtime's own, as they are now).
 pub struct PolicySource {
     /// (name, text), in the spec's order; a live change replaces or adds one.
     pub files: Vec<(String, String)>,
     pub machine: Machine,
-    pub partitions: Vec<PartitionDef>,
     pub agents: Vec<AgentDef>,
 }
 
@@ -73,9 +75,20 @@ impl Runtime {
             .enumerate()
             .map(|(i, (n, _))| (i, n.as_str()))
             .collect();
+        // The partitions there are now, created at boot or by the command set since.
+        let partitions: Vec<PartitionDef> = self
+            .partitions
+            .iter()
+            .map(|p| PartitionDef {
+                name: p.name.clone(),
+                labels: p.labels.clone(),
+                memory_mib: p.memory_quota / MIB,
+                cpus: 1,
+            })
+            .collect();
         let world = plinth_policy::World {
             machine: Some(source.machine),
-            partitions: Some(&source.partitions),
+            partitions: Some(&partitions),
             agents: Some(&source.agents),
         };
         let set = PolicySet::check_named(&texts, &names, &world).map_err(|ds| {
@@ -105,36 +118,101 @@ impl Runtime {
         Ok(())
     }
 
-    /// Replaces the policy set and applies it to every partition and agent.
+    /// Replaces the policy set and applies what it changed: for each partition and agent,
+    /// a value is set again only where the new set says something else for it than the
+    /// old one did, so what the command set changed since (a resize, a share given at
+    /// create) stands unless the policy changes that very value.
     fn adopt(&mut self, set: PolicySet, now_ns: u64) {
-        let contention_changed = set.contention != self.policies.contention
-            || set.limits.iter().map(|l| l.protected).ne(self
-                .policies
+        let old = core::mem::replace(&mut self.policies, set);
+        let new = &self.policies;
+        let contention_changed = new.contention != old.contention
+            || new
                 .limits
                 .iter()
-                .map(|l| l.protected));
-        self.policies = set;
+                .map(|l| l.protected)
+                .ne(old.limits.iter().map(|l| l.protected));
+        let mut shares = Vec::new();
         for pi in 0..self.partitions.len() {
             let name = self.partitions[pi].name.clone();
-            let net = net_limits_for(&self.policies, &name);
-            self.set_net_limits(pi, net);
-            self.apply_disk_policy(pi, now_ns);
+            let new = &self.policies;
+            let net = net_limits_for(new, &name);
+            let net_changed = net != net_limits_for(&old, &name);
+            let target = Target::Partition(name.clone());
+            let disk = budget_for(new, &target);
+            let disk_changed = disk != budget_for(&old, &target);
+            let high = memory_high_for(new, &name);
             let p = &mut self.partitions[pi];
-            p.memory_high = memory_high_for(&self.policies, &name);
-            for slot in &mut p.agents {
-                let care = restart_for(&self.policies, &slot.image.name, &name);
-                slot.restart = care.restart;
-                slot.heartbeat_timeout_ms = care.heartbeat_timeout_ms;
-                slot.share = share_for(&self.policies, &slot.image.name, &name);
-                if let AgentStatus::Running(id) = slot.status {
-                    // Contention protection puts its cap back at its next window.
-                    let _ = self.sched.set_share(id, slot.share, now_ns);
+            if high != memory_high_for(&old, &name) {
+                p.memory_high = high;
+                // The next crossing of the new mark is an event.
+                p.above_high = high.is_some_and(|h| p.frames * plinth_abi::PAGE_SIZE > h);
+            }
+            for (si, slot) in p.agents.iter_mut().enumerate() {
+                let agent = &slot.image.name;
+                let (care, was) = (
+                    restart_for(new, agent, &name),
+                    restart_for(&old, agent, &name),
+                );
+                if care.restart != was.restart {
+                    slot.restart = care.restart;
                 }
+                if care.heartbeat_timeout_ms != was.heartbeat_timeout_ms {
+                    slot.heartbeat_timeout_ms = care.heartbeat_timeout_ms;
+                    // Silence before the rule does not count against it.
+                    slot.watch_from_ns = now_ns;
+                }
+                let share = share_for(new, agent, &name);
+                if share != share_for(&old, agent, &name) {
+                    slot.share = share;
+                    if let AgentStatus::Running(id) = slot.status {
+                        shares.push((pi, id, share));
+                    }
+                }
+                let own = Target::Agent(agent.clone());
+                let b = budget_for(new, &own);
+                if b != budget_for(&old, &own) {
+                    p.disk_gate.set_agent(si, b, now_ns);
+                }
+            }
+            if net_changed {
+                self.set_net_limits(pi, net);
+            }
+            if disk_changed {
+                self.set_disk_budget(pi, disk, now_ns);
             }
         }
         if contention_changed {
-            self.protection = governor::from_policy(&self.policies, now_ns);
+            self.rebuild_protection(now_ns);
         }
+        for (pi, id, share) in shares {
+            let now_share = self.share_now(pi, share);
+            let _ = self.sched.set_share(id, now_share, now_ns);
+        }
+    }
+
+    /// Contention protection as the new set says, from scratch: a cap the old governor
+    /// had is lifted first (with its event), as it would have been once contention ended.
+    fn rebuild_protection(&mut self, now_ns: u64) {
+        if self.protection.as_ref().and_then(|p| p.cap()).is_some() {
+            self.protection = None;
+            for pi in 0..self.partitions.len() {
+                let mut touched = false;
+                for slot in &self.partitions[pi].agents {
+                    if let AgentStatus::Running(id) = slot.status {
+                        let _ = self.sched.set_share(id, slot.share, now_ns);
+                        touched = true;
+                    }
+                }
+                if touched && !self.protected.get(pi).copied().unwrap_or(false) {
+                    self.event(
+                        pi,
+                        None,
+                        super::events::EventKind::CpuReleased { cap_percent: None },
+                    );
+                }
+            }
+        }
+        self.protection = governor::from_policy(&self.policies, now_ns);
     }
 }
 

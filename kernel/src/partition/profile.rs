@@ -48,12 +48,16 @@ pub fn nic_totals_by_direction(p: &super::Partition) -> (u64, u64) {
         .fold((0, 0), |(rx, tx), c| (rx + c.tx_bytes, tx + c.rx_bytes))
 }
 
-/// A partition's NICs together: (packets, bytes) both ways.
+/// A partition's NICs together, detached ones included: (packets, bytes) both ways.
 pub fn nic_totals(p: &super::Partition) -> (u64, u64) {
+    let gone = (
+        p.meter.net_gone_frames,
+        p.meter.net_gone.0 + p.meter.net_gone.1,
+    );
     p.nics
         .iter()
         .filter_map(|n| switch::inspect(|b| b.port(n.port).map(|(_, c)| c.clone())).flatten())
-        .fold((0, 0), |(pk, by), c| {
+        .fold(gone, |(pk, by), c| {
             (pk + c.rx_frames + c.tx_frames, by + c.rx_bytes + c.tx_bytes)
         })
 }
@@ -64,6 +68,9 @@ impl Runtime {
         if now_ns < self.next_profile_ns {
             return;
         }
+        // Each increase is scaled by the time that passed since the last sample.
+        let elapsed = now_ns.saturating_sub(self.last_profile_ns);
+        self.last_profile_ns = now_ns;
         self.next_profile_ns = now_ns.saturating_add(SAMPLE_NS);
         for pi in 0..self.partitions.len() {
             let mut cpu = 0;
@@ -77,12 +84,12 @@ impl Runtime {
             let p = &mut self.partitions[pi];
             for (slot, n) in p.agents.iter_mut().zip(nows) {
                 let pr = &mut slot.profile;
-                pr.cpu_ns.sample(n.totals.cpu_ns);
-                pr.syscalls.sample(n.totals.syscalls);
-                pr.disk_ops
-                    .sample(slot.disk_usage.reads + slot.disk_usage.writes);
+                pr.cpu_ns.sample_over(n.totals.cpu_ns, elapsed);
+                pr.syscalls.sample_over(n.totals.syscalls, elapsed);
+                let u = &slot.disk_usage;
+                pr.disk_ops.sample_over(u.reads + u.writes, elapsed);
                 pr.disk_bytes
-                    .sample(slot.disk_usage.read_bytes + slot.disk_usage.written_bytes);
+                    .sample_over(u.read_bytes + u.written_bytes, elapsed);
                 pr.memory.sample(n.memory);
                 pr.peak_memory = pr.peak_memory.max(n.memory);
                 cpu += n.totals.cpu_ns;
@@ -90,12 +97,13 @@ impl Runtime {
             }
             let u = p.disk_usage;
             let pr = &mut p.profile;
-            pr.cpu_ns.sample(cpu);
-            pr.syscalls.sample(calls);
-            pr.disk_ops.sample(u.reads + u.writes);
-            pr.disk_bytes.sample(u.read_bytes + u.written_bytes);
-            pr.net_packets.sample(packets);
-            pr.net_bytes.sample(bytes);
+            pr.cpu_ns.sample_over(cpu, elapsed);
+            pr.syscalls.sample_over(calls, elapsed);
+            pr.disk_ops.sample_over(u.reads + u.writes, elapsed);
+            pr.disk_bytes
+                .sample_over(u.read_bytes + u.written_bytes, elapsed);
+            pr.net_packets.sample_over(packets, elapsed);
+            pr.net_bytes.sample_over(bytes, elapsed);
             pr.memory.sample(p.frames * PAGE_SIZE);
         }
     }
