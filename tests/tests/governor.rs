@@ -451,6 +451,26 @@ fn above_its_high_water_mark_a_partition_grows_slowly_and_says_so() {
         used > 12 << 20 && used <= 13 << 20,
         "the first grow past the mark: {e}"
     );
+    // The mark is in the partition's view, and changes live.
+    let view = get(addr, "/api/v1/partitions/marked");
+    assert_eq!(view["memory"]["high_bytes"], 12 << 20, "{view}");
+    assert!(get(addr, "/api/v1/partitions/unmarked")["memory"]["high_bytes"].is_null());
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/marked/resize",
+        Some(r#"{"memory_high_mib": 17}"#),
+    );
+    assert_eq!(status, 409, "above the 16 MiB quota: {body}");
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/marked/resize",
+        Some(r#"{"memory_high_mib": 0}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body["memory"]["high_bytes"].is_null(), "removed: {body}");
+
     // As `plinth events` prints it.
     let mut lines = Vec::new();
     plinth::events::print(

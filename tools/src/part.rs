@@ -113,6 +113,10 @@ pub enum PartCmd {
         /// `,burst=N` the bucket's size. `off` removes the limit.
         #[arg(long = "net-pps", value_name = "N[,burst=N]|off", value_parser = parse_net_pps)]
         net_pps: Option<RateArg>,
+        /// The memory high-water mark (cgroup's `memory.high`), MiB, at most the quota:
+        /// above it the partition's `mem_grow` calls are slowed. `off` removes it.
+        #[arg(long = "memory-high", value_name = "MIB|off", value_parser = parse_memory_high)]
+        memory_high: Option<u64>,
         /// Disk reads and writes per second, all its agents' together, with `,burst=N`
         /// the bucket's size. `off` removes the limit.
         #[arg(long = "disk-iops", value_name = "N[,burst=N]|off", value_parser = parse_disk_iops)]
@@ -221,6 +225,18 @@ pub fn parse_net_rate(text: &str) -> Result<RateArg, OptionError> {
     parse_rate_arg(text, |a| Ok(parse_bytes(a)?))
 }
 
+/// `--memory-high`: MiB, or `off` (sent as 0: no mark).
+pub fn parse_memory_high(text: &str) -> Result<u64, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err(String::from("0 is no mark: `off` removes it")),
+        Ok(n) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!("{text:?} is not a number of MiB or off")),
+    }
+}
+
 /// `--disk-iops`: whole requests per second (`200/s`, `200,burst=400`), or `off`.
 pub fn parse_disk_iops(text: &str) -> Result<RateArg, OptionError> {
     parse_rate_arg(text, |a| {
@@ -280,6 +296,7 @@ impl PartCmd {
                 cap,
                 net_rate,
                 net_pps,
+                memory_high,
                 disk_iops,
                 disk_rate,
             } => {
@@ -297,6 +314,7 @@ impl PartCmd {
                         net_bytes_burst,
                         net_packets_per_sec,
                         net_packets_burst,
+                        memory_high_mib: *memory_high,
                         disk_iops,
                         disk_iops_burst,
                         disk_bytes_per_sec,
@@ -402,12 +420,13 @@ fn arg_message(e: &ControlError) -> String {
         "index" => "INDEX",
         "net_bytes_per_sec" | "net_bytes_burst" => "--net-rate",
         "net_packets_per_sec" | "net_packets_burst" => "--net-pps",
+        "memory_high_mib" => "--memory-high",
         "disk_iops" | "disk_iops_burst" => "--disk-iops",
         "disk_bytes_per_sec" | "disk_bytes_burst" => "--disk-rate",
         "body" => {
             return String::from(
-                "resize needs --memory, --weight, --cap, --net-rate, --net-pps, --disk-iops \
-                 or --disk-rate",
+                "resize needs --memory, --weight, --cap, --net-rate, --net-pps, --memory-high, \
+                 --disk-iops or --disk-rate",
             );
         }
         other => other,
@@ -601,9 +620,13 @@ pub fn format_partition(p: &PartitionView) -> String {
         }
     );
     let m = &p.memory;
+    let mark = m
+        .high_bytes
+        .map(|h| format!(", high-water mark {} MiB", mib_of(h)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "memory:  {} MiB used of {} MiB (peak {} MiB)",
+        "memory:  {} MiB used of {} MiB (peak {} MiB{mark})",
         mib_of(m.used_bytes),
         mib_of(m.quota_bytes),
         mib_of(m.peak_bytes)
@@ -1056,6 +1079,17 @@ mod tests {
         for bad in ["1.5", "2k", "-1", "", "0"] {
             assert!(parse_disk_iops(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            resize(&["resize", "web", "--memory-high", "12"]).memory_high_mib,
+            Some(12)
+        );
+        assert_eq!(
+            resize(&["resize", "web", "--memory-high", "off"]).memory_high_mib,
+            Some(0)
+        );
+        for bad in ["0", "1.5", "12MiB", ""] {
+            assert!(parse_memory_high(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -1330,8 +1364,8 @@ mod tests {
         );
         assert_eq!(
             message(&["resize", "p"]),
-            "resize needs --memory, --weight, --cap, --net-rate, --net-pps, --disk-iops or \
-             --disk-rate"
+            "resize needs --memory, --weight, --cap, --net-rate, --net-pps, --memory-high, \
+             --disk-iops or --disk-rate"
         );
         assert_eq!(
             message(&["resize", "p", "--disk-iops", "10,burst=9"]),

@@ -161,6 +161,9 @@ pub struct Resize {
     /// Frames the bucket holds; at least `net_packets_per_sec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_packets_burst: Option<u64>,
+    /// The memory high-water mark, MiB (at most the quota); `0` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_high_mib: Option<u64>,
     /// Disk reads and writes per second, the partition's together; `0`: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_iops: Option<u64>,
@@ -220,6 +223,7 @@ const RESIZE_SHAPE: Shape = Shape {
         "net_bytes_burst",
         "net_packets_per_sec",
         "net_packets_burst",
+        "memory_high_mib",
         "disk_iops",
         "disk_iops_burst",
         "disk_bytes_per_sec",
@@ -726,13 +730,21 @@ impl Resize {
                 "body",
                 String::from(
                     "a resize needs memory_mib, cpu_weight, cpu_cap_percent, \
-                     net_bytes_per_sec, net_packets_per_sec, disk_iops or \
+                     net_bytes_per_sec, net_packets_per_sec, memory_high_mib, disk_iops or \
                      disk_bytes_per_sec",
                 ),
             ));
         }
         if let Some(m) = self.memory_mib {
             check_memory(m)?;
+        }
+        if let Some(h) = self.memory_high_mib.filter(|h| *h != 0) {
+            check_memory(h).map_err(|_| {
+                invalid(
+                    "memory_high_mib",
+                    format!("{h} is out of range: 0 (none) or 1 to {MAX_MEMORY_MIB} MiB"),
+                )
+            })?;
         }
         check_cpu(self.cpu_weight, self.cpu_cap_percent)?;
         check_bucket(

@@ -1081,7 +1081,8 @@ fn unknown_duplicate_and_missing_fields_are_named() {
         bad_json(dec("POST", &resize, r#"{"memory":64}"#)),
         "unknown field \"memory\" in a resize; it takes memory_mib, cpu_weight, \
          cpu_cap_percent, net_bytes_per_sec, net_bytes_burst, net_packets_per_sec, \
-         net_packets_burst, disk_iops, disk_iops_burst, disk_bytes_per_sec, disk_bytes_burst"
+         net_packets_burst, memory_high_mib, disk_iops, disk_iops_burst, disk_bytes_per_sec, \
+         disk_bytes_burst"
     );
     // A long unknown key is cut in the message (no 64-byte buffer to overflow).
     let key = "é".repeat(200);
@@ -1276,6 +1277,13 @@ fn disk_rates_in_a_resize() {
     assert!(r.has_disk() && !r.has_network() && !Resize::default().has_disk());
     // 0 lifts a limit, alone.
     assert_eq!(get(r#"{"disk_iops":0}"#).disk_iops, Some(0));
+    // The memory mark: 0 removes it; otherwise a memory size.
+    assert_eq!(get(r#"{"memory_high_mib":12}"#).memory_high_mib, Some(12));
+    assert_eq!(get(r#"{"memory_high_mib":0}"#).memory_high_mib, Some(0));
+    assert_eq!(
+        invalid_field(resize(r#"{"memory_high_mib":1048577}"#)),
+        "memory_high_mib"
+    );
     for (body, field) in [
         (r#"{"disk_iops_burst":10}"#, "disk_iops_burst"),
         (r#"{"disk_bytes_burst":10}"#, "disk_bytes_burst"),
@@ -1325,7 +1333,8 @@ fn resize_needs_a_field() {
     assert_eq!(
         dec("POST", &path, "{}").unwrap_err().to_string(),
         "invalid body: a resize needs memory_mib, cpu_weight, cpu_cap_percent, \
-         net_bytes_per_sec, net_packets_per_sec, disk_iops or disk_bytes_per_sec"
+         net_bytes_per_sec, net_packets_per_sec, memory_high_mib, disk_iops or \
+         disk_bytes_per_sec"
     );
     for (body, expect) in [
         (
@@ -1505,6 +1514,7 @@ fn shapes_list_exactly_the_struct_fields() {
         net_bytes_burst: Some(1),
         net_packets_per_sec: Some(1),
         net_packets_burst: Some(1),
+        memory_high_mib: Some(1),
         disk_iops: Some(1),
         disk_iops_burst: Some(1),
         disk_bytes_per_sec: Some(1),

@@ -300,6 +300,10 @@ pub struct MemoryView {
     /// Charged now: its agents' pages and page tables.
     pub used_bytes: u64,
     pub peak_bytes: u64,
+    /// The high-water mark (`memory.high`): above it `mem_grow` is slowed. Absent when
+    /// there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_bytes: Option<u64>,
     /// Of `used_bytes`, the page tables of its agents' address spaces.
     pub page_table_bytes: u64,
 }

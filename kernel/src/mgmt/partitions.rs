@@ -49,6 +49,7 @@ fn partition(p: &Partition, rt: &Runtime, now: u64) -> PartitionView {
             quota_bytes: p.memory_quota,
             used_bytes: p.frames * plinth_abi::PAGE_SIZE,
             peak_bytes: p.peak_frames * plinth_abi::PAGE_SIZE,
+            high_bytes: p.memory_high,
             page_table_bytes: tables * plinth_abi::PAGE_SIZE,
         },
         disk: p.disk.map(|d| DiskView {

@@ -300,6 +300,20 @@ impl Runtime {
             };
             self.set_net_limits(pi, limits);
         }
+        if let Some(mib) = r.memory_high_mib {
+            let p = &mut self.partitions[pi];
+            let high = (mib != 0).then(|| mib.saturating_mul(MIB));
+            if high.is_some_and(|h| h > p.memory_quota) {
+                return Err(CommandError::Conflict(format!(
+                    "partition {}'s quota is {} MiB; its high-water mark cannot be above it",
+                    p.name,
+                    p.memory_quota / MIB
+                )));
+            }
+            p.memory_high = high;
+            // The next crossing of the new mark is an event.
+            p.above_high = high.is_some_and(|h| p.frames * PAGE > h);
+        }
         if r.has_disk() {
             let old = self.partitions[pi].disk_budget;
             let budget = plinth_iogate::Budget {

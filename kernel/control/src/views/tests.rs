@@ -78,6 +78,7 @@ fn partition_running() -> PartitionView {
             used_bytes: 495_616,
             peak_bytes: 495_616,
             page_table_bytes: 24_576,
+            high_bytes: None,
         },
         disk: Some(DiskView {
             first_lba: 4096,
@@ -179,6 +180,7 @@ fn partition_stopped() -> PartitionView {
             used_bytes: 0,
             peak_bytes: 8192,
             page_table_bytes: 0,
+            high_bytes: None,
         },
         disk: None,
         agents: vec![
@@ -1020,6 +1022,7 @@ fn generated_views_round_trip() {
                 used_bytes: next(),
                 peak_bytes: next(),
                 page_table_bytes: next(),
+                high_bytes: maybe(next()),
             },
             disk: maybe(next()).map(|lba| DiskView {
                 first_lba: lba,
