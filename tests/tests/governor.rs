@@ -701,6 +701,49 @@ fn a_policy_changes_live_and_a_bad_one_changes_nothing() {
         view["disk"]["rate"]["iops"], 500,
         "the resize stands: {view}"
     );
+
+    // Time the runtime holds an agent in its gate is not the agent's silence: at one
+    // request a second ioload heartbeats about once a second, nearly all of it waiting
+    // for its budget, and a 700 ms watchdog leaves it alone.
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/v1/partitions/live/resize",
+        Some(r#"{"disk_iops": 1}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    std::fs::write(
+        &rules,
+        "kind = \"troubleshooting\"\n\n[[rule]]\nagent = \"io-live\"\nrestart = \"on-failure\"\n\
+         max_restarts = 3\nwindow_secs = 60\non_exhausted = [\"alert\"]\nheartbeat_timeout_ms = 700\n",
+    )
+    .unwrap();
+    plinth::policy::apply(
+        addr,
+        &rules,
+        "troubleshooting.toml",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(6));
+    let view = get(addr, "/api/v1/partitions/live");
+    let agent = &view["agents"][0];
+    let hung = get(addr, "/api/v1/events")["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "agent_hung")
+        .count();
+    println!(
+        "policy: held at 1 IOPS under a 700 ms watchdog for 6 s: {} restarts, {hung} hung, {} heartbeats",
+        agent["restarts"], agent["heartbeats"]
+    );
+    assert_eq!(
+        (agent["status"].as_str(), hung),
+        (Some("running"), 0),
+        "{view}"
+    );
+    assert_eq!(agent["restarts"], 0, "{view}");
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -142,6 +142,11 @@ impl Runtime {
     pub fn admit_disk(&mut self, now_ns: u64) {
         for pi in 0..self.partitions.len() {
             while let Some(a) = self.partitions[pi].disk_gate.admit(now_ns) {
+                if let Some(slot) = self.partitions[pi].agents.get_mut(a.agent)
+                    && let Some(since) = slot.held_since.take()
+                {
+                    slot.held_ns += now_ns.saturating_sub(since);
+                }
                 let outcome = submit(&mut self.partitions[pi], a.agent, a.request, a.waited_ns);
                 let Some(t) = self
                     .tasks

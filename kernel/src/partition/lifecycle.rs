@@ -69,6 +69,8 @@ impl Runtime {
                 slot_ref.status = AgentStatus::Running(id);
                 slot_ref.started_ns = clock::now_ns();
                 slot_ref.last_heartbeat_ns = None;
+                slot_ref.held_ns = 0;
+                slot_ref.held_since = None;
                 self.event(pi, Some(slot), EventKind::AgentStarted { task: id });
             }
             Err(error) => {
@@ -232,7 +234,12 @@ impl Runtime {
                     .last_heartbeat_ns
                     .unwrap_or(slot.started_ns)
                     .max(slot.watch_from_ns);
-                let silent_ns = now.saturating_sub(since);
+                // What the runtime held it for is not its silence.
+                let held = slot.held_ns
+                    + slot
+                        .held_since
+                        .map_or(0, |h| now.saturating_sub(h.max(since)));
+                let silent_ns = now.saturating_sub(since).saturating_sub(held);
                 if silent_ns >= u64::from(timeout_ms) * 1_000_000 {
                     let kind = EventKind::AgentHung {
                         silent_ms: silent_ns / 1_000_000,

@@ -120,6 +120,11 @@ pub struct AgentSlot {
     /// When a live policy change last set the watchdog's interval: silence before it
     /// does not count against the new rule.
     pub watch_from_ns: u64,
+    /// Time since its last heartbeat that the runtime itself held it (a disk request
+    /// waiting for its budget, a memory penalty): not silence of its own, so the
+    /// watchdog does not count it. `held_since`: a hold going on now.
+    pub held_ns: u64,
+    pub held_since: Option<u64>,
     /// Restart times within the policy window, oldest first.
     pub restart_times: VecDeque<u64>,
     pub restarts: u32,
@@ -190,6 +195,8 @@ impl AgentSlot {
             heartbeat_timeout_ms: care.heartbeat_timeout_ms,
             started_ns: 0,
             watch_from_ns: 0,
+            held_ns: 0,
+            held_since: None,
             restart_times: VecDeque::new(),
             restarts: 0,
             heartbeats: 0,

@@ -189,7 +189,12 @@ impl Runtime {
                             self.events.record(p, Some(si), kind);
                         }
                         match sleep_until {
-                            Some(until_ns) => self.sched.sleep_until(id, until_ns),
+                            Some(until_ns) => {
+                                if let Some(slot) = self.partitions[pi].agents.get_mut(si) {
+                                    slot.held_ns += until_ns.saturating_sub(clock::now_ns());
+                                }
+                                self.sched.sleep_until(id, until_ns);
+                            }
                             None => continue,
                         }
                     }
@@ -200,7 +205,12 @@ impl Runtime {
                         self.sched.block(id);
                     }
                     // `admit_disk` gives it its request when the gate lets it through.
-                    Outcome::Throttled => self.sched.block(id),
+                    Outcome::Throttled => {
+                        if let Some(slot) = self.partitions[pi].agents.get_mut(si) {
+                            slot.held_since = Some(clock::now_ns());
+                        }
+                        self.sched.block(id);
+                    }
                     Outcome::NetWait { rx, tx, until_ns } => {
                         // `rax` holds 0 (nothing ready) until a wake-up says otherwise.
                         task.net_wait = Some((rx, tx));

@@ -218,6 +218,7 @@ fn call_one(
             let slot = &mut part.agents[si];
             slot.heartbeats += 1;
             slot.last_heartbeat_ns = Some(clock::now_ns());
+            slot.held_ns = 0;
             Ok(slot.heartbeats)
         }
         Call::ConfigRead => {
