@@ -292,6 +292,7 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
             .map(|(n, t)| (n.rsplit('/').next().unwrap_or(n).into(), t.clone()))
             .collect(),
         machine: catalog.appliance.machine,
+        spec_partitions: catalog.appliance.partition_defs(),
         agents: catalog
             .agents
             .iter()

@@ -38,6 +38,9 @@ pub struct PolicySource {
     pub files: Vec<(String, String)>,
     pub machine: Machine,
     pub agents: Vec<AgentDef>,
+    /// The spec's partitions: what the runtime's partitions of those names are checked
+    /// as (their CPUs and labels).
+    pub spec_partitions: Vec<PartitionDef>,
 }
 
 /// Why a live change was refused.
@@ -75,15 +78,20 @@ impl Runtime {
             .enumerate()
             .map(|(i, (n, _))| (i, n.as_str()))
             .collect();
-        // The partitions there are now, created at boot or by the command set since.
+        // The partitions there are now, created at boot or by the command set since: a
+        // spec's partition as the spec has it (its CPUs), with its quota as it is now; one
+        // the command set created with one CPU, as it runs.
         let partitions: Vec<PartitionDef> = self
             .partitions
             .iter()
-            .map(|p| PartitionDef {
-                name: p.name.clone(),
-                labels: p.labels.clone(),
-                memory_mib: p.memory_quota / MIB,
-                cpus: 1,
+            .map(|p| {
+                let spec = source.spec_partitions.iter().find(|d| d.name == p.name);
+                PartitionDef {
+                    name: p.name.clone(),
+                    labels: p.labels.clone(),
+                    memory_mib: p.memory_quota / MIB,
+                    cpus: spec.map_or(1, |d| d.cpus),
+                }
             })
             .collect();
         let world = plinth_policy::World {
