@@ -18,7 +18,7 @@ use plinth_http::Response;
 use plinth_profile::{Counter, Gauge, Stat, WINDOWS};
 
 use crate::clock;
-use crate::partition::model::{AgentProfile, PartitionProfile};
+use crate::partition::model::{PartitionProfile, UseProfile};
 use crate::partition::profile::agent_now;
 use crate::partition::{AgentSlot, AgentStatus, RUNTIME};
 
@@ -43,15 +43,16 @@ fn gauge(g: &Gauge, n: usize) -> Option<StatView> {
     stat(g.window(n), 1.0)
 }
 
-fn agent_window(p: &AgentProfile, n: usize) -> WindowView {
+/// What `u` used over the last `n` seconds (no NICs: those are a partition's).
+fn use_window(u: &UseProfile, n: usize) -> WindowView {
     WindowView {
         seconds: n as u32,
-        samples: p.cpu_ns.window(n).map_or(0, |s| s.samples as u32),
-        cpu_percent: counter(&p.cpu_ns, n, CPU_PERCENT),
-        syscalls_per_sec: counter(&p.syscalls, n, 1.0),
-        disk_iops: counter(&p.disk_ops, n, 1.0),
-        disk_bytes_per_sec: counter(&p.disk_bytes, n, 1.0),
-        memory_bytes: gauge(&p.memory, n),
+        samples: u.cpu_ns.window(n).map_or(0, |s| s.samples as u32),
+        cpu_percent: counter(&u.cpu_ns, n, CPU_PERCENT),
+        syscalls_per_sec: counter(&u.syscalls, n, 1.0),
+        disk_iops: counter(&u.disk_ops, n, 1.0),
+        disk_bytes_per_sec: counter(&u.disk_bytes, n, 1.0),
+        memory_bytes: gauge(&u.memory, n),
         net_packets_per_sec: None,
         net_bytes_per_sec: None,
     }
@@ -59,15 +60,9 @@ fn agent_window(p: &AgentProfile, n: usize) -> WindowView {
 
 fn partition_window(p: &PartitionProfile, n: usize) -> WindowView {
     WindowView {
-        seconds: n as u32,
-        samples: p.cpu_ns.window(n).map_or(0, |s| s.samples as u32),
-        cpu_percent: counter(&p.cpu_ns, n, CPU_PERCENT),
-        syscalls_per_sec: counter(&p.syscalls, n, 1.0),
-        disk_iops: counter(&p.disk_ops, n, 1.0),
-        disk_bytes_per_sec: counter(&p.disk_bytes, n, 1.0),
-        memory_bytes: gauge(&p.memory, n),
         net_packets_per_sec: counter(&p.net_packets, n, 1.0),
         net_bytes_per_sec: counter(&p.net_bytes, n, 1.0),
+        ..use_window(&p.used, n)
     }
 }
 
@@ -141,7 +136,7 @@ pub fn agent_route(method: &str, path: &str) -> Response {
         uptime_ns: clock::now_ns(),
         windows: WINDOWS
             .iter()
-            .map(|n| agent_window(&a.profile, *n))
+            .map(|n| use_window(&a.profile.used, *n))
             .collect(),
         memory_bytes: now.memory,
         peak_memory_bytes: a.profile.peak_memory.max(now.memory),
@@ -183,7 +178,7 @@ pub fn top_route(method: &str, query: Option<&str>) -> Response {
                     partition: p.name.clone(),
                     agent: Some(a.image.name.clone()),
                     status: Some(state(a)),
-                    window: agent_window(&a.profile, window),
+                    window: use_window(&a.profile.used, window),
                 });
             }
         }

@@ -14,10 +14,8 @@ use plinth_sched::{Cap, Share};
 
 use super::events::EventKind;
 use super::lifecycle::Ending;
-use super::model::{
-    AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, NetLimits, Partition, PartitionState,
-};
-use super::policy::{memory_high_for, net_limits_for, restart_for, share_for};
+use super::model::{AgentSlot, AgentStatus, DataDisk, NetLimits, Partition, PartitionState};
+use super::policy::{restart_for, share_for};
 use super::{CAP_PERIOD_NS, MIB, Runtime};
 use crate::memory;
 
@@ -136,32 +134,16 @@ impl Runtime {
         self.admit(quota / PAGE)?;
         let id = self.next_partition;
         self.next_partition += 1;
-        self.partitions.push(Partition {
-            id,
-            name: c.name.clone(),
-            tenant: c.tenant.clone(),
-            labels: c.labels.clone(),
-            memory_quota: quota,
-            frames: 0,
-            peak_frames: 0,
-            memory_high: memory_high_for(&self.policies, &c.name),
-            above_high: false,
-            disk,
-            state: PartitionState::Stopped,
-            agents: slots,
-            nics: Vec::new(),
-            net_limits: net_limits_for(&self.policies, &c.name),
-            disk_gate: DiskGate::new(),
-            disk_budget: plinth_iogate::Budget::UNLIMITED,
-            disk_usage: DiskUsage::default(),
-            profile: Default::default(),
-            gate_cost: Default::default(),
-            meter: super::model::Meter {
-                memory_at_ns: crate::clock::now_ns(),
-                ..Default::default()
-            },
-        });
+        let now = crate::clock::now_ns();
+        let mut p = Partition::new(id, c.name.clone(), quota, PartitionState::Stopped, now);
+        p.tenant = c.tenant.clone();
+        p.labels = c.labels.clone();
+        p.disk = disk;
+        p.agents = slots;
+        self.partitions.push(p);
         let pi = self.partitions.len() - 1;
+        // Its limits before its NICs, which take their buckets from them.
+        self.apply_partition_policy(pi, now);
         // NICs last: a refusal (the tenant's pool is exhausted) takes the partition back.
         for mac in nics {
             if let Err(e) = self.add_nic(pi, mac) {
@@ -170,7 +152,6 @@ impl Runtime {
                 return Err(e);
             }
         }
-        self.apply_disk_policy(pi, crate::clock::now_ns());
         self.event(pi, None, EventKind::PartitionCreated);
         Ok(pi)
     }

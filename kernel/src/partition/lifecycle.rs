@@ -16,10 +16,8 @@ use plinth_policy::policies::{PolicySet, Restart};
 
 use super::events::EventKind;
 use super::loader;
-use super::model::{
-    AgentSlot, AgentStatus, DataDisk, DiskGate, DiskUsage, Partition, PartitionState, Task,
-};
-use super::policy::{memory_high_for, net_limits_for, restart_for, share_for};
+use super::model::{AgentSlot, AgentStatus, DataDisk, Partition, PartitionState, Task};
+use super::policy::{restart_for, share_for};
 use super::{MIB, RUNTIME, Runtime};
 use crate::arch::user::UserContext;
 use crate::{clock, memory};
@@ -340,33 +338,15 @@ pub fn boot(catalog: &Catalog, disk: usize, extents: &[(alloc::string::String, u
         }
         let id = rt.next_partition;
         rt.next_partition += 1;
-        rt.partitions.push(Partition {
-            id,
-            name,
-            tenant,
-            labels: def.labels.clone(),
-            memory_quota: def.memory_mib * MIB,
-            frames: 0,
-            peak_frames: 0,
-            memory_high: memory_high_for(policies, &def.name),
-            above_high: false,
-            disk,
-            state: PartitionState::Running,
-            agents,
-            nics: Vec::new(),
-            net_limits: net_limits_for(policies, &def.name),
-            disk_gate: DiskGate::new(),
-            disk_budget: plinth_iogate::Budget::UNLIMITED,
-            disk_usage: DiskUsage::default(),
-            profile: Default::default(),
-            gate_cost: Default::default(),
-            meter: super::model::Meter {
-                memory_at_ns: crate::clock::now_ns(),
-                ..Default::default()
-            },
-        });
+        let now = clock::now_ns();
+        let mut p = Partition::new(id, name, def.memory_mib * MIB, PartitionState::Running, now);
+        p.tenant = tenant;
+        p.labels = def.labels.clone();
+        p.disk = disk;
+        p.agents = agents;
+        rt.partitions.push(p);
         let pi = rt.partitions.len() - 1;
-        rt.apply_disk_policy(pi, clock::now_ns());
+        rt.apply_partition_policy(pi, now);
         rt.event(pi, None, EventKind::PartitionCreated);
         for _ in 0..def.nics {
             if let Err(e) = rt.add_nic(pi, None) {

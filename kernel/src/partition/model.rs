@@ -161,14 +161,40 @@ impl Default for RunTotals {
     }
 }
 
-/// An agent's profile: per-second samples of its totals over the last minute.
+/// What an agent or a partition used, sampled each second over the last minute.
 #[derive(Clone, Debug, Default)]
-pub struct AgentProfile {
+pub struct UseProfile {
     pub cpu_ns: plinth_profile::Counter,
     pub syscalls: plinth_profile::Counter,
     pub disk_ops: plinth_profile::Counter,
     pub disk_bytes: plinth_profile::Counter,
     pub memory: plinth_profile::Gauge,
+}
+
+impl UseProfile {
+    /// One sample of these totals, `elapsed_ns` after the last.
+    pub fn sample(
+        &mut self,
+        cpu_ns: u64,
+        syscalls: u64,
+        disk: &DiskUsage,
+        memory: u64,
+        elapsed_ns: u64,
+    ) {
+        self.cpu_ns.sample_over(cpu_ns, elapsed_ns);
+        self.syscalls.sample_over(syscalls, elapsed_ns);
+        self.disk_ops
+            .sample_over(disk.reads + disk.writes, elapsed_ns);
+        self.disk_bytes
+            .sample_over(disk.read_bytes + disk.written_bytes, elapsed_ns);
+        self.memory.sample(memory);
+    }
+}
+
+/// An agent's profile.
+#[derive(Clone, Debug, Default)]
+pub struct AgentProfile {
+    pub used: UseProfile,
     /// The most memory a run of it has had, bytes.
     pub peak_memory: u64,
 }
@@ -176,13 +202,9 @@ pub struct AgentProfile {
 /// A partition's profile: its agents together, its memory and its NICs.
 #[derive(Clone, Debug, Default)]
 pub struct PartitionProfile {
-    pub cpu_ns: plinth_profile::Counter,
-    pub syscalls: plinth_profile::Counter,
-    pub disk_ops: plinth_profile::Counter,
-    pub disk_bytes: plinth_profile::Counter,
+    pub used: UseProfile,
     pub net_packets: plinth_profile::Counter,
     pub net_bytes: plinth_profile::Counter,
-    pub memory: plinth_profile::Gauge,
 }
 
 impl AgentSlot {
@@ -265,6 +287,43 @@ pub struct GateCost {
 }
 
 impl Partition {
+    /// A partition named `name` with a quota of `memory_quota` bytes: nothing charged,
+    /// no tenant, labels, disk, agents or NICs yet, no limits (the policy's are applied
+    /// by `policy`), and its governors', profiler's and meter's state fresh from `now_ns`.
+    pub fn new(
+        id: u32,
+        name: String,
+        memory_quota: u64,
+        state: PartitionState,
+        now_ns: u64,
+    ) -> Partition {
+        Partition {
+            id,
+            name,
+            tenant: None,
+            labels: Vec::new(),
+            memory_quota,
+            frames: 0,
+            peak_frames: 0,
+            memory_high: None,
+            above_high: false,
+            disk: None,
+            state,
+            agents: Vec::new(),
+            nics: Vec::new(),
+            net_limits: NetLimits::default(),
+            disk_gate: DiskGate::new(),
+            disk_budget: plinth_iogate::Budget::UNLIMITED,
+            disk_usage: DiskUsage::default(),
+            profile: PartitionProfile::default(),
+            gate_cost: GateCost::default(),
+            meter: Meter {
+                memory_at_ns: now_ns,
+                ..Meter::default()
+            },
+        }
+    }
+
     pub fn quota_frames(&self) -> u64 {
         self.memory_quota / PAGE_SIZE
     }

@@ -126,6 +126,16 @@ impl Runtime {
         Ok(())
     }
 
+    /// Applies what the policy sets for a new partition `pi`: its NICs' buckets (for the
+    /// NICs it gets next), its memory mark, and its own and its agents' disk budgets.
+    pub(super) fn apply_partition_policy(&mut self, pi: usize, now_ns: u64) {
+        let name = self.partitions[pi].name.clone();
+        let p = &mut self.partitions[pi];
+        p.net_limits = net_limits_for(&self.policies, &name);
+        p.memory_high = memory_high_for(&self.policies, &name);
+        self.apply_disk_policy(pi, now_ns);
+    }
+
     /// Replaces the policy set and applies what it changed: for each partition and agent,
     /// a value is set again only where the new set says something else for it than the
     /// old one did, so what the command set changed since (a resize, a share given at

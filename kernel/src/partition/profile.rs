@@ -83,28 +83,19 @@ impl Runtime {
             let (packets, bytes) = nic_totals(&self.partitions[pi]);
             let p = &mut self.partitions[pi];
             for (slot, n) in p.agents.iter_mut().zip(nows) {
+                let t = &n.totals;
                 let pr = &mut slot.profile;
-                pr.cpu_ns.sample_over(n.totals.cpu_ns, elapsed);
-                pr.syscalls.sample_over(n.totals.syscalls, elapsed);
-                let u = &slot.disk_usage;
-                pr.disk_ops.sample_over(u.reads + u.writes, elapsed);
-                pr.disk_bytes
-                    .sample_over(u.read_bytes + u.written_bytes, elapsed);
-                pr.memory.sample(n.memory);
+                pr.used
+                    .sample(t.cpu_ns, t.syscalls, &slot.disk_usage, n.memory, elapsed);
                 pr.peak_memory = pr.peak_memory.max(n.memory);
-                cpu += n.totals.cpu_ns;
-                calls += n.totals.syscalls;
+                cpu += t.cpu_ns;
+                calls += t.syscalls;
             }
-            let u = p.disk_usage;
+            let memory = p.frames * PAGE_SIZE;
             let pr = &mut p.profile;
-            pr.cpu_ns.sample_over(cpu, elapsed);
-            pr.syscalls.sample_over(calls, elapsed);
-            pr.disk_ops.sample_over(u.reads + u.writes, elapsed);
-            pr.disk_bytes
-                .sample_over(u.read_bytes + u.written_bytes, elapsed);
+            pr.used.sample(cpu, calls, &p.disk_usage, memory, elapsed);
             pr.net_packets.sample_over(packets, elapsed);
             pr.net_bytes.sample_over(bytes, elapsed);
-            pr.memory.sample(p.frames * PAGE_SIZE);
         }
     }
 }
