@@ -2195,6 +2195,69 @@ fn rx_offload(c: &mut Corpus) -> Result<(), CorpusError> {
     Ok(())
 }
 
+// ---- journal -------------------------------------------------------------------------
+
+fn journal(c: &mut Corpus) -> Result<(), CorpusError> {
+    use plinth_journal::usage::{Entry, Usage, encode};
+    use plinth_journal::{Journal, Kind, SECTOR};
+    let entry = |name: &str, tenant: Option<&str>, k: u64| Entry {
+        partition: name.into(),
+        tenant: tenant.map(String::from),
+        terminated: k % 2 == 1,
+        usage: Usage {
+            cpu_ns: k * 1_000_000,
+            memory_byte_ns: u128::from(k) << 40,
+            disk_reads: k,
+            disk_writes: 2 * k,
+            disk_read_bytes: 4096 * k,
+            disk_written_bytes: 8192 * k,
+            net_rx_bytes: 1500 * k,
+            net_tx_bytes: 60 * k,
+        },
+    };
+    // Rings of 8 sectors: three usage records, one torn, one wrapped round.
+    let ring = |records: &[Vec<u8>], tear: Option<usize>| {
+        let mut ring = vec![0u8; 8 * SECTOR];
+        let mut j = Journal::new(8);
+        for (i, p) in records.iter().enumerate() {
+            let (at, bytes) = j.append(Kind::Usage, p).expect("fits");
+            let start = at as usize * SECTOR;
+            ring[start..start + bytes.len()].copy_from_slice(&bytes);
+            if tear == Some(i) {
+                ring[start + 30] ^= 0xff;
+            }
+        }
+        ring
+    };
+    let a = encode(&[entry("metered", Some("acme"), 2), entry("gone", None, 3)]);
+    let b = encode(&[entry("metered", Some("acme"), 4)]);
+    let big = encode(
+        &(0..20)
+            .map(|k| entry("p", Some("t"), k))
+            .collect::<Vec<_>>(),
+    );
+    c.add(
+        "journal",
+        "usage",
+        &ring(&[a.clone(), b.clone()], None),
+        Expect::Accepted,
+    )?;
+    c.add(
+        "journal",
+        "usage-torn",
+        &ring(&[a.clone(), b.clone()], Some(1)),
+        Expect::Accepted,
+    )?;
+    c.add(
+        "journal",
+        "usage-wrapped",
+        &ring(&[big.clone(), big, a], None),
+        Expect::Accepted,
+    )?;
+    c.add("journal", "blank", &[0u8; 4 * SECTOR], Expect::Refused)?;
+    Ok(())
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     let run = || -> Result<Corpus, CorpusError> {
@@ -2212,6 +2275,7 @@ fn main() {
         control(&mut c)?;
         bridge_frames(&mut c)?;
         rx_offload(&mut c)?;
+        journal(&mut c)?;
         Ok(c)
     };
     match run() {

@@ -59,7 +59,7 @@ pub struct Target {
 }
 
 /// Every target, in the order of `fuzz/Cargo.toml`.
-pub const TARGETS: [Target; 13] = [
+pub const TARGETS: [Target; 14] = [
     Target {
         name: "cmdline",
         run: cmdline,
@@ -111,6 +111,10 @@ pub const TARGETS: [Target; 13] = [
     Target {
         name: "rx_offload",
         run: rx_offload,
+    },
+    Target {
+        name: "journal",
+        run: journal,
     },
 ];
 
@@ -536,6 +540,47 @@ pub fn rx_offload(data: &[u8]) -> Verdict {
         done = true;
     }
     Verdict::of(done)
+}
+
+/// The state partition as the runtime finds it at boot: the input is the ring, any bytes
+/// (a disk may hold anything after a power cut or a bad hand). Recovery must not panic;
+/// what it returns must be records whose sequence numbers run on by one, each where
+/// its sector says and of a length the ring holds, with the journal going on after the
+/// newest; each usage record decodes or is refused, never panics, and one that decodes
+/// encodes back to the same bytes. Accepted: a usage record decoded.
+pub fn journal(data: &[u8]) -> Verdict {
+    use plinth_journal::{Kind, SECTOR, recover, sectors_for, usage};
+    let (mut j, records) = recover(data);
+    let sectors = (data.len() / SECTOR) as u64;
+    let mut accepted = false;
+    for pair in records.windows(2) {
+        assert_eq!(pair[0].seq.wrapping_add(1), pair[1].seq);
+    }
+    for r in &records {
+        assert!(r.at + sectors_for(r.payload.len()) <= sectors);
+        if r.kind == Kind::Usage
+            && let Ok(entries) = usage::decode(&r.payload)
+        {
+            // Names are cut to 255 bytes on the way in, so what decoded encodes back.
+            assert_eq!(usage::encode(&entries), r.payload);
+            accepted = true;
+        }
+    }
+    if let Some(last) = records.last() {
+        assert_eq!(j.next_seq(), last.seq.wrapping_add(1));
+    }
+    // The next record goes where recovery would find it again.
+    if let Ok((at, bytes)) = j.append(Kind::Usage, b"next") {
+        let mut ring = data[..sectors as usize * SECTOR].to_vec();
+        let start = at as usize * SECTOR;
+        ring[start..start + bytes.len()].copy_from_slice(&bytes);
+        let (_, again) = recover(&ring);
+        assert_eq!(
+            again.last().map(|r| r.payload.as_slice()),
+            Some(&b"next"[..])
+        );
+    }
+    Verdict::of(accepted)
 }
 
 #[cfg(test)]

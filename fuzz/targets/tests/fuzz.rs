@@ -575,6 +575,7 @@ targets!(
     control,
     bridge_frames,
     rx_offload,
+    journal,
 );
 
 /// The cargo-fuzz crate has exactly these targets, each binary calling its body here and
