@@ -16,6 +16,11 @@
 //!   ERROR` if one succeeded), then `hostile: bad-syscalls done`, and heartbeats forever.
 //! - `exhaust-memory`: grows 1 MiB at a time until the quota refuses, logs
 //!   `hostile: quota enforced after N MiB`, then heartbeats forever.
+//! - `hog-memory`: a memory hog: grows 1 MiB at a time (touching every page) until the
+//!   quota refuses, logging `hostile: hog-memory holds N MiB` each 16 MiB and at the
+//!   refusal, then rewrites all it holds, over and over, heartbeating, for good; with
+//!   `exit_at_quota = true`, it exits 0 at the refusal instead (restarted by its
+//!   troubleshooting policy, it churns memory: clearing and mapping, freeing, again).
 //! - `syscall-fuzz`: 20 000 system calls with random numbers and arguments drawn from
 //!   the interesting ones (null, kernel, unmapped, window-edge and scratch pointers;
 //!   zero, small, page-crossing, huge lengths), never `exit` or `sleep`; logs
@@ -88,6 +93,7 @@ fn run() -> i32 {
             exhaust_memory();
             alive_forever()
         }
+        "hog-memory" => hog_memory(config::value(text, "exit_at_quota") == Some("true")),
         "syscall-fuzz" => {
             syscall_fuzz(config::number(text, "seed").unwrap_or(0x9e37_79b9_7f4a_7c15));
             alive_forever()
@@ -216,6 +222,41 @@ fn exhaust_memory() {
         logf!("hostile: quota enforced after {} MiB", total / MIB);
     } else {
         logf!("hostile: mem_grow refused with {refusal}, not the quota");
+    }
+}
+
+fn hog_memory(exit_at_quota: bool) -> ! {
+    const MIB: u64 = 1 << 20;
+    // At most 1 GiB: more than any partition here gets.
+    let mut held: [Option<&'static mut [u8]>; 1024] = [const { None }; 1024];
+    let mut n = 0;
+    while n < held.len() {
+        match hostshim::mem_grow(MIB) {
+            Ok(block) => {
+                for page in block.chunks_mut(PAGE_SIZE as usize) {
+                    page[0] = 0x5a;
+                }
+                held[n] = Some(block);
+                n += 1;
+                if n % 16 == 0 {
+                    logf!("hostile: hog-memory holds {n} MiB");
+                }
+                hostshim::heartbeat();
+            }
+            Err(_) => break,
+        }
+    }
+    logf!("hostile: hog-memory holds {n} MiB");
+    if exit_at_quota {
+        hostshim::exit(0);
+    }
+    let mut pass = 0u8;
+    loop {
+        pass = pass.wrapping_add(1);
+        for block in held.iter_mut().flatten() {
+            block.fill(pass);
+            hostshim::heartbeat();
+        }
     }
 }
 

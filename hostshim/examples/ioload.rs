@@ -13,6 +13,14 @@
 //!   requests, B bytes`, then exit with `exit` (default: sleep, heartbeating, for good) —
 //!   a workload of known size, for metering.
 //!
+//! - `interval_ms`: a service's pace rather than a hog's: one request each this many
+//!   milliseconds (default 0: back to back). Paced, it also logs each second the
+//!   latencies of that second's requests as its caller saw them (from the call to its
+//!   return, waiting for the CPU included), in microseconds: how many, the median and
+//!   the 20 longest, longest first — `ioload: latency us n=N p50=M top T1 T2 …` — so
+//!   that percentiles up to the 99th can be had exactly across seconds, at a line a
+//!   second.
+//!
 //! Every second it logs `ioload: N requests, B bytes in T ms` (its own count, since
 //! start) and heartbeats. Exit codes: 2 without a disk, 3 on a bad config, 4 if a call
 //! fails.
@@ -72,13 +80,26 @@ fn run() -> i32 {
     );
     let count = config::number(text, "count");
     let exit = config::number(text, "exit");
+    let interval_ns = config::number(text, "interval_ms").unwrap_or(0) * 1_000_000;
     let start = hostshim::clock_ns();
     let mut next_report = start + 1_000_000_000;
+    let mut next_request = start;
     let (mut done, mut moved, mut at) = (0u64, 0u64, 0u64);
+    // One second's latencies: at most a request a millisecond.
+    let mut latencies = [0u32; 1000];
+    let mut measured = 0usize;
     loop {
         if at + per > span {
             at = 0;
         }
+        if interval_ns > 0 {
+            let now = hostshim::clock_ns();
+            if now < next_request {
+                hostshim::sleep_ms((next_request - now).div_ceil(1_000_000));
+            }
+            next_request = next_request.max(now) + interval_ns;
+        }
+        let began = hostshim::clock_ns();
         let result = if write {
             buf[..8].copy_from_slice(&done.to_le_bytes());
             hostshim::disk_write(at, buf)
@@ -88,6 +109,11 @@ fn run() -> i32 {
         if let Err(e) = result {
             logf!("ioload: request at sector {at} failed: {e}");
             return 4;
+        }
+        if interval_ns > 0 && measured < latencies.len() {
+            let us = (hostshim::clock_ns() - began) / 1000;
+            latencies[measured] = u32::try_from(us).unwrap_or(u32::MAX);
+            measured += 1;
         }
         done += 1;
         moved += bytes;
@@ -108,8 +134,30 @@ fn run() -> i32 {
                 "ioload: {done} requests, {moved} bytes in {} ms",
                 (now - start) / 1_000_000
             );
+            if measured > 0 {
+                log_latencies(&mut latencies[..measured]);
+                measured = 0;
+            }
             hostshim::heartbeat();
             next_report += 1_000_000_000;
         }
     }
+}
+
+/// Longest latencies of a second logged.
+const TOP: usize = 20;
+
+/// One second's latencies in microseconds as one line: count, median, the longest.
+fn log_latencies(us: &mut [u32]) {
+    us.sort_unstable_by(|a, b| b.cmp(a));
+    let mut line = hostshim::LogLine::new();
+    for l in us.iter().take(TOP) {
+        let _ = core::fmt::Write::write_fmt(&mut line, format_args!(" {l}"));
+    }
+    logf!(
+        "ioload: latency us n={} p50={} top{}",
+        us.len(),
+        us[us.len() / 2],
+        line.as_str()
+    );
 }

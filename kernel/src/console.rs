@@ -36,11 +36,21 @@ const BOOT_LOG_LINES: usize = 128;
 /// under TCG, writing a full buffer out takes some 8 ms.
 const AGENT_LINES_BYTES: usize = 4 * 1024;
 
+/// Most bytes of agent lines the idle loop writes per pass (about 0.5 ms of port writes
+/// under TCG): the loop serves interrupts and runs agents between passes, so a chatty
+/// agent's lines never hold up another's disk completion for the whole buffer's 8 ms.
+/// At a pass per tick at least, that still drains 25 KiB a second.
+const AGENT_DRAIN_BYTES: usize = 256;
+
+/// Longest line one agent record makes on the UART: stamp, level, names, the text.
+const AGENT_LINE_MAX: usize = AGENT_LINES_BYTES + 32;
+
 /// Lines agents logged (the `Log` system call), waiting for the UART.
 ///
 /// An agent's `log` costs the agent the copy into this buffer, not the UART's pace (a
 /// 64-byte line is over 100 µs of port writes under TCG): the buffer is written out from
-/// the idle loop ([`drain_agent_lines`]), and before any other line, so the console shows
+/// the idle loop a bounded piece a pass ([`drain_agent_lines`]), and whole before any
+/// other line, so the console shows
 /// everything in the order it happened. When it is full, further agent lines are dropped
 /// and counted, and the count is reported on the console: an agent logging faster than
 /// the console can write must not stall the runtime or the other partitions.
@@ -50,6 +60,9 @@ struct AgentLines {
     bytes: heapless::Vec<u8, AGENT_LINES_BYTES>,
     /// Lines dropped since the last report.
     dropped: u64,
+    /// The line being written out, as it goes to the UART, and how much of it has.
+    staged: String<AGENT_LINE_MAX>,
+    staged_at: usize,
 }
 
 /// Lines dropped because [`AgentLines`] was full, since boot.
@@ -60,25 +73,70 @@ impl AgentLines {
         AgentLines {
             bytes: heapless::Vec::new(),
             dropped: 0,
+            staged: String::new(),
+            staged_at: 0,
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.staged_at >= self.staged.len() && self.bytes.is_empty() && self.dropped == 0
     }
 
     /// Writes every held line and the drop count, if any, and empties the buffer.
     fn write_out(&mut self, serial: &mut Serial) {
-        let mut rest = &self.bytes[..];
-        while let Some((head, tail)) = rest.split_first_chunk::<10>() {
-            let tsc = u64::from_le_bytes([
-                head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
-            ]);
-            let len = usize::from(u16::from_le_bytes([head[8], head[9]])).min(tail.len());
-            let _ = stamp(serial, clock::tsc_to_ns_since_entry(tsc));
-            let _ = serial.write_str("INFO  ");
-            // Only `push` writes records, from `&str`s cut at character boundaries.
-            let _ = serial.write_str(core::str::from_utf8(&tail[..len]).unwrap_or("?"));
-            let _ = serial.write_str("\n");
-            rest = &tail[len..];
+        self.write_some(serial, usize::MAX);
+    }
+
+    /// Moves the oldest record into `staged`, formatted as the UART shows it. False if
+    /// there is none.
+    fn stage_next(&mut self) -> bool {
+        let Some((head, tail)) = self.bytes.split_first_chunk::<10>() else {
+            return false;
+        };
+        let tsc = u64::from_le_bytes([
+            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+        ]);
+        let len = usize::from(u16::from_le_bytes([head[8], head[9]])).min(tail.len());
+        self.staged.clear();
+        self.staged_at = 0;
+        let _ = stamp(&mut self.staged, clock::tsc_to_ns_since_entry(tsc));
+        let _ = self.staged.push_str("INFO  ");
+        // Only `push` writes records, from `&str`s cut at character boundaries.
+        let _ = self
+            .staged
+            .push_str(core::str::from_utf8(&tail[..len]).unwrap_or("?"));
+        let _ = self.staged.push('\n');
+        let used = 10 + len;
+        self.bytes.copy_within(used.., 0);
+        self.bytes.truncate(self.bytes.len() - used);
+        true
+    }
+
+    /// Writes held lines out, at most about `budget` bytes of them (a line may be cut
+    /// between passes; nothing else is written in between, since every other line
+    /// writes these out first), then the drop count once all are out. True if some
+    /// remain.
+    fn write_some(&mut self, serial: &mut Serial, mut budget: usize) -> bool {
+        while budget > 0 {
+            if self.staged_at >= self.staged.len() && !self.stage_next() {
+                break;
+            }
+            let rest = &self.staged[self.staged_at..];
+            let mut n = rest.len().min(budget);
+            while !rest.is_char_boundary(n) {
+                n -= 1;
+            }
+            if n == 0 {
+                // Less budget than one character: write it whole.
+                n = rest.chars().next().map_or(rest.len(), char::len_utf8);
+            }
+            let _ = serial.write_str(&rest[..n]);
+            self.staged_at += n;
+            budget = budget.saturating_sub(n);
         }
-        self.bytes.clear();
+        if self.staged_at < self.staged.len() || !self.bytes.is_empty() {
+            return true;
+        }
         if self.dropped > 0 {
             let _ = stamp(serial, clock::now_ns());
             let _ = writeln!(
@@ -88,6 +146,7 @@ impl AgentLines {
             );
             self.dropped = 0;
         }
+        false
     }
 
     /// Appends `prefix: text` stamped `tsc`, escaping control characters in `text`;
@@ -375,17 +434,20 @@ pub fn agent_line(partition: &str, agent: &str, text: AgentText<'_>) {
     });
 }
 
-/// Writes the agents' held lines out; the idle loop calls it.
-pub fn drain_agent_lines() {
+/// Writes some of the agents' held lines out (see [`AGENT_DRAIN_BYTES`]); the idle loop
+/// calls it each pass. True if lines remain: the loop comes round again rather than
+/// halting.
+pub fn drain_agent_lines() -> bool {
     without_interrupts(|| {
         let mut console = CONSOLE.lock();
         let c = &mut *console;
-        if let Some(serial) = c.serial.as_mut()
-            && (!c.agent_lines.bytes.is_empty() || c.agent_lines.dropped > 0)
-        {
-            c.agent_lines.write_out(serial);
+        match c.serial.as_mut() {
+            Some(serial) if !c.agent_lines.is_empty() => {
+                c.agent_lines.write_some(serial, AGENT_DRAIN_BYTES)
+            }
+            _ => false,
         }
-    });
+    })
 }
 
 /// Agent log lines dropped since boot because the console could not keep up.

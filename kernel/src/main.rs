@@ -246,7 +246,7 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     loop {
         let interrupted = drivers::take_interrupt();
         serve();
-        console::drain_agent_lines();
+        let lines_held = console::drain_agent_lines();
         if interrupted {
             block::service();
             drivers::service_done();
@@ -277,6 +277,10 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         }
         // Agents run between the runtime's own duties, one slice at a time.
         if let partition::Ran::Agent = partition::run() {
+            continue;
+        }
+        // Agents' lines still held: the next pass writes more of them, not a halt.
+        if lines_held {
             continue;
         }
         // Interrupts off between the last check and `sti; hlt`, so a device interrupt

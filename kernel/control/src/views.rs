@@ -509,6 +509,31 @@ pub enum EventKind {
     CpuReleased {
         cap_percent: Option<u8>,
     },
+    /// Contention protection budgeted the partition's disk at `cap_percent` of what the
+    /// partitions' requests came to when contention began (`iops`, `bytes_per_sec`): the
+    /// disk was `busy_percent` busy with a protected partition at work.
+    DiskThrottled {
+        cap_percent: u8,
+        busy_percent: u8,
+        iops: u64,
+        bytes_per_sec: u64,
+    },
+    /// Contention protection loosened the disk budget (`null`: lifted it).
+    DiskReleased {
+        cap_percent: Option<u8>,
+    },
+    /// Contention protection marked the partition's memory at `cap_percent` of its quota
+    /// (`mark_bytes`): the machine's memory was `used_percent` in use with a protected
+    /// partition at work. Above the mark `mem_grow` is slowed.
+    MemoryThrottled {
+        cap_percent: u8,
+        used_percent: u8,
+        mark_bytes: u64,
+    },
+    /// Contention protection loosened the memory mark (`null`: lifted it).
+    MemoryReleased {
+        cap_percent: Option<u8>,
+    },
     /// The partition's memory rose past its high-water mark (`memory.high`): its
     /// `mem_grow` calls are slowed from here until it falls back under the mark.
     MemoryHigh {
@@ -538,6 +563,10 @@ impl EventKind {
             EventKind::CpuThrottled { .. } => "cpu_throttled",
             EventKind::CpuReleased { .. } => "cpu_released",
             EventKind::MemoryHigh { .. } => "memory_high",
+            EventKind::DiskThrottled { .. } => "disk_throttled",
+            EventKind::DiskReleased { .. } => "disk_released",
+            EventKind::MemoryThrottled { .. } => "memory_throttled",
+            EventKind::MemoryReleased { .. } => "memory_released",
             EventKind::Unknown => "unknown",
         }
     }

@@ -1,17 +1,22 @@
-//! Contention protection for the CPU: the decision, window by window, of how hard to
-//! throttle the agents of partitions that are not protected while a protected one is
-//! busy and the CPU is past the protection policy's threshold — so management agents
-//! never hurt the application they serve.
+//! Contention protection: the decision, window by window, of how hard to throttle the
+//! agents of partitions that are not protected while a protected one is at work and a
+//! shared resource — the CPU, the disk, memory — is past the protection policy's
+//! threshold, so management agents never hurt the application they serve.
 //!
-//! [`CpuGovernor::observe`] takes what one window measured ([`Window`]: its length, the
-//! CPU time agents used in it, and how much of that was protected partitions') and says
-//! whether the cap on the others changes. While a protected partition is busy (it ran
-//! for 1% of the window or more) and the CPU is at or past the threshold, the cap
-//! tightens a step a window: 50%, then half of that, down to the policy's floor. It is
-//! held while the protected partition stays busy — the CPU below the threshold is the
-//! cap working, not contention ending — and once no protected partition has been busy
-//! for [`RELEASE_AFTER_NS`], it loosens a step a window, back to no cap. Holding rather
-//! than probing keeps a busy service from being hit again every few seconds.
+//! One [`Governor`] watches one resource. [`Governor::observe`] takes what one window
+//! measured ([`Window`]: its length, how long the resource was busy in it, and how long
+//! protected partitions were at work) and says whether the cap on the others changes.
+//! While a protected partition is at work (for 1% of the window or more) and the
+//! resource is at or past the threshold, the cap tightens a step a window: 50%, then
+//! half of that, down to the policy's floor. It is held while the protected partition
+//! stays at work — the resource below the threshold is the cap working, not contention
+//! ending — and once no protected partition has been at work for [`RELEASE_AFTER_NS`],
+//! it loosens a step a window, back to no cap. Holding rather than probing keeps a busy
+//! service from being hit again every few seconds.
+//!
+//! What the cap means is the runtime's: a percent of one CPU for the CPU, of each
+//! partition's memory quota for its memory mark, of the rate every partition's disk
+//! requests came to when contention began for a disk budget.
 //!
 //! Owns that state machine only. It must not measure time, touch the scheduler or
 //! record events: the runtime measures, applies the cap to the agents concerned (the
@@ -23,16 +28,17 @@
 pub const WINDOW_NS: u64 = 100_000_000;
 /// How long no protected partition must have been busy before the cap loosens.
 pub const RELEASE_AFTER_NS: u64 = 2_000_000_000;
-/// The first step's cap, percent of one CPU.
+/// The first step's cap, percent.
 pub const FIRST_STEP: u8 = 50;
 
-/// The protection policy's word on the CPU.
+/// The protection policy's word on one resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CpuPolicy {
-    /// Agents' CPU use, percent of the window, at which a busy protected partition is
-    /// contended (`contention.cpu_busy_percent`, 1..=100).
+pub struct Policy {
+    /// The resource's use, percent of the window, at which a protected partition at work
+    /// is contended (`contention.cpu_busy_percent`, `disk_busy_percent`,
+    /// `memory_used_percent`: 1..=100).
     pub busy_percent: u8,
-    /// The tightest cap (`contention.cpu_throttle_floor_percent`, 1..=100).
+    /// The tightest cap (`contention.cpu_throttle_floor_percent`, …: 1..=100).
     pub floor_percent: u8,
 }
 
@@ -40,14 +46,18 @@ pub struct CpuPolicy {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Window {
     pub span_ns: u64,
-    /// CPU time every agent used in it.
+    /// How long the resource was busy in it: the CPU time every agent used, the time
+    /// the disk had a request in flight; for a level such as memory in use, the level's
+    /// fraction of the span.
     pub busy_ns: u64,
-    /// The part of `busy_ns` agents of protected partitions used.
+    /// How long protected partitions were at work in it: their agents' CPU time plus
+    /// the time they had disk requests in flight (a service waiting on its disk is at
+    /// work, though it uses little CPU).
     pub protected_ns: u64,
 }
 
 impl Window {
-    /// Agents' CPU use, percent of the window (0 for an empty window).
+    /// The resource's use, percent of the window (0 for an empty window).
     pub fn busy_percent(&self) -> u8 {
         match self.span_ns {
             0 => 0,
@@ -55,7 +65,7 @@ impl Window {
         }
     }
 
-    /// Whether a protected partition was busy: it ran for 1% of the window or more.
+    /// Whether a protected partition was at work for 1% of the window or more.
     pub fn protected_busy(&self) -> bool {
         self.span_ns > 0 && u128::from(self.protected_ns) * 100 >= u128::from(self.span_ns)
     }
@@ -64,8 +74,8 @@ impl Window {
 /// A change of the cap on agents outside protected partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// Tightened to `cap_percent`: the CPU was `busy_percent` busy with a protected
-    /// partition among the busy.
+    /// Tightened to `cap_percent`: the resource was `busy_percent` busy while a
+    /// protected partition was at work.
     Throttle { cap_percent: u8, busy_percent: u8 },
     /// Loosened to `cap_percent` (`None`: no cap): no protected partition has been busy
     /// for `quiet_ns`.
@@ -77,33 +87,33 @@ pub enum Change {
 
 /// The state machine (see the crate docs).
 #[derive(Clone, Debug)]
-pub struct CpuGovernor {
-    policy: CpuPolicy,
+pub struct Governor {
+    policy: Policy,
     cap: Option<u8>,
     /// How long no protected partition has been busy.
     quiet_ns: u64,
 }
 
-impl CpuGovernor {
-    pub fn new(policy: CpuPolicy) -> CpuGovernor {
-        CpuGovernor {
+impl Governor {
+    pub fn new(policy: Policy) -> Governor {
+        Governor {
             policy,
             cap: None,
             quiet_ns: 0,
         }
     }
 
-    /// The cap on agents outside protected partitions now, percent of one CPU.
+    /// The cap on partitions that are not protected now, percent.
     pub fn cap(&self) -> Option<u8> {
         self.cap
     }
 
-    pub fn policy(&self) -> CpuPolicy {
+    pub fn policy(&self) -> Policy {
         self.policy
     }
 
     /// A new policy; the cap now in force stays until the next window decides.
-    pub fn set_policy(&mut self, policy: CpuPolicy) {
+    pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
     }
 

@@ -8,8 +8,8 @@ use super::*;
 
 const MS: u64 = 1_000_000;
 
-fn policy(busy: u8, floor: u8) -> CpuPolicy {
-    CpuPolicy {
+fn policy(busy: u8, floor: u8) -> Policy {
+    Policy {
         busy_percent: busy,
         floor_percent: floor,
     }
@@ -26,7 +26,7 @@ fn window(busy: u64, protected: u64) -> Window {
 
 #[test]
 fn contention_tightens_a_step_a_window_down_to_the_floor() {
-    let mut g = CpuGovernor::new(policy(80, 10));
+    let mut g = Governor::new(policy(80, 10));
     let caps: Vec<Option<u8>> = (0..6)
         .map(|_| {
             g.observe(window(95, 30));
@@ -37,7 +37,7 @@ fn contention_tightens_a_step_a_window_down_to_the_floor() {
         caps,
         [Some(50), Some(25), Some(12), Some(10), Some(10), Some(10)]
     );
-    let mut g = CpuGovernor::new(policy(80, 10));
+    let mut g = Governor::new(policy(80, 10));
     assert_eq!(
         g.observe(window(95, 30)),
         Some(Change::Throttle {
@@ -49,7 +49,7 @@ fn contention_tightens_a_step_a_window_down_to_the_floor() {
 
 #[test]
 fn no_protected_partition_busy_or_a_quiet_cpu_is_no_contention() {
-    let mut g = CpuGovernor::new(policy(80, 10));
+    let mut g = Governor::new(policy(80, 10));
     // The CPU full, but only of unprotected agents (the protected one ran 0.5 ms).
     for _ in 0..50 {
         assert_eq!(g.observe(window(100, 0)), None);
@@ -73,7 +73,7 @@ fn no_protected_partition_busy_or_a_quiet_cpu_is_no_contention() {
 /// cap holds; released a step a window once it has been quiet for 2 s.
 #[test]
 fn the_cap_holds_while_the_protected_partition_works_and_lifts_after_it_rests() {
-    let mut g = CpuGovernor::new(policy(80, 10));
+    let mut g = Governor::new(policy(80, 10));
     for _ in 0..4 {
         g.observe(window(95, 30));
     }
@@ -95,7 +95,7 @@ fn the_cap_holds_while_the_protected_partition_works_and_lifts_after_it_rests() 
     assert_eq!(caps, [Some(20), Some(40), None]);
     assert_eq!(g.cap(), None);
     // Busy again before the release ends: it tightens from where it is.
-    let mut g2 = CpuGovernor::new(policy(80, 10));
+    let mut g2 = Governor::new(policy(80, 10));
     g2.observe(window(95, 30));
     g2.observe(window(95, 30));
     for _ in 0..20 {
@@ -108,12 +108,12 @@ fn the_cap_holds_while_the_protected_partition_works_and_lifts_after_it_rests() 
 
 #[test]
 fn a_floor_at_or_past_the_first_step_caps_once_and_a_floor_of_100_never() {
-    let mut g = CpuGovernor::new(policy(50, 60));
+    let mut g = Governor::new(policy(50, 60));
     for _ in 0..5 {
         g.observe(window(90, 20));
     }
     assert_eq!(g.cap(), Some(60));
-    let mut g = CpuGovernor::new(policy(50, 100));
+    let mut g = Governor::new(policy(50, 100));
     for _ in 0..5 {
         assert_eq!(g.observe(window(90, 20)), None);
     }

@@ -607,6 +607,8 @@ packets_burst = 10000
             disk_busy_percent: None,
             network_busy_percent: Some(80),
             cpu_throttle_floor_percent: None,
+            disk_throttle_floor_percent: None,
+            memory_throttle_floor_percent: None,
         }
     );
     assert_eq!(
@@ -777,6 +779,20 @@ fn a_protected_limit_names_a_partition() {
     )]);
     assert_eq!(set.contention.cpu_throttle_floor_percent, Some(5));
     assert!(set.limits[0].protected);
+    let floors = ok(&[&format!(
+        "{PROTECT}[contention]\ndisk_busy_percent = 30\ndisk_throttle_floor_percent = 2\n\
+         memory_used_percent = 40\nmemory_throttle_floor_percent = 20\n"
+    )]);
+    let c = floors.contention;
+    assert_eq!(
+        (
+            c.disk_busy_percent,
+            c.disk_throttle_floor_percent,
+            c.memory_used_percent,
+            c.memory_throttle_floor_percent
+        ),
+        (Some(30), Some(2), Some(40), Some(20))
+    );
     errors(
         &[&format!(
             "{PROTECT}[[limit]]\nagent = \"hello\"\nprotected = true\n"
@@ -1478,7 +1494,7 @@ const SMALL_SET_JSON: &str = concat!(
     r#"{"deployments":["#,
     r#"{"agent":"hello","version":"0.1.0","to":["label:edge"],"partitions":["edge-a","edge-b"],"window":{"days":["mon","tue"],"start":"02:00","end":"04:30"}},"#,
     r#"{"agent":"web","version":"2.3.4","to":["mgmt"],"partitions":["mgmt"],"window":null}],"#,
-    r#""contention":{"cpu_busy_percent":null,"memory_used_percent":90,"disk_busy_percent":null,"network_busy_percent":null,"cpu_throttle_floor_percent":null},"#,
+    r#""contention":{"cpu_busy_percent":null,"memory_used_percent":90,"disk_busy_percent":null,"network_busy_percent":null,"cpu_throttle_floor_percent":null,"disk_throttle_floor_percent":null,"memory_throttle_floor_percent":null},"#,
     r#""limits":[{"agent":null,"partition":"mgmt","protected":false,"cpu":{"weight":200,"cap_percent":null},"memory":null,"disk":null,"#,
     r#""network":{"bytes_per_sec":1000,"bytes_burst":2000,"packets_per_sec":null,"packets_burst":null}}],"#,
     r#""restart_rules":[{"agent":"web","partition":null,"restart":"on-failure","max_restarts":3,"window_secs":60,"#,
@@ -1507,7 +1523,7 @@ fn json_of_a_small_set_is_exact() {
     assert_eq!(json(&set), SMALL_SET_JSON);
     assert_eq!(
         json(&PolicySet::default()),
-        r#"{"deployments":[],"contention":{"cpu_busy_percent":null,"memory_used_percent":null,"disk_busy_percent":null,"network_busy_percent":null,"cpu_throttle_floor_percent":null},"limits":[],"restart_rules":[],"pools":[],"tenants":[]}"#
+        r#"{"deployments":[],"contention":{"cpu_busy_percent":null,"memory_used_percent":null,"disk_busy_percent":null,"network_busy_percent":null,"cpu_throttle_floor_percent":null,"disk_throttle_floor_percent":null,"memory_throttle_floor_percent":null},"limits":[],"restart_rules":[],"pools":[],"tenants":[]}"#
     );
 }
 

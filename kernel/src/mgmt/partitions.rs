@@ -289,6 +289,32 @@ fn event(e: &Event) -> EventView {
         EventKind::CpuReleased { cap_percent } => views::EventKind::CpuReleased {
             cap_percent: *cap_percent,
         },
+        EventKind::DiskThrottled {
+            cap_percent,
+            busy_percent,
+            iops,
+            bytes_per_sec,
+        } => views::EventKind::DiskThrottled {
+            cap_percent: *cap_percent,
+            busy_percent: *busy_percent,
+            iops: *iops,
+            bytes_per_sec: *bytes_per_sec,
+        },
+        EventKind::DiskReleased { cap_percent } => views::EventKind::DiskReleased {
+            cap_percent: *cap_percent,
+        },
+        EventKind::MemoryThrottled {
+            cap_percent,
+            used_percent,
+            mark_bytes,
+        } => views::EventKind::MemoryThrottled {
+            cap_percent: *cap_percent,
+            used_percent: *used_percent,
+            mark_bytes: *mark_bytes,
+        },
+        EventKind::MemoryReleased { cap_percent } => views::EventKind::MemoryReleased {
+            cap_percent: *cap_percent,
+        },
         EventKind::MemoryHigh {
             used_bytes,
             high_bytes,

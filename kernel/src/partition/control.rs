@@ -293,7 +293,7 @@ impl Runtime {
             }
             p.memory_high = high;
             // The next crossing of the new mark is an event.
-            p.above_high = high.is_some_and(|h| p.frames * PAGE > h);
+            p.above_high = p.memory_mark().is_some_and(|h| p.frames * PAGE > h);
         }
         if r.has_disk() {
             let old = self.partitions[pi].disk_budget;

@@ -121,7 +121,7 @@ impl Runtime {
     pub fn apply_disk_policy(&mut self, pi: usize, now_ns: u64) {
         let p = &mut self.partitions[pi];
         p.disk_budget = budget_for(&self.policies, &Target::Partition(p.name.clone()));
-        p.disk_gate.set_partition(p.disk_budget, now_ns);
+        p.disk_gate.set_partition(p.disk_budget_in_force(), now_ns);
         for (si, a) in p.agents.iter().enumerate() {
             let b = budget_for(&self.policies, &Target::Agent(a.image.name.clone()));
             p.disk_gate.set_agent(si, b, now_ns);
@@ -133,7 +133,14 @@ impl Runtime {
     pub fn set_disk_budget(&mut self, pi: usize, b: Budget, now_ns: u64) {
         let p = &mut self.partitions[pi];
         p.disk_budget = b;
-        p.disk_gate.set_partition(b, now_ns);
+        p.disk_gate.set_partition(p.disk_budget_in_force(), now_ns);
+    }
+
+    /// Changes the budget contention protection puts on partition `pi` at `now_ns`.
+    pub fn set_contention_budget(&mut self, pi: usize, b: Budget, now_ns: u64) {
+        let p = &mut self.partitions[pi];
+        p.contention_budget = b;
+        p.disk_gate.set_partition(p.disk_budget_in_force(), now_ns);
     }
 
     /// Submits the waiting disk requests whose budgets have come, and hands each to its

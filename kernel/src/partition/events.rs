@@ -74,6 +74,31 @@ pub enum EventKind {
     CpuReleased {
         cap_percent: Option<u8>,
     },
+    /// Contention protection budgeted the partition's disk at `cap_percent` of what the
+    /// partitions' requests came to when contention began (`iops`, `bytes_per_sec`): the
+    /// disk was `busy_percent` busy with a protected partition at work.
+    DiskThrottled {
+        cap_percent: u8,
+        busy_percent: u8,
+        iops: u64,
+        bytes_per_sec: u64,
+    },
+    /// Contention protection loosened the disk budget (`None`: lifted it).
+    DiskReleased {
+        cap_percent: Option<u8>,
+    },
+    /// Contention protection marked the partition's memory at `cap_percent` of its quota
+    /// (`mark_bytes`): the machine's memory was `used_percent` in use with a protected
+    /// partition at work. Above the mark `mem_grow` is slowed.
+    MemoryThrottled {
+        cap_percent: u8,
+        used_percent: u8,
+        mark_bytes: u64,
+    },
+    /// Contention protection loosened the memory mark (`None`: lifted it).
+    MemoryReleased {
+        cap_percent: Option<u8>,
+    },
     /// The partition's memory rose past its high-water mark: its `mem_grow` calls are
     /// slowed until it falls back under it.
     MemoryHigh {
@@ -181,6 +206,38 @@ fn log_event(who: &str, kind: &EventKind) {
         ),
         EventKind::CpuReleased { cap_percent: None } => {
             info!("partition {who}: CPU cap lifted (no protected partition busy)")
+        }
+        EventKind::DiskThrottled {
+            cap_percent,
+            busy_percent,
+            iops,
+            bytes_per_sec,
+        } => warn!(
+            "partition {who}: disk budgeted at {cap_percent}%: {iops} IOPS, {bytes_per_sec} bytes/s (disk {busy_percent}% busy, a protected partition at work)"
+        ),
+        EventKind::DiskReleased {
+            cap_percent: Some(c),
+        } => {
+            info!("partition {who}: disk budget loosened to {c}% (no protected partition at work)")
+        }
+        EventKind::DiskReleased { cap_percent: None } => {
+            info!("partition {who}: disk budget lifted (no protected partition at work)")
+        }
+        EventKind::MemoryThrottled {
+            cap_percent,
+            used_percent,
+            mark_bytes,
+        } => warn!(
+            "partition {who}: memory marked at {cap_percent}% of its quota, {} KiB (machine memory {used_percent}% used, a protected partition at work)",
+            mark_bytes / 1024
+        ),
+        EventKind::MemoryReleased {
+            cap_percent: Some(c),
+        } => {
+            info!("partition {who}: memory mark loosened to {c}% (no protected partition at work)")
+        }
+        EventKind::MemoryReleased { cap_percent: None } => {
+            info!("partition {who}: memory mark lifted (no protected partition at work)")
         }
     }
 }

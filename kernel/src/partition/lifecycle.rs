@@ -102,7 +102,7 @@ impl Runtime {
         let (pi, si) = (task.partition, task.slot);
         self.partitions[pi].frames -= freed as u64;
         let p = &mut self.partitions[pi];
-        if p.memory_high
+        if p.memory_mark()
             .is_none_or(|h| p.frames * plinth_abi::PAGE_SIZE <= h)
         {
             // Back under the mark: the next crossing is an event again.

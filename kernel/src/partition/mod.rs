@@ -67,6 +67,8 @@ pub struct Runtime {
     pub protected: Vec<bool>,
     /// Contention protection, where the policy asks for it.
     pub protection: Option<governor::Protection>,
+    /// How long partitions' disk requests were in flight.
+    pub disk_clock: governor::DiskClock,
     /// The catalog's runnable agents.
     pub images: Vec<Arc<AgentImage>>,
     /// The appliance disk's data extents (GPT name, first LBA, sectors) and its index.
@@ -110,6 +112,7 @@ impl Runtime {
             protected_ns: 0,
             protected: Vec::new(),
             protection,
+            disk_clock: governor::DiskClock::default(),
             policy_source: None,
             next_profile_ns: 0,
             last_profile_ns: 0,

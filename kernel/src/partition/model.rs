@@ -244,6 +244,9 @@ pub struct Partition {
     /// The high-water mark (`[limit.memory] high_mib`), bytes: above it `mem_grow` is
     /// slowed (`plinth_governor::memory`).
     pub memory_high: Option<u64>,
+    /// The mark contention protection puts on it while a protected partition is
+    /// contended for memory, bytes (`governor`); the tighter of the two marks holds.
+    pub contention_mark: Option<u64>,
     /// Whether the last `mem_grow` left it above the mark (the event is raised once per
     /// crossing).
     pub above_high: bool,
@@ -258,6 +261,9 @@ pub struct Partition {
     pub disk_gate: DiskGate,
     /// The partition's own disk budget, as the policy or the last resize set it.
     pub disk_budget: plinth_iogate::Budget,
+    /// The budget contention protection puts on it while a protected partition is
+    /// contended for the disk (`governor`); the gate holds it to the tighter of the two.
+    pub contention_budget: plinth_iogate::Budget,
     /// Its disk requests, across its agents' runs.
     pub disk_usage: DiskUsage,
     /// The profiler's last minute.
@@ -306,6 +312,7 @@ impl Partition {
             frames: 0,
             peak_frames: 0,
             memory_high: None,
+            contention_mark: None,
             above_high: false,
             disk: None,
             state,
@@ -314,6 +321,7 @@ impl Partition {
             net_limits: NetLimits::default(),
             disk_gate: DiskGate::new(),
             disk_budget: plinth_iogate::Budget::UNLIMITED,
+            contention_budget: plinth_iogate::Budget::UNLIMITED,
             disk_usage: DiskUsage::default(),
             profile: PartitionProfile::default(),
             gate_cost: GateCost::default(),
@@ -326,6 +334,28 @@ impl Partition {
 
     pub fn quota_frames(&self) -> u64 {
         self.memory_quota / PAGE_SIZE
+    }
+
+    /// The memory mark in force, bytes: the tighter of its own and contention
+    /// protection's.
+    pub fn memory_mark(&self) -> Option<u64> {
+        match (self.memory_high, self.contention_mark) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The disk budget its gate holds it to: the tighter of its own and contention
+    /// protection's, rate by rate.
+    pub fn disk_budget_in_force(&self) -> plinth_iogate::Budget {
+        let tighter = |a: Option<(u64, u64)>, b: Option<(u64, u64)>| match (a, b) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.min(b.1))),
+            (a, b) => a.or(b),
+        };
+        plinth_iogate::Budget {
+            bytes: tighter(self.disk_budget.bytes, self.contention_budget.bytes),
+            ops: tighter(self.disk_budget.ops, self.contention_budget.ops),
+        }
     }
 }
 

@@ -27,7 +27,6 @@ use plinth_sched::{Cap, Share};
 
 use super::Runtime;
 use super::disk::budget_for;
-use super::governor;
 use super::model::{AgentStatus, NetLimits, Troubleshooting};
 use super::{CAP_PERIOD_NS, MIB};
 
@@ -163,7 +162,9 @@ impl Runtime {
             if high != memory_high_for(&old, &name) {
                 p.memory_high = high;
                 // The next crossing of the new mark is an event.
-                p.above_high = high.is_some_and(|h| p.frames * plinth_abi::PAGE_SIZE > h);
+                p.above_high = p
+                    .memory_mark()
+                    .is_some_and(|h| p.frames * plinth_abi::PAGE_SIZE > h);
             }
             for (si, slot) in p.agents.iter_mut().enumerate() {
                 let agent = &slot.image.name;
@@ -208,29 +209,12 @@ impl Runtime {
         }
     }
 
-    /// Contention protection as the new set says, from scratch: a cap the old governor
-    /// had is lifted first (with its event), as it would have been once contention ended.
+    /// Contention protection as the new set says, from scratch: the old governors'
+    /// caps are lifted first (with their events), as they would have been once
+    /// contention ended.
     fn rebuild_protection(&mut self, now_ns: u64) {
-        if self.protection.as_ref().and_then(|p| p.cap()).is_some() {
-            self.protection = None;
-            for pi in 0..self.partitions.len() {
-                let mut touched = false;
-                for slot in &self.partitions[pi].agents {
-                    if let AgentStatus::Running(id) = slot.status {
-                        let _ = self.sched.set_share(id, slot.share, now_ns);
-                        touched = true;
-                    }
-                }
-                if touched && !self.protected.get(pi).copied().unwrap_or(false) {
-                    self.event(
-                        pi,
-                        None,
-                        super::events::EventKind::CpuReleased { cap_percent: None },
-                    );
-                }
-            }
-        }
-        self.protection = governor::from_policy(&self.policies, now_ns);
+        self.lift_protection(now_ns);
+        self.protection = self.new_protection(now_ns);
     }
 }
 

@@ -50,6 +50,7 @@ pub fn run() -> Ran {
         rt.admit_disk(now);
         rt.complete_io(now);
         rt.wake_net_waiters(now);
+        rt.account_disk(now);
         rt.govern(now);
         rt.sample_profiles(now);
         rt.meter_memory(now);
@@ -183,7 +184,7 @@ impl Runtime {
                             let p = &self.partitions[pi];
                             let kind = EventKind::MemoryHigh {
                                 used_bytes: p.frames * plinth_abi::PAGE_SIZE,
-                                high_bytes: p.memory_high.unwrap_or(0),
+                                high_bytes: p.memory_mark().unwrap_or(0),
                                 quota_bytes: p.memory_quota,
                             };
                             self.events.record(p, Some(si), kind);

@@ -136,7 +136,7 @@ pub fn dispatch(task: &mut Task, part: &mut Partition) -> Outcome {
 
 /// Whether growing by `bytes` would leave `part` above its high-water mark.
 fn above_high_after(part: &Partition, bytes: u64) -> bool {
-    part.memory_high.is_some_and(|high| {
+    part.memory_mark().is_some_and(|high| {
         let pages = part.frames.saturating_add(bytes.div_ceil(PAGE_SIZE));
         pages.saturating_mul(PAGE_SIZE) > high
     })
@@ -146,7 +146,7 @@ fn above_high_after(part: &Partition, bytes: u64) -> bool {
 /// caller sleeps for Linux's `memory.high` penalty (`plinth_governor::memory`), and the
 /// first grow past the mark raises the event.
 fn memory_high(part: &mut Partition, charged: u64) -> Outcome {
-    let Some(high) = part.memory_high else {
+    let Some(high) = part.memory_mark() else {
         return Outcome::Continue;
     };
     let high_pages = high / PAGE_SIZE;

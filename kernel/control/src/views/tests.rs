@@ -1048,7 +1048,7 @@ fn generated_views_round_trip() {
             uptime_ns: next(),
             agents_busy_ns: next(),
         });
-        let kind = match next() % 13 {
+        let kind = match next() % 17 {
             0 => EventKind::PartitionCreated,
             1 => EventKind::AgentStarted {
                 task: next() as u32,
@@ -1093,6 +1093,23 @@ fn generated_views_round_trip() {
                 used_bytes: next(),
                 high_bytes: next(),
                 quota_bytes: next(),
+            },
+            12 => EventKind::DiskThrottled {
+                cap_percent: next() as u8,
+                busy_percent: next() as u8,
+                iops: next(),
+                bytes_per_sec: next(),
+            },
+            13 => EventKind::DiskReleased {
+                cap_percent: maybe(next()).map(|c| c as u8),
+            },
+            14 => EventKind::MemoryThrottled {
+                cap_percent: next() as u8,
+                used_percent: next() as u8,
+                mark_bytes: next(),
+            },
+            15 => EventKind::MemoryReleased {
+                cap_percent: maybe(next()).map(|c| c as u8),
             },
             _ => EventKind::Unknown,
         };

@@ -108,6 +108,10 @@ fn contention(out: &mut impl Write, c: &Contention) -> fmt::Result {
     write_opt(out, c.network_busy_percent)?;
     out.write_str(",\"cpu_throttle_floor_percent\":")?;
     write_opt(out, c.cpu_throttle_floor_percent)?;
+    out.write_str(",\"disk_throttle_floor_percent\":")?;
+    write_opt(out, c.disk_throttle_floor_percent)?;
+    out.write_str(",\"memory_throttle_floor_percent\":")?;
+    write_opt(out, c.memory_throttle_floor_percent)?;
     out.write_char('}')
 }
 

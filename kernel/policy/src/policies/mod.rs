@@ -45,7 +45,7 @@ use crate::{Diagnostic, Kind, PartitionDef, World};
 pub use deployment::{Day, Deployment, TimeOfDay, Window};
 pub use ledger::{Hold, VlanError, VlanLedger};
 pub use protection::{
-    Bucket, Contention, CpuLimit, DEFAULT_CPU_THROTTLE_FLOOR, DiskLimit, Limit, MemoryLimit,
+    Bucket, Contention, CpuLimit, DEFAULT_THROTTLE_FLOOR, DiskLimit, Limit, MemoryLimit,
     NetworkLimit,
 };
 pub use tenants::{Pool, Tenant, VLAN_MAX, VLAN_MIN};

@@ -23,20 +23,30 @@ pub struct Contention {
     pub network_busy_percent: Option<u8>,
     /// The tightest CPU cap contention protection puts on an agent that is not in a
     /// protected partition (its steps halve from 50% down to this); `None`: the default,
-    /// [`DEFAULT_CPU_THROTTLE_FLOOR`].
+    /// [`DEFAULT_THROTTLE_FLOOR`].
     pub cpu_throttle_floor_percent: Option<u8>,
+    /// The tightest disk budget on a partition that is not protected, percent of the
+    /// rate every partition's requests came to when contention began (the same steps);
+    /// `None`: the default.
+    pub disk_throttle_floor_percent: Option<u8>,
+    /// The tightest memory mark, percent of the quota of a partition that is not
+    /// protected (the same steps); `None`: the default.
+    pub memory_throttle_floor_percent: Option<u8>,
 }
 
-/// The tightest CPU cap contention protection applies unless the policy says otherwise.
-pub const DEFAULT_CPU_THROTTLE_FLOOR: u8 = 10;
+/// The tightest cap contention protection applies, on any resource, unless the policy
+/// says otherwise.
+pub const DEFAULT_THROTTLE_FLOOR: u8 = 10;
 
 /// The keys of `[contention]`, in the order of [`Contention`]'s fields.
-const CONTENTION_KEYS: [&str; 5] = [
+const CONTENTION_KEYS: [&str; 7] = [
     "cpu_busy_percent",
     "memory_used_percent",
     "disk_busy_percent",
     "network_busy_percent",
     "cpu_throttle_floor_percent",
+    "disk_throttle_floor_percent",
+    "memory_throttle_floor_percent",
 ];
 
 impl Contention {
@@ -47,6 +57,8 @@ impl Contention {
             2 => Some(&mut self.disk_busy_percent),
             3 => Some(&mut self.network_busy_percent),
             4 => Some(&mut self.cpu_throttle_floor_percent),
+            5 => Some(&mut self.disk_throttle_floor_percent),
+            6 => Some(&mut self.memory_throttle_floor_percent),
             _ => None,
         }
     }
@@ -57,9 +69,9 @@ impl Contention {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limit {
     pub target: Target,
-    /// A partition whose agents contention protection keeps the CPU free for: while one
-    /// is busy and the CPU is past `contention.cpu_busy_percent`, the other partitions'
-    /// agents are throttled (`protected = true`; partitions only).
+    /// A partition contention protection keeps the CPU, the disk and memory free for:
+    /// while one is at work and a watched resource is past its `contention` threshold,
+    /// the other partitions are throttled on it (`protected = true`; partitions only).
     pub protected: bool,
     pub cpu: Option<CpuLimit>,
     pub memory: Option<MemoryLimit>,
@@ -118,7 +130,7 @@ pub struct Bucket {
 pub(super) struct RawProtection {
     /// Each contention key's occurrences, across files, in the order of
     /// [`CONTENTION_KEYS`].
-    contention: [Vec<Placed<u8>>; 5],
+    contention: [Vec<Placed<u8>>; CONTENTION_KEYS.len()],
     limits: Vec<RawLimit>,
 }
 
@@ -143,10 +155,10 @@ type Read<T> = Result<Option<T>, ()>;
 
 pub(super) fn read(root: &Table<'_, '_>, out: &mut RawProtection) {
     if let Some(t) = root.opt_table("contention") {
-        for (i, key) in CONTENTION_KEYS.into_iter().enumerate() {
+        for (key, seen) in CONTENTION_KEYS.into_iter().zip(&mut out.contention) {
             if let Some(v) = t.opt_u64_in(key, 1, 100) {
                 let value = u8::try_from(v.value).unwrap_or(u8::MAX);
-                out.contention[i].push(Placed::new(&t, At::new(value, v.span)));
+                seen.push(Placed::new(&t, At::new(value, v.span)));
             }
         }
         t.finish(&CONTENTION_KEYS);
