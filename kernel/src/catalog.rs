@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 use log::{error, info};
 use plinth_catalog::{
     CATALOG_PARTITION_TYPE, Catalog, DATA_PARTITION_TYPE, Extent, HEADER_LEN, Header,
+    STATE_PARTITION_TYPE,
 };
 
 use crate::block::{self, DiskError};
@@ -75,6 +76,8 @@ pub struct Loaded {
     pub catalog: Box<Catalog>,
     pub disk: usize,
     pub extents: Vec<(String, u64, u64)>,
+    /// The state partition (first LBA, sectors), if the disk has one.
+    pub state: Option<(u64, u64)>,
 }
 
 /// Why one disk yielded no catalog, or the outcome of checking the one it holds.
@@ -116,10 +119,15 @@ fn search(disk: usize, name: &str, max_payload: u64, serve: &mut dyn FnMut()) ->
             .find_by_type(&DATA_PARTITION_TYPE)
             .map(|p| (p.name.clone(), p.first_lba, p.sectors()))
             .collect();
+        let state = table
+            .find_by_type(&STATE_PARTITION_TYPE)
+            .next()
+            .map(|p| (p.first_lba, p.sectors()));
         Ok(Loaded {
             catalog: Box::new(catalog),
             disk,
             extents,
+            state,
         })
     })();
     Found::Checked(result)

@@ -36,6 +36,7 @@ mod net;
 mod partition;
 mod selftest;
 mod shell;
+mod state;
 mod trap;
 
 use core::fmt;
@@ -232,7 +233,18 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
         );
     }
     match loaded {
-        Some(l) => partition::boot(&l.catalog, l.disk, &l.extents),
+        Some(l) => {
+            partition::boot(&l.catalog, l.disk, &l.extents);
+            // What the last run metered goes on from where it was.
+            if let Some((first, sectors)) = l.state {
+                match state::open(l.disk, first, sectors, &mut serve) {
+                    Ok(records) => partition::restore_usage(&records),
+                    Err(e) => warn!(
+                        "state: the state partition cannot be read ({e}); usage starts from zero"
+                    ),
+                }
+            }
+        }
         None => partition::boot_empty(),
     }
     serve();

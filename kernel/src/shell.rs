@@ -165,6 +165,8 @@ const DISK_USAGE: &str = "disk sum N FIRST COUNT | disk fill N FIRST COUNT SEED"
 pub fn run(cmd: Command, serve: &mut dyn FnMut()) {
     match cmd {
         Command::Shutdown => {
+            // Usage since the last record is on the disk before the machine stops.
+            crate::partition::save_usage(serve);
             println!("plinth: shutting down");
             arch::exit::exit(ExitCode::Success);
         }

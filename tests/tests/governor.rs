@@ -799,7 +799,7 @@ fn usage_is_metered_exactly_by_tenant_across_restarts() {
         ],
         &agents,
     );
-    let (mut rt, addr) = boot_appliance(image);
+    let (mut rt, addr) = boot_appliance(image.clone());
     rt.expect_line("metered/io-meter: ioload: done 500 requests, 4096000 bytes");
     rt.expect_line("metered/io-meter: ioload: done 500 requests, 4096000 bytes");
     rt.expect_line("QUARANTINED");
@@ -887,6 +887,16 @@ fn usage_is_metered_exactly_by_tenant_across_restarts() {
         .clone();
     assert_eq!(gone["terminated"], true, "{gone}");
     assert_eq!(gone["disk_writes"], 1000, "{gone}");
+    let burner_cpu = |usage: &Value| {
+        usage["tenants"][0]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["partition"] == "burner" && p["terminated"] == false)
+            .and_then(|p| p["cpu_ns"].as_u64())
+            .unwrap_or_else(|| panic!("{usage}"))
+    };
+    let burned = burner_cpu(&after);
     // And Prometheus says the same.
     let metrics = plinth::api::get(addr, "/metrics", Duration::from_secs(10))
         .unwrap()
@@ -900,6 +910,38 @@ fn usage_is_metered_exactly_by_tenant_across_restarts() {
             .filter(|l| l.starts_with("plinth_usage"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    rt.shutdown();
+
+    // The runtime restarted from the same disk: the books go on from its journal. The
+    // terminated partition is on them as it was; the spec's partitions are created again
+    // and go on from their figures.
+    let (mut rt, addr) = boot_appliance(image);
+    rt.expect_seen("usage: carried forward");
+    let again = get(addr, "/api/v1/usage?tenant=acme");
+    let gone = again["tenants"][0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partition"] == "metered" && p["terminated"] == true)
+        .unwrap_or_else(|| panic!("{again}"))
+        .clone();
+    println!(
+        "metering: after a restart from the same disk: metered (terminated) {} writes, {} \
+         bytes; burner {} CPU-ns (was {burned})",
+        gone["disk_writes"],
+        gone["disk_written_bytes"],
+        burner_cpu(&again)
+    );
+    assert_eq!(gone["disk_writes"], 1000, "{gone}");
+    assert_eq!(gone["disk_written_bytes"], 1000 * 8192, "{gone}");
+    // Carried once: what it had, plus at most its 50% cap of the new run so far.
+    let up = again["uptime_ns"].as_u64().unwrap();
+    assert!(burner_cpu(&again) >= burned, "{again}");
+    assert!(
+        burner_cpu(&again) <= burned + up / 2 + 100_000_000,
+        "carried more than once? {} against {burned} + half of {up}: {again}",
+        burner_cpu(&again)
     );
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);

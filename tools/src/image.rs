@@ -2,8 +2,9 @@
 //! appliance `plinth run` boots.
 //!
 //! An image is a raw disk with a GPT: a catalog partition (`plinth-catalog`'s format:
-//! the spec, keys, policies and signed agent containers) and one data-disk extent per
-//! partition that asks for one. Owns gathering the inputs, the disk layout on the host
+//! the spec, keys, policies and signed agent containers), the runtime's state partition
+//! (its journal, blank in a new image) and one data-disk extent per partition that asks
+//! for one. Owns gathering the inputs, the disk layout on the host
 //! and reporting; the formats and checks are the shared crates', so what `build` checks
 //! is what the runtime checks at boot.
 
@@ -14,7 +15,7 @@ use std::process::Command;
 use indicatif::{ProgressBar, ProgressStyle};
 use plinth_catalog::{
     CATALOG_PARTITION_NAME, CATALOG_PARTITION_TYPE, CONTAINER_LIMITS, Catalog, DATA_PARTITION_TYPE,
-    HEADER_LEN, Header,
+    HEADER_LEN, Header, STATE_PARTITION_NAME, STATE_PARTITION_SECTORS, STATE_PARTITION_TYPE,
 };
 use plinth_container::{Container, PublicKey};
 use plinth_gpt::{Guid, Layout, PartitionSpec};
@@ -248,8 +249,8 @@ fn gather(spec_path: &Path, key: Option<&Path>, bar: &ProgressBar) -> Result<Gat
 }
 
 /// Writes a raw image at `path`: a GPT with the catalog partition holding `catalog` (a
-/// sealed catalog, see [`plinth_catalog::build`]) and a data extent for each partition
-/// of `a` with a disk. GUIDs derive from `a`'s name and version, so images are
+/// sealed catalog, see [`plinth_catalog::build`]), a blank state partition and a data
+/// extent for each partition of `a` with a disk. GUIDs derive from `a`'s name and version, so images are
 /// reproducible. Tests use this to write catalogs `build` would refuse.
 pub fn write_image(path: &Path, a: &Appliance, catalog: &[u8]) -> Result<Layout, ImageError> {
     let catalog_sectors = (catalog.len() as u64)
@@ -263,6 +264,13 @@ pub fn write_image(path: &Path, a: &Appliance, catalog: &[u8]) -> Result<Layout,
         unique_guid: guid_for(a, "catalog"),
         sectors: catalog_sectors,
     }];
+    // Blank (the file is sparse and zeroed): an empty journal.
+    parts.push(PartitionSpec {
+        name: STATE_PARTITION_NAME,
+        type_guid: STATE_PARTITION_TYPE,
+        unique_guid: guid_for(a, "state"),
+        sectors: STATE_PARTITION_SECTORS,
+    });
     let guids: Vec<Guid> = a
         .partitions
         .iter()

@@ -404,14 +404,15 @@ fn image_build_writes_a_gpt_disk_that_standard_tools_list() {
         &key,
     ]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("4 GPT partitions"), "{stdout}");
+    assert!(stdout.contains("5 GPT partitions"), "{stdout}");
 
     let listing = run_tool("sgdisk", &["-p", raw.to_str().unwrap()]);
     for (name, start, end) in [
         ("plinth-catalog", 2048, 4095),
-        ("mgmt", 4096, 20479),
-        ("tenant-a", 20480, 53247),
-        ("tenant-b", 53248, 86015),
+        ("plinth-state", 4096, 8191),
+        ("mgmt", 8192, 24575),
+        ("tenant-a", 24576, 57343),
+        ("tenant-b", 57344, 90111),
     ] {
         assert!(
             listing.lines().any(|l| {
@@ -433,7 +434,7 @@ fn image_build_writes_a_gpt_disk_that_standard_tools_list() {
             .lines()
             .filter(|l| l.contains("appliance.img"))
             .count(),
-        5,
+        6,
         "{fdisk}"
     );
 

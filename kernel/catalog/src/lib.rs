@@ -66,6 +66,19 @@ pub const DATA_PARTITION_TYPE: Guid = Guid::from_fields(
 );
 /// GPT name of the catalog partition.
 pub const CATALOG_PARTITION_NAME: &str = "plinth-catalog";
+/// GPT type of the state partition: the runtime's journal (`plinth-journal`), what must
+/// outlive a restart (one per appliance disk).
+pub const STATE_PARTITION_TYPE: Guid = Guid::from_fields(
+    0x5a7e_0d15,
+    0x6b1c,
+    0x4e2a,
+    [0x9d, 0x41, 0x27, 0xc3, 0x8e, 0x55, 0x0a, 0x6f],
+);
+/// GPT name of the state partition.
+pub const STATE_PARTITION_NAME: &str = "plinth-state";
+/// Sectors of the state partition an image gets: 2 MiB, some 200 usage records of a
+/// hundred partitions each.
+pub const STATE_PARTITION_SECTORS: u64 = 4096;
 
 pub const MAGIC: [u8; 8] = *b"PLINTHCT";
 pub const FORMAT_VERSION: u32 = 1;

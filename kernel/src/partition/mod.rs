@@ -42,6 +42,7 @@ pub mod syscall;
 
 pub use events::{EventKind, EventLog};
 pub use lifecycle::{boot, boot_empty};
+pub use meter::{restore_usage, save_usage};
 pub use model::{AgentImage, AgentSlot, AgentStatus, Partition, Task, TaskId};
 pub use run::{Ran, run};
 
@@ -88,6 +89,8 @@ pub struct Runtime {
     last_profile_ns: u64,
     /// Terminated partitions' last usage (metering).
     pub retired: Vec<meter::Retired>,
+    /// When metering next writes a usage record to the journal.
+    next_usage_record_ns: u64,
 }
 
 pub static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
@@ -117,6 +120,7 @@ impl Runtime {
             next_profile_ns: 0,
             last_profile_ns: 0,
             retired: Vec::new(),
+            next_usage_record_ns: meter::USAGE_RECORD_NS,
         }
     }
 

@@ -283,6 +283,8 @@ pub struct Meter {
     /// What NICs since detached received and sent, bytes, and their frames both ways.
     pub net_gone: (u64, u64),
     pub net_gone_frames: u64,
+    /// What the runtime's previous runs metered for it (from the journal).
+    pub carried: plinth_journal::usage::Usage,
 }
 
 /// Calls that went through a partition's disk gate, and the time spent in it, ns.

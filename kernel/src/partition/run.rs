@@ -54,6 +54,7 @@ pub fn run() -> Ran {
         rt.govern(now);
         rt.sample_profiles(now);
         rt.meter_memory(now);
+        rt.record_usage(now);
         let (id, slice_ns) = match rt.sched.pick(now) {
             Decision::Run { id, slice_ns } => (id, slice_ns),
             Decision::Idle { .. } => {
