@@ -2258,6 +2258,30 @@ fn journal(c: &mut Corpus) -> Result<(), CorpusError> {
     Ok(())
 }
 
+// ---- auth_header ---------------------------------------------------------------------
+
+fn auth_header(c: &mut Corpus) -> Result<(), CorpusError> {
+    use plinth_auth::{Role, mint};
+    let (ops, _) = mint([1; 40], "ops", Role::Operator, None);
+    let (acme, _) = mint([2; 40], "acme", Role::Tenant("acme".into()), Some(2000));
+    let (stranger, _) = mint([3; 40], "x", Role::Operator, None);
+    let cases = [
+        ("operator", format!("Bearer {ops}"), Expect::Accepted),
+        (
+            "tenant-loose",
+            format!("  bearer   {acme} "),
+            Expect::Accepted,
+        ),
+        ("unknown", format!("Bearer {stranger}"), Expect::Refused),
+        ("basic", format!("Basic {ops}"), Expect::Refused),
+        ("short", format!("Bearer {}", &ops[..40]), Expect::Refused),
+    ];
+    for (name, data, expect) in cases {
+        c.add("auth_header", name, data.as_bytes(), expect)?;
+    }
+    Ok(())
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     let run = || -> Result<Corpus, CorpusError> {
@@ -2276,6 +2300,7 @@ fn main() {
         bridge_frames(&mut c)?;
         rx_offload(&mut c)?;
         journal(&mut c)?;
+        auth_header(&mut c)?;
         Ok(c)
     };
     match run() {

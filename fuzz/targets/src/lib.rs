@@ -59,7 +59,7 @@ pub struct Target {
 }
 
 /// Every target, in the order of `fuzz/Cargo.toml`.
-pub const TARGETS: [Target; 14] = [
+pub const TARGETS: [Target; 15] = [
     Target {
         name: "cmdline",
         run: cmdline,
@@ -115,6 +115,10 @@ pub const TARGETS: [Target; 14] = [
     Target {
         name: "journal",
         run: journal,
+    },
+    Target {
+        name: "auth_header",
+        run: auth_header,
     },
 ];
 
@@ -540,6 +544,33 @@ pub fn rx_offload(data: &[u8]) -> Verdict {
         done = true;
     }
     Verdict::of(done)
+}
+
+/// The tokens [`auth_header`] knows: an operator's that does not expire and a tenant's
+/// that expires at Unix time 2000 (the target's clock reads 1000). The corpus generator
+/// mints the same from these bytes.
+pub fn auth_entries() -> [plinth_auth::Entry; 2] {
+    use plinth_auth::{Role, mint};
+    [
+        mint([1; 40], "ops", Role::Operator, None).1,
+        mint([2; 40], "acme", Role::Tenant("acme".into()), Some(2000)).1,
+    ]
+}
+
+/// A request's `Authorization` header, any bytes: the check must not panic, and what
+/// it lets through must be one of the known tokens, unexpired at the target's clock,
+/// presented as `Bearer` (any case, spaces around). Accepted: a token was let through.
+pub fn auth_header(data: &[u8]) -> Verdict {
+    let entries = auth_entries();
+    let Ok(e) = plinth_auth::check(&entries, Some(data), Some(1000)) else {
+        return Verdict::Refused;
+    };
+    let text = core::str::from_utf8(data).expect("a token let through is ASCII");
+    let token = text.trim_matches([' ', '\t'])[6..].trim_matches([' ', '\t']);
+    let (id, secret) = plinth_auth::parse(token.as_bytes()).expect("a token's shape");
+    assert_eq!((id, plinth_auth::hash(&secret)), (e.id, e.hash));
+    assert!(e.expires.is_none_or(|at| at > 1000));
+    Verdict::Accepted
 }
 
 /// The state partition as the runtime finds it at boot: the input is the ring, any bytes

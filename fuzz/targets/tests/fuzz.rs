@@ -576,6 +576,7 @@ targets!(
     bridge_frames,
     rx_offload,
     journal,
+    auth_header,
 );
 
 /// The cargo-fuzz crate has exactly these targets, each binary calling its body here and
