@@ -916,7 +916,7 @@ fn usage_is_metered_exactly_by_tenant_across_restarts() {
     // The runtime restarted from the same disk: the books go on from its journal. The
     // terminated partition is on them as it was; the spec's partitions are created again
     // and go on from their figures.
-    let (mut rt, addr) = boot_appliance(image);
+    let (mut rt, addr) = boot_appliance(image.clone());
     rt.expect_seen("usage: carried forward");
     let again = get(addr, "/api/v1/usage?tenant=acme");
     let gone = again["tenants"][0]["partitions"]
@@ -943,6 +943,30 @@ fn usage_is_metered_exactly_by_tenant_across_restarts() {
         "carried more than once? {} against {burned} + half of {up}: {again}",
         burner_cpu(&again)
     );
+
+    // A power cut: the runtime killed with SIGKILL, no shutdown. What it recorded (a
+    // usage record every 5 s) comes back; at most the last 5 s are lost.
+    let before_cut = burner_cpu(&get(addr, "/api/v1/usage?tenant=acme"));
+    std::thread::sleep(Duration::from_secs(7));
+    rt.kill();
+    let (mut rt, addr) = boot_appliance(image);
+    rt.expect_seen("usage: carried forward");
+    let after_cut = get(addr, "/api/v1/usage?tenant=acme");
+    let gone = after_cut["tenants"][0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partition"] == "metered" && p["terminated"] == true)
+        .unwrap_or_else(|| panic!("{after_cut}"))
+        .clone();
+    println!(
+        "metering: after SIGKILL and a boot from the same disk: metered (terminated) {} \
+         writes; burner {} CPU-ns (read {before_cut} 7 s before the kill)",
+        gone["disk_writes"],
+        burner_cpu(&after_cut)
+    );
+    assert_eq!(gone["disk_writes"], 1000, "{gone}");
+    assert!(burner_cpu(&after_cut) >= before_cut, "{after_cut}");
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&d);
 }
