@@ -1188,7 +1188,7 @@ fn pack(manifest: &str, files: &[OwnedFile], seed: &[u8; 32]) -> Result<Vec<u8>,
     })
 }
 
-const EXAMPLE_AGENTS: [&str; 4] = ["hello", "scrubber", "spinner", "hostile"];
+const EXAMPLE_AGENTS: [&str; 5] = ["hello", "scrubber", "spinner", "hostile", "echo"];
 
 fn dev_seed() -> Result<[u8; 32], CorpusError> {
     let text = read_text("tools/appliance/keys/dev.key")?;
@@ -1426,6 +1426,10 @@ fn policy_set(c: &mut Corpus) -> Result<(), CorpusError> {
                 .replace(
                     "\"0.1.0\"\nto = [\"tenant-a\"]",
                     "\"1.0.0\"\nto = [\"tenant-a\"]",
+                )
+                .replace(
+                    "agent = \"echo\"\nversion = \"0.1.0\"",
+                    "agent = \"web\"\nversion = \"2.3.4\"",
                 )
                 .replace("tenant-b", "edge-b")
         })
