@@ -153,6 +153,46 @@ fn rebase(hz: u64) {
     });
 }
 
+/// Unix time at kernel entry, ns, from the real-time clock (0: not read, or no clock).
+static UNIX_AT_ENTRY_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Why there is no wall time.
+pub enum WallClockError {
+    /// The real-time clock never held still long enough to be read.
+    NoClock,
+    /// Its registers are no time (not set, or garbage).
+    Bad(plinth_rtc::RtcError),
+}
+
+impl core::fmt::Display for WallClockError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WallClockError::NoClock => f.write_str("the real-time clock never held still"),
+            WallClockError::Bad(e) => {
+                write!(f, "the real-time clock's registers are no time: {e:?}")
+            }
+        }
+    }
+}
+
+/// Reads the real-time clock and keeps the wall time it gives (whole seconds: the RTC
+/// has no finer ones); returns it, Unix seconds.
+pub fn read_wall_clock() -> Result<u64, WallClockError> {
+    let regs = crate::arch::rtc::registers().ok_or(WallClockError::NoClock)?;
+    let unix = plinth_rtc::unix_seconds(&regs).map_err(WallClockError::Bad)?;
+    let at_entry = (unix.saturating_mul(1_000_000_000)).saturating_sub(now_ns());
+    UNIX_AT_ENTRY_NS.store(at_entry.max(1), Ordering::Relaxed);
+    Ok(unix)
+}
+
+/// Unix time now, seconds, if the real-time clock was read.
+pub fn unix_now() -> Option<u64> {
+    match UNIX_AT_ENTRY_NS.load(Ordering::Relaxed) {
+        0 => None,
+        at_entry => Some(at_entry.saturating_add(now_ns()) / 1_000_000_000),
+    }
+}
+
 /// Called from the timer interrupt.
 pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);

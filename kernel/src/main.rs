@@ -250,6 +250,16 @@ fn kernel_main(start_info: u64, entry_tsc: u64) -> ! {
     serve();
     boottime::mark("partitions");
     boottime::report();
+    // After ready: tokens' expiry and the audit log need the time of day, boot does not.
+    match clock::read_wall_clock() {
+        Ok(t) => {
+            let (y, mo, d, h, mi, s) = plinth_rtc::civil(t);
+            info!(
+                "clock: wall time {y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC from the RTC (Unix {t})"
+            );
+        }
+        Err(e) => warn!("clock: no wall time ({e}): what needs one (token expiry) refuses"),
+    }
 
     // The clock self-test measures the steady clock, after the TSC rate is refined.
     let mut clock_selftest = cmdline.options.selftests.contains(SelfTests::CLOCK);

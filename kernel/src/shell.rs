@@ -174,9 +174,10 @@ pub fn run(cmd: Command, serve: &mut dyn FnMut()) {
             let (free, usable) = memory::frame_counts();
             let (heap_used, heap_size) = arch::heap::usage();
             println!(
-                "status: uptime {} ms, ticks {}, frames {free}/{usable} free, heap {heap_used}/{heap_size} bytes used",
+                "status: uptime {} ms, ticks {}, unix time {}, frames {free}/{usable} free, heap {heap_used}/{heap_size} bytes used",
                 Millis(clock::now_ns()),
-                clock::ticks()
+                clock::ticks(),
+                UnixTime(clock::unix_now())
             );
         }
         Command::Help => println!(
@@ -282,5 +283,17 @@ fn bench_blk(p: &bench::BlkParams, serve: &mut dyn FnMut()) {
             );
         }
         Err(e) => println!("bench blk {}: error: {e}", p.disk),
+    }
+}
+
+/// Unix seconds, or `unknown` without a wall clock.
+struct UnixTime(Option<u64>);
+
+impl core::fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, "{t}"),
+            None => f.write_str("unknown"),
+        }
     }
 }

@@ -29,7 +29,20 @@ fn banner_reports_memory_size_and_ready_appears_once() {
             ready.text
         );
         rt.send("status");
-        rt.expect_line("status: uptime");
+        let status = rt.expect_line("status: uptime");
+        // The runtime's wall clock is the RTC QEMU sets from the host's (UTC).
+        let host = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let unix: u64 = status
+            .text
+            .split("unix time ")
+            .nth(1)
+            .and_then(|t| t.split(',').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no unix time: {}", status.text));
+        assert!(host.abs_diff(unix) <= 120, "unix time {unix}, host {host}");
         rt.shutdown();
         let t = rt.transcript();
         assert_eq!(

@@ -24,6 +24,7 @@ pub mod mem;
 pub mod paging;
 pub mod phys;
 pub mod pit;
+pub mod rtc;
 pub mod serial;
 pub mod stacks;
 pub mod user;
