@@ -192,6 +192,22 @@ mod tests {
         }
     }
 
+    /// Register `i`, in [`Registers`]' field order.
+    fn register(r: &mut Registers, i: usize) -> &mut u8 {
+        [
+            &mut r.seconds,
+            &mut r.minutes,
+            &mut r.hours,
+            &mut r.day,
+            &mut r.month,
+            &mut r.year,
+            &mut r.status_b,
+        ]
+        .into_iter()
+        .nth(i)
+        .expect("a register")
+    }
+
     #[test]
     fn garbage_is_no_time() {
         let ok = regs(26, 12, 8, 1, 20, 30, HOURS_24);
@@ -208,13 +224,7 @@ mod tests {
             (4, 0, "month"),
         ] {
             let mut r = ok;
-            *[
-                &mut r.seconds,
-                &mut r.minutes,
-                &mut r.hours,
-                &mut r.day,
-                &mut r.month,
-            ][field] = v;
+            *register(&mut r, field) = v;
             assert_eq!(unix_seconds(&r), Err(RtcError::OutOfRange(what)));
         }
         assert_eq!(
@@ -229,15 +239,7 @@ mod tests {
         for v in 0..=255u8 {
             for field in 0..7 {
                 let mut r = ok;
-                *[
-                    &mut r.seconds,
-                    &mut r.minutes,
-                    &mut r.hours,
-                    &mut r.day,
-                    &mut r.month,
-                    &mut r.year,
-                    &mut r.status_b,
-                ][field] = v;
+                *register(&mut r, field) = v;
                 let _ = unix_seconds(&r);
             }
         }
