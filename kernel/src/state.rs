@@ -77,8 +77,11 @@ pub fn close() {
 /// disk once both have completed without error. `None` without a state partition, or if
 /// the record cannot be queued (logged once).
 pub fn append(kind: Kind, payload: &[u8]) -> Option<(Ticket, Ticket)> {
-    let mut guard = STATE.lock();
-    let s = guard.as_mut()?;
+    queue(STATE.lock().as_mut()?, kind, payload)
+}
+
+/// [`append`]'s work, with the state in hand.
+fn queue(s: &mut State, kind: Kind, payload: &[u8]) -> Option<(Ticket, Ticket)> {
     let queued = s
         .journal
         .append(kind, payload)
@@ -109,27 +112,26 @@ pub fn append(kind: Kind, payload: &[u8]) -> Option<(Ticket, Ticket)> {
 /// Appends a record as [`append`] does, and keeps its tickets to look at with the next
 /// one: a write or flush that failed meanwhile is logged (once).
 pub fn append_unwaited(kind: Kind, payload: &[u8]) {
-    let last = STATE.lock().as_mut().and_then(|s| s.pending.take());
-    if let Some((w, f)) = last {
-        let failed = [w, f].into_iter().find_map(|t| match block::poll(&t) {
-            Some(Err(e)) => Some(e),
-            Some(Ok(_)) => None,
-            None => {
-                // Still under way after a record's interval: nobody will wait for it.
-                block::abandon(t);
-                None
+    let mut guard = STATE.lock();
+    let Some(s) = guard.as_mut() else {
+        return;
+    };
+    if let Some((w, f)) = s.pending.take() {
+        // Both looked at: a completion polled is taken, one still under way after a
+        // record's interval is abandoned (nobody will wait for it).
+        let mut failed = None;
+        for t in [w, f] {
+            match block::poll(&t) {
+                Some(Err(e)) => failed = failed.or(Some(e)),
+                Some(Ok(_)) => {}
+                None => block::abandon(t),
             }
-        });
-        if let Some(e) = failed
-            && let Some(s) = STATE.lock().as_mut()
-        {
+        }
+        if let Some(e) = failed {
             warn_once(s, format_args!("a record did not reach the disk ({e})"));
         }
     }
-    let tickets = append(kind, payload);
-    if let Some(s) = STATE.lock().as_mut() {
-        s.pending = tickets;
-    }
+    s.pending = queue(s, kind, payload);
 }
 
 fn warn_once(s: &mut State, what: core::fmt::Arguments) {
